@@ -1,0 +1,198 @@
+"""Colour maths: sRGB (D65) <-> CIE Lab, and the one place where L and ab are normalised.
+
+Torch functions take and return tensors shaped ``(*, 3, H, W)`` and are differentiable;
+the numpy functions take channel-last arrays ``(..., 3)`` as images usually come. Values:
+
+* sRGB: float in [0, 1] (8-bit images divide by 255 first);
+* L*: [0, 100]; a*, b*: roughly [-128, 127], sRGB colours lie in about [-87, 99] x [-108, 95].
+
+The formulas and constants are those of scikit-image (``rgb2lab``/``lab2rgb``, illuminant
+D65, 2 degree observer), so results agree with it to well below 1e-3 Lab units.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+# sRGB primaries, D65 white (scikit-image's ``xyz_from_rgb``).
+XYZ_FROM_RGB = np.array(
+    [
+        [0.412453, 0.357580, 0.180423],
+        [0.212671, 0.715160, 0.072169],
+        [0.019334, 0.119193, 0.950227],
+    ]
+)
+RGB_FROM_XYZ = np.linalg.inv(XYZ_FROM_RGB)
+WHITE_D65 = np.array([0.95047, 1.0, 1.08883])
+
+_EPS = 216 / 24389  # CIE epsilon: (6/29)^3
+_KAPPA = 24389 / 27  # CIE kappa
+
+# Network-side normalisation: the model sees L in [-1, 1] and predicts ab in [-1, 1].
+L_CENTER = 50.0
+L_SCALE = 50.0
+AB_SCALE = 110.0
+
+
+def normalize_l(l: torch.Tensor) -> torch.Tensor:
+    """L* in [0, 100] -> [-1, 1]. Any shape."""
+    return (l - L_CENTER) / L_SCALE
+
+
+def normalize_ab(ab: torch.Tensor) -> torch.Tensor:
+    """a*b* in Lab units -> network range (about [-1, 1]). Any shape."""
+    return ab / AB_SCALE
+
+
+def denormalize_ab(ab: torch.Tensor) -> torch.Tensor:
+    """Network ab in [-1, 1] -> a*b* in Lab units ([-110, 110]). Any shape."""
+    return ab * AB_SCALE
+
+
+def _check_channels(x: torch.Tensor, name: str) -> None:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if x.dim() < 3 or x.shape[-3] != 3:
+        raise ValueError(f"{name} must have shape (*, 3, H, W), got {tuple(x.shape)}")
+
+
+def _matmul_channels(m: np.ndarray, x: torch.Tensor) -> torch.Tensor:
+    """Apply a 3x3 matrix over the channel axis of ``(*, 3, H, W)``."""
+    mt = torch.as_tensor(m, dtype=x.dtype, device=x.device)
+    return torch.einsum("ij,...jhw->...ihw", mt, x)
+
+
+def srgb_to_linear(rgb: torch.Tensor) -> torch.Tensor:
+    """sRGB companding inverse. ``rgb`` in [0, 1], any shape; returns linear RGB in [0, 1]."""
+    # clamp inside pow keeps the gradient finite at 0
+    high = ((rgb.clamp(min=0.04045) + 0.055) / 1.055) ** 2.4
+    return torch.where(rgb > 0.04045, high, rgb / 12.92)
+
+
+def linear_to_srgb(lin: torch.Tensor) -> torch.Tensor:
+    """sRGB companding. ``lin`` in [0, 1], any shape; returns sRGB in [0, 1] (unclipped)."""
+    high = 1.055 * lin.clamp(min=0.0031308) ** (1 / 2.4) - 0.055
+    return torch.where(lin > 0.0031308, high, lin * 12.92)
+
+
+def _f(t: torch.Tensor) -> torch.Tensor:
+    return torch.where(t > _EPS, t.clamp(min=_EPS) ** (1 / 3), (_KAPPA * t + 16) / 116)
+
+
+def _f_inv(f: torch.Tensor) -> torch.Tensor:
+    return torch.where(f > 6 / 29, f**3, (116 * f - 16) / _KAPPA)
+
+
+def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
+    """sRGB ``(*, 3, H, W)`` in [0, 1] -> Lab ``(*, 3, H, W)`` (L in [0, 100])."""
+    _check_channels(rgb, "rgb")
+    xyz = _matmul_channels(XYZ_FROM_RGB, srgb_to_linear(rgb))
+    white = torch.as_tensor(WHITE_D65, dtype=rgb.dtype, device=rgb.device).view(3, 1, 1)
+    fx, fy, fz = _f(xyz / white).unbind(-3)
+    lab = torch.stack([116 * fy - 16, 500 * (fx - fy), 200 * (fy - fz)], dim=-3)
+    return lab
+
+
+def lab_to_linear(lab: torch.Tensor) -> torch.Tensor:
+    """Lab ``(*, 3, H, W)`` -> linear RGB ``(*, 3, H, W)``, unclipped (may leave [0, 1])."""
+    _check_channels(lab, "lab")
+    l, a, b = lab.unbind(-3)
+    fy = (l + 16) / 116
+    # Negative Z is clipped to 0 as scikit-image does.
+    fz = torch.maximum(fy - b / 200, torch.zeros_like(fy))
+    f = torch.stack([fy + a / 500, fy, fz], dim=-3)
+    white = torch.as_tensor(WHITE_D65, dtype=lab.dtype, device=lab.device).view(3, 1, 1)
+    xyz = _f_inv(f) * white
+    return _matmul_channels(RGB_FROM_XYZ, xyz)
+
+
+def lab_to_rgb(lab: torch.Tensor, gamut: str = "clip") -> torch.Tensor:
+    """Lab ``(*, 3, H, W)`` -> sRGB ``(*, 3, H, W)`` in [0, 1].
+
+    Out-of-gamut colours are brought into [0, 1] by ``gamut``:
+
+    * ``"clip"``: clip each channel, as scikit-image does (changes L* of such pixels);
+    * ``"preserve_l"``: move the colour towards the gray of the same luminance in linear
+      RGB just far enough to fit. Luminance Y is linear in RGB and a gray of luminance Y
+      has R = G = B = Y, so this keeps Y (hence L*) exactly and keeps the hue.
+    """
+    lin = lab_to_linear(lab)
+    if gamut == "preserve_l":
+        lin = desaturate_into_gamut(lin)
+    elif gamut != "clip":
+        raise ValueError(f"gamut must be 'clip' or 'preserve_l', got {gamut!r}")
+    return linear_to_srgb(lin.clamp(0.0, 1.0)).clamp(0.0, 1.0)
+
+
+def desaturate_into_gamut(lin: torch.Tensor) -> torch.Tensor:
+    """Scale linear RGB ``(*, 3, H, W)`` towards its own luminance until it fits [0, 1]."""
+    w = torch.as_tensor(XYZ_FROM_RGB[1], dtype=lin.dtype, device=lin.device).view(3, 1, 1)
+    y = (lin * w).sum(-3, keepdim=True).clamp(0.0, 1.0)
+    d = lin - y
+    tiny = torch.finfo(lin.dtype).tiny
+    # Largest t in [0, 1] with y + t*d inside [0, 1] for every channel.
+    t_hi = torch.where(d > 0, (1 - y) / d.clamp(min=tiny), torch.ones_like(d))
+    t_lo = torch.where(d < 0, y / (-d).clamp(min=tiny), torch.ones_like(d))
+    t = torch.minimum(t_hi, t_lo).amin(-3, keepdim=True).clamp(0.0, 1.0)
+    return y + t * d
+
+
+# ----------------------------------------------------------------------------- numpy
+
+
+def _to_chw(x: np.ndarray) -> torch.Tensor:
+    if x.ndim < 1 or x.shape[-1] != 3:
+        raise ValueError(f"expected an array shaped (..., 3), got {x.shape}")
+    t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64))
+    return t.reshape(-1, 1, 3).permute(2, 0, 1)  # (3, N, 1): one column of pixels
+
+
+def _from_chw(t: torch.Tensor, shape: tuple[int, ...]) -> np.ndarray:
+    return t.permute(1, 2, 0).reshape(shape).numpy()
+
+
+def rgb_to_lab_np(rgb: np.ndarray) -> np.ndarray:
+    """sRGB array ``(..., 3)`` in [0, 1] -> Lab ``(..., 3)`` float64."""
+    return _from_chw(rgb_to_lab(_to_chw(rgb)), rgb.shape)
+
+
+def lab_to_rgb_np(lab: np.ndarray, gamut: str = "clip") -> np.ndarray:
+    """Lab array ``(..., 3)`` -> sRGB ``(..., 3)`` float64 in [0, 1]; see :func:`lab_to_rgb`."""
+    return _from_chw(lab_to_rgb(_to_chw(lab), gamut=gamut), lab.shape)
+
+
+def gray_to_l_lut(bits: int = 8) -> np.ndarray:
+    """L* of every gray level R = G = B = v / (2**bits - 1): an array of ``2**bits`` floats."""
+    v = torch.linspace(0, 1, 2**bits, dtype=torch.float64)
+    y = srgb_to_linear(v)
+    return (116 * _f(y) - 16).clamp(min=0).float().numpy()
+
+
+def luminance_to_l(rgb: np.ndarray) -> np.ndarray:
+    """L* of an sRGB array ``(..., 3)`` in [0, 1] (no a*, b* computed): ``(...)`` float32."""
+    t = torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32))
+    lin = srgb_to_linear(t)
+    w = torch.as_tensor(XYZ_FROM_RGB[1], dtype=torch.float32)
+    y = (lin * w).sum(-1)
+    return (116 * _f(y) - 16).clamp(min=0).numpy()
+
+
+# ----------------------------------------------------------------------------- ab bins
+
+AB_GRID = 10.0
+
+
+def ab_bins(grid: float = AB_GRID) -> np.ndarray:
+    """Centres of the quantised ab bins in the sRGB gamut (Zhang et al. 2016): ``(Q, 2)``.
+
+    The ab plane is cut into ``grid`` x ``grid`` cells centred on multiples of ``grid``;
+    a cell is kept when some sRGB colour (a 65^3 lattice of the cube) falls in it. With
+    ``grid=10`` this gives Q = 261 bins (Zhang et al. report 313 from ImageNet's pixels
+    with a looser gamut test). Rows are sorted by (a, b).
+    """
+    v = torch.linspace(0, 1, 65, dtype=torch.float64)
+    rgb = torch.stack(torch.meshgrid(v, v, v, indexing="ij")).reshape(3, -1, 1)
+    ab = rgb_to_lab(rgb)[1:].reshape(2, -1)
+    cells = torch.unique(torch.round(ab / grid).long(), dim=1).T
+    return (cells.double() * grid).numpy()

@@ -1,0 +1,39 @@
+"""Shared fixtures: tiny generated photos and a tiny saved checkpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from chromatize.checkpoint import save_checkpoint
+from chromatize.models import create_model
+
+
+def make_color_photo(h: int = 48, w: int = 64, seed: int = 0) -> Image.Image:
+    """A smooth colourful RGB test picture: gradients plus a few coloured blocks."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w] / max(h, w)
+    rgb = np.stack([x, y, 1 - x * y], -1)
+    for _ in range(3):
+        r0, c0 = rng.integers(0, h // 2), rng.integers(0, w // 2)
+        rgb[r0:r0 + h // 3, c0:c0 + w // 3] = rng.random(3)
+    return Image.fromarray((rgb * 255).astype(np.uint8), "RGB")
+
+
+@pytest.fixture
+def color_photo() -> Image.Image:
+    return make_color_photo()
+
+
+@pytest.fixture
+def tiny_checkpoint(tmp_path: Path) -> Path:
+    """A randomly initialised ``unet_tiny`` saved as a checkpoint; returns its path stem."""
+    torch.manual_seed(0)
+    model = create_model("unet_tiny")
+    path = tmp_path / "ckpt" / "tiny"
+    save_checkpoint(path, model.eval(), "unet_tiny", {}, working_size=64, step=0)
+    return path
