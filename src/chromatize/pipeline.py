@@ -27,6 +27,7 @@ from chromatize import color
 from chromatize.checkpoint import CheckpointError, load_checkpoint, read_metadata
 from chromatize.io import read_photo
 from chromatize.models import ColorizationModel
+from chromatize.models.heads import sample_ab
 
 ImageLike = Image.Image | np.ndarray | str | os.PathLike
 STRIP_ROWS = 256
@@ -213,54 +214,76 @@ class Colorizer:
         return cls(model, info, device=device, working_size=working_size)
 
     @torch.inference_mode()
-    def predict_ab(self, l: torch.Tensor) -> torch.Tensor:
-        """L* ``(B, 1, h, w)`` in [0, 100] (sides multiples of ``size_multiple``) ->
-        ab ``(B, 2, h / s, w / s)`` in Lab units on the CPU."""
-        return self.model(l.to(self.device))["ab"].float().cpu()
+    def predict(self, l: torch.Tensor) -> dict[str, torch.Tensor]:
+        """L* ``(B, 1, h, w)`` in [0, 100] (sides multiples of ``size_multiple``) -> the
+        model's outputs on the CPU: ``ab`` ``(B, 2, h / s, w / s)`` in Lab units, and
+        ``logits`` for the classification family."""
+        return {k: v.float().cpu() for k, v in self.model(l.to(self.device)).items()}
 
-    def colorize(self, image: ImageLike, size: int | None = None) -> Image.Image:
+    def colorize(self, image: ImageLike, size: int | None = None, samples: int | None = None,
+                 seed: int | None = None) -> Image.Image | list[Image.Image]:
         """Colorize one photo: a PIL image, a numpy array (gray ``(H, W)`` or RGB
         ``(H, W, 3)``, uint8/uint16 or float in [0, 1]) or a path.
 
         Returns an RGB (or RGBA, if the input had alpha) PIL image of the input's size,
         whose L* equals the input's. ``size`` overrides the working resolution (long side).
+        With ``samples=K`` returns a list of K different plausible colorings instead
+        (classification models only; see :func:`chromatize.models.heads.sample_ab`),
+        reproducible with ``seed``.
         """
-        return self.colorize_batch([image], size=size)[0]
+        if samples is None:
+            return self.colorize_batch([image], size=size)[0]
+        if samples < 1:
+            raise ValueError(f"samples must be at least 1, got {samples}")
+        src, alpha = self._source(image)
+        l_small = self._small(src, size)
+        out = self.predict(torch.from_numpy(l_small)[None, None])
+        if "logits" not in out:
+            raise ValueError("this model gives a single coloring (regression head); "
+                             "several samples need a classification model")
+        head = self.model.head  # type: ignore[union-attr]
+        gen = torch.Generator().manual_seed(0 if seed is None else seed)
+        abs_ = sample_ab(out["logits"], head.bins.cpu(), samples, gen, head.temperature)
+        return [self._finish(src, alpha, l_small, ab) for ab in abs_]
 
     def colorize_batch(self, images: Sequence[ImageLike], size: int | None = None,
                        ) -> list[Image.Image]:
         """Colorize several photos; those that share a working size run in one batch."""
-        sources = []
-        for image in images:
-            if isinstance(image, (str, os.PathLike)):
-                photo = read_photo(image)
-                src, alpha = to_source(photo.image)
-                alpha = photo.alpha if photo.alpha is not None else alpha
-            else:
-                src, alpha = to_source(image)
-            sources.append((src, alpha))
-        working = size or self.working_size
-        m = self.model.size_multiple
-        shapes = [working_shape(*s.shape[:2], working, m) for s, _ in sources]
-        small = [_small_l(s, shape) for (s, _), shape in zip(sources, shapes)]
+        sources = [self._source(image) for image in images]
+        small = [self._small(src, size) for src, _ in sources]
         ab: list[torch.Tensor | None] = [None] * len(sources)
+        shapes = [s.shape for s in small]
         for shape in dict.fromkeys(shapes):
             idx = [i for i, s in enumerate(shapes) if s == shape]
             batch = torch.from_numpy(np.stack([small[i] for i in idx]))[:, None]
-            for i, pred in zip(idx, self.predict_ab(batch)):
+            for i, pred in zip(idx, self.predict(batch)["ab"]):
                 ab[i] = pred
-        results = []
-        for (src, alpha), l_small, ab_i in zip(sources, small, ab):
-            assert ab_i is not None
-            guide = torch.from_numpy(l_small)[None, None] / 100
-            guide = F.adaptive_avg_pool2d(guide, ab_i.shape[-2:])
-            coef_a, coef_b = guided_coefficients(guide, ab_i[None])
-            rgb = compose(src, coef_a[0].numpy(), coef_b[0].numpy())
-            out = Image.fromarray(rgb, "RGB")
-            if alpha is not None:
-                out.putalpha(alpha)
-            results.append(out)
-        return results
+        return [self._finish(src, alpha, l_small, ab_i)  # type: ignore[arg-type]
+                for (src, alpha), l_small, ab_i in zip(sources, small, ab)]
+
+    @staticmethod
+    def _source(image: ImageLike) -> tuple[np.ndarray, Image.Image | None]:
+        if isinstance(image, (str, os.PathLike)):
+            photo = read_photo(image)
+            src, alpha = to_source(photo.image)
+            return src, photo.alpha if photo.alpha is not None else alpha
+        return to_source(image)
+
+    def _small(self, src: np.ndarray, size: int | None) -> np.ndarray:
+        """L* of the copy the network sees, ``(h, w)`` float32."""
+        shape = working_shape(*src.shape[:2], size or self.working_size, self.model.size_multiple)
+        return _small_l(src, shape)
+
+    @staticmethod
+    def _finish(src: np.ndarray, alpha: Image.Image | None, l_small: np.ndarray,
+                ab: torch.Tensor) -> Image.Image:
+        """Low-res ab ``(2, h', w')`` -> the full-size photo, guided by its L*."""
+        guide = F.adaptive_avg_pool2d(torch.from_numpy(l_small)[None, None] / 100, ab.shape[-2:])
+        coef_a, coef_b = guided_coefficients(guide, ab[None])
+        out = Image.fromarray(compose(src, coef_a[0].numpy(), coef_b[0].numpy()), "RGB")
+        if alpha is not None:
+            out.putalpha(alpha)
+        return out
 
 
 __all__ = ["Colorizer", "CheckpointError", "describe_model", "resolve_model"]

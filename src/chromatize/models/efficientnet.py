@@ -67,8 +67,12 @@ class Lite0Encoder(nn.Module):
                 cin = cout
         self._blocks = nn.ModuleList(blocks)
 
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        x = F.relu6(self._bn0(self._conv_stem(x)))
+    def forward(self, x: torch.Tensor, stem_extra: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """``stem_extra``: optional ``(B, 32, H/2, W/2)`` added to the stem convolution."""
+        x = self._conv_stem(x)
+        if stem_extra is not None:
+            x = x + stem_extra
+        x = F.relu6(self._bn0(x))
         feats = []
         for i, block in enumerate(self._blocks):
             x = block(x)
@@ -103,15 +107,27 @@ class EffNetColorizer(ColorizationModel):
     Input: L ``(B, 1, H, W)`` in [0, 100], sides multiples of 32.
     Output: ``{"ab": (B, 2, H/4, W/4)}`` in Lab units, plus ``"logits"``
     ``(B, Q, H/4, W/4)`` when ``head="classification"``.
+
+    With ``hints=True`` (Zhang et al. 2017) forward also takes user hints: ``hint_ab``
+    ``(B, 2, H, W)`` in Lab units and ``hint_mask`` ``(B, 1, H, W)`` in {0, 1}. They enter
+    at the stem and again at stride 4 (where a 1-pixel hint would otherwise be diluted),
+    through zero-initialised convolutions, so the pretrained encoder starts unchanged;
+    without hints the model works as the automatic one.
     """
 
     size_multiple = 32
     ab_stride = 4
 
     def __init__(self, width: int = 64, head: str = "regression", fusion: bool = False,
-                 temperature: float = 0.38) -> None:
+                 temperature: float = 0.38, hints: bool = False) -> None:
         super().__init__()
         self.encoder = Lite0Encoder()
+        self.hints = hints
+        if hints:
+            self.hint_stem = nn.Conv2d(3, 32, 3, 2, 1, bias=False)
+            self.hint_fuse = nn.Conv2d(3, width, 1, bias=False)
+            nn.init.zeros_(self.hint_stem.weight)
+            nn.init.zeros_(self.hint_fuse.weight)
         self.lateral = nn.ModuleList(nn.Conv2d(c, width, 1) for c in _TAP_CHANNELS[1:])
         self.fusion = GlobalFusion(_TAP_CHANNELS[-1], width) if fusion else None
         self.smooth = nn.ModuleList(_conv_bn_relu(width, width) for _ in range(3))
@@ -128,15 +144,29 @@ class EffNetColorizer(ColorizationModel):
         v = color.linear_to_srgb(color._f_inv((l + 16) / 116)).clamp(0, 1)
         return ((v - 0.498) / 0.502).expand(-1, 3, -1, -1)
 
-    def forward(self, l: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, l: torch.Tensor, hint_ab: torch.Tensor | None = None,
+                hint_mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         self.check_input(l)
-        _, f4, f8, f16, f32 = self.encoder(self.encoder_input(l))
+        hint = None
+        if self.hints:
+            if hint_ab is None or hint_mask is None:
+                hint_ab, hint_mask = l.new_zeros(l.shape[0], 2, *l.shape[-2:]), torch.zeros_like(l)
+            hint = torch.cat([color.normalize_ab(hint_ab) * hint_mask, hint_mask], dim=1)
+        stem_extra = self.hint_stem(hint) if hint is not None else None
+        _, f4, f8, f16, f32 = self.encoder(self.encoder_input(l), stem_extra)
         x = self.lateral[3](f32)
         if self.fusion is not None:
             x = self.fusion(f32, x)
         for lat, smooth, skip in zip(self.lateral[2::-1], self.smooth, (f16, f8, f4)):
             x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
-            x = smooth(x + lat(skip))
+            x = x + lat(skip)
+            if hint is not None and skip is f4:
+                # Area-pooled hints: mask = fraction of hinted pixels, ab = their mean.
+                pooled = F.adaptive_avg_pool2d(hint, x.shape[-2:])
+                mask = pooled[:, 2:]
+                ab = pooled[:, :2] / mask.clamp(min=1e-6)
+                x = x + self.hint_fuse(torch.cat([ab * (mask > 0), mask], dim=1))
+            x = smooth(x)
         return self.head(x)
 
     def load_pretrained_encoder(self) -> None:
@@ -168,3 +198,50 @@ def effnet_lite0_cls(**kw: object) -> EffNetColorizer:
 def effnet_lite0_cls_fusion(**kw: object) -> EffNetColorizer:
     """Classification head plus Iizuka-style global fusion."""
     return EffNetColorizer(**{"head": "classification", "fusion": True, **kw})  # type: ignore[arg-type]
+
+
+def simulate_hints(ab: torch.Tensor, p: float = 1 / 8, max_hints: int = 64,
+                   max_patch: int = 9) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random user hints from true ab ``(B, 2, H, W)`` (Zhang et al. 2017's training).
+
+    Per image: a count drawn from a geometric distribution with success ``p`` (so 0 hints
+    one time in eight), each hint a square patch of side 1..``max_patch`` at a uniform
+    position carrying the patch's mean true colour. Uses torch's global RNG, so a seeded
+    run is reproducible. Returns ``(hint_ab (B, 2, H, W), hint_mask (B, 1, H, W))``.
+    """
+    b, _, h, w = ab.shape
+    hint_ab, mask = torch.zeros_like(ab), ab.new_zeros(b, 1, h, w)
+    counts = torch.distributions.Geometric(torch.tensor(p)).sample((b,)).clamp(max=max_hints)
+    for i, n in enumerate(counts.long().tolist()):
+        for _ in range(n):
+            s = int(torch.randint(1, max_patch + 1, ()))
+            y, x = int(torch.randint(0, max(1, h - s + 1), ())), int(torch.randint(0, max(1, w - s + 1), ()))
+            patch = ab[i, :, y:y + s, x:x + s]
+            hint_ab[i, :, y:y + s, x:x + s] = patch.mean(dim=(1, 2), keepdim=True)
+            mask[i, :, y:y + s, x:x + s] = 1
+    return hint_ab, mask
+
+
+class HintEffNetColorizer(EffNetColorizer):
+    """:class:`EffNetColorizer` with ``hints=True`` that trains on simulated hints."""
+
+    def __init__(self, **kw: object) -> None:
+        super().__init__(**{**kw, "hints": True})  # type: ignore[arg-type]
+
+    def train_step(self, l: torch.Tensor, ab: torch.Tensor, loss_fn: nn.Module,
+                   optimizers: list[torch.optim.Optimizer]) -> dict[str, float]:
+        """Forward with simulated hints, then the usual loss, backward and step."""
+        hint_ab, hint_mask = simulate_hints(ab)
+        loss = loss_fn(self(l, hint_ab, hint_mask), ab)
+        for opt in optimizers:
+            opt.zero_grad(set_to_none=True)
+        loss.backward()
+        for opt in optimizers:
+            opt.step()
+        return {"loss": float(loss)}
+
+
+@MODELS.register("effnet_lite0_hints")
+def effnet_lite0_hints(**kw: object) -> HintEffNetColorizer:
+    """Regression head taking user hints (Zhang et al. 2017); see :class:`EffNetColorizer`."""
+    return HintEffNetColorizer(**kw)

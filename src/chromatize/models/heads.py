@@ -25,13 +25,18 @@ class ClassificationHead(nn.Module):
     """Features ``(B, C, h, w)`` -> ``{"logits": (B, Q, h, w), "ab": (B, 2, h, w)}``.
 
     ``ab`` is decoded with :func:`decode_ab` using ``temperature`` (0.38 by default, the
-    annealed mean of Zhang et al.); the bins are a buffer, so checkpoints carry them.
+    annealed mean of Zhang et al.). The bins ``(Q, 2)``, the training set's ab ``prior``
+    ``(Q,)`` and the rebalancing ``class_weights`` ``(Q,)`` are buffers, so checkpoints
+    carry the statistics they were trained with.
     """
 
     def __init__(self, channels: int, temperature: float = 0.38, grid: float = color.AB_GRID):
         super().__init__()
         bins = torch.as_tensor(color.ab_bins(grid), dtype=torch.float32)
         self.register_buffer("bins", bins)
+        q = bins.shape[0]
+        self.register_buffer("prior", torch.full((q,), 1.0 / q))
+        self.register_buffer("class_weights", torch.ones(q))
         self.conv = nn.Conv2d(channels, bins.shape[0], 1)
         self.temperature = temperature
 
@@ -51,3 +56,21 @@ def decode_ab(logits: torch.Tensor, bins: torch.Tensor, temperature: float = 0.3
         return bins[idx].permute(0, 3, 1, 2)
     p = F.softmax(logits / temperature, dim=1)
     return torch.einsum("bqhw,qc->bchw", p, bins)
+
+
+def sample_ab(logits: torch.Tensor, bins: torch.Tensor, samples: int, generator: torch.Generator,
+              temperature: float = 0.38, scale: float = 1.0, cell: int = 8) -> torch.Tensor:
+    """Several plausible colorings from logits ``(1, Q, h, w)``: ``(samples, 2, h, w)``.
+
+    Each sample perturbs the logits with Gumbel noise and decodes the annealed mean.
+    Independent noise per pixel would give salt-and-pepper colours, so the noise is drawn
+    on a coarse grid (one value per ``cell`` x ``cell`` pixels and bin) and upsampled
+    bilinearly: neighbouring pixels make the same choice and each sample colours whole
+    regions consistently, differently from the others. ``scale`` sets the diversity.
+    """
+    _, q, h, w = logits.shape
+    gh, gw = max(1, -(-h // cell)), max(1, -(-w // cell))
+    u = torch.rand((samples, q, gh, gw), generator=generator).clamp_(1e-6, 1 - 1e-6)
+    gumbel = -torch.log(-torch.log(u)).to(logits)
+    noise = F.interpolate(gumbel, size=(h, w), mode="bilinear", align_corners=False)
+    return decode_ab(logits + scale * noise, bins, temperature)

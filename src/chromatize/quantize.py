@@ -1,0 +1,69 @@
+"""Quantised ab for the classification family (Zhang et al. 2016).
+
+The bins themselves come from :func:`chromatize.color.ab_bins`. Here: soft-encoding of
+true ab onto the bins, the empirical prior over a photo collection, and the class
+rebalancing weights derived from it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import torch
+from scipy.ndimage import gaussian_filter
+
+from chromatize import color
+
+
+def soft_encode(ab: torch.Tensor, bins: torch.Tensor, neighbours: int = 5,
+                sigma: float = 5.0) -> torch.Tensor:
+    """ab ``(B, 2, H, W)`` in Lab units -> soft targets ``(B, Q, H, W)`` summing to 1.
+
+    Each pixel spreads over its ``neighbours`` nearest bins ``(Q, 2)`` with Gaussian
+    weights of width ``sigma`` (Lab units) on the distance.
+    """
+    b, _, h, w = ab.shape
+    pix = ab.permute(0, 2, 3, 1).reshape(-1, 2)
+    dist = torch.cdist(pix, bins.to(pix))  # (N, Q)
+    d, idx = dist.topk(neighbours, dim=1, largest=False)
+    wts = torch.exp(-(d**2) / (2 * sigma**2))
+    wts = wts / wts.sum(dim=1, keepdim=True)
+    target = torch.zeros_like(dist).scatter_(1, idx, wts)
+    return target.reshape(b, h, w, -1).permute(0, 3, 1, 2)
+
+
+def nearest_bin(ab: torch.Tensor, bins: torch.Tensor) -> torch.Tensor:
+    """ab ``(B, 2, H, W)`` -> index of the nearest bin ``(B, H, W)`` (int64)."""
+    b, _, h, w = ab.shape
+    pix = ab.permute(0, 2, 3, 1).reshape(-1, 2)
+    return torch.cdist(pix, bins.to(pix)).argmin(dim=1).reshape(b, h, w)
+
+
+def empirical_prior(ab_batches: Iterable[torch.Tensor], bins: torch.Tensor) -> np.ndarray:
+    """Frequency of each bin ``(Q,)`` (sums to 1) over ab batches ``(B, 2, H, W)``."""
+    counts = torch.zeros(len(bins), dtype=torch.float64)
+    for ab in ab_batches:
+        counts += torch.bincount(nearest_bin(ab, bins).flatten(), minlength=len(bins)).double()
+    if counts.sum() == 0:
+        raise ValueError("no pixels to compute the ab prior from")
+    return (counts / counts.sum()).numpy()
+
+
+def rebalance_weights(prior: np.ndarray, bins: np.ndarray, lam: float = 0.5,
+                      sigma: float = 5.0) -> np.ndarray:
+    """Class weights ``(Q,)`` of Zhang et al.: w ~ 1 / ((1 - lam) * p_smooth + lam / Q),
+    normalised so that the expected weight under ``p_smooth`` is 1.
+
+    ``p_smooth`` is ``prior`` blurred by a Gaussian of ``sigma`` Lab units over the ab
+    plane (the bins lie on a grid of ``color.AB_GRID``).
+    """
+    grid = color.AB_GRID
+    ij = np.round(bins / grid).astype(int)
+    ij -= ij.min(axis=0)
+    plane = np.zeros(ij.max(axis=0) + 1)
+    plane[ij[:, 0], ij[:, 1]] = prior
+    smooth = gaussian_filter(plane, sigma / grid, mode="constant")[ij[:, 0], ij[:, 1]]
+    smooth = smooth / smooth.sum()
+    w = 1.0 / ((1 - lam) * smooth + lam / len(prior))
+    return w / (smooth * w).sum()
