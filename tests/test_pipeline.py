@@ -66,3 +66,52 @@ def test_default_model_missing_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setattr(p, "shipped_model_path", lambda name="default": tmp_path / name)
     with pytest.raises(CheckpointError, match="default"):
         resolve_model(None)
+
+
+def _saved(tmp_path, name, **kw):
+    import torch
+
+    from chromatize.checkpoint import save_checkpoint
+    from chromatize.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model(name, **kw).eval()
+    for p in model.parameters():  # stand-in for training: make every input matter
+        if p.dim() > 1 and p.abs().sum() == 0:
+            torch.nn.init.normal_(p, std=0.5)
+    save_checkpoint(tmp_path / name, model, name, kw, working_size=64)
+    return Colorizer.load(tmp_path / name, device="cpu")
+
+
+def test_samples_differ_are_reproducible_and_keep_lightness(tmp_path, color_photo):
+    c = _saved(tmp_path, "effnet_lite0_cls", width=8)
+    gray = color_photo.convert("L")
+    a = c.colorize(gray, samples=3, seed=1)
+    b = c.colorize(gray, samples=3, seed=1)
+    assert len(a) == 3 and all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(a, b))
+    assert not np.array_equal(np.asarray(a[0]), np.asarray(a[1]))
+    assert all(np.abs(_l_star(x) - _l_star(gray)).max() <= 1.0 for x in a)
+    # The default stays one deterministic image.
+    assert isinstance(c.colorize(gray), Image.Image)
+
+
+def test_samples_need_a_classification_model(tiny_checkpoint, color_photo):
+    with pytest.raises(ValueError, match="classification"):
+        Colorizer.load(tiny_checkpoint, device="cpu").colorize(color_photo.convert("L"), samples=2)
+
+
+def test_hints_change_the_result_and_are_refused_by_plain_models(tmp_path, tiny_checkpoint,
+                                                                   color_photo):
+    gray = color_photo.convert("L")
+    h, w = gray.size[1], gray.size[0]
+    hint_ab = np.zeros((h, w, 2), np.float32)
+    mask = np.zeros((h, w), bool)
+    hint_ab[10:20, 10:20] = (60, -40)
+    mask[10:20, 10:20] = True
+    c = _saved(tmp_path, "effnet_lite0_hints", width=8)
+    plain = np.asarray(c.colorize(gray))
+    hinted = np.asarray(c.colorize(gray, hints=(hint_ab, mask)))
+    assert not np.array_equal(plain, hinted)
+    assert np.array_equal(plain, np.asarray(c.colorize(gray, hints=(hint_ab, mask & False))))
+    with pytest.raises(ValueError, match="no colour hints"):
+        Colorizer.load(tiny_checkpoint, device="cpu").colorize(gray, hints=(hint_ab, mask))

@@ -191,6 +191,20 @@ def compose(src: np.ndarray, coef_a: np.ndarray, coef_b: np.ndarray,
     return out
 
 
+def _pool_hints(hint_ab: np.ndarray, hint_mask: np.ndarray, shape: tuple[int, int],
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Full-size hints -> the working size: each small pixel holds the mean colour of the
+    marked pixels it covers and is marked if any is. Returns ``(1, 2, h, w)``, ``(1, 1, h, w)``."""
+    if hint_ab.shape[:2] != hint_mask.shape or hint_ab.shape[-1] != 2:
+        raise ValueError(f"hints must be ab (H, W, 2) and mask (H, W), got {hint_ab.shape} "
+                         f"and {hint_mask.shape}")
+    m = torch.from_numpy(hint_mask.astype(np.float32))[None, None]
+    ab = torch.from_numpy(hint_ab.astype(np.float32)).permute(2, 0, 1)[None] * m
+    m_small = F.adaptive_avg_pool2d(m, shape)
+    ab_small = F.adaptive_avg_pool2d(ab, shape) / m_small.clamp(min=1e-12)
+    return ab_small, (m_small > 0).float()
+
+
 class Colorizer:
     """A loaded colorization model and everything needed to colorize photos with it.
 
@@ -214,14 +228,24 @@ class Colorizer:
         return cls(model, info, device=device, working_size=working_size)
 
     @torch.inference_mode()
-    def predict(self, l: torch.Tensor) -> dict[str, torch.Tensor]:
+    def predict(self, l: torch.Tensor, hints: tuple[torch.Tensor, torch.Tensor] | None = None,
+                ) -> dict[str, torch.Tensor]:
         """L* ``(B, 1, h, w)`` in [0, 100] (sides multiples of ``size_multiple``) -> the
         model's outputs on the CPU: ``ab`` ``(B, 2, h / s, w / s)`` in Lab units, and
-        ``logits`` for the classification family."""
-        return {k: v.float().cpu() for k, v in self.model(l.to(self.device)).items()}
+        ``logits`` for the classification family. ``hints``: ``(hint_ab (B, 2, h, w),
+        hint_mask (B, 1, h, w))`` for models that take user hints."""
+        kwargs = {}
+        if hints is not None:
+            if not getattr(self.model, "hints", False):
+                raise ValueError("this model takes no colour hints; use a hint model "
+                                 "(e.g. one trained as effnet_lite0_hints) or `chromatize scribble`")
+            kwargs = {"hint_ab": hints[0].to(self.device), "hint_mask": hints[1].to(self.device)}
+        out = self.model(l.to(self.device), **kwargs)
+        return {k: v.float().cpu() for k, v in out.items()}
 
     def colorize(self, image: ImageLike, size: int | None = None, samples: int | None = None,
-                 seed: int | None = None) -> Image.Image | list[Image.Image]:
+                 seed: int | None = None, hints: tuple[np.ndarray, np.ndarray] | None = None,
+                 ) -> Image.Image | list[Image.Image]:
         """Colorize one photo: a PIL image, a numpy array (gray ``(H, W)`` or RGB
         ``(H, W, 3)``, uint8/uint16 or float in [0, 1]) or a path.
 
@@ -229,15 +253,20 @@ class Colorizer:
         whose L* equals the input's. ``size`` overrides the working resolution (long side).
         With ``samples=K`` returns a list of K different plausible colorings instead
         (classification models only; see :func:`chromatize.models.heads.sample_ab`),
-        reproducible with ``seed``.
+        reproducible with ``seed``. ``hints``: user marks as ``(hint_ab (H, W, 2)`` in Lab
+        units, ``hint_mask (H, W)`` bool) at the photo's size, for hint models (see
+        :mod:`chromatize.marks`).
         """
-        if samples is None:
+        if samples is None and hints is None:
             return self.colorize_batch([image], size=size)[0]
-        if samples < 1:
+        if samples is not None and samples < 1:
             raise ValueError(f"samples must be at least 1, got {samples}")
         src, alpha = self._source(image)
         l_small = self._small(src, size)
-        out = self.predict(torch.from_numpy(l_small)[None, None])
+        small_hints = None if hints is None else _pool_hints(*hints, l_small.shape)
+        out = self.predict(torch.from_numpy(l_small)[None, None], small_hints)
+        if samples is None:
+            return self._finish(src, alpha, l_small, out["ab"][0])
         if "logits" not in out:
             raise ValueError("this model gives a single coloring (regression head); "
                              "several samples need a classification model")
