@@ -57,12 +57,6 @@ def _check_channels(x: torch.Tensor, name: str) -> None:
         raise ValueError(f"{name} must have shape (*, 3, H, W), got {tuple(x.shape)}")
 
 
-def _matmul_channels(m: np.ndarray, x: torch.Tensor) -> torch.Tensor:
-    """Apply a 3x3 matrix over the channel axis of ``(*, 3, H, W)``."""
-    mt = torch.as_tensor(m, dtype=x.dtype, device=x.device)
-    return torch.einsum("ij,...jhw->...ihw", mt, x)
-
-
 def srgb_to_linear(rgb: torch.Tensor) -> torch.Tensor:
     """sRGB companding inverse. ``rgb`` in [0, 1], any shape; returns linear RGB in [0, 1]."""
     # clamp inside pow keeps the gradient finite at 0
@@ -81,15 +75,21 @@ def _f(t: torch.Tensor) -> torch.Tensor:
 
 
 def _f_inv(f: torch.Tensor) -> torch.Tensor:
-    return torch.where(f > 6 / 29, f**3, (116 * f - 16) / _KAPPA)
+    return torch.where(f > 6 / 29, f * f * f, (f - 16 / 116) * (116 / _KAPPA))
+
+
+def _matmul_planes(m: np.ndarray, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor,
+                   ) -> torch.Tensor:
+    """Apply a 3x3 matrix to three planes: plain multiply-adds, faster than einsum on
+    large images."""
+    return torch.stack([float(r[0]) * x + float(r[1]) * y + float(r[2]) * z for r in m], dim=-3)
 
 
 def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
     """sRGB ``(*, 3, H, W)`` in [0, 1] -> Lab ``(*, 3, H, W)`` (L in [0, 100])."""
     _check_channels(rgb, "rgb")
-    xyz = _matmul_channels(XYZ_FROM_RGB, srgb_to_linear(rgb))
-    white = torch.as_tensor(WHITE_D65, dtype=rgb.dtype, device=rgb.device).view(3, 1, 1)
-    fx, fy, fz = _f(xyz / white).unbind(-3)
+    x, y, z = _matmul_planes(XYZ_FROM_RGB, *srgb_to_linear(rgb).unbind(-3)).unbind(-3)
+    fx, fy, fz = _f(x / float(WHITE_D65[0])), _f(y), _f(z / float(WHITE_D65[2]))
     lab = torch.stack([116 * fy - 16, 500 * (fx - fy), 200 * (fy - fz)], dim=-3)
     return lab
 
@@ -100,11 +100,10 @@ def lab_to_linear(lab: torch.Tensor) -> torch.Tensor:
     l, a, b = lab.unbind(-3)
     fy = (l + 16) / 116
     # Negative Z is clipped to 0 as scikit-image does.
-    fz = torch.maximum(fy - b / 200, torch.zeros_like(fy))
-    f = torch.stack([fy + a / 500, fy, fz], dim=-3)
-    white = torch.as_tensor(WHITE_D65, dtype=lab.dtype, device=lab.device).view(3, 1, 1)
-    xyz = _f_inv(f) * white
-    return _matmul_channels(RGB_FROM_XYZ, xyz)
+    fz = (fy - b / 200).clamp(min=0)
+    x = _f_inv(fy + a / 500) * float(WHITE_D65[0])
+    z = _f_inv(fz) * float(WHITE_D65[2])
+    return _matmul_planes(RGB_FROM_XYZ, x, _f_inv(fy), z)
 
 
 def lab_to_rgb(lab: torch.Tensor, gamut: str = "clip") -> torch.Tensor:
@@ -127,14 +126,14 @@ def lab_to_rgb(lab: torch.Tensor, gamut: str = "clip") -> torch.Tensor:
 
 def desaturate_into_gamut(lin: torch.Tensor) -> torch.Tensor:
     """Scale linear RGB ``(*, 3, H, W)`` towards its own luminance until it fits [0, 1]."""
-    w = torch.as_tensor(XYZ_FROM_RGB[1], dtype=lin.dtype, device=lin.device).view(3, 1, 1)
-    y = (lin * w).sum(-3, keepdim=True).clamp(0.0, 1.0)
+    r, g, b = lin.unbind(-3)
+    wr, wg, wb = (float(v) for v in XYZ_FROM_RGB[1])
+    y = (wr * r + wg * g + wb * b).clamp(0.0, 1.0).unsqueeze(-3)
     d = lin - y
-    tiny = torch.finfo(lin.dtype).tiny
-    # Largest t in [0, 1] with y + t*d inside [0, 1] for every channel.
-    t_hi = torch.where(d > 0, (1 - y) / d.clamp(min=tiny), torch.ones_like(d))
-    t_lo = torch.where(d < 0, y / (-d).clamp(min=tiny), torch.ones_like(d))
-    t = torch.minimum(t_hi, t_lo).amin(-3, keepdim=True).clamp(0.0, 1.0)
+    # Largest t in [0, 1] with y + t*d inside [0, 1] for every channel: room to the
+    # boundary the channel moves towards, over the distance it moves.
+    room = torch.where(d > 0, 1 - y, y)
+    t = (room / d.abs().clamp(min=1e-12)).amin(-3, keepdim=True).clamp(0.0, 1.0)
     return y + t * d
 
 

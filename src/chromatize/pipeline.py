@@ -187,7 +187,7 @@ def compose(src: np.ndarray, coef_a: np.ndarray, coef_b: np.ndarray,
         l = torch.from_numpy(luminance(src[r0:r1]))
         ab = (c[:2] * (l / 100) + c[2:]).clamp_(-110, 110)
         rgb = color.lab_to_rgb(torch.cat([l[None], ab]), gamut="preserve_l")
-        out[r0:r1] = (rgb * 255 + 0.5).to(torch.uint8).permute(1, 2, 0).numpy()
+        out[r0:r1] = (rgb.permute(1, 2, 0) * 255 + 0.5).to(torch.uint8).numpy()
     return out
 
 

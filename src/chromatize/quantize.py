@@ -7,7 +7,9 @@ rebalancing weights derived from it.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -67,3 +69,35 @@ def rebalance_weights(prior: np.ndarray, bins: np.ndarray, lam: float = 0.5,
     smooth = smooth / smooth.sum()
     w = 1.0 / ((1 - lam) * smooth + lam / len(prior))
     return w / (smooth * w).sum()
+
+
+def write_prior(path: str | Path, prior: np.ndarray, bins: np.ndarray, meta: dict) -> None:
+    """Save a prior ``(Q,)`` with its bins ``(Q, 2)`` and provenance as JSON (atomically)."""
+    from chromatize.checkpoint import atomic_write_bytes
+
+    doc = {"bins": bins.tolist(), "prior": prior.tolist(), **meta}
+    atomic_write_bytes(Path(path), json.dumps(doc).encode())
+
+
+def read_prior(path: str | Path, bins: np.ndarray) -> np.ndarray:
+    """Read a prior written by :func:`write_prior`; its bins must equal ``bins``."""
+    try:
+        doc = json.loads(Path(path).read_text())
+        prior, their_bins = np.asarray(doc["prior"], float), np.asarray(doc["bins"], float)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"{path}: not an ab prior file ({e})") from None
+    if their_bins.shape != bins.shape or np.abs(their_bins - bins).max() > 1e-6:
+        raise ValueError(f"{path}: the prior was computed for other ab bins")
+    return prior
+
+
+def prior_from_photos(images: Iterable[np.ndarray], bins: np.ndarray) -> np.ndarray:
+    """Empirical prior ``(Q,)`` over uint8 RGB photos ``(H, W, 3)``."""
+    bins_t = torch.as_tensor(bins, dtype=torch.float32)
+
+    def batches() -> Iterable[torch.Tensor]:
+        for rgb in images:
+            t = torch.from_numpy(rgb).permute(2, 0, 1).float() / 255
+            yield color.rgb_to_lab(t)[None, 1:]
+
+    return empirical_prior(batches(), bins_t)
