@@ -82,9 +82,10 @@ class Pix2Pix(ColorizationModel):
 
     def configure_optimizers(self, lr: float, betas: tuple[float, float] = (0.5, 0.999),
                              ) -> list[torch.optim.Optimizer]:
-        """[generator optimizer, discriminator optimizer] (Adam, pix2pix's betas)."""
-        g = [p for p in self.generator.parameters() if p.requires_grad]
-        return [torch.optim.Adam(g, lr=lr, betas=betas),
+        """[generator optimizer, discriminator optimizer] (Adam, pix2pix's betas). All the
+        generator's parameters are registered, frozen ones too: Adam skips those without
+        gradients, so an encoder unfrozen later starts training."""
+        return [torch.optim.Adam(self.generator.parameters(), lr=lr, betas=betas),
                 torch.optim.Adam(self.discriminator.parameters(), lr=lr, betas=betas)]
 
     def train_step(self, l: torch.Tensor, ab: torch.Tensor, loss_fn: nn.Module,
