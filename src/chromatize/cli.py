@@ -49,6 +49,8 @@ def evaluate(
     seed: int = typer.Option(0, "--seed", help="Picks the --limit photos and the examples."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, mps or auto."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing report."),
+    threads: int | None = typer.Option(None, "--threads", min=1,
+                                       help="CPU threads for torch (1 is fastest on a busy machine)."),
 ) -> None:
     """Score models on colour photos made gray; write metrics.json, per_image.csv, report.html."""
     from rich.progress import Progress
@@ -59,6 +61,10 @@ def evaluate(
     from chromatize.evaluate import evaluate as run_evaluation
     from chromatize.metrics import SUMMARY_METRICS
 
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
     try:
         with Progress(console=err_console, transient=True) as bar:
             task = bar.add_task("evaluating", total=None)
