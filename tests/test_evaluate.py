@@ -70,7 +70,7 @@ def test_two_models_side_by_side_with_size_and_limit(tiny_checkpoint, second_che
     a, b = (result["metrics"][m]["ciede2000"]["mean"] for m in models)
     assert a != b
     page = (tmp_path / "r" / "report.html").read_text()
-    assert "grid-template-columns:repeat(4,1fr)" in page  # gray | A | B | truth
+    assert "grid-template-columns:repeat(4," in page  # gray | A | B | truth
 
 
 def test_cli_evaluate(tiny_checkpoint, photo_dir, tmp_path):
@@ -82,7 +82,8 @@ def test_cli_evaluate(tiny_checkpoint, photo_dir, tmp_path):
     assert "PSNR" in res.output and "1 not colour" in res.output
     assert json.loads((out / "metrics.json").read_text())["size"] == 32
 
-    res = runner.invoke(app, ["evaluate", str(photo_dir), "--model", "default", "-o", str(tmp_path / "d")])
+    res = runner.invoke(app, ["evaluate", str(photo_dir), "--model", "default",
+                              "-o", str(tmp_path / "d")])
     assert res.exit_code == 2 and "default" in res.output and "Traceback" not in res.output
     res = runner.invoke(app, ["evaluate", str(tmp_path / "none"), "--model",
                               str(tiny_checkpoint), "-o", str(tmp_path / "x")])

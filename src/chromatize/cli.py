@@ -40,17 +40,17 @@ def info(model: str = typer.Argument(..., help="Checkpoint path or shipped model
 @app.command()
 def evaluate(
     data_dir: Path = typer.Argument(..., help="Folder of colour photos (ground truth)."),
-    model: list[str] = typer.Option(..., "--model", "-m",
-                                    help="Checkpoint path or shipped model name; repeat to compare."),
+    model: list[str] = typer.Option(
+        ..., "--model", "-m", help="Checkpoint path or shipped model name; repeat to compare."),
     out: Path = typer.Option(Path("report"), "--out", "-o", help="Report folder."),
-    size: int | None = typer.Option(None, "--size", min=8,
-                                    help="Resize photos to SIZE x SIZE first (256: Zhang/DDColor)."),
+    size: int | None = typer.Option(
+        None, "--size", min=8, help="Resize photos to SIZE x SIZE first (256: Zhang/DDColor)."),
     limit: int | None = typer.Option(None, "--limit", min=1, help="At most this many photos."),
     seed: int = typer.Option(0, "--seed", help="Picks the --limit photos and the examples."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, mps or auto."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing report."),
-    threads: int | None = typer.Option(None, "--threads", min=1,
-                                       help="CPU threads for torch (1 is fastest on a busy machine)."),
+    threads: int | None = typer.Option(
+        None, "--threads", min=1, help="CPU threads for torch (1 is fastest on a busy machine)."),
 ) -> None:
     """Score models on colour photos made gray; write metrics.json, per_image.csv, report.html."""
     from rich.progress import Progress

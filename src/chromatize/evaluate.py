@@ -184,7 +184,8 @@ def evaluate(models: Sequence[str], data_dir: str | os.PathLike[str],
     data_dir, out = Path(data_dir), Path(out_dir)
     existing = [name for name in OUTPUT_FILES if (out / name).exists()]
     if existing and not overwrite:
-        raise EvaluationError(f"{out / existing[0]}: already exists (use --overwrite to replace it)")
+        raise EvaluationError(
+            f"{out / existing[0]}: already exists (use --overwrite to replace it)")
     if len(set(models)) != len(models) or {GRAY, MEAN_COLOUR} & set(models):
         raise EvaluationError(f"models must be distinct and not named {GRAY!r} or "
                               f"{MEAN_COLOUR!r} (the baselines are always scored)")

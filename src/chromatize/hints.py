@@ -19,7 +19,8 @@ from PIL import Image
 from chromatize import color, metrics
 from chromatize.evaluate import gray_input, load_truth
 
-#: A guided method: (L* ``(H, W)`` float in [0, 100], hint_ab, hint_mask) -> sRGB ``(H, W, 3)`` uint8.
+#: A guided method: (L* ``(H, W)`` float in [0, 100], hint_ab, hint_mask)
+#: -> sRGB ``(H, W, 3)`` uint8.
 HintMethod = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
 SWEEP_NS = (0, 1, 2, 5, 10, 20, 50, 100)

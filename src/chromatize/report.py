@@ -24,7 +24,8 @@ FAILURE_MODES: dict[str, tuple[str, bool, str]] = {
     "Inconsistent colours": ("inconsistency", False,
                              "most patchy colour error inside flat regions"),
     "Colour bleeding": ("bleeding", False,
-                        "highest colour error near strong luminance edges, relative to flat regions"),
+                        "highest colour error near strong luminance edges, "
+                        "relative to flat regions"),
     "Edge pollution": ("edge_pollution", False,
                        "highest colour error in the border band, relative to the interior"),
 }
@@ -72,7 +73,8 @@ def _grid(names: Sequence[str], thumbs: dict[str, dict[str, bytes]], models: Seq
     """Rows of gray | each model | truth for ``names``; ``caption[name][model]`` under each."""
     columns = ["input", *models, "truth"]
     headers = ["gray input", *models, "truth"]
-    parts = [f'<div class="grid" style="grid-template-columns:repeat({len(columns)},1fr)">']
+    style = f"grid-template-columns:repeat({len(columns)},minmax(0,240px))"
+    parts = [f'<div class="grid" style="{style}">']
     parts += [f'<div class="head">{html.escape(h)}</div>' for h in headers]
     for name in names:
         for col in columns:
