@@ -39,7 +39,7 @@ thead th{background:#f0f0f0}
 .grid{display:grid;gap:6px;margin-bottom:14px;align-items:start}
 .grid figure{margin:0}
 .grid img{width:100%;display:block;border-radius:2px}
-.grid figcaption,.head{font-size:12px;color:#555;padding:2px 0}
+.grid figcaption,.head{font-size:12px;color:#555;padding:2px 0;overflow-wrap:anywhere}
 .head{font-weight:600;color:#222}
 .note{color:#555;font-size:14px}
 """
