@@ -56,8 +56,6 @@ def evaluate(
     from rich.progress import Progress
     from rich.table import Table
 
-    from chromatize.checkpoint import CheckpointError
-    from chromatize.evaluate import EvaluationError
     from chromatize.evaluate import evaluate as run_evaluation
     from chromatize.metrics import SUMMARY_METRICS
 
@@ -71,7 +69,7 @@ def evaluate(
             result = run_evaluation(model, data_dir, out, size=size, limit=limit, seed=seed,
                                     device=device, overwrite=overwrite,
                                     progress=lambda i, n: bar.update(task, completed=i, total=n))
-    except (CheckpointError, EvaluationError, ValueError) as e:
+    except ValueError as e:  # CheckpointError, EvaluationError or an unknown --device
         fail(str(e))
     table = Table(title=f"{result['evaluated']} photos (mean / median); skipped: "
                   + ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in result["skipped"].items()))
