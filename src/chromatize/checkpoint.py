@@ -52,6 +52,12 @@ def resolve_paths(path: str | os.PathLike[str]) -> tuple[Path, Path]:
     return p.with_name(p.name + ".safetensors"), p.with_name(p.name + ".json")
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to a temporary file beside ``path`` and rename it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -59,6 +65,8 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        # mkstemp makes the file private; give it the permissions a plain open() would.
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -85,6 +93,7 @@ def save_checkpoint(path: str | os.PathLike[str], model: ColorizationModel, mode
     os.close(fd)
     try:
         save_file(state, tmp, metadata={"format": FORMAT})
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, weights_path)
     finally:
         Path(tmp).unlink(missing_ok=True)
