@@ -14,7 +14,7 @@ the right-hand side, and conjugate gradients apply.
 
 Solver: a coarse-to-fine cascade. The system is rebuilt on a pyramid of 2x area-averaged
 levels (a coarse pixel is marked when any of its pixels is, with their mean colour), the
-coarsest level (about 64 pixels on its short side) is solved directly, and each finer
+coarsest level (64 to 127 pixels on its short side) is solved directly, and each finer
 level starts from the bilinearly upsampled coarser solution and runs a few Jacobi
 preconditioned conjugate gradient iterations, which only have to fix the fine detail.
 Photos above ``max_pixels`` are solved at a reduced size and the ab is brought back to
@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from scipy.ndimage import uniform_filter
-from scipy.sparse.linalg import cg, spsolve
+from scipy.sparse.linalg import spsolve
 
 from chromatize import marks as marks_io
 from chromatize.classical.common import (area_resize, guided_upsample, read_source, render)
@@ -39,8 +39,9 @@ from chromatize.pipeline import ImageLike, luminance
 # Each unordered neighbour pair once: right, down-left, down, down-right.
 _OFFSETS = ((0, 1), (1, -1), (1, 0), (1, 1))
 MIN_SIGMA2 = 2e-6
-MAX_PIXELS = 2_000_000
+MAX_PIXELS = 250_000
 COARSEST_SIDE = 64
+ITERATIONS = 10
 
 
 def _pair_slices(dy: int, dx: int, h: int, w: int) -> tuple[tuple[slice, slice], ...]:
@@ -115,13 +116,34 @@ def _upsample(ab: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return up[0].permute(1, 2, 0).double().numpy()
 
 
+def _block_pcg(a_mat: sp.csr_matrix, b: np.ndarray, x: np.ndarray,
+               iterations: int) -> np.ndarray:
+    """``iterations`` steps of Jacobi-preconditioned conjugate gradients on ``A x = b`` for
+    the columns of ``b`` ``(n, k)`` at once, from ``x`` ``(n, k)``; returns the new ``x``."""
+    inv_diag = (1 / a_mat.diagonal())[:, None]
+    r = b - a_mat @ x
+    z = inv_diag * r
+    p = z.copy()
+    rz = (r * z).sum(0)
+    for _ in range(iterations):
+        ap = a_mat @ p
+        alpha = rz / np.maximum((p * ap).sum(0), 1e-300)
+        x += alpha * p
+        r -= alpha * ap
+        z = inv_diag * r
+        rz_new = (r * z).sum(0)
+        p = z + rz_new / np.maximum(rz, 1e-300) * p
+        rz = rz_new
+    return x
+
+
 def solve_levin(l: np.ndarray, hint_ab: np.ndarray, hint_mask: np.ndarray,
-                rtol: float = 1e-5, maxiter: int = 30) -> np.ndarray:
+                iterations: int = ITERATIONS) -> np.ndarray:
     """Propagate the marks over the whole photo at its own resolution.
 
     l: L* ``(H, W)`` in [0, 100]; hint_ab ``(H, W, 2)`` Lab units; hint_mask ``(H, W)`` bool
-    with at least one mark. ``rtol``/``maxiter`` bound the conjugate gradient iterations
-    of each pyramid level above the coarsest. Returns ab ``(H, W, 2)`` float32.
+    with at least one mark. ``iterations``: conjugate gradient steps on each pyramid level
+    above the coarsest. Returns ab ``(H, W, 2)`` float32.
     """
     levels = [(l, hint_ab, hint_mask)]
     while min(levels[-1][0].shape) >= 2 * COARSEST_SIDE:
@@ -136,9 +158,7 @@ def solve_levin(l: np.ndarray, hint_ab: np.ndarray, hint_mask: np.ndarray,
         else:
             x0 = guided_upsample(l_k, l_prev, ab).astype(np.float64).reshape(-1, 2)
             x0[mask_k.ravel()] = rhs[mask_k.ravel()]
-            jacobi = sp.diags(1 / a_mat.diagonal())
-            x = np.stack([cg(a_mat, rhs[:, c], x0=x0[:, c], rtol=rtol, maxiter=maxiter,
-                             M=jacobi)[0] for c in range(2)], -1)
+            x = _block_pcg(a_mat, rhs, x0, iterations)
         ab, l_prev = x.reshape(*l_k.shape, 2), l_k
     assert ab is not None
     return ab.astype(np.float32)
