@@ -1,9 +1,11 @@
 """What the classical methods share: reading a photo's pixels, area resizing, edge-aware
-upsampling of ab, and turning (L*, ab) back into an image that keeps the photo's L*."""
+upsampling of ab, turning (L*, ab) back into an image that keeps the photo's L*, and an
+atomic save (to give way to ``chromatize.io.write_photo`` once it exists)."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -11,7 +13,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from chromatize import color
-from chromatize.io import read_photo
+from chromatize.io import PhotoError, read_photo
 from chromatize.pipeline import STRIP_ROWS, ImageLike, guided_coefficients, to_source
 
 
@@ -53,12 +55,12 @@ def guided_upsample(l_full: np.ndarray, l_small: np.ndarray, ab_small: np.ndarra
     The guided filter's coefficients are fitted at ``(h, w)``, upsampled bilinearly and
     applied to the full-size L*. Returns ab ``(H, W, 2)`` float32 in Lab units.
     """
-    guide = torch.from_numpy(np.ascontiguousarray(l_small, np.float32))[None, None] / 100
-    src = torch.from_numpy(np.ascontiguousarray(ab_small, np.float32)).permute(2, 0, 1)[None]
+    guide = torch.from_numpy(np.array(l_small, np.float32))[None, None] / 100
+    src = torch.from_numpy(np.array(ab_small, np.float32)).permute(2, 0, 1)[None]
     coef_a, coef_b = guided_coefficients(guide, src, radius=radius, eps=eps)
     coef = F.interpolate(torch.cat([coef_a, coef_b], 1), size=l_full.shape, mode="bilinear",
                          align_corners=False)[0]
-    ab = coef[:2] * torch.from_numpy(l_full)[None] / 100 + coef[2:]
+    ab = coef[:2] * torch.from_numpy(np.array(l_full, np.float32))[None] / 100 + coef[2:]
     return ab.clamp_(-110, 110).permute(1, 2, 0).numpy()
 
 
@@ -79,3 +81,23 @@ def render(l: np.ndarray, ab: np.ndarray, alpha: Image.Image | None = None) -> I
     if alpha is not None:
         image.putalpha(alpha)
     return image
+
+
+def save_atomic(image: Image.Image, path: str | os.PathLike[str], overwrite: bool = False) -> None:
+    """Write ``image`` to ``path`` (format from the suffix) through a temporary file and a
+    rename, so a failed write never leaves a half file; raises :class:`PhotoError`."""
+    p = Path(path)
+    if p.exists() and not overwrite:
+        raise PhotoError(f"{p}: already exists (pass --overwrite to replace it)")
+    fmt = Image.registered_extensions().get(p.suffix.lower())
+    if fmt is None:
+        raise PhotoError(f"{p}: unknown image format {p.suffix!r} (use .png, .jpg, .tif, ...)")
+    if fmt == "JPEG" and image.mode == "RGBA":
+        image = image.convert("RGB")
+    tmp = p.with_name(f".{p.name}.tmp")
+    try:
+        image.save(tmp, format=fmt)
+        os.replace(tmp, p)
+    except (OSError, ValueError) as e:
+        tmp.unlink(missing_ok=True)
+        raise PhotoError(f"{p}: cannot write image ({e})") from None
