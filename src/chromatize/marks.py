@@ -110,6 +110,8 @@ def parse_color(value: Any, where: str) -> tuple[int, int, int]:
     """``"#rrggbb"``, ``"#rgb"``, a colour name or ``[r, g, b]`` (0..255 integers) -> RGB."""
     if isinstance(value, str):
         try:
+            if value.startswith("#") and len(value) not in (4, 7):  # no "#rgba" forms
+                raise ValueError
             rgb = ImageColor.getrgb(value)
         except ValueError:
             raise MarksError(f"{where}: bad colour {value!r} (use \"#rrggbb\", a colour "
