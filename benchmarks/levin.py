@@ -8,8 +8,11 @@ RGB), best of ``--repeats``. Also printed: the size actually solved (see
 cascade's solution of that system and, with ``--exact``, its mean and 99th percentile
 distance in a*b* to an exact solution (algebraic multigrid, pyamg, tolerance 1e-8).
 
+``--threads`` sets torch's threads (the colour conversion): on a machine shared with other
+jobs, two OpenMP threads spinning against each other made it 10x slower than one.
+
     python benchmarks/levin.py
-    python benchmarks/levin.py --sizes 1155x866 --exact
+    python benchmarks/levin.py --sizes 1155x866 --exact --threads 1
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 
 from chromatize import color
@@ -72,10 +76,14 @@ def main() -> None:
     parser.add_argument("--scribbles", type=int, default=50)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--exact", action="store_true", help="compare with an exact solve")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     print(f"# {platform.processor() or platform.machine()}, photo {args.photo.name}, "
-          f"{args.scribbles} scribbles, best of {args.repeats}")
+          f"{args.scribbles} scribbles, best of {args.repeats}, "
+          f"{torch.get_num_threads()} torch threads")
     print(f"{'size':>10} {'MP':>5} {'solved at':>10} {'seconds':>8} {'residual':>9} "
           f"{'ab err':>7} {'p99':>6}")
     original = Image.open(args.photo).convert("RGB")
