@@ -1,0 +1,103 @@
+"""What the classical methods share: reading a photo's pixels, area resizing, edge-aware
+upsampling of ab, turning (L*, ab) back into an image that keeps the photo's L*, and an
+atomic save (to give way to ``chromatize.io.write_photo`` once it exists)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from chromatize import color
+from chromatize.io import PhotoError, read_photo
+from chromatize.pipeline import STRIP_ROWS, ImageLike, guided_coefficients, to_source
+
+
+def read_source(image: ImageLike) -> tuple[np.ndarray, Image.Image | None]:
+    """A path, PIL image or array -> (pixels, alpha) as :func:`~chromatize.pipeline.to_source`
+    gives them: ``(H, W)`` uint8/uint16 gray or ``(H, W, 3)`` uint8 RGB."""
+    if isinstance(image, (str, os.PathLike)):
+        photo = read_photo(image)
+        src, alpha = to_source(photo.image)
+        return src, photo.alpha if photo.alpha is not None else alpha
+    return to_source(image)
+
+
+def source_lab(src: np.ndarray) -> np.ndarray:
+    """Lab ``(H, W, 3)`` float32 of source pixels (a gray source has a* = b* = 0)."""
+    if src.ndim == 3:
+        return color.rgb_to_lab_np(src.astype(np.float32) / 255).astype(np.float32)
+    from chromatize.pipeline import luminance
+
+    lab = np.zeros(src.shape + (3,), np.float32)
+    lab[..., 0] = luminance(src)
+    return lab
+
+
+def area_resize(x: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Area-average float ``(H, W)`` or ``(H, W, C)`` to ``shape`` (h, w): float32."""
+    h, w = shape
+    if x.ndim == 3:
+        return np.stack([area_resize(x[..., c], shape) for c in range(x.shape[-1])], -1)
+    small = Image.fromarray(np.ascontiguousarray(x, np.float32), mode="F")
+    return np.asarray(small.resize((w, h), Image.BOX), np.float32)
+
+
+def guided_upsample(l_full: np.ndarray, l_small: np.ndarray, ab_small: np.ndarray,
+                    radius: int = 2, eps: float = 1e-3) -> np.ndarray:
+    """Edge-aware upsampling of ab (as :mod:`chromatize.pipeline` does for networks).
+
+    l_full ``(H, W)`` and l_small ``(h, w)`` L* in [0, 100]; ab_small ``(h, w, 2)``.
+    The guided filter's coefficients are fitted at ``(h, w)``, upsampled bilinearly and
+    applied to the full-size L*. Returns ab ``(H, W, 2)`` float32 in Lab units.
+    """
+    guide = torch.from_numpy(np.array(l_small, np.float32))[None, None] / 100
+    src = torch.from_numpy(np.array(ab_small, np.float32)).permute(2, 0, 1)[None]
+    coef_a, coef_b = guided_coefficients(guide, src, radius=radius, eps=eps)
+    coef = F.interpolate(torch.cat([coef_a, coef_b], 1), size=l_full.shape, mode="bilinear",
+                         align_corners=False)[0]
+    ab = coef[:2] * torch.from_numpy(np.array(l_full, np.float32))[None] / 100 + coef[2:]
+    return ab.clamp_(-110, 110).permute(1, 2, 0).numpy()
+
+
+def render(l: np.ndarray, ab: np.ndarray, alpha: Image.Image | None = None) -> Image.Image:
+    """L* ``(H, W)`` in [0, 100] and ab ``(H, W, 2)`` -> RGB (RGBA with ``alpha``) image.
+
+    Colours outside sRGB are desaturated at constant luminance, so the output's L* is
+    ``l``. Converted in strips of rows so that memory stays bounded on large photos.
+    """
+    h, w = l.shape
+    out = np.empty((h, w, 3), np.uint8)
+    for r0 in range(0, h, STRIP_ROWS):
+        r1 = min(h, r0 + STRIP_ROWS)
+        lab = np.concatenate([l[r0:r1, :, None], ab[r0:r1]], -1).astype(np.float32)
+        rgb = color.lab_to_rgb(torch.from_numpy(lab).permute(2, 0, 1), gamut="preserve_l")
+        out[r0:r1] = (rgb * 255 + 0.5).to(torch.uint8).permute(1, 2, 0).numpy()
+    image = Image.fromarray(out, "RGB")
+    if alpha is not None:
+        image.putalpha(alpha)
+    return image
+
+
+def save_atomic(image: Image.Image, path: str | os.PathLike[str], overwrite: bool = False) -> None:
+    """Write ``image`` to ``path`` (format from the suffix) through a temporary file and a
+    rename, so a failed write never leaves a half file; raises :class:`PhotoError`."""
+    p = Path(path)
+    if p.exists() and not overwrite:
+        raise PhotoError(f"{p}: already exists (pass --overwrite to replace it)")
+    fmt = Image.registered_extensions().get(p.suffix.lower())
+    if fmt is None:
+        raise PhotoError(f"{p}: unknown image format {p.suffix!r} (use .png, .jpg, .tif, ...)")
+    if fmt == "JPEG" and image.mode == "RGBA":
+        image = image.convert("RGB")
+    tmp = p.with_name(f".{p.name}.tmp")
+    try:
+        image.save(tmp, format=fmt)
+        os.replace(tmp, p)
+    except (OSError, ValueError) as e:
+        tmp.unlink(missing_ok=True)
+        raise PhotoError(f"{p}: cannot write image ({e})") from None

@@ -1,0 +1,92 @@
+import json
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from chromatize import color
+from chromatize.marks import MarksError, load_marks
+
+
+def _gray(h: int = 32, w: int = 40) -> Image.Image:
+    ramp = np.linspace(30, 220, w, dtype=np.float32)[None].repeat(h, 0)
+    return Image.fromarray(ramp.astype(np.uint8), "L")
+
+
+def _ab(rgb: tuple[int, int, int]) -> np.ndarray:
+    return color.rgb_to_lab_np(np.array(rgb, np.float64) / 255)[1:]
+
+
+def test_points_make_discs_with_the_colours_ab(tmp_path):
+    points = [{"x": 5, "y": 6, "color": "#ff0000", "radius": 2},
+              {"x": 30, "y": 20, "color": [0, 0, 255]},
+              {"x": 0, "y": 0, "color": "lime", "radius": 0}]
+    path = tmp_path / "marks.json"
+    path.write_text(json.dumps(points))
+    hint_ab, mask = load_marks(path, _gray())
+    assert hint_ab.shape == (32, 40, 2) and hint_ab.dtype == np.float32 and mask.dtype == bool
+    assert mask[4:9, 3:8].sum() == 13  # disc of radius 2
+    assert mask[17:24, 27:34].sum() == 29  # default radius 3
+    assert mask[0, 0] and mask.sum() == 13 + 29 + 1
+    np.testing.assert_allclose(hint_ab[6, 5], _ab((255, 0, 0)), atol=1e-3)
+    np.testing.assert_allclose(hint_ab[20, 30], _ab((0, 0, 255)), atol=1e-3)
+    assert not hint_ab[~mask].any()
+
+
+def test_strokes_on_a_copy_of_the_photo():
+    gray = _gray()
+    scribble = gray.convert("RGB")
+    ImageDraw.Draw(scribble).line([(5, 5), (5, 25)], fill=(200, 40, 40), width=1)
+    hint_ab, mask = load_marks(scribble, gray)
+    expected = np.zeros((32, 40), bool)
+    expected[5:26, 5] = True
+    assert np.array_equal(mask, expected)
+    np.testing.assert_allclose(hint_ab[10, 5], _ab((200, 40, 40)), atol=1e-3)
+
+
+def test_transparent_layer_uses_alpha(tmp_path):
+    layer = Image.new("RGBA", (40, 32), (0, 0, 0, 0))
+    layer.putpixel((7, 9), (0, 128, 255, 255))
+    layer.save(tmp_path / "layer.png")
+    hint_ab, mask = load_marks(tmp_path / "layer.png", _gray())
+    assert mask.sum() == 1 and mask[9, 7]
+    np.testing.assert_allclose(hint_ab[9, 7], _ab((0, 128, 255)), atol=1e-3)
+
+
+@pytest.mark.parametrize("marks, reason", [
+    ([], "no marks"),
+    ([{"x": 40, "y": 0, "color": "#ff0000"}], "outside"),
+    ([{"x": -1, "y": 0, "color": "#ff0000"}], "outside"),
+    ([{"x": 1, "y": 1, "color": "#ff00"}], "bad colour"),
+    ([{"x": 1, "y": 1, "color": "reddish"}], "bad colour"),
+    ([{"x": 1, "y": 1, "color": [255, 0]}], "bad colour"),
+    ([{"x": 1, "y": 1, "color": [255, 0, 300]}], "bad colour"),
+    ([{"x": 1, "y": 1, "color": 7}], "bad colour"),
+    ([{"x": 1.5, "y": 1, "color": "red"}], "integer"),
+    ([{"x": 1, "y": 1, "color": "red", "radius": -2}], "radius"),
+    ([{"x": 1, "y": 1, "colour": "red"}], "unknown keys"),
+    ({"x": 1, "y": 1, "color": "red"}, "list of points"),
+])
+def test_bad_points_raise_a_clear_error(tmp_path, marks, reason):
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(marks))
+    with pytest.raises(MarksError, match=reason) as info:
+        load_marks(path, _gray())
+    assert str(path) in str(info.value)
+
+
+def test_bad_scribble_images_raise_a_clear_error(tmp_path):
+    gray = _gray()
+    with pytest.raises(MarksError, match="marks are 20x32 but the photo is 40x32"):
+        load_marks(Image.new("RGB", (20, 32), "red"), gray)
+    gray.save(tmp_path / "copy.png")
+    with pytest.raises(MarksError, match="no marks"):
+        load_marks(tmp_path / "copy.png", gray)
+    with pytest.raises(MarksError, match="no marks"):
+        load_marks(Image.new("RGBA", (40, 32), (255, 0, 0, 0)), gray)
+    (tmp_path / "empty.png").write_bytes(b"")
+    with pytest.raises(MarksError, match="empty.png: cannot read image"):
+        load_marks(tmp_path / "empty.png", gray)
+    (tmp_path / "broken.json").write_text("[{")
+    with pytest.raises(MarksError, match="broken.json: not valid JSON"):
+        load_marks(tmp_path / "broken.json", gray)
