@@ -150,7 +150,7 @@ def from_dict(cls: type, data: Any, prefix: str = "") -> Any:
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)
     if unknown:
-        raise ConfigError(f"unknown config key {prefix}{unknown[0]!r}; "
+        raise ConfigError(f"unknown config key '{prefix}{unknown[0]}'; "
                           f"known in {where}: {', '.join(sorted(names))}")
     values = {}
     for name, value in data.items():

@@ -141,9 +141,15 @@ class Trainer:
         if fresh and m.init is not None:
             try:
                 src, _ = load_checkpoint(m.init, expect_model=m.name)
+            except ValueError as e:  # CheckpointError
+                raise TrainError(f"model.init: {e}") from None
+            try:
                 model.load_state_dict(src.state_dict())
-            except (ValueError, RuntimeError) as e:  # CheckpointError is a ValueError
-                raise TrainError(f"model.init: {str(e).splitlines()[0]}") from None
+            except RuntimeError as e:
+                # The first line is a generic header; the next one says what differs.
+                detail = next((ln.strip() for ln in str(e).splitlines()[1:] if ln.strip()), "")
+                raise TrainError(f"model.init: {m.init}: weights do not fit {m.name} with "
+                                 f"kwargs {m.kwargs}: {detail}") from None
         elif fresh and m.pretrained:
             model.load_pretrained_encoder()  # type: ignore[operator]
         # Each process draws its own dropout masks; DDP makes the weights equal.
