@@ -92,3 +92,20 @@ def test_center_crops(photo_tree: Path) -> None:
     photos = scan_photos(str(photo_tree), min_chroma=4.0)
     l, ab = center_crops(photos, 32, limit=4)
     assert l.shape == (4, 1, 32, 32) and ab.shape == (4, 2, 32, 32)
+
+
+@pytest.mark.filterwarnings("ignore:DecodingError")  # the broken file, skipped as it should be
+def test_webdataset_shards(photo_tree: Path, tmp_path: Path) -> None:
+    import tarfile
+
+    shard = tmp_path / "shard-000.tar"
+    with tarfile.open(shard, "w") as tar:
+        for i, path in enumerate(sorted(photo_tree.rglob("*.*"))):
+            tar.add(path, arcname=f"{i:04d}{path.suffix}")
+    cfg = DataConfig(train=str(shard), crop=32, workers=0)
+    loader = train_loader(str(shard), cfg, batch_size=4, seed=0)
+    batches = iter(loader)
+    for _ in range(3):  # the stream cycles over the shard, skipping the gray and broken files
+        l, ab = next(batches)
+        assert l.shape == (4, 1, 32, 32) and ab.shape == (4, 2, 32, 32)
+        assert ab.abs().amax(dim=(1, 2, 3)).min() > 5  # no gray photo got through

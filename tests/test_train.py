@@ -214,6 +214,9 @@ def test_resume_errors(tiny_yaml: Path, tmp_path: Path) -> None:
                                "--train.max_steps=1"]).exit_code == 0
     other = runner.invoke(app, ["train", "--resume", str(run), "--model.name=unet_small"])
     assert other.exit_code == 2 and "holds model" in flat(other.output)
+    ema = runner.invoke(app, ["train", "--resume", str(run), "--train.ema=0.9",
+                              "--train.max_steps=2"])
+    assert ema.exit_code == 2 and "holds no 'ema' weights" in flat(ema.output)
     done = runner.invoke(app, ["train", "--resume", str(run)])
     assert done.exit_code == 2 and "already at step 1 of 1" in flat(done.output)
     more = runner.invoke(app, ["train", "--resume", str(run), "--train.max_steps=2"])

@@ -171,7 +171,7 @@ def random_crop(im: Image.Image, crop: int, scale_jitter: float, flip: bool,
     flip: uint8 ``(crop, crop, 3)``. Resize and cut are one resampling of the source."""
     w, h = im.size
     scale = crop * (1 + rng.uniform(0, scale_jitter)) / min(w, h)
-    side = crop / scale  # the window's side in source pixels
+    side = min(crop / scale, w, h)  # the window's side in source pixels (min: rounding)
     x0, y0 = rng.uniform(0, w - side), rng.uniform(0, h - side)
     out = im.resize((crop, crop), Image.BILINEAR, box=(x0, y0, x0 + side, y0 + side))
     rgb = np.asarray(out)

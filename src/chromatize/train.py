@@ -80,6 +80,8 @@ class Trainer:
         self._check_crop()
         self.loss_fn = LOSSES.create(cfg.loss.name, model=self.model, **cfg.loss.kwargs)
         self.train_data = self._open("data.train", cfg.data.train)
+        if cfg.data.val is not None and datamod.is_shards(cfg.data.val):
+            raise ConfigError("data.val: must be a folder or a .txt list, not shards")
         self.val_data = None if cfg.data.val is None else self._open("data.val", cfg.data.val)
         self.max_steps = self._max_steps()
         self.optimizers = self._optimizers()
@@ -198,63 +200,33 @@ class Trainer:
 
     # ------------------------------------------------------------------ state
 
+    def _modules(self) -> dict[str, nn.Module]:
+        return {"model": self.model} | ({"ema": self.ema} if self.ema is not None else {})
+
     def _state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         """Everything needed to continue exactly. Collective: every rank must call it."""
-        tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
-        if self.ema is not None:
-            tensors.update({f"ema.{k}": v for k, v in self.ema.state_dict().items()})
-        rng = [torch.get_rng_state()]
-        if self.world > 1:
-            gathered: list[Any] = [None] * self.world
-            dist.all_gather_object(gathered, rng[0])
-            rng = gathered
-        tensors.update({f"rng.torch.{r}": s for r, s in enumerate(rng)})
-        if self.device.type == "cuda":
-            tensors[f"rng.cuda.{self.rank}"] = torch.cuda.get_rng_state(self.device)
-        opts = []
-        for i, opt in enumerate(self.optimizers):
-            t, meta = ts.optimizer_state(opt, f"optim{i}")
-            tensors.update(t)
-            opts.append(meta)
+        tensors, optimizers = ts.training_tensors(self._modules(), self.optimizers)
+        tensors.update(ts.rng_tensors(self.world, self.device))
         meta = {"step": self.step, "samples_seen": self.samples, "world_size": self.world,
                 "model": {"name": self.cfg.model.name, "kwargs": self.cfg.model.kwargs},
-                "optimizers": opts, "host_rng": ts.host_rng_state(),
+                "optimizers": optimizers, "host_rng": ts.host_rng_state(),
                 "config": cfgmod.to_dict(self.cfg)}
         return tensors, meta
 
     def _restore(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
-        def part(prefix: str) -> dict[str, torch.Tensor]:
-            return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-
         try:
-            self.model.load_state_dict(part("model."))
-            if self.ema is not None:
-                ema = part("ema.")
-                if not ema:
-                    raise TrainError(f"{self.run_dir}: the state has no EMA weights; "
-                                     "it was trained with train.ema off")
-                self.ema.load_state_dict(ema)
-            if len(meta["optimizers"]) != len(self.optimizers):
-                raise ValueError("different number of optimizers")
-            for i, (opt, m) in enumerate(zip(self.optimizers, meta["optimizers"])):
-                ts.load_optimizer_state(opt, tensors, m, f"optim{i}")
-        except (RuntimeError, ValueError, KeyError) as e:
-            if isinstance(e, TrainError):
-                raise
-            raise TrainError(f"{self.run_dir}: the resume state does not fit this model "
-                             f"({str(e).splitlines()[0]})") from None
+            ts.load_training_tensors(tensors, self._modules(), self.optimizers, meta["optimizers"])
+        except ts.StateError as e:
+            raise TrainError(f"{self.run_dir}: the resume state does not fit this run ({e})") from None
         self.step = meta["step"]
         self.samples = meta["samples_seen"]  # over all processes
         if self.step >= self.max_steps:
             raise TrainError(f"{self.run_dir}: already at step {self.step} of {self.max_steps}; "
                              "raise --train.max_steps to train on")
-        rng = tensors.get(f"rng.torch.{self.rank}")
-        if meta["world_size"] == self.world and rng is not None:
-            torch.set_rng_state(rng)
+        # With another number of processes the per-rank streams differ anyway.
+        if meta["world_size"] == self.world:
+            ts.set_rng(tensors, self.rank, self.device)
             ts.set_host_rng_state(meta["host_rng"])
-        cuda_rng = tensors.get(f"rng.cuda.{self.rank}")
-        if cuda_rng is not None and self.device.type == "cuda":
-            torch.cuda.set_rng_state(cuda_rng, self.device)
 
     # ------------------------------------------------------------------ training
 

@@ -18,8 +18,10 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from safetensors import safe_open
 from safetensors.torch import save_file
+from torch import nn
 
 from chromatize.checkpoint import atomic_write_bytes
 
@@ -69,6 +71,56 @@ def set_host_rng_state(state: dict[str, Any]) -> None:
     np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, gauss))
     version, internal, gauss_next = state["python"]
     random.setstate((version, tuple(internal), gauss_next))
+
+
+def training_tensors(modules: dict[str, nn.Module], optimizers: list[torch.optim.Optimizer],
+                     ) -> tuple[dict[str, torch.Tensor], list[dict[str, Any]]]:
+    """State dicts of ``modules`` (keyed ``NAME.KEY``) and of the optimizers (tensors
+    keyed ``optimI.*``, the rest as JSON-ready dicts)."""
+    tensors = {f"{name}.{k}": v for name, m in modules.items() for k, v in m.state_dict().items()}
+    metas = []
+    for i, opt in enumerate(optimizers):
+        t, meta = optimizer_state(opt, f"optim{i}")
+        tensors.update(t)
+        metas.append(meta)
+    return tensors, metas
+
+
+def load_training_tensors(tensors: dict[str, torch.Tensor], modules: dict[str, nn.Module],
+                          optimizers: list[torch.optim.Optimizer], metas: list[dict[str, Any]]) -> None:
+    """Inverse of :func:`training_tensors`; :class:`StateError` when they do not fit."""
+    try:
+        for name, m in modules.items():
+            part = {k[len(name) + 1:]: v for k, v in tensors.items() if k.startswith(name + ".")}
+            if not part:
+                raise StateError(f"the state holds no {name!r} weights")
+            m.load_state_dict(part)
+        if len(metas) != len(optimizers):
+            raise StateError(f"{len(metas)} optimizers saved, {len(optimizers)} in use")
+        for i, (opt, meta) in enumerate(zip(optimizers, metas)):
+            load_optimizer_state(opt, tensors, meta, f"optim{i}")
+    except (RuntimeError, ValueError, KeyError) as e:
+        raise StateError(str(e).splitlines()[0] if str(e) else repr(e)) from None
+
+
+def rng_tensors(world: int, device: torch.device) -> dict[str, torch.Tensor]:
+    """Torch RNG states of every process, ``rng.KIND.RANK``. Collective when ``world > 1``."""
+    own = {"torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        own["cuda"] = torch.cuda.get_rng_state(device).cpu()
+    states: list[Any] = [own]
+    if world > 1:
+        states = [None] * world
+        dist.all_gather_object(states, own)
+    return {f"rng.{kind}.{rank}": t for rank, s in enumerate(states) for kind, t in s.items()}
+
+
+def set_rng(tensors: dict[str, torch.Tensor], rank: int, device: torch.device) -> None:
+    """Restore this process's torch RNG states saved by :func:`rng_tensors`."""
+    if f"rng.torch.{rank}" in tensors:
+        torch.set_rng_state(tensors[f"rng.torch.{rank}"])
+    if device.type == "cuda" and f"rng.cuda.{rank}" in tensors:
+        torch.cuda.set_rng_state(tensors[f"rng.cuda.{rank}"], device)
 
 
 def save_state(run_dir: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
