@@ -37,3 +37,17 @@ def tiny_checkpoint(tmp_path: Path) -> Path:
     path = tmp_path / "ckpt" / "tiny"
     save_checkpoint(path, model.eval(), "unet_tiny", {}, working_size=64, step=0)
     return path
+
+
+@pytest.fixture
+def photo_tree(tmp_path: Path) -> Path:
+    """``photos/`` with 6 colour photos in two sub-folders, one gray photo and one corrupt
+    file: 6 usable, 1 gray, 1 unreadable."""
+    root = tmp_path / "photos"
+    for i in range(6):
+        sub = root / ("a" if i % 2 else "b/deep")
+        sub.mkdir(parents=True, exist_ok=True)
+        make_color_photo(40 + 4 * i, 64 - 4 * i, seed=i).save(sub / f"p{i}.png")
+    make_color_photo(48, 48, seed=9).convert("L").convert("RGB").save(root / "gray.jpg")
+    (root / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    return root

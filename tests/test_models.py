@@ -7,7 +7,8 @@ from chromatize.models.base import count_parameters
 # Keyword sets that keep every registered family tiny on the CPU.
 TINY = {"unet_thesis": {"base": 4, "depth": 2}, "unet_small": {"base": 4},
         "effnet_lite0": {"width": 8}, "effnet_lite0_cls": {"width": 8},
-        "effnet_lite0_cls_fusion": {"width": 8}}
+        "effnet_lite0_cls_fusion": {"width": 8}, "effnet_lite0_hints": {"width": 8},
+        "pix2pix": {"generator": "unet_tiny", "d_channels": 4}}
 
 
 def test_unet_thesis_parameter_count():
@@ -25,7 +26,9 @@ def test_forward_backward_shapes(name):
     assert torch.isfinite(out["ab"]).all() and out["ab"].abs().max() <= 128
     loss = out["ab"].abs().mean() + (out["logits"].mean() if "logits" in out else 0)
     loss.backward()
-    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    # A GAN's critic takes no part in forward; it is checked by its train_step test.
+    net = getattr(model, "generator", model)
+    grads = [p.grad for p in net.parameters() if p.requires_grad]
     assert all(g is not None and torch.isfinite(g).all() for g in grads)
 
 
@@ -41,3 +44,45 @@ def test_unknown_model_and_kwargs_fail_loudly():
         create_model("nope")
     with pytest.raises(TypeError):
         create_model("unet_tiny", nonsense=1)
+
+
+@pytest.mark.parametrize("name", [n for n in MODELS.names() if hasattr(create_model(n, **TINY.get(n, {})), "train_step")])
+def test_own_train_step_updates_weights(name):
+    from chromatize.losses import LOSSES
+
+    torch.manual_seed(0)
+    model = create_model(name, **TINY.get(name, {}))
+    opts = (model.configure_optimizers(1e-3) if hasattr(model, "configure_optimizers")
+            else [torch.optim.Adam(model.parameters(), 1e-3)])
+    before = [p.detach().clone() for p in model.parameters()]
+    l, ab = torch.rand(2, 1, 64, 64) * 100, torch.randn(2, 2, 64, 64) * 20
+    logs = model.train_step(l, ab, LOSSES.create("l1", model=model), opts)
+    assert all(torch.isfinite(torch.tensor(v)) for v in logs.values())
+    changed = [not torch.equal(b, p) for b, p in zip(before, model.parameters())]
+    assert sum(changed) > len(changed) // 2
+
+
+def test_hint_model_uses_hints():
+    torch.manual_seed(0)
+    model = create_model("effnet_lite0_hints", width=8).eval()
+    for p in (model.hint_stem.weight, model.hint_fuse.weight):
+        torch.nn.init.normal_(p)  # as after training; zero at start
+    l = torch.rand(1, 1, 64, 64) * 100
+    hint_ab = torch.zeros(1, 2, 64, 64)
+    mask = torch.zeros(1, 1, 64, 64)
+    no_hints = model(l)["ab"]
+    assert torch.equal(no_hints, model(l, hint_ab, mask)["ab"])
+    hint_ab[..., 20:26, 20:26] = 60
+    mask[..., 20:26, 20:26] = 1
+    assert not torch.allclose(no_hints, model(l, hint_ab, mask)["ab"])
+
+
+def test_hint_simulation():
+    from chromatize.models.efficientnet import simulate_hints
+
+    torch.manual_seed(0)
+    ab = torch.randn(64, 2, 32, 32)
+    hint_ab, mask = simulate_hints(ab)
+    hinted = mask.flatten(1).amax(1)
+    assert 0 < hinted.sum() < 64  # some images get hints, some (about 1/8) none
+    assert torch.all(hint_ab[mask.expand_as(hint_ab) == 0] == 0)

@@ -238,7 +238,7 @@ class HintEffNetColorizer(EffNetColorizer):
         loss.backward()
         for opt in optimizers:
             opt.step()
-        return {"loss": float(loss)}
+        return {"loss": loss.item()}
 
 
 @MODELS.register("effnet_lite0_hints")

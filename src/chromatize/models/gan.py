@@ -113,7 +113,7 @@ class Pix2Pix(ColorizationModel):
         loss_g.backward()
         opt_g.step()
         self.discriminator.requires_grad_(True)
-        return {"loss": float(loss_rec), "loss_g_adv": float(loss_adv), "loss_d": float(loss_d)}
+        return {"loss": loss_rec.item(), "loss_g_adv": loss_adv.item(), "loss_d": loss_d.item()}
 
 
 @MODELS.register("pix2pix")

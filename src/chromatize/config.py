@@ -1,0 +1,266 @@
+"""Training configuration: typed dataclasses as the schema, YAML files, dotted overrides.
+
+A config file mirrors :class:`Config`::
+
+    model: {name: unet_thesis, kwargs: {}}
+    data:  {train: ../shared/data/photos/train, val: ../shared/data/photos/val, crop: 256}
+    loss:  {name: l1}
+    train: {max_steps: 100000, batch_size: 8, lr: 3.0e-4}
+
+Command-line overrides address any field with a dotted key, ``--train.max_steps=2``;
+values are parsed as YAML scalars (``2`` is an int, ``null`` is None, ``[0.5, 0.9]`` a
+list). Unknown keys and values of the wrong type are :class:`ConfigError` naming the key.
+
+Relative paths (``data.train``, ``data.val``, ``model.init``, ``run_dir``) are resolved
+against the current working directory, not the config file's folder, so the shipped
+``configs/*.yaml`` work when run from the repository root.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A config file or override is unreadable, names an unknown key or has a wrong type."""
+
+
+@dataclass
+class ModelConfig:
+    """Which network to train. ``kwargs`` go to the registered factory."""
+
+    name: str = "unet_thesis"
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    pretrained: bool = False  # call model.load_pretrained_encoder() before training
+    freeze_encoder_steps: int = 0  # keep model.encoder frozen (and in eval mode) this long
+    encoder_lr_scale: float = 1.0  # the encoder's lr factor once it trains
+    init: str | None = None  # start from the weights of this chromatize checkpoint
+    working_size: int = 256  # inference resolution recorded in the checkpoint
+
+
+@dataclass
+class DataConfig:
+    """Where photos come from and how they are cut into training crops.
+
+    ``train``/``val``: a folder (searched recursively), a ``.txt`` file of paths (one per
+    line), or WebDataset shards (``.tar``, brace patterns such as ``shard-{000..099}.tar``).
+    """
+
+    train: str = ""
+    val: str | None = None
+    crop: int = 256  # training crops are crop x crop
+    scale_jitter: float = 0.0  # short side resized to crop * U(1, 1 + scale_jitter)
+    flip: bool = True
+    workers: int = 2  # DataLoader worker processes (0 = load in the main process)
+    cache: bool = False  # keep decoded, pre-resized photos in RAM
+    min_chroma: float = 4.0  # mean chroma (Lab units) below which a photo counts as gray
+    val_limit: int = 64  # validation photos used (the first ones, sorted)
+
+
+@dataclass
+class LossConfig:
+    """A loss from :data:`chromatize.losses.LOSSES` and its keyword arguments."""
+
+    name: str = "l1"
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation, logging and checkpoint cadence. Set ``max_steps`` or ``epochs``."""
+
+    max_steps: int | None = None
+    epochs: float | None = None  # converted to steps from the training set's size
+    batch_size: int = 8  # per process
+    lr: float = 3e-4
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    schedule: str = "constant"  # constant | cosine
+    warmup_steps: int = 0
+    ema: float | None = None  # EMA decay of the weights (e.g. 0.999); None = off
+    eval_every: int = 500
+    ckpt_every: int = 500
+    log_every: int = 10
+    grid_images: int = 8
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+
+
+@dataclass
+class Config:
+    """One training experiment. ``run_dir`` defaults to ``runs/<config file name>``."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    run_dir: str | None = None
+
+
+def _check_type(value: Any, tp: Any, key: str) -> Any:
+    """Return ``value`` checked against annotation ``tp`` (ints widen to floats)."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(tp):
+            try:
+                return _check_type(value, arg, key)
+            except ConfigError:
+                pass
+        raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
+    if tp is type(None):
+        if value is None:
+            return None
+    elif tp is Any:
+        return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif tp in (int, str, bool):
+        if isinstance(value, tp) and not (tp is int and isinstance(value, bool)):
+            return value
+    elif origin is list:
+        if isinstance(value, (list, tuple)):
+            (item,) = typing.get_args(tp)
+            return [_check_type(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
+    elif origin is dict:
+        if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+            return dict(value)
+    else:  # pragma: no cover - a schema field of a type this checker does not know
+        raise TypeError(f"{key}: unsupported schema type {tp}")
+    raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def from_dict(cls: type, data: Any, prefix: str = "") -> Any:
+    """Build dataclass ``cls`` from nested dicts, checking every key and type."""
+    where = prefix.rstrip(".") or "config"
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"unknown config key '{prefix}{unknown[0]}'; "
+                          f"known in {where}: {', '.join(sorted(names))}")
+    values = {}
+    for name, value in data.items():
+        tp, key = hints[name], prefix + name
+        values[name] = (from_dict(tp, value, key + ".") if dataclasses.is_dataclass(tp)
+                        else _check_type(value, tp, key))
+    return cls(**values)
+
+
+def to_dict(cfg: Config) -> dict[str, Any]:
+    """Plain nested dict of ``cfg`` (YAML- and JSON-safe)."""
+    return dataclasses.asdict(cfg)
+
+
+def parse_overrides(args: list[str]) -> dict[str, Any]:
+    """``["--train.max_steps=2", "--loss.name=l2"]`` -> nested dict of YAML-parsed values."""
+    tree: dict[str, Any] = {}
+    for arg in args:
+        key, sep, raw = arg.removeprefix("--").partition("=")
+        if not arg.startswith("--") or not sep or not key:
+            raise ConfigError(f"override {arg!r} must look like --section.key=VALUE")
+        try:
+            value = yaml.safe_load(raw) if raw else ""
+        except yaml.YAMLError as e:
+            raise ConfigError(f"override {arg!r}: value is not valid YAML ({e})") from None
+        node = tree
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {arg!r} conflicts with an earlier override")
+        node[leaf] = value
+    return tree
+
+
+def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in update.items():
+        # kwargs dicts merge too, so --model.kwargs.width=32 keeps the other kwargs.
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """The mapping in a YAML file; :class:`ConfigError` if missing or malformed."""
+    p = Path(path)
+    try:
+        data = yaml.safe_load(p.read_text())
+    except OSError as e:
+        raise ConfigError(f"{p}: cannot read config ({e.strerror or e})") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{p}: not valid YAML ({e})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: a config must be a mapping of sections")
+    return data
+
+
+def load_config(path: str | Path | None, overrides: Sequence[str] = (),
+                base: dict[str, Any] | None = None) -> Config:
+    """Config from ``base`` (a resolved dict), then the YAML at ``path``, then ``overrides``.
+
+    ``run_dir`` defaults to ``runs/<file name without suffix>``.
+    """
+    data = dict(base or {})
+    if path is not None:
+        data = _merge(data, read_yaml(path))
+    data = _merge(data, parse_overrides(list(overrides)))
+    cfg: Config = from_dict(Config, data)
+    if cfg.run_dir is None and path is not None:
+        cfg.run_dir = str(Path("runs") / Path(path).stem)
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: Config) -> None:
+    """Value checks the types alone cannot express."""
+    t, d = cfg.train, cfg.data
+    positive = {"data.crop": d.crop, "train.batch_size": t.batch_size, "train.lr": t.lr,
+                "train.eval_every": t.eval_every, "train.ckpt_every": t.ckpt_every,
+                "train.log_every": t.log_every, "model.working_size": cfg.model.working_size}
+    for key, v in positive.items():
+        if v <= 0:
+            raise ConfigError(f"{key}: must be positive, got {v}")
+    nonnegative = {"data.scale_jitter": d.scale_jitter, "data.workers": d.workers,
+                   "data.val_limit": d.val_limit, "train.warmup_steps": t.warmup_steps,
+                   "model.freeze_encoder_steps": cfg.model.freeze_encoder_steps,
+                   "train.grid_images": t.grid_images}
+    for key, v in nonnegative.items():
+        if v < 0:
+            raise ConfigError(f"{key}: must not be negative, got {v}")
+    if not d.train:
+        raise ConfigError("data.train: no training data given")
+    if (t.max_steps is None) == (t.epochs is None):
+        raise ConfigError("train: set exactly one of max_steps and epochs")
+    if (t.max_steps is not None and t.max_steps <= 0) or (t.epochs is not None and t.epochs <= 0):
+        raise ConfigError("train.max_steps / train.epochs: must be positive")
+    if t.schedule not in ("constant", "cosine"):
+        raise ConfigError(f"train.schedule: 'constant' or 'cosine', got {t.schedule!r}")
+    if len(t.betas) != 2:
+        raise ConfigError(f"train.betas: two numbers, got {t.betas}")
+    if t.ema is not None and not 0 < t.ema < 1:
+        raise ConfigError(f"train.ema: a decay in (0, 1), got {t.ema}")
+    if cfg.run_dir is None:
+        raise ConfigError("run_dir: not set (give a config file or --run_dir=PATH)")
+
+
+def save_config(cfg: Config, path: Path) -> None:
+    """Write the resolved config as YAML, atomically."""
+    from chromatize.checkpoint import atomic_write_bytes
+
+    atomic_write_bytes(path, yaml.safe_dump(to_dict(cfg), sort_keys=False).encode())

@@ -1,0 +1,304 @@
+"""Training data: photos -> random crops -> (L*, a*b*) tensors.
+
+Sources (``data.train`` / ``data.val``): a folder searched recursively, a ``.txt`` file of
+paths (relative ones are taken from the list file's folder), or WebDataset ``.tar``
+shards for ImageNet-sized sets. Folder and list sources are scanned once up front: gray
+photos (mean chroma below ``min_chroma``) and unreadable files are dropped, logged and
+counted, never fatal. With ``cache`` the scan also keeps every photo decoded and
+pre-resized in RAM (short side ``crop * (1 + scale_jitter)``), shared with the worker
+processes by fork.
+
+A sample is ``(l, ab)``: ``l`` float32 ``(1, crop, crop)`` in [0, 100], ``ab`` float32
+``(2, crop, crop)`` in Lab units. Augmentation: the short side is resized to
+``crop * U(1, 1 + scale_jitter)`` keeping the aspect ratio, a random ``crop`` square is
+cut, and flipped horizontally with probability 1/2.
+
+Reproducibility does not depend on the number of workers: :class:`StreamSampler` yields
+``(index, epoch)`` keys, and each sample's augmentation is drawn from a generator seeded
+by ``(seed, epoch, index)``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import signal
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, IterableDataset, Sampler
+
+from chromatize import color
+from chromatize.config import DataConfig
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+_CHROMA_SIDE = 64  # gray detection looks at a copy this small
+
+
+class DataError(ValueError):
+    """A data source is missing or holds no usable colour photo."""
+
+
+@dataclass
+class PhotoSet:
+    """The usable photos of a source, and what the scan dropped."""
+
+    source: str
+    paths: list[Path]
+    images: list[np.ndarray] | None = None  # cached uint8 (H, W, 3), aligned with paths
+    skipped_gray: int = 0
+    skipped_unreadable: int = 0
+    unreadable: list[str] = field(default_factory=list)  # "path: reason", first few
+
+    def summary(self) -> dict[str, Any]:
+        return {"source": self.source, "count": len(self.paths),
+                "skipped_gray": self.skipped_gray, "skipped_unreadable": self.skipped_unreadable}
+
+
+def is_shards(source: str) -> bool:
+    """True when ``source`` names WebDataset shards rather than a folder or list."""
+    return ".tar" in Path(source).name
+
+
+def list_photos(source: str) -> list[Path]:
+    """Image files of a folder (recursive, sorted) or of a ``.txt`` list of paths."""
+    p = Path(source)
+    if p.is_dir():
+        return sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
+    if p.is_file() and p.suffix == ".txt":
+        lines = [ln.strip() for ln in p.read_text().splitlines()]
+        return [p.parent / ln for ln in lines if ln and not ln.startswith("#")]
+    raise DataError(f"{source}: not a folder, a .txt list of photos or .tar shards")
+
+
+def decode(path: Path, min_short: int) -> Image.Image:
+    """Decode ``path`` upright; JPEGs are decoded at a reduced scale when the short side
+    stays >= ``min_short``. Returns mode ``RGB``, or ``L`` for gray files."""
+    with Image.open(path) as im:
+        w, h = im.size
+        f = min_short / max(1, min(w, h))
+        if f < 1:
+            im.draft("RGB", (math.ceil(w * f), math.ceil(h * f)))
+        im = ImageOps.exif_transpose(im)
+        im.load()
+    if im.mode in ("L", "I;16", "I", "1"):
+        return im.convert("L")
+    return im.convert("RGB")
+
+
+def mean_chroma(im: Image.Image) -> float:
+    """Mean Lab chroma sqrt(a^2 + b^2) of a small copy of ``im`` (0 for mode ``L``)."""
+    if im.mode != "RGB":
+        return 0.0
+    small = im.copy()
+    small.thumbnail((_CHROMA_SIDE, _CHROMA_SIDE), Image.BILINEAR)
+    rgb = torch.from_numpy(np.asarray(small, dtype=np.float32) / 255).permute(2, 0, 1)
+    ab = color.rgb_to_lab(rgb)[1:]
+    return float(ab.square().sum(0).sqrt().mean())
+
+
+def resize_short(im: Image.Image, short: int) -> Image.Image:
+    """Shrink ``im`` so its short side is ``short`` (never enlarges), keeping the aspect."""
+    w, h = im.size
+    f = short / min(w, h)
+    if f >= 1:
+        return im
+    return im.resize((max(1, round(w * f)), max(1, round(h * f))), Image.BILINEAR)
+
+
+def scan_photos(source: str, min_chroma: float, cache_short: int | None = None,
+                threads: int | None = None) -> PhotoSet:
+    """Decode every photo of ``source`` once, drop gray and unreadable ones.
+
+    ``cache_short``: keep the photos in RAM, shrunk to this short side. Raises
+    :class:`DataError` when nothing usable is left.
+    """
+    paths = list_photos(source)
+
+    def inspect(path: Path) -> tuple[str, np.ndarray | None]:
+        try:
+            im = decode(path, cache_short or _CHROMA_SIDE)
+        except (OSError, ValueError, Image.DecompressionBombError) as e:
+            return f"unreadable: {e}", None
+        if mean_chroma(im) < min_chroma:
+            return "gray", None
+        return "ok", np.asarray(resize_short(im, cache_short)) if cache_short else None
+
+    # Pillow releases the GIL while decoding, so threads scale over the cores.
+    with ThreadPoolExecutor(threads or os.cpu_count() or 1) as pool:
+        results = list(pool.map(inspect, paths))
+    out = PhotoSet(source, [], [] if cache_short else None)
+    for path, (status, array) in zip(paths, results):
+        if status == "ok":
+            out.paths.append(path)
+            if out.images is not None:
+                out.images.append(array)  # type: ignore[arg-type]
+        elif status == "gray":
+            out.skipped_gray += 1
+        else:
+            out.skipped_unreadable += 1
+            log.warning("skipping %s: %s", path, status)
+            if len(out.unreadable) < 5:
+                out.unreadable.append(f"{path}: {status}")
+    if out.skipped_gray:
+        log.warning("%s: skipped %d gray photos (mean chroma < %g)", source, out.skipped_gray,
+                     min_chroma)
+    if not out.paths:
+        raise DataError(f"{source}: no usable colour photo ({len(paths)} files, "
+                        f"{out.skipped_gray} gray, {out.skipped_unreadable} unreadable)")
+    return out
+
+
+def to_lab(rgb: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 ``(H, W, 3)`` -> ``(l (1, H, W) in [0, 100], ab (2, H, W))`` float32."""
+    t = torch.from_numpy(np.array(rgb)).permute(2, 0, 1).float().div_(255)  # a writable copy
+    lab = color.rgb_to_lab(t)
+    return lab[:1], lab[1:]
+
+
+def random_crop(im: Image.Image, crop: int, scale_jitter: float, flip: bool,
+                rng: np.random.Generator) -> np.ndarray:
+    """Resize (short side ``crop * U(1, 1 + scale_jitter)``), cut a random square, maybe
+    flip: uint8 ``(crop, crop, 3)``. Resize and cut are one resampling of the source."""
+    w, h = im.size
+    scale = crop * (1 + rng.uniform(0, scale_jitter)) / min(w, h)
+    side = min(crop / scale, w, h)  # the window's side in source pixels (min: rounding)
+    x0, y0 = rng.uniform(0, w - side), rng.uniform(0, h - side)
+    out = im.resize((crop, crop), Image.BILINEAR, box=(x0, y0, x0 + side, y0 + side))
+    rgb = np.asarray(out)
+    return rgb[:, ::-1] if flip and rng.random() < 0.5 else rgb
+
+
+class PhotoCrops(Dataset):
+    """Random training crops of a :class:`PhotoSet`, indexed by ``(index, epoch)`` keys."""
+
+    def __init__(self, photos: PhotoSet, crop: int, scale_jitter: float = 0.0,
+                 flip: bool = True, seed: int = 0) -> None:
+        self.photos, self.crop, self.jitter, self.flip, self.seed = photos, crop, scale_jitter, flip, seed
+
+    def __len__(self) -> int:
+        return len(self.photos.paths)
+
+    def image(self, index: int) -> Image.Image:
+        if self.photos.images is not None:
+            return Image.fromarray(self.photos.images[index])
+        return decode(self.photos.paths[index], math.ceil(self.crop * (1 + self.jitter))).convert("RGB")
+
+    def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        index, epoch = key
+        rng = np.random.default_rng([self.seed, epoch, index])
+        return to_lab(random_crop(self.image(index), self.crop, self.jitter, self.flip, rng))
+
+
+class StreamSampler(Sampler[tuple[int, int]]):
+    """Endless ``(index, epoch)`` keys: each epoch a :class:`DistributedSampler` shuffle
+    (seeded by ``seed`` and the epoch; this rank's share), starting ``start`` keys in."""
+
+    def __init__(self, n: int, seed: int, rank: int = 0, world: int = 1, start: int = 0) -> None:
+        self.sampler = DistributedSampler(range(n), num_replicas=world, rank=rank, shuffle=True,
+                                          seed=seed, drop_last=world > 1)
+        if len(self.sampler) == 0:
+            raise DataError(f"{n} photos cannot be shared among {world} processes")
+        self.start = start
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        epoch, skip = divmod(self.start, len(self.sampler))
+        while True:
+            self.sampler.set_epoch(epoch)
+            for i, index in enumerate(self.sampler):
+                if i >= skip:
+                    yield index, epoch
+            epoch, skip = epoch + 1, 0
+
+    def __len__(self) -> int:  # per epoch; the stream itself never ends
+        return len(self.sampler)
+
+
+class ShardCrops(IterableDataset):
+    """Random crops streamed from WebDataset shards; gray or broken samples are skipped.
+
+    Shards are split over processes and workers and shuffled per pass, so order is
+    seeded but a resumed run restarts the stream rather than continuing it exactly.
+    """
+
+    def __init__(self, urls: str, cfg: DataConfig, seed: int, start: int = 0) -> None:
+        self.urls, self.cfg, self.seed, self.start = urls, cfg, seed, start
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        import webdataset as wds
+
+        info = torch.utils.data.get_worker_info()
+        rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
+        # one seed per (run seed, resume point, process, worker): streams differ, yet repeat
+        seed = int(np.random.SeedSequence([self.seed, self.start, rank, info.id if info else 0])
+                   .generate_state(1)[0])
+        rng = np.random.default_rng(seed)
+        stream = wds.WebDataset(self.urls, resampled=True, shardshuffle=False, seed=seed,
+                                handler=wds.warn_and_continue, nodesplitter=wds.split_by_node)
+        stream = stream.shuffle(1000, seed=seed)
+        stream = stream.decode("pil", handler=wds.warn_and_continue).to_tuple("jpg;jpeg;png;webp")
+        for (im,) in stream:
+            im = im.convert("RGB")
+            if mean_chroma(im) >= self.cfg.min_chroma:
+                yield to_lab(random_crop(im, self.cfg.crop, self.cfg.scale_jitter, self.cfg.flip, rng))
+
+
+def center_crops(photos: PhotoSet, crop: int, limit: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first ``limit`` photos, short side resized to ``crop``, centre square:
+    ``(l (N, 1, crop, crop), ab (N, 2, crop, crop))``."""
+    ls, abs_ = [], []
+    for i in range(min(limit, len(photos.paths))):
+        im = (Image.fromarray(photos.images[i]) if photos.images is not None
+              else decode(photos.paths[i], crop).convert("RGB"))
+        im = ImageOps.fit(im, (crop, crop), Image.BILINEAR)
+        l, ab = to_lab(np.asarray(im))
+        ls.append(l)
+        abs_.append(ab)
+    return torch.stack(ls), torch.stack(abs_)
+
+
+def _ignore_sigint(worker_id: int) -> None:
+    """Workers leave Ctrl-C to the trainer, which stops cleanly after the current step."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def train_loader(photos: PhotoSet | str, cfg: DataConfig, batch_size: int, seed: int,
+                 rank: int = 0, world: int = 1, start: int = 0) -> DataLoader:
+    """An endless loader of ``(l (B, 1, c, c), ab (B, 2, c, c))`` batches for this rank,
+    beginning after ``start`` samples (so a resumed run sees the same batches)."""
+    common: dict[str, Any] = {"batch_size": batch_size, "num_workers": cfg.workers,
+                              "pin_memory": torch.cuda.is_available(), "drop_last": True,
+                              # own generator: creating the iterator must not draw from
+                              # the global RNG, or resumed runs would diverge
+                              "generator": torch.Generator().manual_seed(seed),
+                              "worker_init_fn": _ignore_sigint}
+    if cfg.workers:
+        common["prefetch_factor"] = 4
+    if isinstance(photos, str):
+        return DataLoader(ShardCrops(photos, cfg, seed, start), **common)
+    dataset = PhotoCrops(photos, cfg.crop, cfg.scale_jitter, cfg.flip, seed)
+    sampler = StreamSampler(len(dataset), seed, rank, world, start)
+    return DataLoader(dataset, sampler=sampler, **common)
+
+
+def open_source(source: str, cfg: DataConfig) -> PhotoSet | str:
+    """Scan a folder or list (see :func:`scan_photos`); shard patterns pass through."""
+    if is_shards(source):
+        return source
+    cache = math.ceil(cfg.crop * (1 + cfg.scale_jitter)) if cfg.cache else None
+    return scan_photos(source, cfg.min_chroma, cache)
+
+
+def source_summary(photos: PhotoSet | str) -> dict[str, Any]:
+    """What the checkpoint records about the data."""
+    return {"source": photos, "count": None} if isinstance(photos, str) else photos.summary()
+

@@ -1,0 +1,403 @@
+"""The training loop: ``train(config) -> run folder``, on one CPU/GPU or under torchrun.
+
+The trainer knows nothing of the task beyond the model contract. Models customise it
+through two optional hooks, so a new family needs no change here:
+
+* ``model.configure_optimizers(lr: float, betas: tuple[float, float]) -> list[Optimizer]``:
+  the optimizers to use; otherwise one Adam over the trainable parameters (the
+  ``model.encoder`` ones in their own group at ``lr * encoder_lr_scale``).
+* ``model.train_step(l, ab, loss_fn, optimizers) -> dict[str, float]``: one full update
+  on a batch (``l`` ``(B, 1, c, c)`` in [0, 100], ``ab`` ``(B, 2, c, c)`` Lab units),
+  e.g. a GAN owning the order of its G/D steps; the dict must hold ``"loss"``. Otherwise
+  the default step: forward, ``loss_fn(out, ab)``, backward, step. (Not yet supported under
+  torchrun: there the default step runs through DistributedDataParallel.)
+
+Run folder: ``config.yaml`` (resolved), ``log.csv``, ``tb/``, ``grids/step_XXXXXX.png``,
+the resume state (:mod:`chromatize.train_state`), and ``model.safetensors`` +
+``model.json`` (:func:`chromatize.checkpoint.save_checkpoint`).
+
+Distributed: ``torchrun --nproc_per_node=K -m chromatize.cli train CONFIG`` (the
+environment decides); DistributedDataParallel over gloo on CPU, nccl on GPU; each process
+loads its share of every epoch; rank 0 logs, evaluates and writes checkpoints.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from chromatize import config as cfgmod
+from chromatize import data as datamod
+from chromatize import train_state as ts
+from chromatize.checkpoint import load_checkpoint, save_checkpoint
+from chromatize.config import Config, ConfigError
+from chromatize.losses import LOSSES, target_at
+from chromatize.models import ColorizationModel, create_model
+
+
+class TrainError(ValueError):
+    """Training cannot start: the message names the file or setting and the reason."""
+
+
+def _lr_factor(cfg: cfgmod.TrainConfig, step: int, max_steps: int) -> float:
+    """Multiplier of the base lr at ``step``: linear warm-up, then constant or cosine."""
+    if step < cfg.warmup_steps:
+        return (step + 1) / cfg.warmup_steps
+    if cfg.schedule == "cosine":
+        t = (step - cfg.warmup_steps) / max(1, max_steps - cfg.warmup_steps)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+    return 1.0
+
+
+class Trainer:
+    """Everything is checked and built in ``__init__``, before any step; :meth:`fit` runs."""
+
+    def __init__(self, cfg: Config, resume: str | Path | None = None) -> None:
+        self.cfg = cfg
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.device = self._device(cfg.train.device, int(os.environ.get("LOCAL_RANK", "0")))
+        if self.world > 1 and not dist.is_initialized():
+            if self.device.type == "cuda":
+                torch.cuda.set_device(self.device)
+            dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
+        self.run_dir = Path(resume) if resume is not None else Path(str(cfg.run_dir))
+        state = self._check_run_dir(resume is not None)
+        self.logging = self.rank == 0
+
+        self.model = self._build_model(state is None)
+        self._check_crop()
+        self.loss_fn = LOSSES.create(cfg.loss.name, model=self.model, **cfg.loss.kwargs)
+        self.train_data = self._open("data.train", cfg.data.train)
+        if cfg.data.val is not None and datamod.is_shards(cfg.data.val):
+            raise ConfigError("data.val: must be a folder or a .txt list, not shards")
+        self.val_data = None if cfg.data.val is None else self._open("data.val", cfg.data.val)
+        self.max_steps = self._max_steps()
+        self.optimizers = self._optimizers()
+        self.ema = (AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(cfg.train.ema),
+                                  use_buffers=True) if cfg.train.ema else None)
+        self.step, self.samples = 0, 0
+        if state is not None:
+            self._restore(*state)
+        if self.world > 1 and hasattr(self.model, "train_step"):
+            raise TrainError(f"model {cfg.model.name!r} has its own train_step, which "
+                             "distributed training does not support yet")
+        self.frozen: bool | None = None
+        self.stop_requested = False
+        self.metrics: dict[str, float] = {}
+
+    # ------------------------------------------------------------------ set-up checks
+
+    @staticmethod
+    def _device(name: str, local_rank: int) -> torch.device:
+        if name == "auto":
+            name = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
+        try:
+            device = torch.device(name)
+        except RuntimeError as e:
+            raise ConfigError(f"train.device: {e}") from None
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ConfigError(f"train.device: {name!r} asked for, but no CUDA device is available")
+        return device
+
+    def _check_run_dir(self, resume: bool) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
+        if resume:
+            try:
+                tensors, meta = ts.load_state(self.run_dir)
+            except ts.StateError as e:
+                raise TrainError(str(e)) from None
+            want = {"name": self.cfg.model.name, "kwargs": self.cfg.model.kwargs}
+            if meta["model"] != want:
+                raise TrainError(f"{self.run_dir}: holds model {meta['model']}, the config "
+                                 f"asks for {want}")
+            return tensors, meta
+        if (self.run_dir / ts.STATE_JSON).exists() or (self.run_dir / "model.json").exists():
+            raise TrainError(f"{self.run_dir}: already holds a run; continue it with --resume "
+                             f"{self.run_dir} or pick another --run_dir=PATH")
+        return None
+
+    def _build_model(self, fresh: bool) -> ColorizationModel:
+        m = self.cfg.model
+        torch.manual_seed(self.cfg.train.seed)
+        try:
+            model = create_model(m.name, **m.kwargs)
+        except KeyError as e:
+            raise ConfigError(f"model.name: {e.args[0]}") from None
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"model.kwargs: {e}") from None
+        if (m.freeze_encoder_steps or m.encoder_lr_scale != 1) and not hasattr(model, "encoder"):
+            raise ConfigError(f"model.freeze_encoder_steps/encoder_lr_scale: {m.name!r} has no encoder")
+        if m.pretrained and not hasattr(model, "load_pretrained_encoder"):
+            raise ConfigError(f"model.pretrained: {m.name!r} has no pretrained encoder")
+        if fresh and m.init is not None:
+            try:
+                src, _ = load_checkpoint(m.init, expect_model=m.name)
+            except ValueError as e:  # CheckpointError
+                raise TrainError(f"model.init: {e}") from None
+            try:
+                model.load_state_dict(src.state_dict())
+            except RuntimeError as e:
+                # The first line is a generic header; the next one says what differs.
+                detail = next((ln.strip() for ln in str(e).splitlines()[1:] if ln.strip()), "")
+                raise TrainError(f"model.init: {m.init}: weights do not fit {m.name} with "
+                                 f"kwargs {m.kwargs}: {detail}") from None
+        elif fresh and m.pretrained:
+            model.load_pretrained_encoder()  # type: ignore[operator]
+        # Each process draws its own dropout masks; DDP makes the weights equal.
+        torch.manual_seed(self.cfg.train.seed + self.rank)
+        return model.to(self.device)
+
+    def _check_crop(self) -> None:
+        mult = self.model.size_multiple
+        if self.cfg.data.crop % mult:
+            raise ConfigError(f"data.crop: {self.cfg.model.name} needs a multiple of {mult}, "
+                              f"got {self.cfg.data.crop}")
+
+    def _open(self, key: str, source: str) -> datamod.PhotoSet | str:
+        try:
+            return datamod.open_source(source, self.cfg.data)
+        except datamod.DataError as e:
+            raise TrainError(f"{key}: {e}") from None
+
+    def _max_steps(self) -> int:
+        t = self.cfg.train
+        if t.max_steps is not None:
+            return t.max_steps
+        if isinstance(self.train_data, str):
+            raise ConfigError("train.epochs: unknown length of a shard stream; set train.max_steps")
+        per_step = t.batch_size * self.world
+        return max(1, math.ceil(t.epochs * len(self.train_data.paths) / per_step))  # type: ignore[operator]
+
+    def _optimizers(self) -> list[torch.optim.Optimizer]:
+        t, betas = self.cfg.train, (self.cfg.train.betas[0], self.cfg.train.betas[1])
+        hook = getattr(self.model, "configure_optimizers", None)
+        if hook is not None:
+            optimizers = list(hook(t.lr, betas))
+        else:
+            encoder = getattr(self.model, "encoder", None)
+            enc_ids = {id(p) for p in encoder.parameters()} if encoder is not None else set()
+            rest = [p for p in self.model.parameters() if id(p) not in enc_ids and p.requires_grad]
+            groups: list[dict[str, Any]] = [{"params": rest, "lr": t.lr}]
+            if encoder is not None:
+                groups.append({"params": list(encoder.parameters()),
+                               "lr": t.lr * self.cfg.model.encoder_lr_scale})
+            optimizers = [torch.optim.Adam(groups, lr=t.lr, betas=betas)]
+        for opt in optimizers:
+            for group in opt.param_groups:
+                group.setdefault("base_lr", group["lr"])
+        return optimizers
+
+    # ------------------------------------------------------------------ state
+
+    def _modules(self) -> dict[str, nn.Module]:
+        return {"model": self.model} | ({"ema": self.ema} if self.ema is not None else {})
+
+    def _state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        """Everything needed to continue exactly. Collective: every rank must call it."""
+        tensors, optimizers = ts.training_tensors(self._modules(), self.optimizers)
+        tensors.update(ts.rng_tensors(self.world, self.device))
+        meta = {"step": self.step, "samples_seen": self.samples, "world_size": self.world,
+                "model": {"name": self.cfg.model.name, "kwargs": self.cfg.model.kwargs},
+                "optimizers": optimizers, "host_rng": ts.host_rng_state(),
+                "config": cfgmod.to_dict(self.cfg)}
+        return tensors, meta
+
+    def _restore(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+        try:
+            ts.load_training_tensors(tensors, self._modules(), self.optimizers, meta["optimizers"])
+        except ts.StateError as e:
+            raise TrainError(f"{self.run_dir}: the resume state does not fit this run ({e})") from None
+        self.step = meta["step"]
+        self.samples = meta["samples_seen"]  # over all processes
+        if self.step >= self.max_steps:
+            raise TrainError(f"{self.run_dir}: already at step {self.step} of {self.max_steps}; "
+                             "raise --train.max_steps to train on")
+        # With another number of processes the per-rank streams differ anyway.
+        if meta["world_size"] == self.world:
+            ts.set_rng(tensors, self.rank, self.device)
+            ts.set_host_rng_state(meta["host_rng"])
+
+    # ------------------------------------------------------------------ training
+
+    def _set_frozen(self, frozen: bool) -> None:
+        """Freeze or unfreeze ``model.encoder``; frozen, it also stays in eval mode so its
+        batch-norm statistics keep their pretrained values."""
+        encoder = getattr(self.model, "encoder", None)
+        if encoder is not None:
+            encoder.requires_grad_(not frozen)
+        self.frozen = frozen
+        # DDP fixes its set of synchronised parameters when built, so rebuild it.
+        self.net: nn.Module = (DistributedDataParallel(self.model) if self.world > 1
+                               else self.model)
+
+    def _train_mode(self) -> None:
+        self.model.train()
+        if self.frozen and hasattr(self.model, "encoder"):
+            self.model.encoder.eval()
+
+    def _step(self, l: torch.Tensor, ab: torch.Tensor) -> dict[str, float]:
+        hook = getattr(self.model, "train_step", None)
+        if hook is not None:
+            return hook(l, ab, self.loss_fn, self.optimizers)
+        loss = self.loss_fn(self.net(l), ab)
+        for opt in self.optimizers:
+            opt.zero_grad(set_to_none=True)
+        loss.backward()
+        for opt in self.optimizers:
+            opt.step()
+        return {"loss": loss.item()}
+
+    def _loader(self) -> torch.utils.data.DataLoader:
+        t = self.cfg.train
+        return datamod.train_loader(self.train_data, self.cfg.data, t.batch_size, t.seed,
+                                    self.rank, self.world, self.samples // self.world)
+
+    def fit(self) -> Path:
+        """Train to ``max_steps``, or until SIGINT/SIGTERM; write checkpoints. Returns the
+        run folder."""
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        log = None
+        if self.logging:
+            from chromatize.runlog import RunLog
+
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            cfgmod.save_config(self.cfg, self.run_dir / "config.yaml")
+            log = RunLog(self.run_dir, resume_step=self.step if self.step else None)
+        t = self.cfg.train
+        self._install_signals()
+        progress = Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(),
+                            TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
+                            disable=not self.logging)
+        try:
+            with progress:
+                task = progress.add_task("train", total=self.max_steps, completed=self.step, info="")
+                batches = iter(self._loader())
+                window_loss, window_n, t0 = 0.0, 0, time.perf_counter()
+                while self.step < self.max_steps and not self.stop_requested:
+                    frozen = self.step < self.cfg.model.freeze_encoder_steps
+                    if frozen != self.frozen:
+                        self._set_frozen(frozen)
+                    self._train_mode()
+                    l, ab = (x.to(self.device, non_blocking=True) for x in next(batches))
+                    for opt in self.optimizers:
+                        for group in opt.param_groups:
+                            group["lr"] = group["base_lr"] * _lr_factor(t, self.step, self.max_steps)
+                    out = self._step(l, ab)
+                    if self.ema is not None:
+                        self.ema.update_parameters(self.model)
+                    self.step += 1
+                    self.samples += l.shape[0] * self.world
+                    window_loss, window_n = window_loss + out["loss"], window_n + 1
+                    self._sync_stop()
+                    if log is not None and (self.step % t.log_every == 0 or self.step == self.max_steps):
+                        speed = window_n * l.shape[0] * self.world / (time.perf_counter() - t0)
+                        log.scalars(self.step, {"train_loss": window_loss / window_n, "images_per_s": speed,
+                                                "lr": self.optimizers[0].param_groups[0]["lr"]})
+                        progress.update(task, completed=self.step,
+                                        info=f"loss {window_loss / window_n:.4f}  {speed:.1f} img/s")
+                        window_loss, window_n, t0 = 0.0, 0, time.perf_counter()
+                    done = self.step == self.max_steps or self.stop_requested
+                    if log is not None and self.val_data is not None and (done or self.step % t.eval_every == 0):
+                        self.metrics = self.evaluate(log)
+                    if done or self.step % t.ckpt_every == 0:
+                        self.save()
+        finally:
+            self._restore_signals()
+            if log is not None:
+                log.close()
+        return self.run_dir
+
+    @torch.no_grad()
+    def evaluate(self, log: Any = None) -> dict[str, float]:
+        """Validation loss and ab RMSE (Lab units, per-pixel Euclidean error in the ab
+        plane, prediction upsampled bilinearly to the crop); saves a grid when ``log``."""
+        model = self.ema.module if self.ema is not None else self.model
+        model.eval()
+        if not hasattr(self, "_val"):
+            self._val = datamod.center_crops(self.val_data, self.cfg.data.crop,  # type: ignore[arg-type]
+                                             self.cfg.data.val_limit)
+        l_all, ab_all = self._val
+        loss_sum, sq_sum, preds = 0.0, 0.0, []
+        bs = self.cfg.train.batch_size
+        for i in range(0, len(l_all), bs):
+            l, ab = l_all[i:i + bs].to(self.device), ab_all[i:i + bs].to(self.device)
+            out = model(l)
+            loss_sum += self.loss_fn(out, ab).item() * len(l)
+            pred = torch.nn.functional.interpolate(out["ab"], size=ab.shape[-2:], mode="bilinear",
+                                                   align_corners=False)
+            sq_sum += (pred - ab).square().sum(1).mean((1, 2)).sum().item()
+            if i < self.cfg.train.grid_images:
+                preds.append(out["ab"].cpu())
+        n = len(l_all)
+        metrics = {"val_loss": loss_sum / n, "val_ab_rmse": math.sqrt(sq_sum / n)}
+        if log is not None:
+            log.scalars(self.step, metrics)
+            k = self.cfg.train.grid_images
+            if k:
+                log.grid(self.step, l_all[:k], torch.cat(preds)[:k], ab_all[:k])
+        return metrics
+
+    def save(self) -> None:
+        """Write the resume state and the model checkpoint (rank 0; collective)."""
+        tensors, meta = self._state()
+        if not self.logging:
+            return
+        ts.save_state(self.run_dir, tensors, meta)
+        model = self.ema.module if self.ema is not None else self.model
+        data = {"train": datamod.source_summary(self.train_data)}
+        if self.val_data is not None:
+            data["val"] = datamod.source_summary(self.val_data)
+        save_checkpoint(self.run_dir / "model", model, self.cfg.model.name, self.cfg.model.kwargs,
+                        config=cfgmod.to_dict(self.cfg), data=data, step=self.step,
+                        working_size=self.cfg.model.working_size, metrics=self.metrics)
+
+    # ------------------------------------------------------------------ stopping
+
+    def _install_signals(self) -> None:
+        self._old_handlers: dict[int, Any] = {}
+        if threading.current_thread() is not threading.main_thread():
+            return  # only the main thread may handle signals
+
+        def request_stop(signum: int, frame: Any) -> None:
+            self.stop_requested = True
+            # A second Ctrl-C stops at once.
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+        self._old_handlers = {s: signal.signal(s, request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def _restore_signals(self) -> None:
+        for s, handler in self._old_handlers.items():
+            signal.signal(s, handler)
+
+    def _sync_stop(self) -> None:
+        """All ranks stop at the same step if any of them was asked to."""
+        if self.world > 1:
+            flag = torch.tensor([float(self.stop_requested)], device=self.device)
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            self.stop_requested = bool(flag.item())
+
+
+def train(cfg: Config, resume: str | Path | None = None) -> Path:
+    """Train as ``cfg`` says (continuing the run folder ``resume`` if given); returns the
+    run folder, which holds ``model.safetensors`` + ``model.json``.
+
+    Raises :class:`ConfigError` or :class:`TrainError` before any work when the config,
+    data, run folder or resume state is unusable.
+    """
+    try:
+        return Trainer(cfg, resume).fit()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()

@@ -1,0 +1,157 @@
+"""The resume state of a run: ``RUN/state.safetensors`` (tensors) + ``RUN/state.json`` (the rest).
+
+Both are rewritten atomically at each checkpoint. Tensors: model and EMA weights,
+optimizer tensors (Adam moments and step counts), torch RNG states of every process.
+JSON: step, samples seen, optimizer param groups and scalars, numpy and Python RNG states,
+the model's name and kwargs, the resolved config. Nothing is pickled. The step is stored
+in both files, so a crash between the two writes is detected instead of mixing states.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from safetensors import safe_open
+from safetensors.torch import save_file
+from torch import nn
+
+from chromatize.checkpoint import atomic_write_bytes
+
+STATE_TENSORS = "state.safetensors"
+STATE_JSON = "state.json"
+
+
+class StateError(ValueError):
+    """A run folder has no usable resume state."""
+
+
+def optimizer_state(opt: torch.optim.Optimizer, prefix: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Split ``opt.state_dict()`` into tensors (keyed ``prefix.PARAM.NAME``) and JSON."""
+    sd = opt.state_dict()
+    tensors, scalars = {}, {}
+    for pid, st in sd["state"].items():
+        for name, v in st.items():
+            if torch.is_tensor(v):
+                tensors[f"{prefix}.{pid}.{name}"] = v
+            else:
+                scalars[f"{pid}.{name}"] = v
+    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
+
+
+def load_optimizer_state(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor],
+                         meta: dict[str, Any], prefix: str) -> None:
+    """Inverse of :func:`optimizer_state`."""
+    state: dict[int, dict[str, Any]] = {}
+    for key, v in tensors.items():
+        if key.startswith(prefix + "."):
+            pid, name = key[len(prefix) + 1:].split(".", 1)
+            state.setdefault(int(pid), {})[name] = v
+    for key, v in meta["scalars"].items():
+        pid, name = key.split(".", 1)
+        state.setdefault(int(pid), {})[name] = v
+    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+
+
+def host_rng_state() -> dict[str, Any]:
+    """numpy's and Python's global RNG states as JSON."""
+    name, keys, pos, has_gauss, gauss = np.random.get_state()
+    return {"numpy": [name, keys.tolist(), pos, has_gauss, gauss], "python": random.getstate()}
+
+
+def set_host_rng_state(state: dict[str, Any]) -> None:
+    name, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, gauss))
+    version, internal, gauss_next = state["python"]
+    random.setstate((version, tuple(internal), gauss_next))
+
+
+def training_tensors(modules: dict[str, nn.Module], optimizers: list[torch.optim.Optimizer],
+                     ) -> tuple[dict[str, torch.Tensor], list[dict[str, Any]]]:
+    """State dicts of ``modules`` (keyed ``NAME.KEY``) and of the optimizers (tensors
+    keyed ``optimI.*``, the rest as JSON-ready dicts)."""
+    tensors = {f"{name}.{k}": v for name, m in modules.items() for k, v in m.state_dict().items()}
+    metas = []
+    for i, opt in enumerate(optimizers):
+        t, meta = optimizer_state(opt, f"optim{i}")
+        tensors.update(t)
+        metas.append(meta)
+    return tensors, metas
+
+
+def load_training_tensors(tensors: dict[str, torch.Tensor], modules: dict[str, nn.Module],
+                          optimizers: list[torch.optim.Optimizer], metas: list[dict[str, Any]]) -> None:
+    """Inverse of :func:`training_tensors`; :class:`StateError` when they do not fit."""
+    try:
+        for name, m in modules.items():
+            part = {k[len(name) + 1:]: v for k, v in tensors.items() if k.startswith(name + ".")}
+            if not part:
+                raise StateError(f"the state holds no {name!r} weights")
+            m.load_state_dict(part)
+        if len(metas) != len(optimizers):
+            raise StateError(f"{len(metas)} optimizers saved, {len(optimizers)} in use")
+        for i, (opt, meta) in enumerate(zip(optimizers, metas)):
+            load_optimizer_state(opt, tensors, meta, f"optim{i}")
+    except (RuntimeError, ValueError, KeyError) as e:
+        raise StateError(str(e).splitlines()[0] if str(e) else repr(e)) from None
+
+
+def rng_tensors(world: int, device: torch.device) -> dict[str, torch.Tensor]:
+    """Torch RNG states of every process, ``rng.KIND.RANK``. Collective when ``world > 1``."""
+    own = {"torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        own["cuda"] = torch.cuda.get_rng_state(device).cpu()
+    states: list[Any] = [own]
+    if world > 1:
+        states = [None] * world
+        dist.all_gather_object(states, own)
+    return {f"rng.{kind}.{rank}": t for rank, s in enumerate(states) for kind, t in s.items()}
+
+
+def set_rng(tensors: dict[str, torch.Tensor], rank: int, device: torch.device) -> None:
+    """Restore this process's torch RNG states saved by :func:`rng_tensors`."""
+    if f"rng.torch.{rank}" in tensors:
+        torch.set_rng_state(tensors[f"rng.torch.{rank}"])
+    if device.type == "cuda" and f"rng.cuda.{rank}" in tensors:
+        torch.cuda.set_rng_state(tensors[f"rng.cuda.{rank}"], device)
+
+
+def save_state(run_dir: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+    """Write both state files atomically; ``meta`` must hold ``step``."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=run_dir, prefix=".state.", suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp,
+                  metadata={"step": str(meta["step"])})
+        os.replace(tmp, run_dir / STATE_TENSORS)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    atomic_write_bytes(run_dir / STATE_JSON, json.dumps(meta, indent=1).encode())
+
+
+def load_state(run_dir: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Read a run's state; :class:`StateError` names what is missing or inconsistent."""
+    if not run_dir.is_dir():
+        raise StateError(f"{run_dir}: no such run folder")
+    paths = run_dir / STATE_TENSORS, run_dir / STATE_JSON
+    for p in paths:
+        if not p.is_file():
+            raise StateError(f"{p}: missing, so {run_dir} cannot be resumed")
+    try:
+        meta = json.loads(paths[1].read_text())
+        with safe_open(str(paths[0]), framework="pt") as f:
+            step = (f.metadata() or {}).get("step")
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except (OSError, ValueError) as e:
+        raise StateError(f"{run_dir}: unreadable resume state ({e})") from None
+    if not isinstance(meta, dict) or str(meta.get("step")) != step:
+        raise StateError(f"{run_dir}: {STATE_JSON} and {STATE_TENSORS} are from different steps")
+    return tensors, meta
