@@ -196,6 +196,25 @@ def train(
     console.print(f"model written to {run_dir / 'model.json'}")
 
 
+@app.command("ab-prior")
+def ab_prior(
+    source: str = typer.Argument(..., help="Training photos: a folder or a .txt list."),
+    output: Path = typer.Option(..., "-o", "--output", help="JSON file to write."),
+    side: int = typer.Option(64, "--side", min=8, help="Short side photos are shrunk to."),
+) -> None:
+    """Compute the ab colour distribution of a training set, for class rebalancing
+    (loss rebalanced_ce, loss.kwargs.prior)."""
+    from chromatize.data import DataError
+    from chromatize.quantize import compute_prior_file
+
+    try:
+        summary = compute_prior_file(source, output, side=side)
+    except DataError as e:
+        fail(str(e))
+    console.print(f"wrote {output}: {summary['count']} photos "
+                  f"({summary['skipped_gray']} gray, {summary['skipped_unreadable']} unreadable skipped)")
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from chromatize import color
+from chromatize import color, quantize
 from chromatize.models import ColorizationModel
 from chromatize.registry import Registry
 
@@ -64,3 +64,56 @@ def l2(model: ColorizationModel | None = None) -> RegressionLoss:
 def smooth_l1(model: ColorizationModel | None = None, beta: float = 0.05) -> RegressionLoss:
     """Huber-like: quadratic below ``beta`` (normalised units, 0.05 = 5.5 Lab units)."""
     return RegressionLoss(lambda p, t: F.smooth_l1_loss(p, t, beta=beta))
+
+
+class RebalancedCrossEntropy(nn.Module):
+    """Cross-entropy against soft-encoded ab (Zhang et al. 2016), each pixel weighted by
+    the class-rebalancing weight of its most likely true bin.
+
+    ``out["logits"]`` is ``(B, Q, H/s, W/s)``; the target ab is area-downsampled to match,
+    then spread over its nearest bins (:func:`chromatize.quantize.soft_encode`). The bins
+    and weights are read from the model's classification head at each call, so they
+    follow the model across devices.
+    """
+
+    def __init__(self, head: nn.Module, neighbours: int = 5, sigma: float = 5.0,
+                 rebalance: bool = True) -> None:
+        super().__init__()
+        self._head = [head]  # a plain list: the head's buffers belong to the model, not here
+        self.neighbours, self.sigma, self.rebalance = neighbours, sigma, rebalance
+
+    def forward(self, out: dict[str, torch.Tensor], target_ab: torch.Tensor) -> torch.Tensor:
+        head = self._head[0]
+        logits = out["logits"]
+        target = quantize.soft_encode(target_at(target_ab, logits.shape[-2:]), head.bins,
+                                      self.neighbours, self.sigma)
+        ce = -(target * F.log_softmax(logits, dim=1)).sum(dim=1)  # (B, h, w)
+        if self.rebalance:
+            ce = ce * head.class_weights[target.argmax(dim=1)]
+        return ce.mean()
+
+
+@LOSSES.register("rebalanced_ce")
+def rebalanced_ce(model: ColorizationModel | None = None, prior: str | None = None,
+                  rebalance: bool = True, lam: float = 0.5, neighbours: int = 5,
+                  sigma: float = 5.0) -> RebalancedCrossEntropy:
+    """Classification loss for models with a ``ClassificationHead``.
+
+    ``prior``: a JSON file written by ``chromatize ab-prior TRAIN_DIR`` (the training set's
+    ab distribution). Its rebalancing weights (mixed with uniform by ``lam``) are stored
+    in the model's head, so the checkpoint carries them. ``rebalance=False`` trains
+    without rebalancing (the prior is still recorded when given).
+    """
+    head = getattr(model, "head", None)
+    if head is None or not hasattr(head, "bins"):
+        raise ValueError("loss rebalanced_ce needs a model with a classification head "
+                         "(e.g. effnet_lite0_cls)")
+    if prior is not None:
+        p = quantize.read_prior(prior, head.bins.cpu().numpy())
+        w = quantize.rebalance_weights(p, head.bins.cpu().numpy(), lam=lam)
+        head.prior.copy_(torch.as_tensor(p, dtype=head.prior.dtype))
+        head.class_weights.copy_(torch.as_tensor(w, dtype=head.class_weights.dtype))
+    elif rebalance:
+        raise ValueError("loss rebalanced_ce: set loss.kwargs.prior to a file made by "
+                         "`chromatize ab-prior TRAIN_DIR -o prior.json`, or rebalance: false")
+    return RebalancedCrossEntropy(head, neighbours, sigma, rebalance)

@@ -97,7 +97,24 @@ def prior_from_photos(images: Iterable[np.ndarray], bins: np.ndarray) -> np.ndar
 
     def batches() -> Iterable[torch.Tensor]:
         for rgb in images:
-            t = torch.from_numpy(rgb).permute(2, 0, 1).float() / 255
+            t = torch.from_numpy(np.array(rgb)).permute(2, 0, 1).float() / 255
             yield color.rgb_to_lab(t)[None, 1:]
 
     return empirical_prior(batches(), bins_t)
+
+
+def compute_prior_file(source: str, out: str | Path, side: int = 64, min_chroma: float = 4.0,
+                       ) -> dict:
+    """The ab prior of a training source (folder or .txt list), written to ``out``.
+
+    Photos are shrunk to a short side of ``side`` (colour statistics barely depend on
+    resolution); gray and unreadable photos are dropped as in training. Returns a summary.
+    """
+    from chromatize.data import scan_photos
+
+    photos = scan_photos(source, min_chroma, cache_short=side)
+    bins = color.ab_bins()
+    prior = prior_from_photos(photos.images or [], bins)
+    summary = {**photos.summary(), "bins": len(bins), "side": side}
+    write_prior(out, prior, bins, {"data": summary})
+    return summary
