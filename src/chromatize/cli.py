@@ -166,6 +166,7 @@ def train(
     """Train a model. Override any config key with --section.key=VALUE, e.g.
     --train.max_steps=2 --data.workers=0. Works under torchrun for several processes."""
     import logging
+    import os
 
     from rich.logging import RichHandler
 
@@ -181,7 +182,9 @@ def train(
         fail(f"expected one config file, got {' '.join(paths)} (overrides need --key=VALUE)")
     if not paths and resume is None:
         fail("give a CONFIG file, or --resume RUN_DIR")
-    logging.basicConfig(level=logging.INFO, format="%(message)s",
+    # Under torchrun every process scans the data; only rank 0 reports it.
+    quiet = os.environ.get("RANK", "0") != "0"
+    logging.basicConfig(level=logging.ERROR if quiet else logging.INFO, format="%(message)s",
                         handlers=[RichHandler(console=err_console, show_path=False)])
     try:
         base = None
