@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import os
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,22 +64,21 @@ class Photo:
 def _open_checked(p: Path, max_pixels: int) -> Image.Image:
     """Open ``p`` (header only) and refuse it if it has more than ``max_pixels`` pixels.
 
-    Pillow's own guard (``Image.MAX_IMAGE_PIXELS``, a process-wide setting) would warn
-    at 89 MP and fail at 179 MP whatever ``max_pixels`` says, so it is silenced here and
-    the size check below is the one that counts; it runs before any pixel is decoded.
+    Pillow's own guard, the process-wide ``Image.MAX_IMAGE_PIXELS``, would warn at 89 MP
+    and fail at 179 MP whatever ``max_pixels`` says, so it is lifted while the header is
+    read; the check below replaces it and runs before any pixel is decoded.
     """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        try:
-            im = Image.open(p)
-        except Image.DecompressionBombError:
-            im = None
-    if im is None or im.width * im.height > max_pixels:
-        size = "" if im is None else f" ({im.width}x{im.height})"
-        if im is not None:
-            im.close()
-        raise PhotoError(f"{p}: too large{size}, more than {max_pixels / 1e6:g} megapixels "
-                         "(possible decompression bomb; raise --max-pixels if it is real)")
+    pillow_limit = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        im = Image.open(p)
+    finally:
+        Image.MAX_IMAGE_PIXELS = pillow_limit
+    if im.width * im.height > max_pixels:
+        im.close()
+        raise PhotoError(f"{p}: too large ({im.width}x{im.height}), more than "
+                         f"{max_pixels / 1e6:g} megapixels (possible decompression bomb; "
+                         "raise --max-pixels if it is real)")
     return im
 
 
