@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -11,11 +9,7 @@ import pytest
 from PIL import Image, ImageCms
 
 from chromatize.io import PhotoError, is_color, read_photo, write_photo
-from conftest import make_color_photo
-
-
-def gray_photo(h: int = 48, w: int = 64) -> Image.Image:
-    return make_color_photo(h, w).convert("L")
+from conftest import gray_photo, make_color_photo, write_huge_png
 
 
 def toned(gray: Image.Image, dark: tuple[float, ...], light: tuple[float, ...]) -> Image.Image:
@@ -23,22 +17,6 @@ def toned(gray: Image.Image, dark: tuple[float, ...], light: tuple[float, ...]) 
     g = np.asarray(gray, dtype=np.float64)[..., None] / 255
     rgb = g * (np.array(dark) * (1 - g) + np.array(light) * g)
     return Image.fromarray(np.clip(rgb * 255 + 0.5, 0, 255).astype(np.uint8))
-
-
-def png_chunk(kind: bytes, data: bytes) -> bytes:
-    return (struct.pack(">I", len(data)) + kind + data
-            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
-
-
-def write_huge_png(path: Path, side: int) -> None:
-    """A real, valid 1-bit ``side`` x ``side`` PNG of a few hundred kB, written row by
-    row so that it never needs the pixels in memory."""
-    z = zlib.compressobj(9)
-    row = b"\0" * (1 + (side + 7) // 8)  # filter byte + packed bits
-    data = b"".join(z.compress(row) for _ in range(side)) + z.flush()
-    ihdr = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr)
-                     + png_chunk(b"IDAT", data) + png_chunk(b"IEND", b""))
 
 
 # ----------------------------------------------------------------------------- reading
@@ -117,7 +95,6 @@ def test_bad_files_raise_one_clear_error(tmp_path):
     good = tmp_path / "good.jpg"
     gray_photo().save(good, quality=90)
     cases = {
-        "empty.jpg": b"",
         "truncated.jpg": good.read_bytes()[: good.stat().st_size // 2],
         "text.jpg": b"this is not a photo\n",
     }
@@ -125,6 +102,9 @@ def test_bad_files_raise_one_clear_error(tmp_path):
         (tmp_path / name).write_bytes(data)
         with pytest.raises(PhotoError, match=rf"^{tmp_path / name}: cannot read image \(.+\)$"):
             read_photo(tmp_path / name)
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    with pytest.raises(PhotoError, match="empty.jpg: empty file"):
+        read_photo(tmp_path / "empty.jpg")
     with pytest.raises(PhotoError, match="no such file"):
         read_photo(tmp_path / "missing.png")
     with pytest.raises(PhotoError, match="is a folder"):

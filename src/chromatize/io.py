@@ -93,6 +93,8 @@ def read_photo(path: str | os.PathLike[str], max_pixels: int = MAX_PIXELS) -> Ph
     p = Path(path)
     if not p.is_file():
         raise PhotoError(f"{p}: {'is a folder' if p.is_dir() else 'no such file'}")
+    if p.stat().st_size == 0:
+        raise PhotoError(f"{p}: empty file")
     try:
         with _open_checked(p, max_pixels) as im:
             fmt = im.format
