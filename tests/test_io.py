@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -129,13 +130,24 @@ def test_one_pixel_photo_reads(tmp_path):
 # ----------------------------------------------------------------------------- colour
 
 
+def as_scanned(image: Image.Image) -> Image.Image:
+    """``image`` with scanner noise and JPEG artefacts, as a real scan would have."""
+    noise = np.random.default_rng(0).normal(0, 4, (image.height, image.width, 1))
+    noisy = Image.fromarray(np.clip(np.asarray(image) + noise, 0, 255).astype(np.uint8))
+    buf = io.BytesIO()
+    noisy.save(buf, "JPEG", quality=75)
+    return Image.open(buf).convert("RGB")
+
+
 def test_colour_detection():
     gray = gray_photo()
+    color = make_color_photo()
     assert not is_color(gray)
-    assert not is_color(gray.convert("RGB"))
-    assert not is_color(toned(gray, (1.1, 0.85, 0.6), (1.0, 0.95, 0.85)))  # sepia
-    assert not is_color(toned(gray, (0.95, 0.97, 1.05), (0.97, 0.98, 1.03)))  # faint blue cast
-    assert is_color(make_color_photo())
+    assert not is_color(as_scanned(gray.convert("RGB")))
+    assert not is_color(as_scanned(toned(gray, (1.1, 0.85, 0.6), (1.0, 0.95, 0.85))))  # sepia
+    assert not is_color(as_scanned(toned(gray, (0.95, 0.97, 1.05), (0.97, 0.98, 1.03))))  # blue
+    assert is_color(as_scanned(color))
+    assert is_color(as_scanned(Image.blend(gray.convert("RGB"), color, 0.15)))  # faded colour
 
 
 # ----------------------------------------------------------------------------- writing
