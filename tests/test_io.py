@@ -147,7 +147,7 @@ def test_colour_detection():
     assert not is_color(as_scanned(toned(gray, (1.1, 0.85, 0.6), (1.0, 0.95, 0.85))))  # sepia
     assert not is_color(as_scanned(toned(gray, (0.95, 0.97, 1.05), (0.97, 0.98, 1.03))))  # blue
     assert is_color(as_scanned(color))
-    assert is_color(as_scanned(Image.blend(gray.convert("RGB"), color, 0.15)))  # faded colour
+    assert is_color(as_scanned(Image.blend(gray.convert("RGB"), color, 0.1)))  # faded colour
 
 
 # ----------------------------------------------------------------------------- writing
