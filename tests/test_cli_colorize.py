@@ -192,3 +192,17 @@ def test_two_photos_for_one_output_is_a_failure(tmp_path, tiny_checkpoint):
                              out_dir=tmp_path / "out", fmt="png")
     assert [p.name for p in summary.done] == ["x.png"]
     assert "same output" in summary.failed[0][1]
+
+
+def test_output_never_replaces_its_input(photos, tiny_checkpoint):
+    before = (photos / "a.jpg").read_bytes()
+    result = run(photos / "a.jpg", "-o", photos, "--model", tiny_checkpoint, "--overwrite")
+    assert result.exit_code == 1 and "its output would replace it" in result.output
+    assert (photos / "a.jpg").read_bytes() == before
+
+
+def test_outdir_inside_the_input_folder_is_not_searched(photos, tiny_checkpoint):
+    assert run(photos, "-o", photos / "out", "--model", tiny_checkpoint).exit_code == 0
+    again = run(photos, "-o", photos / "out", "--model", tiny_checkpoint)
+    assert "done 0, skipped 4, failed 0" in again.output
+    assert files_under(photos / "out") == ["a.jpg", "b.png", "d.png", "sub/c.tif"]

@@ -65,21 +65,21 @@ def _photos_in(folder: Path) -> list[Path]:
 
 
 def find_photos(inputs: Sequence[str | os.PathLike[str]],
-                exclude: Callable[[Path], bool] | None = None,
+                exclude: Callable[[Path, Path | None], bool] | None = None,
                 ) -> tuple[list[tuple[Path, Path | None]], list[tuple[Path, str]]]:
     """Expand files, folders (recursively) and glob patterns.
 
     Returns ``(found, missing)``: ``found`` pairs each photo with the folder it was found
     in (None for a file named directly or matched by a glob), in order, without
     duplicates; ``missing`` lists inputs that match nothing, with the reason. Files for
-    which ``exclude`` is true are left out of folder and glob expansions (a file named
-    directly is always kept).
+    which ``exclude(file, folder)`` is true are left out of folder and glob expansions
+    (a file named directly is always kept).
     """
     found: dict[Path, Path | None] = {}
     missing: list[tuple[Path, str]] = []
 
     def add(f: Path, root: Path | None) -> None:
-        if f not in found and not (exclude and exclude(f)):
+        if f not in found and not (exclude and exclude(f, root)):
             found[f] = root
 
     for item in inputs:
@@ -106,20 +106,17 @@ def find_photos(inputs: Sequence[str | os.PathLike[str]],
 
 
 def output_path(source: Path, root: Path | None, out_dir: Path | None,
-                fmt: str | None = None) -> Path:
+                suffix: str | None = None) -> Path:
     """Where the result for ``source`` goes.
 
     With ``out_dir``: ``out_dir/<stem>.<ext>``, keeping the sub-folders below ``root``
     (the folder the photo was found in). Without: ``<stem>_colorized.<ext>`` beside the
-    source. ``ext`` is ``fmt`` (``png``, ``jpg``, ``webp``, ``tif``), else the source's
-    own suffix when that format can be written, else ``png``.
+    source. ``ext`` is ``suffix`` (``.png``, ``.jpg``, ``.webp``, ``.tif``), else the
+    source's own suffix when that format can be written, else ``.png``.
     """
-    if fmt:
-        suffix = "." + fmt.lower().lstrip(".")
-    elif source.suffix.lower() in SUFFIX_FORMATS:
-        suffix = source.suffix.lower()
-    else:
-        suffix = WRITABLE["PNG"]
+    if suffix is None:
+        own = source.suffix.lower()
+        suffix = own if own in SUFFIX_FORMATS else WRITABLE["PNG"]
     if out_dir is None:
         return source.with_name(source.stem + SUFFIX_BESIDE + suffix)
     sub = source.parent.relative_to(root) if root is not None else Path()
@@ -130,21 +127,28 @@ def plan_jobs(inputs: Sequence[str | os.PathLike[str]], out_dir: Path | None = N
               fmt: str | None = None) -> tuple[list[Job], list[tuple[Path, str]]]:
     """Inputs -> (jobs, failures). Photos found in folders or by globs that are this
     command's own outputs (inside ``out_dir``, or ``*_colorized.*`` beside their inputs)
-    are left out; two photos that would write the same output are a failure."""
-    if fmt and "." + fmt.lower().lstrip(".") not in SUFFIX_FORMATS:
+    are left out; a photo whose output would replace it, or the output of another
+    photo, is a failure. ``fmt`` is ``png``, ``jpg``, ``webp`` or ``tif`` (None: the
+    input's format)."""
+    suffix = "." + fmt.lower() if fmt else None
+    if suffix is not None and suffix not in SUFFIX_FORMATS:
         raise ValueError(f"output format must be one of png, jpg, webp, tif; got {fmt!r}")
     out_abs = out_dir.resolve() if out_dir is not None else None
 
-    def own_output(p: Path) -> bool:
+    def own_output(p: Path, root: Path | None) -> bool:
         if out_abs is None:
             return p.stem.endswith(SUFFIX_BESIDE)
-        return p.resolve().is_relative_to(out_abs)
+        # An output folder inside the searched one holds earlier results, not inputs.
+        return p.resolve().is_relative_to(out_abs) and (root is None or root.resolve() != out_abs)
 
     found, failed = find_photos(inputs, exclude=own_output)
     jobs: list[Job] = []
     taken: dict[Path, Path] = {}
     for source, root in found:
-        out = output_path(source, root, out_dir, fmt)
+        out = output_path(source, root, out_dir, suffix)
+        if out.resolve() == source.resolve():
+            failed.append((source, "its output would replace it; choose another -o or --format"))
+            continue
         if out in taken:
             failed.append((source, f"same output {out} as {taken[out]}"))
             continue

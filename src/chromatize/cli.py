@@ -114,9 +114,9 @@ def colorize(
             inputs, colorizer, out_dir=out_dir, fmt=fmt.value if fmt else None,
             overwrite=overwrite, recolor=recolor, size=size, max_pixels=max_pixels,
             progress=lambda finished, total: bar.update(task, completed=finished, total=total))
-    _print_summary(summary, quiet)
     if summary.total == 0:
         fail("no photos found in " + " ".join(inputs))
+    _print_summary(summary, quiet)
     if summary.failed:
         raise typer.Exit(1)
 
