@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -51,3 +53,23 @@ def photo_tree(tmp_path: Path) -> Path:
     make_color_photo(48, 48, seed=9).convert("L").convert("RGB").save(root / "gray.jpg")
     (root / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
     return root
+
+def gray_photo(h: int = 48, w: int = 64) -> Image.Image:
+    """The test picture in 8-bit gray."""
+    return make_color_photo(h, w).convert("L")
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return (struct.pack(">I", len(data)) + kind + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+
+def write_huge_png(path: Path, side: int) -> None:
+    """A real, valid 1-bit ``side`` x ``side`` PNG of a few hundred kB, written row by
+    row so that it never needs the pixels in memory."""
+    z = zlib.compressobj(9)
+    row = b"\0" * (1 + (side + 7) // 8)  # filter byte + packed bits
+    data = b"".join(z.compress(row) for _ in range(side)) + z.flush()
+    ihdr = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr)
+                     + _png_chunk(b"IDAT", data) + _png_chunk(b"IEND", b""))

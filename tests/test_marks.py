@@ -85,7 +85,7 @@ def test_bad_scribble_images_raise_a_clear_error(tmp_path):
     with pytest.raises(MarksError, match="no marks"):
         load_marks(Image.new("RGBA", (40, 32), (255, 0, 0, 0)), gray)
     (tmp_path / "empty.png").write_bytes(b"")
-    with pytest.raises(MarksError, match="empty.png: cannot read image"):
+    with pytest.raises(MarksError, match="empty.png: empty file"):
         load_marks(tmp_path / "empty.png", gray)
     (tmp_path / "broken.json").write_text("[{")
     with pytest.raises(MarksError, match="broken.json: not valid JSON"):

@@ -20,7 +20,7 @@ from chromatize.cli import app
 from chromatize.config import ConfigError, load_config, parse_overrides
 from chromatize.models import MODELS
 from chromatize.models.unet import UNet
-from chromatize.train import TrainError, Trainer, train
+from chromatize.train import Trainer, train
 
 TINY = """
 model: {name: unet_tiny}

@@ -76,6 +76,11 @@ def pick_device(device: str = "auto") -> torch.device:
         return torch.device("cpu")
     if device not in ("cpu", "cuda", "mps") and not device.startswith("cuda:"):
         raise ValueError(f"device must be cpu, cuda, mps or auto, got {device!r}")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} asked for, but CUDA is not available")
+    if device == "mps" and not (getattr(torch.backends, "mps", None)
+                                and torch.backends.mps.is_available()):
+        raise ValueError("device 'mps' asked for, but MPS is not available")
     return torch.device(device)
 
 

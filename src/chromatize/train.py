@@ -42,7 +42,7 @@ from chromatize import data as datamod
 from chromatize import train_state as ts
 from chromatize.checkpoint import load_checkpoint, save_checkpoint
 from chromatize.config import Config, ConfigError
-from chromatize.losses import LOSSES, target_at
+from chromatize.losses import LOSSES
 from chromatize.models import ColorizationModel, create_model
 
 

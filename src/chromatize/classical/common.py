@@ -5,7 +5,6 @@ atomic save (to give way to ``chromatize.io.write_photo`` once it exists)."""
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -13,7 +12,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from chromatize import color
-from chromatize.io import PhotoError, read_photo
+from chromatize.io import read_photo
 from chromatize.pipeline import STRIP_ROWS, ImageLike, guided_coefficients, to_source
 
 
@@ -81,23 +80,3 @@ def render(l: np.ndarray, ab: np.ndarray, alpha: Image.Image | None = None) -> I
     if alpha is not None:
         image.putalpha(alpha)
     return image
-
-
-def save_atomic(image: Image.Image, path: str | os.PathLike[str], overwrite: bool = False) -> None:
-    """Write ``image`` to ``path`` (format from the suffix) through a temporary file and a
-    rename, so a failed write never leaves a half file; raises :class:`PhotoError`."""
-    p = Path(path)
-    if p.exists() and not overwrite:
-        raise PhotoError(f"{p}: already exists (pass --overwrite to replace it)")
-    fmt = Image.registered_extensions().get(p.suffix.lower())
-    if fmt is None:
-        raise PhotoError(f"{p}: unknown image format {p.suffix!r} (use .png, .jpg, .tif, ...)")
-    if fmt == "JPEG" and image.mode == "RGBA":
-        image = image.convert("RGB")
-    tmp = p.with_name(f".{p.name}.tmp")
-    try:
-        image.save(tmp, format=fmt)
-        os.replace(tmp, p)
-    except (OSError, ValueError) as e:
-        tmp.unlink(missing_ok=True)
-        raise PhotoError(f"{p}: cannot write image ({e})") from None

@@ -146,6 +146,7 @@ def solve_levin(l: np.ndarray, hint_ab: np.ndarray, hint_mask: np.ndarray,
         shape = ((h + 1) // 2, (w + 1) // 2)
         levels.append((area_resize(levels[-1][0], shape), *shrink_hints(*levels[-1][1:], shape)))
     ab: np.ndarray | None = None
+    l_prev = l
     for l_k, ab_k, mask_k in reversed(levels):
         a_mat, rhs = affinity_system(l_k, ab_k, mask_k)
         if ab is None:

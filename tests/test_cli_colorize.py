@@ -1,0 +1,208 @@
+"""``chromatize colorize`` end to end (in-process) and the batch library under it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from chromatize import batch
+from chromatize.batch import colorize_files
+from chromatize.cli import app
+from chromatize.pipeline import Colorizer
+from conftest import gray_photo, make_color_photo, write_huge_png
+
+runner = CliRunner()
+
+
+def run(*args: str | Path):
+    return runner.invoke(app, ["colorize", *map(str, args)])
+
+
+def files_under(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+
+
+@pytest.fixture
+def photos(tmp_path) -> Path:
+    """A folder of small black-and-white photos in several formats, one in a sub-folder."""
+    d = tmp_path / "in"
+    (d / "sub").mkdir(parents=True)
+    gray_photo().save(d / "a.jpg")
+    gray_photo(40, 40).save(d / "b.PNG")
+    gray_photo().save(d / "sub" / "c.tif")
+    gray_photo().save(d / "d.gif")
+    (d / "notes.txt").write_text("not a photo, not searched for")
+    return d
+
+
+def test_folder_is_colorized_recursively_into_outdir(photos, tmp_path, tiny_checkpoint):
+    out = tmp_path / "out"
+    result = run(photos, "-o", out, "--model", tiny_checkpoint)
+    assert result.exit_code == 0, result.output
+    assert "done 4, skipped 0, failed 0" in result.output
+    # Input's format where it can be written (suffix lower-cased), PNG for GIF.
+    assert files_under(out) == ["a.jpg", "b.png", "d.png", "sub/c.tif"]
+    with Image.open(out / "sub" / "c.tif") as im:
+        assert im.format == "TIFF" and im.mode == "RGB" and im.size == (64, 48)
+
+
+def test_format_option_and_alpha_reattached(tmp_path, tiny_checkpoint):
+    src = gray_photo().convert("LA")
+    src.putalpha(Image.new("L", src.size, 99))
+    src.save(tmp_path / "t.png")
+    result = run(tmp_path / "t.png", "-o", tmp_path / "out", "--model", tiny_checkpoint,
+                 "--format", "webp")
+    assert result.exit_code == 0, result.output
+    with Image.open(tmp_path / "out" / "t.webp") as im:
+        assert im.mode == "RGBA" and np.asarray(im)[..., 3].max() == 99
+
+
+def test_beside_inputs_and_rerun_skips_done(photos, tiny_checkpoint):
+    assert run(photos, "--model", tiny_checkpoint).exit_code == 0
+    assert (photos / "a_colorized.jpg").is_file() and (photos / "sub" / "c_colorized.tif").is_file()
+    stamp = (photos / "a_colorized.jpg").stat().st_mtime_ns
+    # Re-run on the same folder: done outputs are skipped, and they are not taken as inputs.
+    again = run(photos, "--model", tiny_checkpoint)
+    assert again.exit_code == 0
+    assert "done 0, skipped 4, failed 0" in again.output and "output exists" in again.output
+    assert (photos / "a_colorized.jpg").stat().st_mtime_ns == stamp
+    assert not list(photos.rglob("*_colorized_colorized*"))
+
+
+def test_existing_output_is_kept_unless_overwrite(photos, tmp_path, tiny_checkpoint):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a.jpg").write_bytes(b"mine")
+    result = run(photos / "a.jpg", "-o", out, "--model", tiny_checkpoint)
+    assert result.exit_code == 0 and "skipped 1" in result.output
+    assert (out / "a.jpg").read_bytes() == b"mine"
+    result = run(photos / "a.jpg", "-o", out, "--model", tiny_checkpoint, "--overwrite")
+    assert result.exit_code == 0 and "done 1" in result.output
+    assert Image.open(out / "a.jpg").size == (64, 48)
+
+
+def test_colour_photo_skipped_unless_recolor(tmp_path, tiny_checkpoint):
+    make_color_photo().save(tmp_path / "c.png")
+    result = run(tmp_path / "c.png", "-o", tmp_path / "out", "--model", tiny_checkpoint)
+    assert result.exit_code == 0 and "already in colour" in result.output
+    assert not (tmp_path / "out" / "c.png").exists()
+    result = run(tmp_path / "c.png", "-o", tmp_path / "out", "--model", tiny_checkpoint,
+                 "--recolor")
+    assert result.exit_code == 0 and (tmp_path / "out" / "c.png").is_file()
+
+
+def test_globs(photos, tmp_path, tiny_checkpoint):
+    out = tmp_path / "out"
+    result = run(f"{photos}/**/*.tif", f"{photos}/*.jpg", "-o", out, "--model", tiny_checkpoint)
+    assert result.exit_code == 0, result.output
+    assert files_under(out) == ["a.jpg", "c.tif"]
+
+
+def test_bad_inputs_fail_one_line_each_and_the_batch_goes_on(tmp_path, tiny_checkpoint):
+    d = tmp_path / "in"
+    d.mkdir()
+    gray_photo().save(d / "good.jpg")
+    Image.new("L", (1, 1), 90).save(d / "dot.png")
+    (d / "empty.jpg").write_bytes(b"")
+    (d / "truncated.jpg").write_bytes((d / "good.jpg").read_bytes()[:300])
+    (d / "text.jpg").write_text("hello")
+    write_huge_png(d / "huge.png", 20000)
+    out = tmp_path / "out"
+    result = run(d, tmp_path / "missing.jpg", "-o", out, "--model", tiny_checkpoint)
+    assert result.exit_code == 1
+    failures = [line for line in result.output.splitlines() if line.startswith("failed:")]
+    expected = {"empty.jpg": "empty file", "truncated.jpg": "cannot read image",
+                "text.jpg": "not an image", "huge.png": "too large (20000x20000)",
+                "missing.jpg": "no such file"}
+    assert len(failures) == len(expected)
+    for name, reason in expected.items():
+        assert any(name in line and reason in line for line in failures), (name, failures)
+    assert "done 2, skipped 0, failed 5" in result.output
+    assert files_under(out) == ["dot.png", "good.jpg"]  # nothing half-written
+
+
+def test_unwritable_output_folder(photos, tmp_path, tiny_checkpoint):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where a folder should be")
+    result = run(photos, "-o", blocker / "out", "--model", tiny_checkpoint)
+    assert result.exit_code == 1
+    assert result.output.count("cannot create output folder") == 4
+
+
+def test_model_problems_exit_2_with_one_line(photos, tmp_path):
+    result = run(photos, "--model", tmp_path / "nope")
+    assert result.exit_code == 2
+    assert "cannot load model" in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_no_photos_found(tmp_path, tiny_checkpoint):
+    (tmp_path / "empty").mkdir()
+    result = run(tmp_path / "empty", "--model", tiny_checkpoint)
+    assert result.exit_code == 2 and "no photos found" in result.output
+
+
+def test_info_still_works(tiny_checkpoint):
+    result = runner.invoke(app, ["info", str(tiny_checkpoint)])
+    assert result.exit_code == 0 and "unet_tiny" in result.output
+
+
+# ----------------------------------------------------------------------------- library
+
+
+def test_same_size_photos_share_a_batch_and_a_bad_one_does_not_sink_it(
+        tmp_path, tiny_checkpoint, monkeypatch):
+    for i in range(5):
+        gray_photo().save(tmp_path / f"p{i}.png")
+    colorizer = Colorizer.load(tiny_checkpoint, device="cpu")
+    calls: list[int] = []
+    real = Colorizer.colorize_batch
+
+    def flaky(self, images, size=None):
+        calls.append(len(images))
+        if any(np.asarray(im)[0, 0] == 0 for im in images):  # the "bad" photo
+            raise RuntimeError("model blew up")
+        return real(self, images, size=size)
+
+    monkeypatch.setattr(Colorizer, "colorize_batch", flaky)
+    monkeypatch.setattr(batch, "GROUP_PHOTOS", 3)
+    bad = gray_photo()
+    bad.putpixel((0, 0), 0)
+    bad.save(tmp_path / "p1.png")
+    progress: list[tuple[int, int]] = []
+    summary = colorize_files([tmp_path], colorizer, out_dir=tmp_path / "out",
+                             progress=lambda *a: progress.append(a))
+    # Group [p0, p1, p2] fails as a batch and is redone photo by photo; [p3, p4] is one batch.
+    assert calls == [3, 1, 1, 1, 2]
+    assert [p.name for p in summary.done] == ["p0.png", "p2.png", "p3.png", "p4.png"]
+    assert summary.failed == [(tmp_path / "p1.png",
+                               "colorization failed (RuntimeError: model blew up)")]
+    assert progress[0] == (0, 5) and progress[-1] == (5, 5)
+
+
+def test_two_photos_for_one_output_is_a_failure(tmp_path, tiny_checkpoint):
+    gray_photo().save(tmp_path / "x.jpg")
+    gray_photo().save(tmp_path / "x.png")
+    summary = colorize_files([tmp_path / "x.jpg", tmp_path / "x.png"],
+                             Colorizer.load(tiny_checkpoint, device="cpu"),
+                             out_dir=tmp_path / "out", fmt="png")
+    assert [p.name for p in summary.done] == ["x.png"]
+    assert "same output" in summary.failed[0][1]
+
+
+def test_output_never_replaces_its_input(photos, tiny_checkpoint):
+    before = (photos / "a.jpg").read_bytes()
+    result = run(photos / "a.jpg", "-o", photos, "--model", tiny_checkpoint, "--overwrite")
+    assert result.exit_code == 1 and "its output would replace it" in result.output
+    assert (photos / "a.jpg").read_bytes() == before
+
+
+def test_outdir_inside_the_input_folder_is_not_searched(photos, tiny_checkpoint):
+    assert run(photos, "-o", photos / "out", "--model", tiny_checkpoint).exit_code == 0
+    again = run(photos, "-o", photos / "out", "--model", tiny_checkpoint)
+    assert "done 0, skipped 4, failed 0" in again.output
+    assert files_under(photos / "out") == ["a.jpg", "b.png", "d.png", "sub/c.tif"]
