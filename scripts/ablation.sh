@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The ablation of docs/ablation.md: train every configs/ablation/*.yaml with the same
-# budget, then score them side by side with `chromatize evaluate`.
+# budget, score each with `chromatize evaluate` and print the table (runs/ablation/table.md).
 #
 #   scripts/ablation.sh [--parallel] [--deadline SECONDS] [--val DIR] [dotted overrides...]
 #
@@ -36,8 +36,12 @@ for cfg in configs/ablation/*.yaml; do
   fi
 done
 for pid in "${pids[@]}"; do wait "$pid"; done
-models=()
+# Score each run on the validation photos (in parallel with --parallel), then tabulate.
+pids=()
 for d in runs/ablation/*/; do
-  [ -f "$d/model.json" ] && models+=(--model "$d/model")
+  [ -f "$d/model.json" ] || continue
+  cmd=($CHROMATIZE evaluate "$val" --model "$d/model" -o "$d/eval" --overwrite ${EVAL_ARGS:-})
+  if [ "$parallel" = 1 ]; then "${cmd[@]}" >"$d/eval.log" 2>&1 & pids+=($!); else "${cmd[@]}" >"$d/eval.log" 2>&1; fi
 done
-$CHROMATIZE evaluate "$val" "${models[@]}" -o runs/ablation/report --overwrite ${EVAL_ARGS:-}
+for pid in "${pids[@]}"; do wait "$pid"; done
+python3 scripts/ablation_table.py runs/ablation | tee runs/ablation/table.md
