@@ -109,3 +109,17 @@ def test_webdataset_shards(photo_tree: Path, tmp_path: Path) -> None:
         l, ab = next(batches)
         assert l.shape == (4, 1, 32, 32) and ab.shape == (4, 2, 32, 32)
         assert ab.abs().amax(dim=(1, 2, 3)).min() > 5  # no gray photo got through
+
+
+def test_workers_leave_signals_to_the_trainer() -> None:
+    import signal
+
+    from chromatize.data import leave_signals_to_trainer
+
+    old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        leave_signals_to_trainer(0)
+        assert all(signal.getsignal(s) is signal.SIG_IGN for s in old)
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)

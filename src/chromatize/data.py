@@ -266,9 +266,12 @@ def center_crops(photos: PhotoSet, crop: int, limit: int) -> tuple[torch.Tensor,
     return torch.stack(ls), torch.stack(abs_)
 
 
-def _ignore_sigint(worker_id: int) -> None:
-    """Workers leave Ctrl-C to the trainer, which stops cleanly after the current step."""
+def leave_signals_to_trainer(worker_id: int) -> None:
+    """Workers ignore Ctrl-C and SIGTERM, which reach the whole process group (a terminal,
+    `timeout`, a job scheduler); the trainer stops cleanly after the current step instead
+    of dying on a killed worker. Workers still exit when the trainer does."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def train_loader(photos: PhotoSet | str, cfg: DataConfig, batch_size: int, seed: int,
@@ -280,7 +283,7 @@ def train_loader(photos: PhotoSet | str, cfg: DataConfig, batch_size: int, seed:
                               # own generator: creating the iterator must not draw from
                               # the global RNG, or resumed runs would diverge
                               "generator": torch.Generator().manual_seed(seed),
-                              "worker_init_fn": _ignore_sigint}
+                              "worker_init_fn": leave_signals_to_trainer}
     if cfg.workers:
         common["prefetch_factor"] = 4
     if isinstance(photos, str):
