@@ -115,3 +115,13 @@ def test_hints_change_the_result_and_are_refused_by_plain_models(tmp_path, tiny_
     assert np.array_equal(plain, np.asarray(c.colorize(gray, hints=(hint_ab, mask & False))))
     with pytest.raises(ValueError, match="no colour hints"):
         Colorizer.load(tiny_checkpoint, device="cpu").colorize(gray, hints=(hint_ab, mask))
+
+
+def test_working_shape_caps_and_rounds():
+    from chromatize.pipeline import working_shape
+
+    assert working_shape(3000, 4000, 1000, 32) == (736, 992)  # long side at most ~1000
+    assert working_shape(480, 640, 1000, 32) == (480, 640)  # never enlarged
+    assert working_shape(1, 1, 256, 32) == (32, 32)
+    h, w = working_shape(1080, 1920, 256, 32)
+    assert h % 32 == 0 and w % 32 == 0 and w == 256

@@ -121,9 +121,10 @@ def luminance(src: np.ndarray) -> np.ndarray:
 
 
 def working_shape(h: int, w: int, working_size: int, multiple: int) -> tuple[int, int]:
-    """Size the network sees: long side about ``working_size``, sides multiples of
-    ``multiple`` (at least one multiple)."""
-    s = working_size / max(h, w)
+    """Size the network sees: long side about ``working_size`` but never above the
+    photo's own (the seed's rule: at most 1000 px for its U-Net), sides rounded to
+    multiples of ``multiple`` (at least one multiple)."""
+    s = min(working_size, max(h, w)) / max(h, w)
     return (max(multiple, round(h * s / multiple) * multiple),
             max(multiple, round(w * s / multiple) * multiple))
 
