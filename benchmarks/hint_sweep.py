@@ -1,22 +1,94 @@
 """Hint sweep (Zhang et al. 2017): mean PSNR of guided methods for N random 6x6 hints.
 
-Prints one row per number of hints and one column per method. ``paint`` (hint colours
-where given, gray elsewhere) is the floor every guided method should beat; add methods to
-``METHODS`` as they land (Levin et al. 2004, the hint network).
+Prints one row per number of hints and one column per method, and can write the table as
+JSON and a plot of PSNR against N. Methods:
 
-    python benchmarks/hint_sweep.py --photos ../shared/data/photos/val --limit 50
+* ``gray``: the gray input itself (hints ignored), the score of doing nothing;
+* ``paint``: hint colours where given, gray elsewhere, the floor every guided method beats;
+* ``levin``: Levin et al. 2004 (``classical.levin_colorize``); with 0 hints it has nothing
+  to propagate, so it is defined as the gray input there;
+* ``hint-net``: a hint network checkpoint (``--hint-model``) through ``Colorizer``.
+
+    python benchmarks/hint_sweep.py --photos ../shared/data/photos/val --limit 239 \
+        --methods gray,paint,levin,hint-net --hint-model runs/hints --threads 1 \
+        --json docs/hints.json --plot docs/hints.png
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-from chromatize.evaluate import list_images, select_photos
-from chromatize.hints import SWEEP_NS, HintMethod, hint_sweep, paint_hints
+import numpy as np
+import torch
 
-METHODS: dict[str, HintMethod] = {"paint": paint_hints}
+from chromatize.classical import levin_colorize
+from chromatize.evaluate import gray_input, list_images, select_photos
+from chromatize.hints import SWEEP_NS, HintMethod, hint_sweep, paint_hints
+from chromatize.pipeline import Colorizer
+
+#: Zhang et al. 2017, PSNR of their hint network on ImageNet (as quoted in the evaluation
+#: issue); a different dataset, shown for orientation only.
+ZHANG_IMAGENET = {0: 24.4, 5: 27.4, 10: 28.4, 50: 30.4}
+
+
+def gray(l: np.ndarray, hint_ab: np.ndarray, hint_mask: np.ndarray) -> np.ndarray:
+    """The gray input (L* with a* = b* = 0) as sRGB uint8 ``(H, W, 3)``."""
+    return paint_hints(l, hint_ab, np.zeros_like(hint_mask))
+
+
+def levin(l: np.ndarray, hint_ab: np.ndarray, hint_mask: np.ndarray) -> np.ndarray:
+    """Levin et al. 2004; the gray input when there is no hint to propagate."""
+    if not hint_mask.any():
+        return gray(l, hint_ab, hint_mask)
+    return np.asarray(levin_colorize(gray_input(l)[0], hint_ab, hint_mask))
+
+
+def hint_net(checkpoint: str) -> HintMethod:
+    """A hint network given the gray photo (uint8, as a user would) and the hints."""
+    colorizer = Colorizer.load(checkpoint, device="cpu")
+
+    def colorize(l: np.ndarray, hint_ab: np.ndarray, hint_mask: np.ndarray) -> np.ndarray:
+        return np.asarray(colorizer.colorize(gray_input(l)[0], hints=(hint_ab, hint_mask)))
+
+    return colorize
+
+
+def make_methods(hint_model: str | None) -> dict[str, Callable[[], HintMethod]]:
+    """Method name -> factory (the hint network is loaded only when asked for)."""
+    def load_net() -> HintMethod:
+        if hint_model is None:
+            raise SystemExit("hint-net needs --hint-model CHECKPOINT")
+        return hint_net(hint_model)
+
+    return {"gray": lambda: gray, "paint": lambda: paint_hints, "levin": lambda: levin,
+            "hint-net": load_net}
+
+
+def plot(results: dict[str, dict[int, float]], path: Path, title: str) -> None:
+    """PSNR against N on a symlog x axis (N = 0 is on the plot), Zhang's figures dashed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
+    for name, row in results.items():
+        ax.plot(list(row), list(row.values()), marker="o", label=name)
+    ax.plot(list(ZHANG_IMAGENET), list(ZHANG_IMAGENET.values()), "k--", marker="x",
+            label="Zhang et al. 2017 (ImageNet)")
+    ax.set_xscale("symlog", linthresh=1)
+    ax.set_xticks(SWEEP_NS, [str(n) for n in SWEEP_NS])
+    ax.set_xlabel("number of 6x6 hints (N)")
+    ax.set_ylabel("PSNR (dB)")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
 
 
 def main() -> None:
@@ -25,20 +97,40 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=50)
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--methods", default="gray,paint,levin",
+                        help="comma-separated: gray, paint, levin, hint-net")
+    parser.add_argument("--hint-model", help="hint network checkpoint for hint-net")
+    parser.add_argument("--threads", type=int, help="torch CPU threads")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--plot", type=Path, help="also plot PSNR vs N here (matplotlib)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
+    factories = make_methods(args.hint_model)
+    names = args.methods.split(",")
+    unknown = [n for n in names if n not in factories]
+    if unknown:
+        parser.error(f"unknown methods {unknown}; choose from {list(factories)}")
     photos, skipped, _ = select_photos(list_images(args.photos), args.size, args.limit, args.seed)
     results, seconds = {}, {}
-    for name, method in METHODS.items():
+    for name in names:
+        method = factories[name]()
         start = time.perf_counter()
         results[name] = hint_sweep(method, photos, seed=args.seed, size=args.size)
         seconds[name] = time.perf_counter() - start
-    print(f"{len(photos)} colour photos at {args.size}x{args.size} "
-          f"({len(skipped['not_colour'])} not colour skipped), seed {args.seed}; PSNR (dB)")
-    print(f"{'hints':>6} " + " ".join(f"{name:>10}" for name in METHODS))
+    title = (f"{len(photos)} colour photos at {args.size}x{args.size} "
+             f"({len(skipped['not_colour'])} not colour skipped), seed {args.seed}")
+    print(f"{title}; PSNR (dB)")
+    print(f"{'hints':>6} " + " ".join(f"{name:>10}" for name in names))
     for n in SWEEP_NS:
-        print(f"{n:>6} " + " ".join(f"{results[name][n]:>10.2f}" for name in METHODS))
-    print(f"{'s':>6} " + " ".join(f"{seconds[name]:>10.1f}" for name in METHODS))
+        print(f"{n:>6} " + " ".join(f"{results[name][n]:>10.2f}" for name in names))
+    print(f"{'s':>6} " + " ".join(f"{seconds[name]:>10.1f}" for name in names))
+    if args.json:
+        args.json.write_text(json.dumps({"title": title, "psnr": results, "seconds": seconds,
+                                         "photos": len(photos)}, indent=1) + "\n")
+    if args.plot:
+        plot(results, args.plot, title)
 
 
 if __name__ == "__main__":

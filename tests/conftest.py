@@ -73,3 +73,16 @@ def write_huge_png(path: Path, side: int) -> None:
     ihdr = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr)
                      + _png_chunk(b"IDAT", data) + _png_chunk(b"IEND", b""))
+
+
+def save_tiny_model(folder: Path, name: str, **kw: object) -> Path:
+    """A registered model ``name`` built with ``kw`` (e.g. ``width=8``) and saved as a
+    checkpoint in ``folder``; zero-initialised weights (hint inputs) are randomised so that
+    every input matters, as after training. Returns the checkpoint's path stem."""
+    torch.manual_seed(0)
+    model = create_model(name, **kw).eval()
+    for p in model.parameters():
+        if p.dim() > 1 and p.abs().sum() == 0:
+            torch.nn.init.normal_(p, std=0.5)
+    save_checkpoint(folder / name, model, name, kw, working_size=64)
+    return folder / name

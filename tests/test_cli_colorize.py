@@ -13,7 +13,7 @@ from chromatize import batch
 from chromatize.batch import colorize_files
 from chromatize.cli import app
 from chromatize.pipeline import Colorizer
-from conftest import gray_photo, make_color_photo, write_huge_png
+from conftest import gray_photo, make_color_photo, save_tiny_model, write_huge_png
 
 runner = CliRunner()
 
@@ -206,3 +206,99 @@ def test_outdir_inside_the_input_folder_is_not_searched(photos, tiny_checkpoint)
     again = run(photos, "-o", photos / "out", "--model", tiny_checkpoint)
     assert "done 0, skipped 4, failed 0" in again.output
     assert files_under(photos / "out") == ["a.jpg", "b.png", "d.png", "sub/c.tif"]
+
+
+# ------------------------------------------------------------------- samples and marks
+
+
+@pytest.fixture
+def sampler(tmp_path) -> Path:
+    return save_tiny_model(tmp_path / "models", "effnet_lite0_cls", width=8)
+
+
+@pytest.fixture
+def hint_model(tmp_path) -> Path:
+    return save_tiny_model(tmp_path / "models", "effnet_lite0_hints", width=8)
+
+
+def test_samples_are_numbered_differ_and_follow_the_seed(tmp_path, sampler):
+    gray_photo().save(tmp_path / "a.png")
+    for out in ("s1", "s1_again"):
+        result = run(tmp_path / "a.png", "-o", tmp_path / out, "--model", sampler,
+                     "--samples", "3", "--seed", "1")
+        assert result.exit_code == 0, result.output
+        assert "done 3, skipped 0, failed 0" in result.output
+    assert files_under(tmp_path / "s1") == ["a_1.png", "a_2.png", "a_3.png"]
+    first = [np.asarray(Image.open(tmp_path / "s1" / f"a_{i}.png")) for i in (1, 2, 3)]
+    again = [np.asarray(Image.open(tmp_path / "s1_again" / f"a_{i}.png")) for i in (1, 2, 3)]
+    assert all(np.array_equal(x, y) for x, y in zip(first, again))
+    assert not np.array_equal(first[0], first[1])
+    run(tmp_path / "a.png", "-o", tmp_path / "s2", "--model", sampler, "--samples", "1",
+        "--seed", "2")
+    assert not np.array_equal(first[0], np.asarray(Image.open(tmp_path / "s2" / "a_1.png")))
+
+
+def test_samples_beside_inputs_are_not_taken_as_inputs_again(tmp_path, sampler):
+    d = tmp_path / "in"
+    d.mkdir()
+    gray_photo().save(d / "a.jpg")
+    gray_photo().save(d / "b.png")
+    assert run(d / "a.jpg", "--model", sampler, "--samples", "2").exit_code == 0
+    assert (d / "a_colorized_1.jpg").is_file() and (d / "a_colorized_2.jpg").is_file()
+    (d / "a_colorized_2.jpg").unlink()  # as if interrupted: only the missing one is made
+    stamp = (d / "a_colorized_1.jpg").stat().st_mtime_ns
+    again = run(d, "--model", sampler, "--samples", "2")
+    assert again.exit_code == 0, again.output
+    assert "done 3, skipped 0, failed 0" in again.output  # a_2, b_1, b_2
+    assert (d / "a_colorized_1.jpg").stat().st_mtime_ns == stamp
+    assert files_under(d) == ["a.jpg", "a_colorized_1.jpg", "a_colorized_2.jpg", "b.png",
+                              "b_colorized_1.png", "b_colorized_2.png"]
+    assert "done 0, skipped 2, failed 0" in run(d, "--model", sampler, "--samples", "2").output
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--samples", "2"), "needs a classification model"),
+    (("--seed", "3"), "only applies to samples"),
+])
+def test_sampling_misuse_is_one_line_exit_2(photos, tiny_checkpoint, args, message):
+    result = run(photos, "--model", tiny_checkpoint, *args)
+    assert result.exit_code == 2 and message in result.output
+    assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
+
+
+def _points(path: Path) -> Path:
+    path.write_text('[{"x": 10, "y": 10, "color": "#d02020", "radius": 4}, '
+                    '{"x": 50, "y": 30, "color": [30, 60, 200]}]')
+    return path
+
+
+def test_marks_steer_a_hint_model(tmp_path, hint_model):
+    gray_photo().save(tmp_path / "a.png")
+    marks = _points(tmp_path / "marks.json")
+    plain = run(tmp_path / "a.png", "-o", tmp_path / "plain", "--model", hint_model)
+    hinted = run(tmp_path / "a.png", "-o", tmp_path / "hinted", "--model", hint_model,
+                 "--marks", marks)
+    assert plain.exit_code == 0 and hinted.exit_code == 0, hinted.output
+    with Image.open(tmp_path / "plain" / "a.png") as p, Image.open(tmp_path / "hinted" / "a.png") as h:
+        assert p.size == h.size == (64, 48)
+        assert not np.array_equal(np.asarray(p), np.asarray(h))
+
+
+def test_marks_need_a_hint_model_and_one_photo(photos, tmp_path, tiny_checkpoint, hint_model):
+    marks = _points(tmp_path / "marks.json")
+    result = run(photos / "a.jpg", "--model", tiny_checkpoint, "--marks", marks)
+    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1
+    assert "no colour hints" in result.output and "--model hints" in result.output
+    assert "chromatize scribble" in result.output
+    result = run(photos, "--model", hint_model, "--marks", marks)
+    assert result.exit_code == 2 and "one photo" in result.output
+    assert not list(photos.rglob("*_colorized*"))
+
+
+def test_bad_marks_fail_the_photo_with_one_line(photos, tmp_path, hint_model):
+    bad = tmp_path / "bad.json"
+    bad.write_text('[{"x": 500, "y": 1, "color": "red"}]')
+    result = run(photos / "a.jpg", "--model", hint_model, "--marks", bad)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "failed:" in result.output and "outside the 64x48 photo" in result.output
+    assert not (photos / "a_colorized.jpg").exists()

@@ -5,6 +5,7 @@ from PIL import Image
 
 from chromatize.checkpoint import CheckpointError
 from chromatize.pipeline import Colorizer, guided_coefficients, resolve_model
+from conftest import save_tiny_model
 
 
 def _l_star(im: Image.Image) -> np.ndarray:
@@ -69,18 +70,7 @@ def test_default_model_missing_is_a_clear_error(monkeypatch, tmp_path):
 
 
 def _saved(tmp_path, name, **kw):
-    import torch
-
-    from chromatize.checkpoint import save_checkpoint
-    from chromatize.models import create_model
-
-    torch.manual_seed(0)
-    model = create_model(name, **kw).eval()
-    for p in model.parameters():  # stand-in for training: make every input matter
-        if p.dim() > 1 and p.abs().sum() == 0:
-            torch.nn.init.normal_(p, std=0.5)
-    save_checkpoint(tmp_path / name, model, name, kw, working_size=64)
-    return Colorizer.load(tmp_path / name, device="cpu")
+    return Colorizer.load(save_tiny_model(tmp_path, name, **kw), device="cpu")
 
 
 def test_samples_differ_are_reproducible_and_keep_lightness(tmp_path, color_photo):

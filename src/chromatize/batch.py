@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ from PIL import Image
 
 from chromatize.io import (IMAGE_SUFFIXES, MAX_PIXELS, SUFFIX_FORMATS, WRITABLE, Photo,
                            PhotoError, is_color, read_photo, write_photo)
+from chromatize.marks import Marks, MarksError, load_marks
 from chromatize.pipeline import Colorizer
 
 #: Photos are sent to the model in groups of at most this many photos and pixels, so
@@ -25,6 +27,9 @@ from chromatize.pipeline import Colorizer
 GROUP_PHOTOS = 8
 GROUP_PIXELS = 24_000_000
 SUFFIX_BESIDE = "_colorized"
+#: Stems of this command's own outputs beside their inputs: ``_colorized`` or, with
+#: samples, ``_colorized_<i>``.
+_BESIDE_STEM = re.compile(re.escape(SUFFIX_BESIDE) + r"(_\d+)?$")
 
 SKIP_EXISTS = "output exists (pass --overwrite to replace it)"
 SKIP_COLOR = "already in colour (pass --recolor to colorize its luminance)"
@@ -123,6 +128,12 @@ def output_path(source: Path, root: Path | None, out_dir: Path | None,
     return out_dir / sub / (source.stem + suffix)
 
 
+def sample_outputs(output: Path, samples: int) -> list[Path]:
+    """Where the ``samples`` colorings of one photo go: ``<stem>_1.<ext>`` ..
+    ``<stem>_K.<ext>`` beside ``output`` (its :func:`output_path`)."""
+    return [output.with_stem(f"{output.stem}_{i}") for i in range(1, samples + 1)]
+
+
 def plan_jobs(inputs: Sequence[str | os.PathLike[str]], out_dir: Path | None = None,
               fmt: str | None = None) -> tuple[list[Job], list[tuple[Path, str]]]:
     """Inputs -> (jobs, failures). Photos found in folders or by globs that are this
@@ -137,7 +148,7 @@ def plan_jobs(inputs: Sequence[str | os.PathLike[str]], out_dir: Path | None = N
 
     def own_output(p: Path, root: Path | None) -> bool:
         if out_abs is None:
-            return p.stem.endswith(SUFFIX_BESIDE)
+            return _BESIDE_STEM.search(p.stem) is not None
         # An output folder inside the searched one holds earlier results, not inputs.
         return p.resolve().is_relative_to(out_abs) and (root is None or root.resolve() != out_abs)
 
@@ -157,13 +168,14 @@ def plan_jobs(inputs: Sequence[str | os.PathLike[str]], out_dir: Path | None = N
     return jobs, failed
 
 
-def _groups(items: Iterator[tuple[Job, Photo]]) -> Iterator[list[tuple[Job, Photo]]]:
-    """Consecutive photos in groups of at most GROUP_PHOTOS photos and GROUP_PIXELS pixels."""
+def _groups(items: Iterator[tuple[Job, Photo]], most: int,
+            ) -> Iterator[list[tuple[Job, Photo]]]:
+    """Consecutive photos in groups of at most ``most`` photos and GROUP_PIXELS pixels."""
     group: list[tuple[Job, Photo]] = []
     pixels = 0
     for job, photo in items:
         n = photo.image.width * photo.image.height
-        if group and (len(group) >= GROUP_PHOTOS or pixels + n > GROUP_PIXELS):
+        if group and (len(group) >= most or pixels + n > GROUP_PIXELS):
             yield group
             group, pixels = [], 0
         group.append((job, photo))
@@ -176,7 +188,8 @@ def colorize_files(inputs: Sequence[str | os.PathLike[str]], colorizer: Colorize
                    out_dir: str | os.PathLike[str] | None = None, fmt: str | None = None,
                    overwrite: bool = False, recolor: bool = False, size: int | None = None,
                    max_pixels: int = MAX_PIXELS, progress: Progress | None = None,
-                   ) -> BatchSummary:
+                   samples: int | None = None, seed: int | None = None,
+                   marks: Marks | None = None) -> BatchSummary:
     """Colorize every photo in ``inputs`` (files, folders, glob patterns).
 
     Results go to ``out_dir`` (or beside the inputs, see :func:`output_path`) in format
@@ -185,9 +198,26 @@ def colorize_files(inputs: Sequence[str | os.PathLike[str]], colorizer: Colorize
     in colour are skipped unless ``recolor``. ``size`` is the working resolution (long
     side) and ``max_pixels`` the largest photo read. ``progress(finished, total)`` is
     called once before the first photo and after each one.
+
+    ``samples=K`` writes K plausible colorings per photo (see :func:`sample_outputs`;
+    classification models only), reproducible with ``seed``; a photo is skipped when all
+    K exist. ``marks`` (see :mod:`chromatize.marks`) are colour hints for a single photo,
+    for models that take hints. Raises ``ValueError`` for options the model or the inputs
+    do not allow.
     """
+    if samples is not None and not colorizer.can_sample:
+        raise ValueError("this model gives a single coloring (regression head); --samples "
+                         "needs a classification model")
+    if seed is not None and samples is None:
+        raise ValueError("a seed only applies to samples")
+    if marks is not None and not colorizer.takes_hints:
+        raise ValueError("this model takes no colour hints; use a hint model (--model hints) "
+                         "or `chromatize scribble` (Levin et al. 2004, no network)")
     out = Path(out_dir) if out_dir is not None else None
     jobs, failed = plan_jobs(inputs, out, fmt)
+    if marks is not None and len(jobs) + len(failed) != 1:
+        raise ValueError(f"marks belong to one photo, but the inputs hold "
+                         f"{len(jobs) + len(failed)}")
     summary = BatchSummary(failed=failed)
     total = len(jobs) + len(failed)
 
@@ -205,10 +235,13 @@ def colorize_files(inputs: Sequence[str | os.PathLike[str]], colorizer: Colorize
             report()
             return summary
 
+    def outputs(job: Job) -> list[Path]:
+        return [job.output] if samples is None else sample_outputs(job.output, samples)
+
     def readable() -> Iterator[tuple[Job, Photo]]:
         """The photos to colorize; the others go to the summary as they are met."""
         for job in jobs:
-            if job.output.exists() and not overwrite:
+            if all(p.exists() for p in outputs(job)) and not overwrite:
                 summary.skipped.append((job.source, SKIP_EXISTS))
             else:
                 try:
@@ -222,12 +255,18 @@ def colorize_files(inputs: Sequence[str | os.PathLike[str]], colorizer: Colorize
                     summary.skipped.append((job.source, SKIP_COLOR))
             report()
 
-    for group in _groups(readable()):
-        for (job, photo), result in zip(group, _colorize_group(colorizer, group, size)):
+    # Samples and marks are per photo: no batches to share.
+    most = 1 if samples is not None or marks is not None else GROUP_PHOTOS
+    for group in _groups(readable(), most):
+        results = _colorize_group(colorizer, group, size, samples, seed, marks)
+        for (job, photo), result in zip(group, results):
             if isinstance(result, str):
                 summary.failed.append((job.source, result))
             else:
-                _write(summary, job, photo, result, overwrite)
+                for image, path in zip(result, outputs(job)):
+                    # Of an interrupted photo's samples, only the missing ones are written.
+                    if overwrite or not path.exists():
+                        _write(summary, job.source, path, photo, image, overwrite)
             report()
     return summary
 
@@ -239,33 +278,43 @@ def _reason(error: Exception, path: Path) -> str:
 
 
 def _colorize_group(colorizer: Colorizer, group: list[tuple[Job, Photo]], size: int | None,
-                    ) -> list[Image.Image | str]:
-    """Colorized images, one per photo, or the reason one failed. A failing batch is
-    retried photo by photo so that one bad photo does not sink the others."""
+                    samples: int | None = None, seed: int | None = None,
+                    marks: Marks | None = None) -> list[list[Image.Image] | str]:
+    """Each photo's colorings, or the reason it failed. A failing batch is retried photo by
+    photo so that one bad photo does not sink the others."""
     images = [photo.image for _, photo in group]
     if len(images) > 1:
         try:
-            return list(colorizer.colorize_batch(images, size=size))
+            return [[image] for image in colorizer.colorize_batch(images, size=size)]
         except Exception:  # noqa: BLE001 - retried photo by photo below
             pass
-    results: list[Image.Image | str] = []
-    for image in images:
-        try:
-            results.append(colorizer.colorize(image, size=size))
-        except Exception as e:  # noqa: BLE001 - reported as this photo's failure
-            results.append(f"colorization failed ({type(e).__name__}: {e})")
-    return results
+    return [_colorize_one(colorizer, image, size, samples, seed, marks) for image in images]
 
 
-def _write(summary: BatchSummary, job: Job, photo: Photo, result: Image.Image,
-           overwrite: bool) -> None:
+def _colorize_one(colorizer: Colorizer, image: Image.Image, size: int | None,
+                  samples: int | None, seed: int | None, marks: Marks | None,
+                  ) -> list[Image.Image] | str:
+    """One photo's colorings (``samples`` of them, else one), or the reason it failed."""
+    try:
+        hints = None if marks is None else load_marks(marks, image)
+    except MarksError as e:
+        return str(e)
+    try:
+        result = colorizer.colorize(image, size=size, samples=samples, seed=seed, hints=hints)
+    except Exception as e:  # noqa: BLE001 - reported as this photo's failure
+        return f"colorization failed ({type(e).__name__}: {e})"
+    return result if isinstance(result, list) else [result]
+
+
+def _write(summary: BatchSummary, source: Path, output: Path, photo: Photo,
+           result: Image.Image, overwrite: bool) -> None:
     """Write one result with the source's alpha, ICC profile and EXIF; record the outcome."""
     if photo.alpha is not None:
         result.putalpha(photo.alpha)
     try:
-        write_photo(result, job.output, overwrite=overwrite, icc_profile=photo.icc_profile,
+        write_photo(result, output, overwrite=overwrite, icc_profile=photo.icc_profile,
                     exif=photo.exif)
     except PhotoError as e:
-        summary.failed.append((job.source, _reason(e, job.output)))
+        summary.failed.append((source, _reason(e, output)))
         return
-    summary.done.append(job.output)
+    summary.done.append(output)

@@ -278,6 +278,13 @@ def colorize(
     max_pixels: int = typer.Option(MAX_PIXELS, "--max-pixels", min=1, help="Refuse photos "
                                    "larger than this many pixels (decompression bombs)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only failures."),
+    samples: int | None = typer.Option(None, "--samples", min=1, help="Write K plausible "
+                                       "colorings per photo as <stem>_1..<stem>_K "
+                                       "(classification models)."),
+    seed: int | None = typer.Option(None, "--seed", help="Seed of --samples (default 0)."),
+    marks: Path | None = typer.Option(None, "--marks", help="Colour hints for a single "
+                                      "photo: a scribble image or a JSON list of points "
+                                      "(hint models such as --model hints)."),
 ) -> None:
     """Colorize black-and-white photos. Exit code 0 only if no photo failed."""
     from chromatize.checkpoint import CheckpointError
@@ -290,10 +297,15 @@ def colorize(
     columns = (*Progress.get_default_columns(), MofNCompleteColumn(), _RateColumn())
     with Progress(*columns, console=err_console, disable=quiet, transient=True) as bar:
         task = bar.add_task("colorizing", total=None)
-        summary = colorize_files(
-            inputs, colorizer, out_dir=out_dir, fmt=fmt.value if fmt else None,
-            overwrite=overwrite, recolor=recolor, size=size, max_pixels=max_pixels,
-            progress=lambda finished, total: bar.update(task, completed=finished, total=total))
+        try:
+            summary = colorize_files(
+                inputs, colorizer, out_dir=out_dir, fmt=fmt.value if fmt else None,
+                overwrite=overwrite, recolor=recolor, size=size, max_pixels=max_pixels,
+                samples=samples, seed=seed, marks=marks,
+                progress=lambda finished, total: bar.update(task, completed=finished,
+                                                            total=total))
+        except ValueError as e:  # options the model or the inputs do not allow
+            fail(str(e))
     if summary.total == 0:
         fail("no photos found in " + " ".join(inputs))
     _print_summary(summary, quiet)

@@ -27,7 +27,7 @@ from chromatize import color
 from chromatize.checkpoint import CheckpointError, load_checkpoint, read_metadata
 from chromatize.io import read_photo
 from chromatize.models import ColorizationModel
-from chromatize.models.heads import sample_ab
+from chromatize.models.heads import ClassificationHead, sample_ab
 
 ImageLike = Image.Image | np.ndarray | str | os.PathLike
 STRIP_ROWS = 256
@@ -233,6 +233,16 @@ class Colorizer:
         model, info = load_checkpoint(resolve_model(path_or_name))
         return cls(model, info, device=device, working_size=working_size)
 
+    @property
+    def takes_hints(self) -> bool:
+        """Whether the model takes user colour hints (``colorize(..., hints=...)``)."""
+        return bool(getattr(self.model, "hints", False))
+
+    @property
+    def can_sample(self) -> bool:
+        """Whether the model gives a distribution to sample from (``samples=K``)."""
+        return isinstance(getattr(self.model, "head", None), ClassificationHead)
+
     @torch.inference_mode()
     def predict(self, l: torch.Tensor, hints: tuple[torch.Tensor, torch.Tensor] | None = None,
                 ) -> dict[str, torch.Tensor]:
@@ -242,7 +252,7 @@ class Colorizer:
         hint_mask (B, 1, h, w))`` for models that take user hints."""
         kwargs = {}
         if hints is not None:
-            if not getattr(self.model, "hints", False):
+            if not self.takes_hints:
                 raise ValueError("this model takes no colour hints; use a hint model "
                                  "(e.g. one trained as effnet_lite0_hints) or `chromatize scribble`")
             kwargs = {"hint_ab": hints[0].to(self.device), "hint_mask": hints[1].to(self.device)}
@@ -267,15 +277,15 @@ class Colorizer:
             return self.colorize_batch([image], size=size)[0]
         if samples is not None and samples < 1:
             raise ValueError(f"samples must be at least 1, got {samples}")
+        if samples is not None and not self.can_sample:
+            raise ValueError("this model gives a single coloring (regression head); "
+                             "several samples need a classification model")
         src, alpha = self._source(image)
         l_small = self._small(src, size)
         small_hints = None if hints is None else _pool_hints(*hints, l_small.shape)
         out = self.predict(torch.from_numpy(l_small)[None, None], small_hints)
         if samples is None:
             return self._finish(src, alpha, l_small, out["ab"][0])
-        if "logits" not in out:
-            raise ValueError("this model gives a single coloring (regression head); "
-                             "several samples need a classification model")
         head = self.model.head  # type: ignore[union-attr]
         gen = torch.Generator().manual_seed(0 if seed is None else seed)
         abs_ = sample_ab(out["logits"], head.bins.cpu(), samples, gen, head.temperature)
