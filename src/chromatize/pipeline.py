@@ -288,7 +288,8 @@ class Colorizer:
             return self._finish(src, alpha, l_small, out["ab"][0])
         head = self.model.head  # type: ignore[union-attr]
         gen = torch.Generator().manual_seed(0 if seed is None else seed)
-        abs_ = sample_ab(out["logits"], head.bins.cpu(), samples, gen, head.temperature)
+        logits = head.decoding_logits(out["logits"].to(head.bins.device)).cpu()
+        abs_ = sample_ab(logits, head.bins.cpu(), samples, gen, head.temperature)
         return [self._finish(src, alpha, l_small, ab) for ab in abs_]
 
     def colorize_batch(self, images: Sequence[ImageLike], size: int | None = None,

@@ -119,7 +119,7 @@ class EffNetColorizer(ColorizationModel):
     ab_stride = 4
 
     def __init__(self, width: int = 64, head: str = "regression", fusion: bool = False,
-                 temperature: float = 0.38, hints: bool = False) -> None:
+                 temperature: float = 0.38, hints: bool = False, boost: float = 0.0) -> None:
         super().__init__()
         self.encoder = Lite0Encoder()
         self.hints = hints
@@ -134,7 +134,7 @@ class EffNetColorizer(ColorizationModel):
         if head == "regression":
             self.head: nn.Module = RegressionHead(width)
         elif head == "classification":
-            self.head = ClassificationHead(width, temperature)
+            self.head = ClassificationHead(width, temperature, boost=boost)
         else:
             raise ValueError(f"head must be 'regression' or 'classification', got {head!r}")
 

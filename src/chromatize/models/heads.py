@@ -28,9 +28,14 @@ class ClassificationHead(nn.Module):
     annealed mean of Zhang et al.). The bins ``(Q, 2)``, the training set's ab ``prior``
     ``(Q,)`` and the rebalancing ``class_weights`` ``(Q,)`` are buffers, so checkpoints
     carry the statistics they were trained with.
+
+    ``boost`` rebalances at decoding time instead of (or besides) training time: the
+    distribution is reweighted to ``p * class_weights ** boost`` before decoding, which
+    lifts rare, saturated colours that an unweighted loss learns to avoid. 0 = off.
     """
 
-    def __init__(self, channels: int, temperature: float = 0.38, grid: float = color.AB_GRID):
+    def __init__(self, channels: int, temperature: float = 0.38, grid: float = color.AB_GRID,
+                 boost: float = 0.0):
         super().__init__()
         bins = torch.as_tensor(color.ab_bins(grid), dtype=torch.float32)
         self.register_buffer("bins", bins)
@@ -39,10 +44,18 @@ class ClassificationHead(nn.Module):
         self.register_buffer("class_weights", torch.ones(q))
         self.conv = nn.Conv2d(channels, bins.shape[0], 1)
         self.temperature = temperature
+        self.boost = boost
+
+    def decoding_logits(self, logits: torch.Tensor) -> torch.Tensor:
+        """Logits ``(B, Q, h, w)`` with the decoding-time ``boost`` applied."""
+        if not self.boost:
+            return logits
+        return logits + self.boost * torch.log(self.class_weights)[None, :, None, None]
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         logits = self.conv(x)
-        return {"logits": logits, "ab": decode_ab(logits, self.bins, self.temperature)}
+        ab = decode_ab(self.decoding_logits(logits), self.bins, self.temperature)
+        return {"logits": logits, "ab": ab}
 
 
 def decode_ab(logits: torch.Tensor, bins: torch.Tensor, temperature: float = 0.38) -> torch.Tensor:
