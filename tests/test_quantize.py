@@ -45,3 +45,18 @@ def test_prior_and_rebalancing(bins, tmp_path):
     assert np.allclose(quantize.read_prior(tmp_path / "p.json", b), prior)
     with pytest.raises(ValueError, match="other ab bins"):
         quantize.read_prior(tmp_path / "p.json", b[:-1])
+
+
+def test_decoding_boost_lifts_rare_colours():
+    from chromatize.models.heads import ClassificationHead
+
+    torch.manual_seed(0)
+    head = ClassificationHead(4, boost=0.0)
+    chroma = head.bins.norm(dim=1)
+    head.class_weights.copy_(1 + chroma / chroma.max())  # rare = saturated, as in photos
+    x = torch.randn(1, 4, 8, 8)
+    plain = head(x)["ab"].norm(dim=1).mean()
+    head.boost = 1.0
+    boosted = head(x)
+    assert boosted["ab"].norm(dim=1).mean() > plain
+    assert torch.equal(boosted["logits"], head.conv(x))  # the loss still sees raw logits
