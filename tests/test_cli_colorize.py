@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from chromatize import batch
+from chromatize import batch, color
 from chromatize.batch import colorize_files
 from chromatize.cli import app
 from chromatize.pipeline import Colorizer
@@ -302,3 +302,26 @@ def test_bad_marks_fail_the_photo_with_one_line(photos, tmp_path, hint_model):
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert "failed:" in result.output and "outside the 64x48 photo" in result.output
     assert not (photos / "a_colorized.jpg").exists()
+
+
+def test_boost_makes_colours_more_vivid_and_needs_a_classifier(tmp_path, sampler, tiny_checkpoint):
+    import json
+
+    from safetensors.torch import load_file, save_file
+
+    # Rebalancing weights that favour saturated bins, as a training set's prior gives.
+    weights = load_file(f"{sampler}.safetensors")
+    chroma = weights["head.bins"].norm(dim=1)
+    weights["head.class_weights"] = 1 + 4 * chroma / chroma.max()
+    save_file(weights, f"{sampler}.safetensors")
+    assert json.loads(sampler.with_suffix(".json").read_text())["model"]["name"] == "effnet_lite0_cls"
+    gray_photo().save(tmp_path / "a.png")
+    chroma_of = {}
+    for boost in ("0", "2"):
+        out = tmp_path / f"b{boost}"
+        assert run(tmp_path / "a.png", "-o", out, "--model", sampler, "--boost", boost).exit_code == 0
+        lab = color.rgb_to_lab_np(np.asarray(Image.open(out / "a.png")) / 255)
+        chroma_of[boost] = np.hypot(lab[..., 1], lab[..., 2]).mean()
+    assert chroma_of["2"] > chroma_of["0"]
+    result = run(tmp_path / "a.png", "-o", tmp_path / "r", "--model", tiny_checkpoint, "--boost", "1")
+    assert result.exit_code == 2 and "classification" in result.output

@@ -211,7 +211,8 @@ def colorize_files(inputs: Sequence[str | os.PathLike[str]], colorizer: Colorize
     if seed is not None and samples is None:
         raise ValueError("a seed only applies to samples")
     if marks is not None and not colorizer.takes_hints:
-        raise ValueError("this model takes no colour hints; use a hint model (--model hints) "
+        raise ValueError("this model takes no colour hints; use a model trained with hints "
+                         "(configs/ablation/hints.yaml) "
                          "or `chromatize scribble` (Levin et al. 2004, no network)")
     out = Path(out_dir) if out_dir is not None else None
     jobs, failed = plan_jobs(inputs, out, fmt)

@@ -284,14 +284,16 @@ def colorize(
     seed: int | None = typer.Option(None, "--seed", help="Seed of --samples (default 0)."),
     marks: Path | None = typer.Option(None, "--marks", help="Colour hints for a single "
                                       "photo: a scribble image or a JSON list of points "
-                                      "(hint models such as --model hints)."),
+                                      "(models trained as effnet_lite0_hints)."),
+    boost: float | None = typer.Option(None, "--boost", min=0.0, help="Classification models: "
+                                       "favour rare, saturated colours (0 muted, ~0.5-1 vivid)."),
 ) -> None:
     """Colorize black-and-white photos. Exit code 0 only if no photo failed."""
     from chromatize.checkpoint import CheckpointError
     from chromatize.pipeline import Colorizer
 
     try:
-        colorizer = Colorizer.load(model, device=device)
+        colorizer = Colorizer.load(model, device=device, boost=boost)
     except (CheckpointError, ValueError) as e:
         fail(f"cannot load model: {e}")
     columns = (*Progress.get_default_columns(), MofNCompleteColumn(), _RateColumn())

@@ -219,19 +219,29 @@ class Colorizer:
     """
 
     def __init__(self, model: ColorizationModel, info: dict[str, Any] | None = None,
-                 device: str = "auto", working_size: int | None = None) -> None:
+                 device: str = "auto", working_size: int | None = None,
+                 boost: float | None = None) -> None:
         self.info = info or {}
         self.device = pick_device(device)
         self.model = model.to(self.device).eval()
         self.working_size = int(working_size or self.info.get("working_size", 256))
+        if boost is not None:
+            if not self.can_sample:
+                raise ValueError("boost needs a classification model (it reweights the "
+                                 "colour distribution); this model predicts ab directly")
+            self.model.head.boost = float(boost)  # type: ignore[union-attr]
 
     @classmethod
     def load(cls, path_or_name: str | os.PathLike[str] | None = None, device: str = "auto",
-             working_size: int | None = None) -> Colorizer:
+             working_size: int | None = None, boost: float | None = None) -> Colorizer:
         """Load a checkpoint path, or a model shipped in the package by name
-        (None or ``"default"`` = the default model). Raises ``CheckpointError``."""
+        (None or ``"default"`` = the default model). Raises ``CheckpointError``.
+
+        ``boost`` (classification models) sets how strongly rare, saturated colours are
+        favoured when decoding (see :class:`~chromatize.models.heads.ClassificationHead`):
+        0 gives the most likely, muted colours; about 0.5-1 vivid ones."""
         model, info = load_checkpoint(resolve_model(path_or_name))
-        return cls(model, info, device=device, working_size=working_size)
+        return cls(model, info, device=device, working_size=working_size, boost=boost)
 
     @property
     def takes_hints(self) -> bool:
