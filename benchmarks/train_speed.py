@@ -2,8 +2,8 @@
 
     PYTHONPATH=src python benchmarks/train_speed.py [--steps 4] [--warmup 2]
 
-For each recipe (the seed's ``unet_thesis`` at 256x256, batch 8, and the shipped
-``effnet_lite0`` recipe of ``configs/default.yaml``) prints images/s of the loader alone
+For each recipe (the seed's ``unet_thesis`` at 256x256, batch 8, and the shipped model's
+``configs/default.yaml`` in both phases, encoder frozen and trained) prints images/s of the loader alone
 (as configured: workers, cache) and of training steps (loader + forward + backward +
 Adam), both in steady state after warm-up steps. Run from the repository root.
 """
@@ -23,8 +23,10 @@ from chromatize.config import load_config
 from chromatize.data import train_loader
 from chromatize.train import Trainer
 
-RECIPES = {"unet_thesis (thesis_l1)": "configs/thesis_l1.yaml",
-           "effnet_lite0 (default)": "configs/default.yaml"}
+# label -> (config, overrides)
+RECIPES = {"unet_thesis (thesis_l1)": ("configs/thesis_l1.yaml", []),
+           "default, encoder frozen": ("configs/default.yaml", []),
+           "default, encoder trained": ("configs/default.yaml", ["--model.freeze_encoder_steps=0"])}
 
 
 def images_per_s(batches, n: int, warmup: int, batch_size: int) -> float:
@@ -37,8 +39,10 @@ def images_per_s(batches, n: int, warmup: int, batch_size: int) -> float:
     return n * batch_size / (time.perf_counter() - t0)
 
 
-def measure(config: Path, steps: int, warmup: int, run_dir: Path) -> tuple[float, float]:
-    cfg = load_config(config, [f"--run_dir={run_dir}", f"--train.max_steps={warmup + steps}"])
+def measure(config: Path, overrides: list[str], steps: int, warmup: int, run_dir: Path,
+            ) -> tuple[float, float]:
+    cfg = load_config(config, [f"--run_dir={run_dir}", f"--train.max_steps={warmup + steps}",
+                               *overrides])
     trainer = Trainer(cfg)
     bs = cfg.train.batch_size
     loader = train_loader(trainer.train_data, cfg.data, bs, cfg.train.seed)
@@ -62,9 +66,9 @@ def main() -> None:
     for col in ("recipe", "crop", "batch", "workers", "cache", "loader img/s", "train img/s"):
         table.add_column(col, justify="right")
     with tempfile.TemporaryDirectory() as tmp:
-        for i, (name, path) in enumerate(RECIPES.items()):
-            cfg = load_config(path)
-            load, train = measure(Path(path), args.steps, args.warmup, Path(tmp) / str(i))
+        for i, (name, (path, overrides)) in enumerate(RECIPES.items()):
+            cfg = load_config(path, overrides)
+            load, train = measure(Path(path), overrides, args.steps, args.warmup, Path(tmp) / str(i))
             d = cfg.data
             table.add_row(name, str(d.crop), str(cfg.train.batch_size), str(d.workers),
                           str(d.cache), f"{load:.1f}", f"{train:.2f}")
