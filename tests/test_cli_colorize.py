@@ -288,7 +288,7 @@ def test_marks_need_a_hint_model_and_one_photo(photos, tmp_path, tiny_checkpoint
     marks = _points(tmp_path / "marks.json")
     result = run(photos / "a.jpg", "--model", tiny_checkpoint, "--marks", marks)
     assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1
-    assert "no colour hints" in result.output and "--model hints" in result.output
+    assert "no colour hints" in result.output and "hints.yaml" in result.output
     assert "chromatize scribble" in result.output
     result = run(photos, "--model", hint_model, "--marks", marks)
     assert result.exit_code == 2 and "one photo" in result.output

@@ -82,9 +82,9 @@ def test_cli_evaluate(tiny_checkpoint, photo_dir, tmp_path):
     assert "PSNR" in res.output and "1 not colour" in res.output
     assert json.loads((out / "metrics.json").read_text())["size"] == 32
 
-    res = runner.invoke(app, ["evaluate", str(photo_dir), "--model", "default",
+    res = runner.invoke(app, ["evaluate", str(photo_dir), "--model", "no-such-model",
                               "-o", str(tmp_path / "d")])
-    assert res.exit_code == 2 and "default" in res.output and "Traceback" not in res.output
+    assert res.exit_code == 2 and "no-such-model" in res.output and "Traceback" not in res.output
     res = runner.invoke(app, ["evaluate", str(tmp_path / "none"), "--model",
                               str(tiny_checkpoint), "-o", str(tmp_path / "x")])
     assert res.exit_code == 2 and "not a folder" in res.output

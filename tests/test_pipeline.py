@@ -115,3 +115,14 @@ def test_working_shape_caps_and_rounds():
     assert working_shape(1, 1, 256, 32) == (32, 32)
     h, w = working_shape(1080, 1920, 256, 32)
     assert h % 32 == 0 and w % 32 == 0 and w == 256
+
+
+def test_shipped_default_model_colours_a_gray_photo(color_photo):
+    colorizer = Colorizer.load(device="cpu")  # the weights shipped inside the package
+    assert colorizer.info["model"]["name"] == "effnet_lite0_cls" and colorizer.can_sample
+    gray = color_photo.convert("L").resize((160, 120))
+    out = colorizer.colorize(gray)
+    assert out.size == gray.size
+    assert np.abs(_l_star(out) - _l_star(gray)).max() <= 1.0
+    lab = skc.rgb2lab(np.asarray(out) / 255)
+    assert np.hypot(lab[..., 1], lab[..., 2]).mean() > 1.0  # it adds colour
