@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 
@@ -86,3 +88,20 @@ def test_hint_simulation():
     hinted = mask.flatten(1).amax(1)
     assert 0 < hinted.sum() < 64  # some images get hints, some (about 1/8) none
     assert torch.all(hint_ab[mask.expand_as(hint_ab) == 0] == 0)
+
+
+def test_pix2pix_trains_stably_on_the_cpu():
+    from chromatize.losses import LOSSES
+
+    torch.manual_seed(0)
+    model = create_model("pix2pix", generator="unet_tiny", d_channels=8)
+    opts = model.configure_optimizers(2e-3)
+    loss_fn = LOSSES.create("l1", model=model)
+    # A learnable mapping: ab is a smooth function of L.
+    l = torch.rand(4, 1, 32, 32) * 100
+    ab = torch.cat([(l - 50) * 0.6, (50 - l) * 0.3], dim=1)
+    logs = [model.train_step(l, ab, loss_fn, opts) for _ in range(60)]
+    assert all(all(math.isfinite(v) for v in step.values()) for step in logs)
+    assert all(step["loss_d"] < 1.0 for step in logs[10:])  # the critic never blows up
+    first, last = logs[0]["loss"], sum(s["loss"] for s in logs[-5:]) / 5
+    assert last < 0.6 * first
