@@ -17,8 +17,18 @@ from pathlib import Path
 
 from PIL import Image
 
-from chromatize.io import (IMAGE_SUFFIXES, MAX_PIXELS, SUFFIX_FORMATS, WRITABLE, Photo,
-                           PhotoError, is_color, read_photo, write_photo)
+from chromatize.io import (
+    IMAGE_SUFFIXES,
+    MAX_PIXELS,
+    SUFFIX_FORMATS,
+    WRITABLE,
+    Photo,
+    PhotoError,
+    is_color,
+    list_photos,
+    read_photo,
+    write_photo,
+)
 from chromatize.marks import Marks, MarksError, load_marks
 from chromatize.pipeline import Colorizer
 
@@ -62,13 +72,6 @@ def _has_magic(pattern: str) -> bool:
     return any(c in pattern for c in "*?[")
 
 
-def _photos_in(folder: Path) -> list[Path]:
-    """Image files under ``folder``, recursively, hidden files and folders left out."""
-    return sorted(p for p in folder.rglob("*")
-                  if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
-                  and not any(part.startswith(".") for part in p.relative_to(folder).parts))
-
-
 def find_photos(inputs: Sequence[str | os.PathLike[str]],
                 exclude: Callable[[Path, Path | None], bool] | None = None,
                 ) -> tuple[list[tuple[Path, Path | None]], list[tuple[Path, str]]]:
@@ -91,7 +94,7 @@ def find_photos(inputs: Sequence[str | os.PathLike[str]],
         text = os.fspath(item)
         p = Path(text)
         if p.is_dir():
-            for f in _photos_in(p):
+            for f in list_photos(p):
                 add(f, p)
         elif p.exists():
             found.setdefault(p, None)
@@ -99,7 +102,7 @@ def find_photos(inputs: Sequence[str | os.PathLike[str]],
             matches = sorted(Path(m) for m in glob.glob(text, recursive=True))
             for m in matches:
                 if m.is_dir():
-                    for f in _photos_in(m):
+                    for f in list_photos(m):
                         add(f, m)
                 elif m.suffix.lower() in IMAGE_SUFFIXES:
                     add(m, None)

@@ -33,14 +33,20 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image, ImageOps
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, IterableDataset, Sampler
+from torch.utils.data import (
+    DataLoader,
+    Dataset,
+    DistributedSampler,
+    IterableDataset,
+    Sampler,
+)
 
 from chromatize import color
 from chromatize.config import DataConfig
+from chromatize.io import list_photos as list_folder
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 _CHROMA_SIDE = 64  # gray detection looks at a copy this small
 
 
@@ -73,7 +79,7 @@ def list_photos(source: str) -> list[Path]:
     """Image files of a folder (recursive, sorted) or of a ``.txt`` list of paths."""
     p = Path(source)
     if p.is_dir():
-        return sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
+        return list_folder(p)
     if p.is_file() and p.suffix == ".txt":
         lines = [ln.strip() for ln in p.read_text().splitlines()]
         return [p.parent / ln for ln in lines if ln and not ln.startswith("#")]

@@ -31,7 +31,7 @@ from PIL import Image
 
 from chromatize import color, metrics
 from chromatize.checkpoint import atomic_write_bytes
-from chromatize.io import PhotoError, read_photo
+from chromatize.io import PhotoError, list_photos, read_photo
 from chromatize.pipeline import Colorizer
 from chromatize.report import render_report
 
@@ -39,7 +39,6 @@ from chromatize.report import render_report
 Method = Callable[[np.ndarray], np.ndarray]
 
 GRAY, MEAN_COLOUR = "gray", "mean-colour"
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp"}
 OUTPUT_FILES = ("metrics.json", "per_image.csv", "report.html")
 THUMB_SIDE = 192
 _CHECK_SIDE = 64  # colour check and mean ab run on a copy this small: fast, and enough
@@ -54,8 +53,7 @@ def list_images(data_dir: Path) -> list[Path]:
     """Image files directly in ``data_dir`` (by suffix), sorted by name."""
     if not data_dir.is_dir():
         raise EvaluationError(f"{data_dir}: not a folder")
-    return sorted(p for p in data_dir.iterdir()
-                  if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    return list_photos(data_dir, recursive=False)
 
 
 def load_truth(path: Path, size: int | None = None) -> np.ndarray:

@@ -31,6 +31,15 @@ SUFFIX_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP
 #: Suffixes of the files a folder is searched for.
 IMAGE_SUFFIXES = frozenset(SUFFIX_FORMATS) | {".bmp", ".gif"}
 
+
+def list_photos(folder: str | os.PathLike[str], recursive: bool = True) -> list[Path]:
+    """Image files (by suffix) in ``folder``, sorted; hidden files and folders left out."""
+    root = Path(folder)
+    found = root.rglob("*") if recursive else root.iterdir()
+    return sorted(p for p in found
+                  if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+                  and not any(part.startswith(".") for part in p.relative_to(root).parts))
+
 # Colour detection (see :func:`is_color`): long side of the copy it looks at, width of
 # the L* bands, and the RMS ab spread (Lab units) above which a photo counts as colour.
 # Measured on the 239 validation photos: sepia and blue-toned JPEG copies of them spread
