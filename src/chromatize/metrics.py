@@ -52,8 +52,9 @@ def to_lab(rgb8: np.ndarray) -> np.ndarray:
 def is_colour_photo(lab: np.ndarray, min_chroma: float = MIN_MEAN_CHROMA) -> bool:
     """True when the mean chroma sqrt(a^2 + b^2) of ``lab`` reaches ``min_chroma`` Lab units.
 
-    Gray, sepia-faint and hand-tinted-faint scans fall below the default of 4.
-    (``chromatize.io`` may grow a shared ``is_color``; this should then defer to it.)
+    Gray, sepia-faint and hand-tinted-faint scans fall below the default of 4, the same
+    floor the training loader uses (``data.min_chroma``). Unlike ``io.is_color``, which
+    decides what the CLI colorizes, it keeps misty or snowy colour photos as ground truth.
     """
     return float(np.hypot(lab[..., 1], lab[..., 2]).mean()) >= min_chroma
 
