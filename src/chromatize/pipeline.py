@@ -27,6 +27,7 @@ from chromatize import color
 from chromatize.checkpoint import CheckpointError, load_checkpoint, read_metadata
 from chromatize.io import read_photo
 from chromatize.models import ColorizationModel
+from chromatize.models.base import count_parameters
 from chromatize.models.heads import ClassificationHead, sample_ab
 
 ImageLike = Image.Image | np.ndarray | str | os.PathLike
@@ -63,7 +64,7 @@ def describe_model(path_or_name: str | os.PathLike[str] | None) -> dict[str, Any
     path = resolve_model(path_or_name)
     info = read_metadata(path)
     model, _ = load_checkpoint(path)
-    return {"path": str(path), "parameters": sum(p.numel() for p in model.parameters()), **info}
+    return {"path": str(path), "parameters": count_parameters(model), **info}
 
 
 def pick_device(device: str = "auto") -> torch.device:
@@ -111,6 +112,23 @@ def to_source(image: Image.Image | np.ndarray) -> tuple[np.ndarray, Image.Image 
     else:
         arr = np.asarray(image.convert("RGB"))
     return arr, alpha
+
+
+def read_source(image: ImageLike) -> tuple[np.ndarray, Image.Image | None]:
+    """A path, PIL image or array -> (pixels, alpha) as :func:`to_source` gives them;
+    a path is read with :func:`chromatize.io.read_photo` (EXIF orientation, alpha)."""
+    if isinstance(image, (str, os.PathLike)):
+        photo = read_photo(image)
+        src, alpha = to_source(photo.image)
+        return src, photo.alpha if photo.alpha is not None else alpha
+    return to_source(image)
+
+
+def lab_to_rgb8(lab: torch.Tensor) -> np.ndarray:
+    """Lab ``(3, h, w)`` -> sRGB uint8 ``(h, w, 3)``, desaturated into the gamut at
+    constant luminance, so the output keeps the given L*."""
+    rgb = color.lab_to_rgb(lab, gamut="preserve_l")
+    return (rgb.permute(1, 2, 0) * 255 + 0.5).to(torch.uint8).numpy()
 
 
 def luminance(src: np.ndarray) -> np.ndarray:
@@ -192,8 +210,7 @@ def compose(src: np.ndarray, coef_a: np.ndarray, coef_b: np.ndarray,
         c = torch.from_numpy(ry[r0:r1]) @ coef  # (4, rows, W)
         l = torch.from_numpy(luminance(src[r0:r1]))
         ab = (c[:2] * (l / 100) + c[2:]).clamp_(-110, 110)
-        rgb = color.lab_to_rgb(torch.cat([l[None], ab]), gamut="preserve_l")
-        out[r0:r1] = (rgb.permute(1, 2, 0) * 255 + 0.5).to(torch.uint8).numpy()
+        out[r0:r1] = lab_to_rgb8(torch.cat([l[None], ab]))
     return out
 
 
@@ -290,7 +307,7 @@ class Colorizer:
         if samples is not None and not self.can_sample:
             raise ValueError("this model gives a single coloring (regression head); "
                              "several samples need a classification model")
-        src, alpha = self._source(image)
+        src, alpha = read_source(image)
         l_small = self._small(src, size)
         small_hints = None if hints is None else _pool_hints(*hints, l_small.shape)
         out = self.predict(torch.from_numpy(l_small)[None, None], small_hints)
@@ -305,7 +322,7 @@ class Colorizer:
     def colorize_batch(self, images: Sequence[ImageLike], size: int | None = None,
                        ) -> list[Image.Image]:
         """Colorize several photos; those that share a working size run in one batch."""
-        sources = [self._source(image) for image in images]
+        sources = [read_source(image) for image in images]
         small = [self._small(src, size) for src, _ in sources]
         ab: list[torch.Tensor | None] = [None] * len(sources)
         shapes = [s.shape for s in small]
@@ -316,14 +333,6 @@ class Colorizer:
                 ab[i] = pred
         return [self._finish(src, alpha, l_small, ab_i)  # type: ignore[arg-type]
                 for (src, alpha), l_small, ab_i in zip(sources, small, ab)]
-
-    @staticmethod
-    def _source(image: ImageLike) -> tuple[np.ndarray, Image.Image | None]:
-        if isinstance(image, (str, os.PathLike)):
-            photo = read_photo(image)
-            src, alpha = to_source(photo.image)
-            return src, photo.alpha if photo.alpha is not None else alpha
-        return to_source(image)
 
     def _small(self, src: np.ndarray, size: int | None) -> np.ndarray:
         """L* of the copy the network sees, ``(h, w)`` float32."""

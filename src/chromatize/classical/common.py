@@ -1,10 +1,7 @@
-"""What the classical methods share: reading a photo's pixels, area resizing, edge-aware
-upsampling of ab, turning (L*, ab) back into an image that keeps the photo's L*, and an
-atomic save (to give way to ``chromatize.io.write_photo`` once it exists)."""
+"""What the classical methods share: a photo's Lab, area resizing, edge-aware upsampling
+of ab, and turning (L*, ab) back into an image that keeps the photo's L*."""
 
 from __future__ import annotations
-
-import os
 
 import numpy as np
 import torch
@@ -12,26 +9,13 @@ import torch.nn.functional as F
 from PIL import Image
 
 from chromatize import color
-from chromatize.io import read_photo
-from chromatize.pipeline import STRIP_ROWS, ImageLike, guided_coefficients, to_source
-
-
-def read_source(image: ImageLike) -> tuple[np.ndarray, Image.Image | None]:
-    """A path, PIL image or array -> (pixels, alpha) as :func:`~chromatize.pipeline.to_source`
-    gives them: ``(H, W)`` uint8/uint16 gray or ``(H, W, 3)`` uint8 RGB."""
-    if isinstance(image, (str, os.PathLike)):
-        photo = read_photo(image)
-        src, alpha = to_source(photo.image)
-        return src, photo.alpha if photo.alpha is not None else alpha
-    return to_source(image)
+from chromatize.pipeline import STRIP_ROWS, guided_coefficients, lab_to_rgb8, luminance
 
 
 def source_lab(src: np.ndarray) -> np.ndarray:
     """Lab ``(H, W, 3)`` float32 of source pixels (a gray source has a* = b* = 0)."""
     if src.ndim == 3:
         return color.rgb_to_lab_np(src.astype(np.float32) / 255).astype(np.float32)
-    from chromatize.pipeline import luminance
-
     lab = np.zeros(src.shape + (3,), np.float32)
     lab[..., 0] = luminance(src)
     return lab
@@ -74,8 +58,7 @@ def render(l: np.ndarray, ab: np.ndarray, alpha: Image.Image | None = None) -> I
     for r0 in range(0, h, STRIP_ROWS):
         r1 = min(h, r0 + STRIP_ROWS)
         lab = np.concatenate([l[r0:r1, :, None], ab[r0:r1]], -1).astype(np.float32)
-        rgb = color.lab_to_rgb(torch.from_numpy(lab).permute(2, 0, 1), gamut="preserve_l")
-        out[r0:r1] = (rgb * 255 + 0.5).to(torch.uint8).permute(1, 2, 0).numpy()
+        out[r0:r1] = lab_to_rgb8(torch.from_numpy(lab).permute(2, 0, 1))
     image = Image.fromarray(out, "RGB")
     if alpha is not None:
         image.putalpha(alpha)

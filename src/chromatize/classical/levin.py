@@ -35,8 +35,8 @@ from scipy.ndimage import uniform_filter
 from scipy.sparse.linalg import spsolve
 
 from chromatize import marks as marks_io
-from chromatize.classical.common import area_resize, guided_upsample, read_source, render
-from chromatize.pipeline import ImageLike, luminance
+from chromatize.classical.common import area_resize, guided_upsample, render
+from chromatize.pipeline import ImageLike, luminance, read_source
 
 # Each unordered neighbour pair once: right, down-left, down, down-right.
 _OFFSETS = ((0, 1), (1, -1), (1, 0), (1, 1))
