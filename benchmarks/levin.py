@@ -29,7 +29,7 @@ from PIL import Image
 from chromatize import color
 from chromatize.classical import levin
 from chromatize.classical.common import area_resize
-from chromatize.pipeline import luminance
+from chromatize.color import luminance
 
 DEFAULT_PHOTO = Path(__file__).resolve().parents[2] / "shared/data/photos/val/bsds500_train_100098.jpg"
 

@@ -10,7 +10,7 @@ from chromatize import color
 from chromatize.classical import (levin, levin_colorize, levin_colorize_marks,
                                   reinhard_transfer, solve_levin, welsh_transfer)
 from chromatize.cli import app
-from chromatize.pipeline import luminance
+from chromatize.color import luminance
 
 
 def _lab(image: Image.Image) -> np.ndarray:

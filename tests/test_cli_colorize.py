@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from chromatize import batch, color
 from chromatize.batch import colorize_files
 from chromatize.cli import app
-from chromatize.pipeline import Colorizer
+from chromatize.inference.pipeline import Colorizer
 from conftest import gray_photo, make_color_photo, save_tiny_model, write_huge_png
 
 runner = CliRunner()

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from conftest import make_color_photo
 
-from chromatize import color, metrics
+from chromatize import color
+from chromatize.evaluation import metrics
 
 
 def _rgb8(lab: np.ndarray) -> np.ndarray:

@@ -29,8 +29,8 @@ from chromatize.io import (
     read_photo,
     write_photo,
 )
-from chromatize.marks import Marks, MarksError, load_marks
-from chromatize.pipeline import Colorizer
+from chromatize.inference.hints import Marks, MarksError, load_marks
+from chromatize.inference.pipeline import Colorizer
 
 #: Photos are sent to the model in groups of at most this many photos and pixels, so
 #: same-size photos share a forward pass while memory stays bounded.
@@ -204,7 +204,7 @@ def colorize_files(inputs: Sequence[str | os.PathLike[str]], colorizer: Colorize
 
     ``samples=K`` writes K plausible colorings per photo (see :func:`sample_outputs`;
     classification models only), reproducible with ``seed``; a photo is skipped when all
-    K exist. ``marks`` (see :mod:`chromatize.marks`) are colour hints for a single photo,
+    K exist. ``marks`` (see :mod:`chromatize.inference.hints`) are colour hints for a single photo,
     for models that take hints. Raises ``ValueError`` for options the model or the inputs
     do not allow.
     """

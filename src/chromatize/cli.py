@@ -36,7 +36,7 @@ def info(model: str = typer.Argument(..., help="Checkpoint path or shipped model
     import json
 
     from chromatize.checkpoint import CheckpointError
-    from chromatize.pipeline import describe_model
+    from chromatize.inference.pipeline import describe_model
 
     try:
         desc = describe_model(model)
@@ -64,8 +64,8 @@ def evaluate(
     from rich.progress import Progress
     from rich.table import Table
 
-    from chromatize.evaluate import evaluate as run_evaluation
-    from chromatize.metrics import SUMMARY_METRICS
+    from chromatize.evaluation.evaluate import evaluate as run_evaluation
+    from chromatize.evaluation.metrics import SUMMARY_METRICS
 
     if threads:
         import torch
@@ -176,9 +176,9 @@ def train(
 
     from rich.logging import RichHandler
 
-    from chromatize.config import ConfigError, load_config, read_yaml
-    from chromatize.train import TrainError
-    from chromatize.train import train as run_training
+    from chromatize.training.config import ConfigError, load_config, read_yaml
+    from chromatize.training.train import TrainError
+    from chromatize.training.train import train as run_training
 
     # Typer hands unknown options to the optional CONFIG argument when it is omitted.
     tokens = ([config] if config is not None else []) + list(ctx.args)
@@ -213,8 +213,8 @@ def ab_prior(
 ) -> None:
     """Compute the ab colour distribution of a training set, for class rebalancing
     (loss rebalanced_ce, loss.kwargs.prior)."""
-    from chromatize.data import DataError
-    from chromatize.quantize import compute_prior_file
+    from chromatize.training.data import DataError
+    from chromatize.training.quantize import compute_prior_file
 
     try:
         summary = compute_prior_file(source, output, side=side)
@@ -290,7 +290,7 @@ def colorize(
 ) -> None:
     """Colorize black-and-white photos. Exit code 0 only if no photo failed."""
     from chromatize.checkpoint import CheckpointError
-    from chromatize.pipeline import Colorizer
+    from chromatize.inference.pipeline import Colorizer
 
     try:
         colorizer = Colorizer.load(model, device=device, boost=boost)

@@ -177,6 +177,25 @@ def luminance_to_l(rgb: np.ndarray) -> np.ndarray:
     return (116 * _f(y) - 16).clamp(min=0).numpy()
 
 
+_LUT8 = gray_to_l_lut(8)
+_LUT16 = gray_to_l_lut(16)
+
+
+def lab_to_rgb8(lab: torch.Tensor) -> np.ndarray:
+    """Lab ``(3, h, w)`` -> sRGB uint8 ``(h, w, 3)``, desaturated into the gamut at
+    constant luminance, so the output keeps the given L*."""
+    rgb = lab_to_rgb(lab, gamut="preserve_l")
+    return (rgb.permute(1, 2, 0) * 255 + 0.5).to(torch.uint8).numpy()
+
+
+def luminance(src: np.ndarray) -> np.ndarray:
+    """L* ``(h, W)`` float32 of source rows (see :func:`chromatize.io.to_pixels`)."""
+    if src.ndim == 2:
+        return (_LUT16 if src.dtype == np.uint16 else _LUT8)[src]
+    return luminance_to_l(src.astype(np.float32) / 255)
+
+
+
 # ----------------------------------------------------------------------------- ab bins
 
 AB_GRID = 10.0

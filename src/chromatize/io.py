@@ -24,6 +24,9 @@ from chromatize.checkpoint import atomic_write_bytes
 #: 20000 x 20000 one (400 MP, 1.2 GB as RGB before any processing) is refused unread.
 MAX_PIXELS = 200_000_000
 
+#: What the library accepts as a photo: a PIL image, a numpy array or a path.
+ImageLike = Image.Image | np.ndarray | str | os.PathLike
+
 #: Output formats: Pillow's name -> the file suffix written.
 WRITABLE = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp", "TIFF": ".tif"}
 SUFFIX_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP",
@@ -152,6 +155,45 @@ def _normalize_mode(im: Image.Image, icc: bytes | None) -> tuple[Image.Image, Im
 def _icc_space(icc: bytes) -> str:
     """The data colour space of an ICC profile (``"RGB"``, ``"GRAY"``, ``"CMYK"``...)."""
     return icc[16:20].decode("ascii", "replace").strip() if len(icc) >= 20 else ""
+
+
+def to_source(image: Image.Image | np.ndarray) -> tuple[np.ndarray, Image.Image | None]:
+    """An image -> (pixels, alpha). Pixels: ``(H, W)`` uint8/uint16 gray or ``(H, W, 3)``
+    uint8 RGB, from which :func:`chromatize.color.luminance` computes L*."""
+    alpha = None
+    if isinstance(image, np.ndarray):
+        arr = image
+        if arr.ndim == 3 and arr.shape[2] == 1:
+            arr = arr[..., 0]
+        if arr.ndim == 3 and arr.shape[2] == 4:
+            alpha = Image.fromarray(np.ascontiguousarray(arr[..., 3]))
+            arr = arr[..., :3]
+        if arr.dtype.kind == "f":
+            arr = (np.clip(arr, 0, 1) * 255 + 0.5).astype(np.uint8)
+        if arr.dtype not in (np.uint8, np.uint16) or arr.ndim not in (2, 3) or (
+                arr.ndim == 3 and arr.shape[2] != 3):
+            raise ValueError(f"unsupported array: shape {arr.shape}, dtype {arr.dtype}")
+        return np.ascontiguousarray(arr), alpha
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        image = image.convert("RGBA")
+        alpha = image.getchannel("A")
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(image).astype(np.uint16)
+    elif image.mode == "L":
+        arr = np.asarray(image)
+    else:
+        arr = np.asarray(image.convert("RGB"))
+    return arr, alpha
+
+
+def read_source(image: ImageLike) -> tuple[np.ndarray, Image.Image | None]:
+    """A path, PIL image or array -> (pixels, alpha) as :func:`to_source` gives them;
+    a path is read with :func:`read_photo` (EXIF orientation, alpha)."""
+    if isinstance(image, (str, os.PathLike)):
+        photo = read_photo(image)
+        src, alpha = to_source(photo.image)
+        return src, photo.alpha if photo.alpha is not None else alpha
+    return to_source(image)
 
 
 def is_color(image: Image.Image) -> bool:

@@ -9,7 +9,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 from chromatize import color
-from chromatize.pipeline import STRIP_ROWS, guided_coefficients, lab_to_rgb8, luminance
+from chromatize.color import lab_to_rgb8, luminance
+from chromatize.inference.upsample import STRIP_ROWS, guided_coefficients
 
 
 def source_lab(src: np.ndarray) -> np.ndarray:
@@ -32,7 +33,7 @@ def area_resize(x: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 def guided_upsample(l_full: np.ndarray, l_small: np.ndarray, ab_small: np.ndarray,
                     radius: int = 2, eps: float = 1e-3) -> np.ndarray:
-    """Edge-aware upsampling of ab (as :mod:`chromatize.pipeline` does for networks).
+    """Edge-aware upsampling of ab (as :mod:`chromatize.inference.pipeline` does for networks).
 
     l_full ``(H, W)`` and l_small ``(h, w)`` L* in [0, 100]; ab_small ``(h, w, 2)``.
     The guided filter's coefficients are fitted at ``(h, w)``, upsampled bilinearly and

@@ -34,9 +34,10 @@ from PIL import Image
 from scipy.ndimage import uniform_filter
 from scipy.sparse.linalg import spsolve
 
-from chromatize import marks as marks_io
+from chromatize.inference import hints as marks_io
 from chromatize.classical.common import area_resize, guided_upsample, render
-from chromatize.pipeline import ImageLike, luminance, read_source
+from chromatize.color import luminance
+from chromatize.io import ImageLike, read_source
 
 # Each unordered neighbour pair once: right, down-left, down, down-right.
 _OFFSETS = ((0, 1), (1, -1), (1, 0), (1, 1))
@@ -197,7 +198,7 @@ def _colorize(l: np.ndarray, alpha: Image.Image | None, hint_ab: np.ndarray,
 
 def levin_colorize_marks(gray: ImageLike, marks: marks_io.Marks,
                          max_pixels: int = MAX_PIXELS) -> Image.Image:
-    """:func:`levin_colorize` with marks read by :func:`chromatize.marks.load_marks` (a
+    """:func:`levin_colorize` with marks read by :func:`chromatize.inference.hints.load_marks` (a
     scribble image or JSON path, a PIL scribble image or a list of points). Raises
     ``MarksError`` for unusable marks and ``PhotoError`` for an unreadable photo."""
     src, alpha = read_source(gray)

@@ -15,7 +15,7 @@ from scipy.ndimage import uniform_filter
 from scipy.spatial import cKDTree
 
 from chromatize.classical.common import render, source_lab
-from chromatize.pipeline import ImageLike, read_source
+from chromatize.io import ImageLike, read_source
 
 Rect = tuple[int, int, int, int]  # x0, y0, x1, y1 (x1, y1 excluded), in pixels
 COLOR_CHROMA = 2.0  # mean chroma above which a target counts as a colour photo

@@ -28,8 +28,7 @@ from PIL import Image, ImageColor
 
 from chromatize import color
 from chromatize.classical.common import source_lab
-from chromatize.io import PhotoError, read_photo
-from chromatize.pipeline import to_source
+from chromatize.io import PhotoError, read_photo, to_source
 
 DEFAULT_RADIUS = 3
 DEFAULT_THRESHOLD = 8.0
@@ -45,7 +44,7 @@ class MarksError(ValueError):
 def load_marks(marks: Marks, photo: Image.Image | np.ndarray,
                threshold: float = DEFAULT_THRESHOLD) -> tuple[np.ndarray, np.ndarray]:
     """Read ``marks`` (a path to a scribble image or a JSON file, a PIL scribble image or a
-    list of points) for ``photo`` (PIL image or array as :func:`chromatize.pipeline.to_source`
+    list of points) for ``photo`` (PIL image or array as :func:`chromatize.io.to_source`
     takes). Returns ``(hint_ab (H, W, 2) float32, hint_mask (H, W) bool)``.
 
     Raises :class:`MarksError` for marks of another size, outside the photo, with bad

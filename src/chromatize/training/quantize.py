@@ -110,7 +110,7 @@ def compute_prior_file(source: str, out: str | Path, side: int = 64, min_chroma:
     Photos are shrunk to a short side of ``side`` (colour statistics barely depend on
     resolution); gray and unreadable photos are dropped as in training. Returns a summary.
     """
-    from chromatize.data import scan_photos
+    from chromatize.training.data import scan_photos
 
     photos = scan_photos(source, min_chroma, cache_short=side)
     bins = color.ab_bins()

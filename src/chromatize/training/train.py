@@ -13,7 +13,7 @@ through two optional hooks, so a new family needs no change here:
   torchrun: there the default step runs through DistributedDataParallel.)
 
 Run folder: ``config.yaml`` (resolved), ``log.csv``, ``tb/``, ``grids/step_XXXXXX.png``,
-the resume state (:mod:`chromatize.train_state`), and ``model.safetensors`` +
+the resume state (:mod:`chromatize.training.state`), and ``model.safetensors`` +
 ``model.json`` (:func:`chromatize.checkpoint.save_checkpoint`).
 
 Distributed: ``torchrun --nproc_per_node=K -m chromatize.cli train CONFIG`` (the
@@ -37,12 +37,12 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from chromatize import config as cfgmod
-from chromatize import data as datamod
-from chromatize import train_state as ts
+from chromatize.training import config as cfgmod
+from chromatize.training import data as datamod
+from chromatize.training import state as ts
 from chromatize.checkpoint import load_checkpoint, save_checkpoint
-from chromatize.config import Config, ConfigError
-from chromatize.losses import LOSSES
+from chromatize.training.config import Config, ConfigError
+from chromatize.training.losses import LOSSES
 from chromatize.models import ColorizationModel, create_model
 
 
@@ -270,7 +270,7 @@ class Trainer:
 
         log = None
         if self.logging:
-            from chromatize.runlog import RunLog
+            from chromatize.training.runlog import RunLog
 
             self.run_dir.mkdir(parents=True, exist_ok=True)
             cfgmod.save_config(self.cfg, self.run_dir / "config.yaml")

@@ -1,7 +1,7 @@
 """Score colorization models on a folder of colour photos and write a report.
 
 Each colour photo becomes a gray input (its own L* with a* = b* = 0, as 8-bit gray), every
-model colorizes it, and :func:`chromatize.metrics.image_metrics` compares the output with
+model colorizes it, and :func:`chromatize.evaluation.metrics.image_metrics` compares the output with
 the photo. Two baselines are always scored beside the models:
 
 - ``gray``: the gray input itself (no colour at all);
@@ -11,7 +11,7 @@ the photo. Two baselines are always scored beside the models:
 
 Outputs in ``out_dir``: ``metrics.json`` (settings, counts, mean and median per method),
 ``per_image.csv`` (one row per photo and method) and ``report.html`` (see
-:mod:`chromatize.report`).
+:mod:`chromatize.evaluation.report`).
 """
 
 from __future__ import annotations
@@ -29,11 +29,12 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from chromatize import color, metrics
+from chromatize import color
+from chromatize.evaluation import metrics
 from chromatize.checkpoint import atomic_write_bytes
 from chromatize.io import PhotoError, list_photos, read_photo
-from chromatize.pipeline import Colorizer
-from chromatize.report import render_report
+from chromatize.inference.pipeline import Colorizer
+from chromatize.evaluation.report import render_report
 
 #: A colorization method: gray input ``(H, W)`` uint8 -> sRGB ``(H, W, 3)`` uint8.
 Method = Callable[[np.ndarray], np.ndarray]

@@ -42,7 +42,7 @@ from torch.utils.data import (
 )
 
 from chromatize import color
-from chromatize.config import DataConfig
+from chromatize.training.config import DataConfig
 from chromatize.io import list_photos as list_folder
 
 log = logging.getLogger(__name__)

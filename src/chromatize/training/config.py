@@ -67,7 +67,7 @@ class DataConfig:
 
 @dataclass
 class LossConfig:
-    """A loss from :data:`chromatize.losses.LOSSES` and its keyword arguments."""
+    """A loss from :data:`chromatize.training.losses.LOSSES` and its keyword arguments."""
 
     name: str = "l1"
     kwargs: dict[str, Any] = field(default_factory=dict)

@@ -24,16 +24,13 @@ import torch.nn.functional as F
 from PIL import Image
 
 from chromatize import color
+from chromatize.inference.upsample import _small_l, compose, guided_coefficients
 from chromatize.checkpoint import CheckpointError, load_checkpoint, read_metadata
-from chromatize.io import read_photo
+from chromatize.io import ImageLike, read_source
 from chromatize.models import ColorizationModel
 from chromatize.models.base import count_parameters
 from chromatize.models.heads import ClassificationHead, sample_ab
 
-ImageLike = Image.Image | np.ndarray | str | os.PathLike
-STRIP_ROWS = 256
-_LUT8 = color.gray_to_l_lut(8)
-_LUT16 = color.gray_to_l_lut(16)
 
 
 def shipped_model_path(name: str = "default") -> Path:
@@ -85,59 +82,6 @@ def pick_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
-def to_source(image: Image.Image | np.ndarray) -> tuple[np.ndarray, Image.Image | None]:
-    """An image -> (pixels, alpha). Pixels: ``(H, W)`` uint8/uint16 gray or ``(H, W, 3)``
-    uint8 RGB, from which :func:`luminance` computes L*."""
-    alpha = None
-    if isinstance(image, np.ndarray):
-        arr = image
-        if arr.ndim == 3 and arr.shape[2] == 1:
-            arr = arr[..., 0]
-        if arr.ndim == 3 and arr.shape[2] == 4:
-            alpha = Image.fromarray(np.ascontiguousarray(arr[..., 3]))
-            arr = arr[..., :3]
-        if arr.dtype.kind == "f":
-            arr = (np.clip(arr, 0, 1) * 255 + 0.5).astype(np.uint8)
-        if arr.dtype not in (np.uint8, np.uint16) or arr.ndim not in (2, 3) or (
-                arr.ndim == 3 and arr.shape[2] != 3):
-            raise ValueError(f"unsupported array: shape {arr.shape}, dtype {arr.dtype}")
-        return np.ascontiguousarray(arr), alpha
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        image = image.convert("RGBA")
-        alpha = image.getchannel("A")
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-        arr = np.asarray(image).astype(np.uint16)
-    elif image.mode == "L":
-        arr = np.asarray(image)
-    else:
-        arr = np.asarray(image.convert("RGB"))
-    return arr, alpha
-
-
-def read_source(image: ImageLike) -> tuple[np.ndarray, Image.Image | None]:
-    """A path, PIL image or array -> (pixels, alpha) as :func:`to_source` gives them;
-    a path is read with :func:`chromatize.io.read_photo` (EXIF orientation, alpha)."""
-    if isinstance(image, (str, os.PathLike)):
-        photo = read_photo(image)
-        src, alpha = to_source(photo.image)
-        return src, photo.alpha if photo.alpha is not None else alpha
-    return to_source(image)
-
-
-def lab_to_rgb8(lab: torch.Tensor) -> np.ndarray:
-    """Lab ``(3, h, w)`` -> sRGB uint8 ``(h, w, 3)``, desaturated into the gamut at
-    constant luminance, so the output keeps the given L*."""
-    rgb = color.lab_to_rgb(lab, gamut="preserve_l")
-    return (rgb.permute(1, 2, 0) * 255 + 0.5).to(torch.uint8).numpy()
-
-
-def luminance(src: np.ndarray) -> np.ndarray:
-    """L* ``(h, W)`` float32 of source rows (see :func:`to_source`)."""
-    if src.ndim == 2:
-        return (_LUT16 if src.dtype == np.uint16 else _LUT8)[src]
-    return color.luminance_to_l(src.astype(np.float32) / 255)
-
-
 def working_shape(h: int, w: int, working_size: int, multiple: int) -> tuple[int, int]:
     """Size the network sees: long side about ``working_size`` but never above the
     photo's own (the seed's rule: at most 1000 px for its U-Net), sides rounded to
@@ -145,73 +89,6 @@ def working_shape(h: int, w: int, working_size: int, multiple: int) -> tuple[int
     s = min(working_size, max(h, w)) / max(h, w)
     return (max(multiple, round(h * s / multiple) * multiple),
             max(multiple, round(w * s / multiple) * multiple))
-
-
-def _small_l(src: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """L* of ``src`` resized to ``shape`` (h, w) with area averaging: float32."""
-    h, w = shape
-    if src.ndim == 2 and src.dtype == np.uint16:
-        small = Image.fromarray(src.astype(np.float32), mode="F").resize((w, h), Image.BOX)
-        return _LUT16[np.clip(np.asarray(small) + 0.5, 0, 65535).astype(np.uint16)]
-    small = np.asarray(Image.fromarray(src).resize((w, h), Image.BOX, reducing_gap=3.0))
-    return luminance(small)
-
-
-def _bilinear_matrix(n_out: int, n_in: int) -> np.ndarray:
-    """``(n_out, n_in)`` weights of bilinear resampling (half-pixel centres, edge clamp)."""
-    x = (np.arange(n_out) + 0.5) * n_in / n_out - 0.5
-    x = np.clip(x, 0, n_in - 1)
-    i0 = np.floor(x).astype(int)
-    i1 = np.minimum(i0 + 1, n_in - 1)
-    t = (x - i0).astype(np.float32)
-    m = np.zeros((n_out, n_in), np.float32)
-    np.add.at(m, (np.arange(n_out), i0), 1 - t)
-    np.add.at(m, (np.arange(n_out), i1), t)
-    return m
-
-
-def _box(x: torch.Tensor, r: int) -> torch.Tensor:
-    return F.avg_pool2d(x, 2 * r + 1, stride=1, padding=r, count_include_pad=False)
-
-
-def guided_coefficients(guide: torch.Tensor, src: torch.Tensor, radius: int = 2,
-                        eps: float = 1e-3) -> tuple[torch.Tensor, torch.Tensor]:
-    """Guided filter coefficients at low resolution.
-
-    guide: ``(1, 1, h, w)`` L*/100; src: ``(1, C, h, w)``. Returns ``(A, B)`` each
-    ``(1, C, h, w)``, already box-averaged, so that ``A * guide_full + B`` (with A and B
-    upsampled) is the edge-aware upsampled ``src``.
-    """
-    radius = max(1, min(radius, (min(guide.shape[-2:]) - 1) // 2)) if min(guide.shape[-2:]) > 2 else 0
-    if radius == 0:
-        return torch.zeros_like(src), src
-    mean_i = _box(guide, radius)
-    mean_p = _box(src, radius)
-    cov = _box(guide * src, radius) - mean_i * mean_p
-    var = _box(guide * guide, radius) - mean_i * mean_i
-    a = cov / (var + eps)
-    b = mean_p - a * mean_i
-    return _box(a, radius), _box(b, radius)
-
-
-def compose(src: np.ndarray, coef_a: np.ndarray, coef_b: np.ndarray,
-            strip_rows: int = STRIP_ROWS) -> np.ndarray:
-    """Full-size sRGB uint8 ``(H, W, 3)`` from the source pixels and low-res guided
-    coefficients ``(2, h, w)``: ab = A * L/100 + B, joined with the source's own L*."""
-    h_full, w_full = src.shape[:2]
-    _, h, w = coef_a.shape
-    ry = _bilinear_matrix(h_full, h)
-    rx_t = torch.from_numpy(_bilinear_matrix(w_full, w).T.copy())
-    # Columns first (cheap: h rows), then rows per strip by a small matmul.
-    coef = torch.from_numpy(np.concatenate([coef_a, coef_b])) @ rx_t  # (4, h, W)
-    out = np.empty((h_full, w_full, 3), np.uint8)
-    for r0 in range(0, h_full, strip_rows):
-        r1 = min(h_full, r0 + strip_rows)
-        c = torch.from_numpy(ry[r0:r1]) @ coef  # (4, rows, W)
-        l = torch.from_numpy(luminance(src[r0:r1]))
-        ab = (c[:2] * (l / 100) + c[2:]).clamp_(-110, 110)
-        out[r0:r1] = lab_to_rgb8(torch.cat([l[None], ab]))
-    return out
 
 
 def _pool_hints(hint_ab: np.ndarray, hint_mask: np.ndarray, shape: tuple[int, int],
@@ -298,7 +175,7 @@ class Colorizer:
         (classification models only; see :func:`chromatize.models.heads.sample_ab`),
         reproducible with ``seed``. ``hints``: user marks as ``(hint_ab (H, W, 2)`` in Lab
         units, ``hint_mask (H, W)`` bool) at the photo's size, for hint models (see
-        :mod:`chromatize.marks`).
+        :mod:`chromatize.inference.hints`).
         """
         if samples is None and hints is None:
             return self.colorize_batch([image], size=size)[0]
