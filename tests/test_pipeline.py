@@ -4,7 +4,9 @@ import skimage.color as skc
 from PIL import Image
 
 from chromatize.checkpoint import CheckpointError
-from chromatize.inference.pipeline import Colorizer, guided_coefficients, resolve_model
+from chromatize.checkpoint import resolve_model
+from chromatize.inference.pipeline import Colorizer
+from chromatize.inference.upsample import guided_coefficients
 from conftest import save_tiny_model
 
 
@@ -62,7 +64,7 @@ def test_guided_upsampling_follows_luminance_edges():
 
 
 def test_default_model_missing_is_a_clear_error(monkeypatch, tmp_path):
-    import chromatize.inference.pipeline as p
+    import chromatize.checkpoint as p
 
     monkeypatch.setattr(p, "shipped_model_path", lambda name="default": tmp_path / name)
     with pytest.raises(CheckpointError, match="default"):

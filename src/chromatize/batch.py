@@ -24,11 +24,11 @@ from chromatize.io import (
     WRITABLE,
     Photo,
     PhotoError,
-    is_color,
     list_photos,
     read_photo,
     write_photo,
 )
+from chromatize.color import is_color
 from chromatize.inference.hints import Marks, MarksError, load_marks
 from chromatize.inference.pipeline import Colorizer
 
@@ -286,7 +286,8 @@ def _colorize_group(colorizer: Colorizer, group: list[tuple[Job, Photo]], size: 
                     marks: Marks | None = None) -> list[list[Image.Image] | str]:
     """Each photo's colorings, or the reason it failed. A failing batch is retried photo by
     photo so that one bad photo does not sink the others."""
-    images = [photo.image for _, photo in group]
+    # Photos, not bare images: the colorizer gives each result its photo's alpha.
+    images = [photo for _, photo in group]
     if len(images) > 1:
         try:
             return [[image] for image in colorizer.colorize_batch(images, size=size)]
@@ -295,7 +296,7 @@ def _colorize_group(colorizer: Colorizer, group: list[tuple[Job, Photo]], size: 
     return [_colorize_one(colorizer, image, size, samples, seed, marks) for image in images]
 
 
-def _colorize_one(colorizer: Colorizer, image: Image.Image, size: int | None,
+def _colorize_one(colorizer: Colorizer, image: Photo, size: int | None,
                   samples: int | None, seed: int | None, marks: Marks | None,
                   ) -> list[Image.Image] | str:
     """One photo's colorings (``samples`` of them, else one), or the reason it failed."""
@@ -312,9 +313,7 @@ def _colorize_one(colorizer: Colorizer, image: Image.Image, size: int | None,
 
 def _write(summary: BatchSummary, source: Path, output: Path, photo: Photo,
            result: Image.Image, overwrite: bool) -> None:
-    """Write one result with the source's alpha, ICC profile and EXIF; record the outcome."""
-    if photo.alpha is not None:
-        result.putalpha(photo.alpha)
+    """Write one result with the source's ICC profile and EXIF; record the outcome."""
     try:
         write_photo(result, output, overwrite=overwrite, icc_profile=photo.icc_profile,
                     exif=photo.exif)

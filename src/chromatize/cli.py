@@ -36,7 +36,7 @@ def info(model: str = typer.Argument(..., help="Checkpoint path or shipped model
     import json
 
     from chromatize.checkpoint import CheckpointError
-    from chromatize.inference.pipeline import describe_model
+    from chromatize.checkpoint import describe_model
 
     try:
         desc = describe_model(model)

@@ -14,11 +14,12 @@ from PIL import Image
 from scipy.ndimage import uniform_filter
 from scipy.spatial import cKDTree
 
-from chromatize.classical.common import render, source_lab
+from chromatize.color import is_color, source_lab
+from chromatize.inference.upsample import render
 from chromatize.io import ImageLike, read_source
 
 Rect = tuple[int, int, int, int]  # x0, y0, x1, y1 (x1, y1 excluded), in pixels
-COLOR_CHROMA = 2.0  # mean chroma above which a target counts as a colour photo
+COLOR_CHROMA = 2.0  # mean chroma from which a target counts as a colour photo
 _EPS = 1e-6
 
 
@@ -47,7 +48,7 @@ def reinhard_transfer(target: ImageLike, reference: ImageLike) -> Image.Image:
     lab_r = source_lab(read_source(reference)[0])
     mean_r, std_r = _stats(lab_r)
     mean_t, std_t = _stats(lab_t)
-    if np.hypot(lab_t[..., 1], lab_t[..., 2]).mean() > COLOR_CHROMA:
+    if is_color(src, min_chroma=COLOR_CHROMA):
         out = (lab_t - mean_t) / np.maximum(std_t, _EPS) * std_r + mean_r
         return render(np.clip(out[..., 0], 0, 100).astype(np.float32),
                       out[..., 1:].astype(np.float32), alpha)

@@ -31,7 +31,7 @@ from PIL import Image
 
 from chromatize import color
 from chromatize.evaluation import metrics
-from chromatize.checkpoint import atomic_write_bytes
+from chromatize.io import atomic_write_bytes
 from chromatize.io import PhotoError, list_photos, read_photo
 from chromatize.inference.pipeline import Colorizer
 from chromatize.evaluation.report import render_report
@@ -42,7 +42,7 @@ Method = Callable[[np.ndarray], np.ndarray]
 GRAY, MEAN_COLOUR = "gray", "mean-colour"
 OUTPUT_FILES = ("metrics.json", "per_image.csv", "report.html")
 THUMB_SIDE = 192
-_CHECK_SIDE = 64  # colour check and mean ab run on a copy this small: fast, and enough
+_CHECK_SIDE = 64  # the mean ab runs on a copy this small: fast, and enough
 _LUT8 = color.gray_to_l_lut(8)
 
 
@@ -96,12 +96,12 @@ def select_photos(paths: Sequence[Path], size: int | None, limit: int | None, se
         except PhotoError:
             skipped["unreadable"].append(path.name)
             continue
-        image.thumbnail((_CHECK_SIDE, _CHECK_SIDE), Image.Resampling.BOX)
-        lab = metrics.to_lab(np.asarray(image))
-        if not metrics.is_colour_photo(lab):
+        if not color.is_color(image, min_chroma=metrics.MIN_MEAN_CHROMA):
             skipped["not_colour"].append(path.name)
             continue
         picked.append(path)
+        image.thumbnail((_CHECK_SIDE, _CHECK_SIDE), Image.Resampling.BOX)
+        lab = metrics.to_lab(np.asarray(image))
         ab_means.append(lab[..., 1:].reshape(-1, 2).mean(0))
     mean_ab = np.mean(ab_means, 0) if ab_means else np.zeros(2)
     return sorted(picked), skipped, mean_ab

@@ -14,72 +14,18 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
-from chromatize import color
-from chromatize.inference.upsample import _small_l, compose, guided_coefficients
-from chromatize.checkpoint import CheckpointError, load_checkpoint, read_metadata
+from chromatize.checkpoint import load_checkpoint, pick_device, resolve_model
+from chromatize.inference.hints import check_hints, pool_hints
+from chromatize.inference.upsample import compose, fit_guided, small_l
 from chromatize.io import ImageLike, read_source
 from chromatize.models import ColorizationModel
-from chromatize.models.base import count_parameters
 from chromatize.models.heads import ClassificationHead, sample_ab
-
-
-
-def shipped_model_path(name: str = "default") -> Path:
-    """Path (without suffix) of a model shipped inside the package."""
-    return Path(str(resources.files("chromatize") / "weights" / name))
-
-
-def resolve_model(path_or_name: str | os.PathLike[str] | None) -> Path:
-    """A checkpoint path, or the name of a shipped model (None = ``default``)."""
-    if path_or_name is None:
-        path_or_name = "default"
-    p = Path(path_or_name)
-    shipped = shipped_model_path(str(path_or_name))
-    if p.suffix not in (".json", ".safetensors") and shipped.with_suffix(".json").is_file():
-        return shipped
-    if p.exists() or p.with_name(p.name + ".json").exists():
-        return p
-    if os.sep not in str(path_or_name) and not p.suffix:
-        raise CheckpointError(
-            f"{path_or_name}: no such model shipped in the package and no checkpoint at this path"
-            + ("; the default model has not been shipped yet, pass --model CHECKPOINT"
-               if path_or_name == "default" else ""))
-    raise CheckpointError(f"{p}: checkpoint not found")
-
-
-def describe_model(path_or_name: str | os.PathLike[str] | None) -> dict[str, Any]:
-    """The metadata of a checkpoint plus its parameter count (loads the weights)."""
-    path = resolve_model(path_or_name)
-    info = read_metadata(path)
-    model, _ = load_checkpoint(path)
-    return {"path": str(path), "parameters": count_parameters(model), **info}
-
-
-def pick_device(device: str = "auto") -> torch.device:
-    """``auto`` picks CUDA, then MPS, then the CPU."""
-    if device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if device not in ("cpu", "cuda", "mps") and not device.startswith("cuda:"):
-        raise ValueError(f"device must be cpu, cuda, mps or auto, got {device!r}")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} asked for, but CUDA is not available")
-    if device == "mps" and not (getattr(torch.backends, "mps", None)
-                                and torch.backends.mps.is_available()):
-        raise ValueError("device 'mps' asked for, but MPS is not available")
-    return torch.device(device)
 
 
 def working_shape(h: int, w: int, working_size: int, multiple: int) -> tuple[int, int]:
@@ -89,20 +35,6 @@ def working_shape(h: int, w: int, working_size: int, multiple: int) -> tuple[int
     s = min(working_size, max(h, w)) / max(h, w)
     return (max(multiple, round(h * s / multiple) * multiple),
             max(multiple, round(w * s / multiple) * multiple))
-
-
-def _pool_hints(hint_ab: np.ndarray, hint_mask: np.ndarray, shape: tuple[int, int],
-                ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Full-size hints -> the working size: each small pixel holds the mean colour of the
-    marked pixels it covers and is marked if any is. Returns ``(1, 2, h, w)``, ``(1, 1, h, w)``."""
-    if hint_ab.shape[:2] != hint_mask.shape or hint_ab.shape[-1] != 2:
-        raise ValueError(f"hints must be ab (H, W, 2) and mask (H, W), got {hint_ab.shape} "
-                         f"and {hint_mask.shape}")
-    m = torch.from_numpy(hint_mask.astype(np.float32))[None, None]
-    ab = torch.from_numpy(hint_ab.astype(np.float32)).permute(2, 0, 1)[None] * m
-    m_small = F.adaptive_avg_pool2d(m, shape)
-    ab_small = F.adaptive_avg_pool2d(ab, shape) / m_small.clamp(min=1e-12)
-    return ab_small, (m_small > 0).float()
 
 
 class Colorizer:
@@ -186,7 +118,7 @@ class Colorizer:
                              "several samples need a classification model")
         src, alpha = read_source(image)
         l_small = self._small(src, size)
-        small_hints = None if hints is None else _pool_hints(*hints, l_small.shape)
+        small_hints = None if hints is None else self._small_hints(src, hints, l_small.shape)
         out = self.predict(torch.from_numpy(l_small)[None, None], small_hints)
         if samples is None:
             return self._finish(src, alpha, l_small, out["ab"][0])
@@ -214,18 +146,22 @@ class Colorizer:
     def _small(self, src: np.ndarray, size: int | None) -> np.ndarray:
         """L* of the copy the network sees, ``(h, w)`` float32."""
         shape = working_shape(*src.shape[:2], size or self.working_size, self.model.size_multiple)
-        return _small_l(src, shape)
+        return small_l(src, shape)
+
+    @staticmethod
+    def _small_hints(src: np.ndarray, hints: tuple[np.ndarray, np.ndarray],
+                     shape: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Full-size hints -> the working size: ``(1, 2, h, w)`` ab, ``(1, 1, h, w)`` mask."""
+        check_hints(*hints, src.shape)
+        ab, mask = pool_hints(*hints, shape)
+        return (torch.from_numpy(ab).permute(2, 0, 1)[None],
+                torch.from_numpy(mask.astype(np.float32))[None, None])
 
     @staticmethod
     def _finish(src: np.ndarray, alpha: Image.Image | None, l_small: np.ndarray,
                 ab: torch.Tensor) -> Image.Image:
         """Low-res ab ``(2, h', w')`` -> the full-size photo, guided by its L*."""
-        guide = F.adaptive_avg_pool2d(torch.from_numpy(l_small)[None, None] / 100, ab.shape[-2:])
-        coef_a, coef_b = guided_coefficients(guide, ab[None])
-        out = Image.fromarray(compose(src, coef_a[0].numpy(), coef_b[0].numpy()), "RGB")
-        if alpha is not None:
-            out.putalpha(alpha)
-        return out
+        return compose(src, fit_guided(l_small, ab), alpha)
 
 
-__all__ = ["Colorizer", "CheckpointError", "describe_model", "resolve_model"]
+__all__ = ["Colorizer"]

@@ -261,6 +261,6 @@ def validate(cfg: Config) -> None:
 
 def save_config(cfg: Config, path: Path) -> None:
     """Write the resolved config as YAML, atomically."""
-    from chromatize.checkpoint import atomic_write_bytes
+    from chromatize.io import atomic_write_bytes
 
     atomic_write_bytes(path, yaml.safe_dump(to_dict(cfg), sort_keys=False).encode())

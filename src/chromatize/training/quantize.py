@@ -73,7 +73,7 @@ def rebalance_weights(prior: np.ndarray, bins: np.ndarray, lam: float = 0.5,
 
 def write_prior(path: str | Path, prior: np.ndarray, bins: np.ndarray, meta: dict) -> None:
     """Save a prior ``(Q,)`` with its bins ``(Q, 2)`` and provenance as JSON (atomically)."""
-    from chromatize.checkpoint import atomic_write_bytes
+    from chromatize.io import atomic_write_bytes
 
     doc = {"bins": bins.tolist(), "prior": prior.tolist(), **meta}
     atomic_write_bytes(Path(path), json.dumps(doc).encode())

@@ -23,7 +23,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from chromatize.checkpoint import atomic_write_bytes
+from chromatize.io import atomic_write_bytes
 
 STATE_TENSORS = "state.safetensors"
 STATE_JSON = "state.json"

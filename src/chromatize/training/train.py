@@ -40,7 +40,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from chromatize.training import config as cfgmod
 from chromatize.training import data as datamod
 from chromatize.training import state as ts
-from chromatize.checkpoint import load_checkpoint, save_checkpoint
+from chromatize.checkpoint import DeviceError, load_checkpoint, pick_device, save_checkpoint
 from chromatize.training.config import Config, ConfigError
 from chromatize.training.losses import LOSSES
 from chromatize.models import ColorizationModel, create_model
@@ -67,7 +67,10 @@ class Trainer:
         self.cfg = cfg
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
-        self.device = self._device(cfg.train.device, int(os.environ.get("LOCAL_RANK", "0")))
+        try:
+            self.device = pick_device(cfg.train.device, int(os.environ.get("LOCAL_RANK", "0")))
+        except DeviceError as e:
+            raise ConfigError(f"train.device: {e}") from None
         if self.world > 1 and not dist.is_initialized():
             if self.device.type == "cuda":
                 torch.cuda.set_device(self.device)
@@ -98,18 +101,6 @@ class Trainer:
         self.metrics: dict[str, float] = {}
 
     # ------------------------------------------------------------------ set-up checks
-
-    @staticmethod
-    def _device(name: str, local_rank: int) -> torch.device:
-        if name == "auto":
-            name = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
-        try:
-            device = torch.device(name)
-        except RuntimeError as e:
-            raise ConfigError(f"train.device: {e}") from None
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise ConfigError(f"train.device: {name!r} asked for, but no CUDA device is available")
-        return device
 
     def _check_run_dir(self, resume: bool) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
         if resume:
