@@ -162,7 +162,7 @@ def test_cli_scribble_and_transfer(tmp_path):
     assert Image.open(out).size == gray.size
     result = runner.invoke(app, ["scribble", str(tmp_path / "gray.png"), "--marks",
                                  str(tmp_path / "marks.json"), "-o", str(out)])
-    assert result.exit_code == 2 and "already exists" in result.output
+    assert result.exit_code == 2 and "output exists" in result.output
     for method in ("reinhard", "welsh"):
         result = runner.invoke(app, ["transfer", str(tmp_path / "gray.png"), "--reference",
                                      str(tmp_path / "ref.png"), "--method", method,

@@ -9,3 +9,8 @@ from __future__ import annotations
 
 class ChromatizeError(Exception):
     """Something the user can fix; the message names the file or option and the reason."""
+
+
+class UsageError(ChromatizeError, ValueError):
+    """An option or argument that does not fit: the model cannot do what is asked, or the
+    inputs do not allow it."""

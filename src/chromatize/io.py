@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageCms, ImageOps
 
+from chromatize.errors import ChromatizeError
+
 
 #: Default limit on the pixels of one photo (200 MP): a 50 MP photo is fine, a
 #: 20000 x 20000 one (400 MP, 1.2 GB as RGB before any processing) is refused unread.
@@ -63,7 +65,7 @@ def list_photos(folder: str | os.PathLike[str], recursive: bool = True) -> list[
                   if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
                   and not any(part.startswith(".") for part in p.relative_to(root).parts))
 
-class PhotoError(Exception):
+class PhotoError(ChromatizeError):
     """A photo cannot be read or written; the message names the file and the reason."""
 
 
@@ -222,6 +224,15 @@ def output_format(path: str | os.PathLike[str]) -> str:
     return SUFFIX_FORMATS.get(Path(path).suffix.lower(), "PNG")
 
 
+#: Why an output is not written: one message for the library, the batch and the CLI.
+OUTPUT_EXISTS = "output exists (pass --overwrite to replace it)"
+
+
+def output_taken(path: str | os.PathLike[str], overwrite: bool = False) -> bool:
+    """Whether :func:`write_photo` refuses ``path``: it exists and ``overwrite`` is off."""
+    return not overwrite and Path(path).exists()
+
+
 def write_photo(image: Image.Image, path: str | os.PathLike[str], format: str | None = None,
                 overwrite: bool = False, icc_profile: bytes | None = None,
                 exif: bytes | None = None) -> Path:
@@ -243,8 +254,8 @@ def write_photo(image: Image.Image, path: str | os.PathLike[str], format: str | 
     if fmt not in WRITABLE:
         raise PhotoError(f"{p}: cannot write format {fmt}; choose one of "
                          + ", ".join(sorted(WRITABLE)))
-    if p.exists() and not overwrite:
-        raise PhotoError(f"{p}: output exists (pass --overwrite to replace it)")
+    if output_taken(p, overwrite):
+        raise PhotoError(f"{p}: {OUTPUT_EXISTS}")
     if fmt == "JPEG" and image.mode in ("RGBA", "LA"):
         white = Image.new("RGBA", image.size, (255, 255, 255, 255))
         image = Image.alpha_composite(white, image.convert("RGBA")).convert("RGB")

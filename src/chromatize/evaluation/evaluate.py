@@ -35,6 +35,7 @@ from chromatize.io import atomic_write_bytes
 from chromatize.io import PhotoError, list_photos, read_photo
 from chromatize.inference.pipeline import Colorizer
 from chromatize.evaluation.report import render_report
+from chromatize.errors import ChromatizeError
 
 #: A colorization method: gray input ``(H, W)`` uint8 -> sRGB ``(H, W, 3)`` uint8.
 Method = Callable[[np.ndarray], np.ndarray]
@@ -46,7 +47,7 @@ _CHECK_SIDE = 64  # the mean ab runs on a copy this small: fast, and enough
 _LUT8 = color.gray_to_l_lut(8)
 
 
-class EvaluationError(ValueError):
+class EvaluationError(ChromatizeError, ValueError):
     """Evaluation cannot run: no photos, an output exists, or similar (message says which)."""
 
 

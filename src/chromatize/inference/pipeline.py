@@ -21,6 +21,7 @@ import torch
 from PIL import Image
 
 from chromatize.checkpoint import load_checkpoint, pick_device, resolve_model
+from chromatize.errors import UsageError
 from chromatize.inference.hints import check_hints, pool_hints
 from chromatize.inference.upsample import compose, fit_guided, small_l
 from chromatize.io import ImageLike, read_source
@@ -52,9 +53,7 @@ class Colorizer:
         self.model = model.to(self.device).eval()
         self.working_size = int(working_size or self.info.get("working_size", 256))
         if boost is not None:
-            if not self.can_sample:
-                raise ValueError("boost needs a classification model (it reweights the "
-                                 "colour distribution); this model predicts ab directly")
+            self.check(boost=boost)
             self.model.head.boost = float(boost)  # type: ignore[union-attr]
 
     @classmethod
@@ -79,6 +78,24 @@ class Colorizer:
         """Whether the model gives a distribution to sample from (``samples=K``)."""
         return isinstance(getattr(self.model, "head", None), ClassificationHead)
 
+    def check(self, samples: int | None = None, hints: bool = False,
+              boost: float | None = None) -> None:
+        """Raise :class:`~chromatize.errors.UsageError` unless this model can give
+        ``samples`` colorings, take ``hints`` and be ``boost``-ed: the one place that
+        knows what each model can do."""
+        if samples is not None and samples < 1:
+            raise UsageError(f"samples must be at least 1, got {samples}")
+        if samples is not None and not self.can_sample:
+            raise UsageError("this model gives a single coloring (regression head); sampling "
+                             "(--samples) needs a classification model")
+        if boost is not None and not self.can_sample:
+            raise UsageError("boost needs a classification model (it reweights the colour "
+                             "distribution); this model predicts ab directly")
+        if hints and not self.takes_hints:
+            raise UsageError("this model takes no colour hints; use a model trained with "
+                             "hints (configs/ablation/hints.yaml, e.g. effnet_lite0_hints) or "
+                             "`chromatize scribble` (Levin et al. 2004, no network)")
+
     @torch.inference_mode()
     def predict(self, l: torch.Tensor, hints: tuple[torch.Tensor, torch.Tensor] | None = None,
                 ) -> dict[str, torch.Tensor]:
@@ -88,9 +105,7 @@ class Colorizer:
         hint_mask (B, 1, h, w))`` for models that take user hints."""
         kwargs = {}
         if hints is not None:
-            if not self.takes_hints:
-                raise ValueError("this model takes no colour hints; use a hint model "
-                                 "(e.g. one trained as effnet_lite0_hints) or `chromatize scribble`")
+            self.check(hints=True)
             kwargs = {"hint_ab": hints[0].to(self.device), "hint_mask": hints[1].to(self.device)}
         out = self.model(l.to(self.device), **kwargs)
         return {k: v.float().cpu() for k, v in out.items()}
@@ -111,11 +126,7 @@ class Colorizer:
         """
         if samples is None and hints is None:
             return self.colorize_batch([image], size=size)[0]
-        if samples is not None and samples < 1:
-            raise ValueError(f"samples must be at least 1, got {samples}")
-        if samples is not None and not self.can_sample:
-            raise ValueError("this model gives a single coloring (regression head); "
-                             "several samples need a classification model")
+        self.check(samples=samples, hints=hints is not None)
         src, alpha = read_source(image)
         l_small = self._small(src, size)
         small_hints = None if hints is None else self._small_hints(src, hints, l_small.shape)

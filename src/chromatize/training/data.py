@@ -44,13 +44,14 @@ from torch.utils.data import (
 from chromatize import color
 from chromatize.training.config import DataConfig
 from chromatize.io import list_photos as list_folder
+from chromatize.errors import ChromatizeError
 
 log = logging.getLogger(__name__)
 
 _CHROMA_SIDE = 64  # JPEGs are decoded no smaller than this for the colour check
 
 
-class DataError(ValueError):
+class DataError(ChromatizeError, ValueError):
     """A data source is missing or holds no usable colour photo."""
 
 

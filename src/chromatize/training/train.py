@@ -44,9 +44,10 @@ from chromatize.checkpoint import DeviceError, load_checkpoint, pick_device, sav
 from chromatize.training.config import Config, ConfigError
 from chromatize.training.losses import LOSSES
 from chromatize.models import ColorizationModel, create_model
+from chromatize.errors import ChromatizeError
 
 
-class TrainError(ValueError):
+class TrainError(ChromatizeError, ValueError):
     """Training cannot start: the message names the file or setting and the reason."""
 
 
