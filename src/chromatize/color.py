@@ -61,8 +61,11 @@ def denormalize_ab(ab: torch.Tensor) -> torch.Tensor:
     return ab * AB_SCALE
 
 
+_NUMPY = (np.ndarray, np.generic, float, int)  # a pixel of an (..., 3) array is a scalar
+
+
 def _where(cond: Array, a: Array, b: Array) -> Array:
-    if isinstance(cond, np.ndarray):
+    if isinstance(cond, _NUMPY):
         return np.where(cond, a, b)
     import torch
 
@@ -70,7 +73,7 @@ def _where(cond: Array, a: Array, b: Array) -> Array:
 
 
 def _clamp(x: Array, lo: float | None = None, hi: float | None = None) -> Array:
-    return np.clip(x, lo, hi) if isinstance(x, np.ndarray) else x.clamp(lo, hi)
+    return np.clip(x, lo, hi) if isinstance(x, _NUMPY) else x.clamp(lo, hi)
 
 
 def _check_channels(x: torch.Tensor, name: str) -> None:
