@@ -325,3 +325,27 @@ def test_boost_makes_colours_more_vivid_and_needs_a_classifier(tmp_path, sampler
     assert chroma_of["2"] > chroma_of["0"]
     result = run(tmp_path / "a.png", "-o", tmp_path / "r", "--model", tiny_checkpoint, "--boost", "1")
     assert result.exit_code == 2 and "classification" in result.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--boost", "inf"], "boost must be a number from 0 to 3, got inf"),
+    (["--boost", "nan"], "boost must be a number from 0 to 3, got nan"),
+    (["--samples", "1000"], "samples must be from 1 to 64, got 1000"),
+])
+def test_boost_and_samples_out_of_range_are_one_line_and_write_nothing(tmp_path, sampler,
+                                                                     args, message):
+    gray_photo().save(tmp_path / "a.png")
+    result = run(tmp_path / "a.png", "-o", tmp_path / "out", "--model", sampler, *args)
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().splitlines() == [f"error: {message}"]
+    assert not (tmp_path / "out").exists()
+
+
+def test_float32_tiff_is_colorized_not_black(tmp_path, tiny_checkpoint):
+    gray = np.asarray(gray_photo(), np.float32) / 255
+    Image.fromarray(gray, "F").save(tmp_path / "f.tif")
+    result = run(tmp_path / "f.tif", "-o", tmp_path / "out", "--model", tiny_checkpoint)
+    assert result.exit_code == 0, result.output
+    out = color.rgb_to_lab_np(np.asarray(Image.open(tmp_path / "out" / "f.tif")) / 255)
+    truth = color.rgb_to_lab_np(np.repeat(gray[..., None], 3, -1).astype(np.float64))
+    assert np.abs(out[..., 0] - truth[..., 0]).max() < 1.0

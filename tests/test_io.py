@@ -199,3 +199,24 @@ def test_jpeg_of_rgba_is_flattened_onto_white(tmp_path):
         assert out.mode == "RGB" and np.asarray(out).min() > 250
     write_photo(img, tmp_path / "a.png")
     assert Image.open(tmp_path / "a.png").mode == "RGBA"
+
+
+# ----------------------------------------------------------------------------- float photos
+
+
+@pytest.mark.parametrize("top", [1.0, 255.0, 65535.0, 1e6])
+def test_float32_tiff_reads_as_its_gray_levels(tmp_path, top):
+    """A real 32-bit float TIFF (Pillow mode F): 0..1 as scientific TIFFs hold it, and
+    other evident ranges; never all black."""
+    gray = np.asarray(gray_photo(), np.float64) / 255
+    path = tmp_path / "float.tif"
+    Image.fromarray((gray * top).astype(np.float32), "F").save(path)
+    before = path.read_bytes()
+    with Image.open(path) as im:
+        assert im.mode == "F"  # what Pillow writes and reads back
+    photo = read_photo(path)
+    assert photo.image.mode == "I;16"
+    # Beyond the 16-bit range the photo's own maximum is white.
+    expected = gray / gray.max() if top > 65535 else gray
+    assert np.abs(np.asarray(photo.image) / 65535 - expected).max() < 1e-4
+    assert path.read_bytes() == before

@@ -110,6 +110,10 @@ def evaluate(
                       *(f"{v[key]['mean']:.3f} / {v[key]['median']:.3f}"
                         for v in result["metrics"].values()))
     console.print(table)
+    for reason in ("unreadable", "too_small"):
+        for name in result["skipped_files"][reason]:
+            console.print(f"[yellow]skipped:[/yellow] {data_dir / name}: "
+                          f"{reason.replace('_', ' ')}", highlight=False, soft_wrap=True)
     console.print(f"report: {out / 'report.html'}")
 
 
@@ -265,13 +269,14 @@ def colorize(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only failures."),
     samples: int | None = typer.Option(None, "--samples", min=1, help="Write K plausible "
                                        "colorings per photo as <stem>_1..<stem>_K "
-                                       "(classification models)."),
+                                       "(classification models; K at most 64)."),
     seed: int | None = typer.Option(None, "--seed", help="Seed of --samples (default 0)."),
     marks: Path | None = typer.Option(None, "--marks", help="Colour hints for a single "
                                       "photo: a scribble image or a JSON list of points "
                                       "(models trained as effnet_lite0_hints)."),
     boost: float | None = typer.Option(None, "--boost", min=0.0, help="Classification models: "
-                                       "favour rare, saturated colours (0 muted, ~0.5-1 vivid)."),
+                                       "favour rare, saturated colours (0 muted, ~0.5-1 vivid; "
+                                       "at most 3)."),
 ) -> None:
     """Colorize black-and-white photos. Exit code 0 only if no photo failed."""
     from chromatize.batch import BatchOptions, colorize_files
@@ -279,6 +284,8 @@ def colorize(
 
     try:
         colorizer = Colorizer.load(model, device=device, boost=boost)
+    except UsageError:
+        raise  # an option out of range, not the model's fault: reported as it is
     except ChromatizeError as e:
         fail(f"cannot load model: {e}")
     options = BatchOptions(out_dir=out_dir, fmt=fmt.value if fmt else None,

@@ -1,7 +1,7 @@
 """Photo I/O: read anything Pillow reads, keep what the output should carry, write atomically.
 
 Reading turns every file into one of three pixel layouts the pipeline understands (8-bit
-gray, 16-bit gray, 8-bit RGB) plus an optional alpha channel, the ICC profile and the EXIF
+gray, 16-bit gray, 8-bit RGB; float images become 16-bit gray or 8-bit RGB) plus an optional alpha channel, the ICC profile and the EXIF
 block. Writing goes to a temporary file in the target folder, renamed over the target only
 once it is complete, so an interrupted run never leaves half a photo behind and an existing
 output can always be trusted to be whole.
@@ -55,6 +55,23 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def folder_problem(folder: str | os.PathLike[str]) -> str | None:
+    """Why files cannot be written into ``folder``, or None if they can (a missing folder
+    can be when its nearest existing parent is a writable folder). Nothing is created, so
+    a command can check its output folder before any work and leave nothing behind."""
+    p = Path(folder)
+    if p.exists() and not p.is_dir():
+        return "is a file, not a folder"
+    existing = p
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"cannot be created: {existing} is a file"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return "is not writable" if existing == p else f"cannot be created in {existing} (not writable)"
+    return None
 
 
 def list_photos(folder: str | os.PathLike[str], recursive: bool = True) -> list[Path]:
@@ -162,6 +179,9 @@ def normalize_mode(im: Image.Image, icc: bytes | None = None,
         alpha, im = im.getchannel("A"), im.convert("RGB")
     if im.mode in ("L", "I;16", "RGB"):
         return im, alpha
+    if im.mode == "F":  # 32-bit float gray, as scientific TIFFs hold it
+        unit = float_to_unit(np.asarray(im, dtype=np.float64))
+        return Image.fromarray((unit * 65535 + 0.5).astype(np.uint16)), alpha
     if im.mode in ("I", "I;16B", "I;16L", "I;16N"):
         arr = np.clip(np.asarray(im, dtype=np.int64), 0, 65535).astype(np.uint16)
         return Image.fromarray(arr), alpha
@@ -177,6 +197,16 @@ def normalize_mode(im: Image.Image, icc: bytes | None = None,
     return im.convert("RGB"), alpha
 
 
+def float_to_unit(arr: np.ndarray) -> np.ndarray:
+    """Float pixels -> [0, 1], by the range they are evidently in: at most 1 is already
+    [0, 1], at most 255 is 8-bit, at most 65535 is 16-bit, beyond that the photo's own
+    maximum is white. Negative values and NaN become black."""
+    arr = np.nan_to_num(np.asarray(arr, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    top = float(arr.max(initial=0.0))
+    scale = next((s for s in (1.0, 255.0, 65535.0) if top <= s), top)
+    return np.clip(arr / scale, 0.0, 1.0)
+
+
 def _icc_space(icc: bytes) -> str:
     """The data colour space of an ICC profile (``"RGB"``, ``"GRAY"``, ``"CMYK"``...)."""
     return icc[16:20].decode("ascii", "replace").strip() if len(icc) >= 20 else ""
@@ -188,7 +218,8 @@ def to_pixels(image: Image.Image | np.ndarray | Photo,
 
     Pixels: ``(H, W)`` uint8 or uint16 gray, or ``(H, W, 3)`` uint8 RGB, from which
     :func:`chromatize.color.luminance` computes L*; alpha: mode ``L`` or None. Arrays may
-    be gray ``(H, W)``/``(H, W, 1)``, RGB or RGBA, uint8/uint16 or float in [0, 1]; PIL
+    be gray ``(H, W)``/``(H, W, 1)``, RGB or RGBA, uint8/uint16 or float (see
+    :func:`float_to_unit`: [0, 1], or 0..255 / 0..65535 when the values say so); PIL
     images of any mode go through the same rules as files (:func:`normalize_mode`).
     """
     if isinstance(image, Photo):
@@ -203,7 +234,7 @@ def to_pixels(image: Image.Image | np.ndarray | Photo,
         alpha = Image.fromarray(np.ascontiguousarray(arr[..., 3]))
         arr = arr[..., :3]
     if arr.dtype.kind == "f":
-        arr = (np.clip(arr, 0, 1) * 255 + 0.5).astype(np.uint8)
+        arr = (float_to_unit(arr) * 255 + 0.5).astype(np.uint8)
     if arr.dtype not in (np.uint8, np.uint16) or arr.ndim not in (2, 3) or (
             arr.ndim == 3 and arr.shape[2] != 3):
         raise ValueError(f"unsupported array: shape {arr.shape}, dtype {arr.dtype}")

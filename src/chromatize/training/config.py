@@ -19,6 +19,7 @@ against the current working directory, not the config file's folder, so the ship
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Sequence
@@ -123,6 +124,8 @@ def _check_type(value: Any, tp: Any, key: str) -> Any:
         return value
     elif tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise ConfigError(f"{key}: expected a finite number, got {value!r}")
             return float(value)
     elif tp in (int, str, bool):
         if isinstance(value, tp) and not (tp is int and isinstance(value, bool)):
@@ -203,6 +206,9 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         data = yaml.safe_load(p.read_text())
     except OSError as e:
         raise ConfigError(f"{p}: cannot read config ({e.strerror or e})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{p}: not a text file (a config is a YAML file such as "
+                          "configs/default.yaml)") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{p}: not valid YAML ({e})") from None
     if data is None:

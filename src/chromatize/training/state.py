@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
@@ -148,11 +148,17 @@ def load_state(run_dir: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
             raise StateError(f"{p}: missing, so {run_dir} cannot be resumed")
     try:
         meta = json.loads(paths[1].read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise StateError(f"{paths[1]}: unreadable resume state, damaged or cut short "
+                         f"({e})") from None
+    try:
         with safe_open(str(paths[0]), framework="pt") as f:
             step = (f.metadata() or {}).get("step")
             tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except (OSError, ValueError) as e:
-        raise StateError(f"{run_dir}: unreadable resume state ({e})") from None
+    except (OSError, ValueError, SafetensorError) as e:  # empty, cut short, not safetensors
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise StateError(f"{paths[0]}: unreadable resume state, damaged or cut short "
+                         f"({reason})") from None
     if not isinstance(meta, dict) or str(meta.get("step")) != step:
         raise StateError(f"{run_dir}: {STATE_JSON} and {STATE_TENSORS} are from different steps")
     return tensors, meta

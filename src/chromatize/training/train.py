@@ -46,6 +46,7 @@ from chromatize.training.config import Config, ConfigError
 from chromatize.training.losses import LOSSES
 from chromatize.models import ColorizationModel, create_model
 from chromatize.errors import ChromatizeError
+from chromatize.io import folder_problem
 
 
 class TrainError(ChromatizeError, ValueError):
@@ -83,7 +84,12 @@ class Trainer:
 
         self.model = self._build_model(state is None)
         self._check_crop()
-        self.loss_fn = LOSSES.create(cfg.loss.name, model=self.model, **cfg.loss.kwargs)
+        try:
+            self.loss_fn = LOSSES.create(cfg.loss.name, model=self.model, **cfg.loss.kwargs)
+        except KeyError as e:
+            raise ConfigError(f"loss.name: {e.args[0]}") from None
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"loss.kwargs: {e}") from None
         self.train_data = self._open("data.train", cfg.data.train)
         if cfg.data.val is not None and datamod.is_shards(cfg.data.val):
             raise ConfigError("data.val: must be a folder or a .txt list, not shards")
@@ -105,6 +111,9 @@ class Trainer:
     # ------------------------------------------------------------------ set-up checks
 
     def _check_run_dir(self, resume: bool) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
+        problem = folder_problem(self.run_dir)
+        if problem is not None:
+            raise ConfigError(f"run_dir: {self.run_dir} {problem}")
         if resume:
             try:
                 tensors, meta = ts.load_state(self.run_dir)
