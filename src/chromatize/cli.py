@@ -267,14 +267,14 @@ def colorize(
     max_pixels: int = typer.Option(MAX_PIXELS, "--max-pixels", min=1, help="Refuse photos "
                                    "larger than this many pixels (decompression bombs)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only failures."),
-    samples: int | None = typer.Option(None, "--samples", min=1, help="Write K plausible "
+    samples: int | None = typer.Option(None, "--samples", help="Write K plausible "
                                        "colorings per photo as <stem>_1..<stem>_K "
                                        "(classification models; K at most 64)."),
     seed: int | None = typer.Option(None, "--seed", help="Seed of --samples (default 0)."),
     marks: Path | None = typer.Option(None, "--marks", help="Colour hints for a single "
                                       "photo: a scribble image or a JSON list of points "
                                       "(models trained as effnet_lite0_hints)."),
-    boost: float | None = typer.Option(None, "--boost", min=0.0, help="Classification models: "
+    boost: float | None = typer.Option(None, "--boost", help="Classification models: "
                                        "favour rare, saturated colours (0 muted, ~0.5-1 vivid; "
                                        "at most 3)."),
 ) -> None:

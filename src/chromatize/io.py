@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import tempfile
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,22 +42,130 @@ def _umask() -> int:
     return mask
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path`` and rename it into place, so
-    ``path`` is either absent, the old file or the complete new one. Creates missing
-    folders."""
+# Our own hidden files beside outputs: temporaries of atomic writes,
+# ``.<name>.<writer pid>.<random>.tmp``, and claims on outputs being computed,
+# ``.<name>.claim`` holding the claimant's pid. A writer killed by SIGKILL (or SIGTERM,
+# whose default action runs no clean-up) leaves them behind; the next write into the
+# folder removes those whose process is gone, or that are older than STALE_SECONDS (the
+# pid may have been reused).
+_TEMPORARY = re.compile(r"^\..+\.(\d+)\.[a-z0-9_]+\.tmp$")
+_CLAIM = ".claim"
+STALE_SECONDS = 24 * 3600
+#: A claim still empty after this long lost its writer between creating and filling it.
+_EMPTY_CLAIM_SECONDS = 60
+_swept: set[Path] = set()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):  # gone, or a number no pid can be
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def _claim_pid(claim: Path) -> int | None:
+    try:
+        text = claim.read_text().strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def _is_stale(p: Path) -> bool:
+    try:
+        age = time.time() - p.stat().st_mtime
+    except OSError:
+        return False  # already gone
+    if age > STALE_SECONDS:
+        return True
+    match = _TEMPORARY.match(p.name)
+    pid = int(match.group(1)) if match else _claim_pid(p)
+    if pid is None:
+        return age > _EMPTY_CLAIM_SECONDS
+    return pid != os.getpid() and not _alive(pid)
+
+
+def sweep_stale(folder: str | os.PathLike[str]) -> list[Path]:
+    """Remove the temporaries and claims that dead writers left in ``folder``; returns
+    what was removed. Only our own name patterns are touched."""
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        name = entry.name
+        ours = name.startswith(".") and (_TEMPORARY.match(name) or name.endswith(_CLAIM))
+        if ours and entry.is_file(follow_symlinks=False) and _is_stale(Path(entry.path)):
+            Path(entry.path).unlink(missing_ok=True)
+            removed.append(Path(entry.path))
+    return removed
+
+
+def _sweep_once(folder: Path) -> None:
+    """:func:`sweep_stale` the first time this process writes into ``folder``."""
+    key = folder.resolve()
+    if key not in _swept:
+        _swept.add(key)
+        sweep_stale(folder)
+
+
+def atomic_write_file(path: str | os.PathLike[str], write: Callable[[Path], None]) -> None:
+    """Call ``write(tmp)`` to fill a temporary file beside ``path``, then rename it into
+    place, so ``path`` is either absent, the old file or the complete new one. Creates
+    missing folders; a temporary left by a killed run is removed on the next write."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    _sweep_once(path.parent)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.",
+                               suffix=".tmp")
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
+        write(Path(tmp))
         # mkstemp makes the file private; give it the permissions a plain open() would.
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_write_file`)."""
+    atomic_write_file(path, lambda tmp: tmp.write_bytes(data))
+
+
+def claim_output(path: str | os.PathLike[str]) -> bool:
+    """Claim ``path`` for this process before computing it: create ``.<name>.claim``
+    beside it atomically (O_EXCL), so that two runs into one folder never compute and
+    replace the same output. Returns False while another live run holds the claim; a
+    dead run's claim is taken over. Release with :func:`release_output`. Raises
+    OSError when the folder cannot be written."""
+    p = Path(path)
+    claim = p.with_name(f".{p.name}{_CLAIM}")
+    p.parent.mkdir(parents=True, exist_ok=True)
+    _sweep_once(p.parent)
+    for _ in range(2):
+        try:
+            fd = os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666 & ~_umask())
+        except FileExistsError:
+            if not _is_stale(claim):
+                return False
+            claim.unlink(missing_ok=True)
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(str(os.getpid()))
+        return True
+    return False
+
+
+def release_output(path: str | os.PathLike[str]) -> None:
+    """Drop this process's claim on ``path`` (see :func:`claim_output`)."""
+    p = Path(path)
+    p.with_name(f".{p.name}{_CLAIM}").unlink(missing_ok=True)
 
 
 def folder_problem(folder: str | os.PathLike[str]) -> str | None:

@@ -10,9 +10,7 @@ in both files, so a crash between the two writes is detected instead of mixing s
 from __future__ import annotations
 
 import json
-import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +21,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from chromatize.io import atomic_write_bytes
+from chromatize.io import atomic_write_bytes, atomic_write_file
 from chromatize.errors import ChromatizeError
 
 STATE_TENSORS = "state.safetensors"
@@ -126,15 +124,9 @@ def set_rng(tensors: dict[str, torch.Tensor], rank: int, device: torch.device) -
 
 def save_state(run_dir: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
     """Write both state files atomically; ``meta`` must hold ``step``."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=run_dir, prefix=".state.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp,
-                  metadata={"step": str(meta["step"])})
-        os.replace(tmp, run_dir / STATE_TENSORS)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    cpu = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    atomic_write_file(run_dir / STATE_TENSORS, lambda tmp: save_file(
+        cpu, str(tmp), metadata={"step": str(meta["step"])}))
     atomic_write_bytes(run_dir / STATE_JSON, json.dumps(meta, indent=1).encode())
 
 
