@@ -124,12 +124,15 @@ def scribble(
                                "the photo, or a transparent layer) or JSON list of points."),
     output: Path = typer.Option(..., "-o", "--output", help="Output image."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
+    max_pixels: int = typer.Option(MAX_PIXELS, "--max-pixels", min=1, help="Refuse photos "
+                                   "larger than this many pixels (decompression bombs)."),
 ) -> None:
     """Colour a photo from a few colour marks (Levin et al. 2004)."""
     from chromatize.classical import levin_colorize_marks
-    from chromatize.io import write_photo
+    from chromatize.io import read_photo, write_photo
 
-    write_photo(levin_colorize_marks(gray, marks), output, overwrite=overwrite)
+    image = levin_colorize_marks(read_photo(gray, max_pixels=max_pixels), marks)
+    write_photo(image, output, overwrite=overwrite)
     console.print(f"wrote {output}")
 
 
@@ -143,21 +146,24 @@ def transfer(
                                    "rectangles x0,y0,x1,y1:x0,y0,x1,y1 (target:reference)."),
     samples: int = typer.Option(200, "--samples", help="welsh only: reference samples."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
+    max_pixels: int = typer.Option(MAX_PIXELS, "--max-pixels", min=1, help="Refuse photos "
+                                   "larger than this many pixels (decompression bombs)."),
 ) -> None:
     """Colour a photo from a reference photo (Reinhard et al. 2001, Welsh et al. 2002)."""
     from chromatize.classical.transfer import parse_rect_pair, reinhard_transfer, welsh_transfer
-    from chromatize.io import write_photo
+    from chromatize.io import read_photo, write_photo
 
     if method not in ("reinhard", "welsh"):
         fail(f"--method must be reinhard or welsh, got {method!r}")
     if rect and method != "welsh":
         fail("--rect only applies to --method welsh")
     rects = [parse_rect_pair(r) for r in rect]
+    target, ref = read_photo(gray, max_pixels), read_photo(reference, max_pixels)
     try:
         if method == "welsh":
-            image = welsh_transfer(gray, reference, samples=samples, rects=rects)
+            image = welsh_transfer(target, ref, samples=samples, rects=rects)
         else:
-            image = reinhard_transfer(gray, reference)
+            image = reinhard_transfer(target, ref)
     except UsageError as e:  # rectangles outside the photos: name the photo
         fail(f"{gray}: {e}")
     write_photo(image, output, overwrite=overwrite)

@@ -196,6 +196,7 @@ def test_model_hooks(tiny_yaml: Path, tmp_path: Path) -> None:
     (["--train.lr=.nan"], "train.lr: expected a finite number, got nan"),
     (["--train.lr=.inf"], "train.lr: expected a finite number, got inf"),
     (["--loss.name=nope"], "loss.name: unknown loss 'nope'; known:"),
+    (["--data.crop=4992"], "data.crop 4992 is larger than the short side of 6 of 6 photos"),
     (["--run_dir=FILE"], "is a file, not a folder"),
     (["--run_dir=FILE/run"], "cannot be created: FILE is a file"),
 ])

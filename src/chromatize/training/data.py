@@ -62,6 +62,7 @@ class PhotoSet:
     source: str
     paths: list[Path]
     images: list[np.ndarray] | None = None  # cached uint8 (H, W, 3), aligned with paths
+    short_sides: list[int] = field(default_factory=list)  # of the files, aligned with paths
     skipped_gray: int = 0
     skipped_unreadable: int = 0
     unreadable: list[str] = field(default_factory=list)  # "path: reason", first few
@@ -120,22 +121,25 @@ def scan_photos(source: str, min_chroma: float, cache_short: int | None = None,
     """
     paths = list_photos(source)
 
-    def inspect(path: Path) -> tuple[str, np.ndarray | None]:
+    def inspect(path: Path) -> tuple[str, np.ndarray | None, int]:
         try:
+            with Image.open(path) as header:  # the file's own size, before any draft
+                short = min(header.size)
             im = decode(path, cache_short or _CHROMA_SIDE)
         except (OSError, ValueError, Image.DecompressionBombError) as e:
-            return f"unreadable: {e}", None
+            return f"unreadable: {e}", None, 0
         if not color.is_color(im, min_chroma=min_chroma):
-            return "gray", None
-        return "ok", np.asarray(resize_short(im, cache_short)) if cache_short else None
+            return "gray", None, short
+        return "ok", np.asarray(resize_short(im, cache_short)) if cache_short else None, short
 
     # Pillow releases the GIL while decoding, so threads scale over the cores.
     with ThreadPoolExecutor(threads or os.cpu_count() or 1) as pool:
         results = list(pool.map(inspect, paths))
     out = PhotoSet(source, [], [] if cache_short else None)
-    for path, (status, array) in zip(paths, results):
+    for path, (status, array, short) in zip(paths, results):
         if status == "ok":
             out.paths.append(path)
+            out.short_sides.append(short)
             if out.images is not None:
                 out.images.append(array)  # type: ignore[arg-type]
         elif status == "gray":
@@ -294,7 +298,24 @@ def open_source(source: str, cfg: DataConfig) -> PhotoSet | str:
     if is_shards(source):
         return source
     cache = math.ceil(cfg.crop * (1 + cfg.scale_jitter)) if cfg.cache else None
-    return scan_photos(source, cfg.min_chroma, cache)
+    photos = scan_photos(source, cfg.min_chroma, cache)
+    check_crop(photos, cfg.crop)
+    return photos
+
+
+def check_crop(photos: PhotoSet, crop: int) -> None:
+    """Refuse a crop larger than most photos: each crop would be enlarged to ``crop`` x
+    ``crop`` pixels, so memory grows with crop squared for no new detail (a 4992 crop
+    of small photos filled 21.8 GB). Raises :class:`DataError`."""
+    small = sum(s < crop for s in photos.short_sides)
+    if 2 * small > len(photos.short_sides):
+        median = int(np.median(photos.short_sides))
+        raise DataError(f"{photos.source}: data.crop {crop} is larger than the short side "
+                        f"of {small} of {len(photos.short_sides)} photos (median {median} px); "
+                        f"choose data.crop <= {median}")
+    if small:
+        log.warning("%s: %d photos are smaller than data.crop %d and will be enlarged",
+                    photos.source, small, crop)
 
 
 def source_summary(photos: PhotoSet | str) -> dict[str, Any]:
