@@ -85,7 +85,7 @@ def build(model: torch.nn.Module, photos: Any, folder: str | Path, crop: int,
     by ``(seed, photo index, view)``, so a rebuilt cache is the same. ``bf16``: encode
     under bfloat16 autocast (as training with ``precision: bf16`` would).
     ``progress(done, total)`` is called as photos are encoded."""
-    from chromatize import data as datamod  # the loader's augmentation, one home
+    from chromatize.training import data as datamod  # the loader's augmentation, one home
 
     folder = Path(folder).expanduser()
     key = {"photos": [str(p) for p in photos.paths], "crop": crop, "scale_jitter": scale_jitter,

@@ -112,7 +112,7 @@ def rebalance_weights(prior: np.ndarray, bins: np.ndarray, lam: float = 0.5,
 
 def write_prior(path: str | Path, prior: np.ndarray, bins: np.ndarray, meta: dict) -> None:
     """Save a prior ``(Q,)`` with its bins ``(Q, 2)`` and provenance as JSON (atomically)."""
-    from chromatize.checkpoint import atomic_write_bytes
+    from chromatize.io import atomic_write_bytes
 
     doc = {"bins": bins.tolist(), "prior": prior.tolist(), **meta}
     atomic_write_bytes(Path(path), json.dumps(doc).encode())
@@ -150,8 +150,8 @@ def compute_prior_file(source: str | list[str], out: str | Path, side: int = 64,
     Photos are shrunk to a short side of ``side`` (colour statistics barely depend on
     resolution); gray and unreadable photos are dropped as in training. Returns a summary.
     """
-    from chromatize.config import DataConfig
-    from chromatize.data import open_source
+    from chromatize.training.config import DataConfig
+    from chromatize.training.data import open_source
 
     photos = open_source(source, DataConfig(crop=side, cache=True, min_chroma=min_chroma))
     bins = color.ab_bins()
