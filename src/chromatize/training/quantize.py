@@ -60,8 +60,9 @@ def soft_encode_sparse(ab: torch.Tensor, bins: torch.Tensor, neighbours: int = 5
     first) and ``w`` ``(B, k, H, W)`` summing to 1 over k.
 
     The nearest bins are found among 8 candidates looked up on a 1-unit ab grid, not by a
-    distance to all Q bins: the training loss's hot spot on a CPU, and the same bins
-    except where two candidates tie to within half a unit."""
+    distance to all Q bins (the training loss's hot spot on a CPU): the same bins and
+    weights except for about one pixel in ten thousand, where the 5th-nearest bin is a
+    near tie and another one, also at a weight below 1%, takes its place."""
     b, _, h, w = ab.shape
     pix = ab.permute(0, 2, 3, 1).reshape(-1, 2)
     cell = (pix.detach().round().clamp(-_LUT_RANGE, _LUT_RANGE) + _LUT_RANGE).long()
