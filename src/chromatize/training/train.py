@@ -28,6 +28,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -322,9 +323,8 @@ class Trainer:
         return {"loss": loss.item()}
 
     def _feature_batches(self) -> Any:
-        from chromatize.training.features import FeatureBatches
-
         from chromatize.models.efficientnet import SPLITS
+        from chromatize.training.features import FeatureBatches
 
         maps = None if self.frozen else SPLITS[self.cfg.model.frozen_blocks]
         return FeatureBatches(self.features, self.cfg.train.batch_size, self.cfg.train.seed,
