@@ -232,7 +232,7 @@ def colorize_files(inputs: Sequence[str | os.PathLike[str]], colorizer: Colorize
     :class:`~chromatize.errors.UsageError` for options the model or the inputs do not
     allow, before any photo is read.
     """
-    colorizer.check(samples=options.samples, hints=options.marks is not None)
+    colorizer.check(samples=options.samples, hints=options.marks is not None, size=options.size)
     if options.seed is not None and options.samples is None:
         raise UsageError("a seed only applies to samples")
     jobs, failed = plan_jobs(inputs, options.out_dir, options.fmt)

@@ -1,10 +1,12 @@
 """Photo I/O: read anything Pillow reads, keep what the output should carry, write atomically.
 
 Reading turns every file into one of three pixel layouts the pipeline understands (8-bit
-gray, 16-bit gray, 8-bit RGB; float images become 16-bit gray or 8-bit RGB) plus an optional alpha channel, the ICC profile and the EXIF
-block. Writing goes to a temporary file in the target folder, renamed over the target only
-once it is complete, so an interrupted run never leaves half a photo behind and an existing
-output can always be trusted to be whole.
+gray, 16-bit gray, 8-bit RGB; float images become 16-bit gray or 8-bit RGB) plus an
+optional alpha channel, the ICC profile and the EXIF block. Writing goes to a temporary
+file in the target folder, renamed over the target only once it is complete, so an
+interrupted run never leaves half a photo behind and an existing output can always be
+trusted to be whole; outputs are claimed before they are computed, and what killed runs
+leave behind is cleaned on the next write into the folder.
 """
 
 from __future__ import annotations
@@ -181,7 +183,9 @@ def folder_problem(folder: str | os.PathLike[str]) -> str | None:
     if not existing.is_dir():
         return f"cannot be created: {existing} is a file"
     if not os.access(existing, os.W_OK | os.X_OK):
-        return "is not writable" if existing == p else f"cannot be created in {existing} (not writable)"
+        if existing == p:
+            return "is not writable"
+        return f"cannot be created in {existing} (not writable)"
     return None
 
 
