@@ -1,0 +1,220 @@
+"""Colorize a film: frames stream from the reader through the network, the temporal filter
+and the guided upsampler to the writer, one at a time.
+
+Per frame: L* of a small copy (the network's working size) -> the network's ab -> (the
+temporal filter, at the working size) -> guided upsampling to the full size, joined with
+the frame's own L*, exactly as :class:`~chromatize.Colorizer` does for a photo.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import av
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from chromatize.pipeline import compose, guided_coefficients, luminance, working_shape
+from chromatize.video.io import (CONTAINERS, VideoError, VideoReader, VideoWriter,
+                                 atomic_output, default_output)
+from chromatize.video.temporal import TemporalConfig, TemporalFilter
+
+if TYPE_CHECKING:
+    from chromatize import Colorizer
+
+Progress = Callable[[int, int | None], None]
+
+
+@dataclass
+class VideoStats:
+    """What :func:`colorize_video` did."""
+
+    input: str
+    output: str
+    frames: int
+    width: int
+    height: int
+    fps: float  # frames colorized per second of wall time
+    seconds: float
+    working_shape: tuple[int, int]  # (h, w) the network saw
+    temporal: bool
+    cuts: int  # scene cuts detected (the filter restarted)
+    audio_streams: int  # copied unchanged
+    codec: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class FrameColorizer:
+    """Colours frames one after another: a :class:`~chromatize.Colorizer` plus, if
+    ``temporal``, the state that carries colours from frame to frame.
+
+    ``size`` is the network's working resolution (long side), default the model's."""
+
+    def __init__(self, colorizer: Colorizer, temporal: bool = True, size: int | None = None,
+                 config: TemporalConfig | None = None) -> None:
+        self.colorizer = colorizer
+        self.size = size or colorizer.working_size
+        self.filter = TemporalFilter(config) if temporal else None
+
+    def shape(self, h: int, w: int) -> tuple[int, int]:
+        """The working shape (h, w) of frames of size ``h`` x ``w``."""
+        return working_shape(h, w, self.size, self.colorizer.model.size_multiple)
+
+    def low_res(self, gray: np.ndarray) -> tuple[np.ndarray, torch.Tensor]:
+        """Gray frame ``(H, W)`` uint8 -> its small L* ``(h, w)`` float32 in [0, 100] and
+        the ab to upsample ``(1, 2, h', w')`` (Lab units), after the temporal filter."""
+        h, w = self.shape(*gray.shape)
+        l_small = luminance(cv2.resize(gray, (w, h), interpolation=cv2.INTER_AREA))
+        ab = self.colorizer.predict(torch.from_numpy(l_small)[None, None])["ab"]
+        if self.filter is not None:
+            # The flow needs finer pixels than the network's output (often a quarter of
+            # the working size): carry the colours at the working size.
+            ab_fine = F.interpolate(ab, size=(h, w), mode="bilinear", align_corners=False)
+            ab_fine = self.filter(l_small, ab_fine[0].numpy())
+            ab = F.adaptive_avg_pool2d(torch.from_numpy(ab_fine)[None], ab.shape[-2:])
+        return l_small, ab
+
+    def finish(self, gray: np.ndarray, l_small: np.ndarray, ab: torch.Tensor) -> np.ndarray:
+        """Guided upsampling of :meth:`low_res`'s ab to the frame's size, joined with its
+        own L*: colour frame ``(H, W, 3)`` uint8."""
+        guide = F.adaptive_avg_pool2d(torch.from_numpy(l_small)[None, None] / 100, ab.shape[-2:])
+        coef_a, coef_b = guided_coefficients(guide, ab)
+        return compose(gray, coef_a[0].numpy(), coef_b[0].numpy())
+
+    def __call__(self, gray: np.ndarray) -> np.ndarray:
+        """Gray frame ``(H, W)`` uint8 -> colour frame ``(H, W, 3)`` uint8 with the same L*."""
+        return self.finish(gray, *self.low_res(gray))
+
+
+#: Frames decoded and through the network ahead of the writer: enough to keep both stages
+#: busy, few enough to keep memory flat (each holds one gray frame).
+QUEUE_FRAMES = 8
+_DONE = object()
+
+
+def _network_stage(reader: VideoReader, frames: FrameColorizer) -> Iterator[Any]:
+    """Decode and run the network (and the temporal filter) in a second thread, so that
+    it overlaps the full-size upsampling and the encoding done by the caller. Yields the
+    reader's audio packets and, for frames, ``(gray, l_small, ab, pts, time_base)``, in
+    order; errors of the thread are raised here."""
+    items: queue.Queue[Any] = queue.Queue(maxsize=QUEUE_FRAMES)
+    stop = threading.Event()
+
+    def put(item: Any) -> None:
+        while not stop.is_set():
+            try:
+                items.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def work() -> None:
+        try:
+            for item in reader.read():
+                if stop.is_set():
+                    return
+                if isinstance(item, av.Packet):
+                    put(item)
+                else:
+                    gray = item.to_ndarray(format="gray")
+                    put((gray, *frames.low_res(gray), item.pts, item.time_base))
+            put(_DONE)
+        except BaseException as e:  # handed to the caller's thread, raised there
+            put(e)
+
+    thread = threading.Thread(target=work, name="chromatize-video-network", daemon=True)
+    thread.start()
+    try:
+        while (item := items.get()) is not _DONE:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+
+
+@contextmanager
+def _single_torch_thread() -> Iterator[None]:
+    """Torch on one thread while the two stages run side by side: on 2 cores, two stages
+    of one thread each are faster than torch's own threads, and far faster on a busy
+    machine, where spinning thread pools fight each other (see docs/video.md)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def colorize_video(input: str | os.PathLike[str], output: str | os.PathLike[str] | None = None,
+                   *, model: str | os.PathLike[str] | None = None,
+                   colorizer: Colorizer | None = None, boost: float | None = None,
+                   temporal: bool = True, overwrite: bool = False,
+                   progress: Progress | None = None, size: int | None = None,
+                   config: TemporalConfig | None = None) -> VideoStats:
+    """Colorize the video ``input`` into ``output`` (default ``<stem>_colorized<suffix>``
+    beside it, MP4 when the input's container cannot be written).
+
+    Keeps the frame count, size, rate and time stamps, copies the audio streams unchanged
+    and keeps each frame's L*. ``model`` (a checkpoint path or shipped name) and ``boost``
+    load a :class:`~chromatize.Colorizer`, or pass a loaded ``colorizer``. ``temporal``
+    carries colours along optical flow (False: each frame on its own). ``size``: the
+    network's working resolution (long side). ``progress(done, total)`` is called after
+    each frame (``total`` None when the container does not say).
+
+    Raises :class:`VideoError` for bad input or output (missing, unreadable, no video
+    stream, existing output without ``overwrite``); the output is written atomically.
+    """
+    src = Path(input)
+    with VideoReader(src) as reader:
+        dst = Path(output) if output is not None else default_output(src)
+        if dst.suffix.lower() not in CONTAINERS:
+            raise VideoError(f"{dst}: cannot write {dst.suffix or 'files without a suffix'}; "
+                             f"use one of {', '.join(sorted(CONTAINERS))}")
+        if dst.exists() and src.resolve() == dst.resolve():
+            raise VideoError(f"{dst}: the output would replace the input")
+        if colorizer is None:
+            from chromatize import Colorizer
+
+            colorizer = Colorizer.load(model, boost=boost)
+        elif boost is not None or model is not None:
+            raise ValueError("pass model and boost to Colorizer.load, or a colorizer, not both")
+        frames = FrameColorizer(colorizer, temporal=temporal, size=size, config=config)
+        total = reader.info.frames or None
+        start = time.perf_counter()
+        with atomic_output(dst, overwrite=overwrite) as tmp, _single_torch_thread():
+            writer = VideoWriter(dst, reader, tmp)
+            try:
+                for item in _network_stage(reader, frames):
+                    if isinstance(item, av.Packet):
+                        writer.copy(item)
+                        continue
+                    gray, l_small, ab, pts, time_base = item
+                    writer.write(frames.finish(gray, l_small, ab), pts, time_base)
+                    if progress is not None:
+                        progress(writer.frames, total)
+                writer.close()
+            except BaseException:
+                writer.abort()
+                raise
+        seconds = time.perf_counter() - start
+    info = reader.info
+    return VideoStats(
+        input=str(src), output=str(dst), frames=writer.frames, width=info.width,
+        height=info.height, fps=writer.frames / max(seconds, 1e-9), seconds=seconds,
+        working_shape=frames.shape(info.height, info.width), temporal=temporal,
+        cuts=frames.filter.cuts if frames.filter else 0, audio_streams=info.audio,
+        codec=writer.codec)
