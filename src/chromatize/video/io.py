@@ -11,6 +11,7 @@ leaves nothing behind and an existing output can be trusted to be whole.
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from collections.abc import Iterator
@@ -82,6 +83,10 @@ class VideoReader:
         if not self.container.streams.video:
             self.container.close()
             raise VideoError(f"{self.path}: no video stream in this file")
+        if self.container.format.name == "image2" or self.container.format.name.endswith("_pipe"):
+            self.container.close()
+            raise VideoError(f"{self.path}: a still image, not a video "
+                             "(photos are colorized by `chromatize colorize`)")
         self.stream = self.container.streams.video[0]
         # Frame-level threads: decoding overlaps with the colorizer's own work.
         self.stream.thread_type = "AUTO"
@@ -130,8 +135,9 @@ class VideoWriter:
         self.container = av.open(str(stream_path), "w", format=fmt)
         info = reader.info
         self.codec = video_codec(fmt)
-        self.time_base = info.time_base or Fraction(1, 1000)
-        self.stream = self.container.add_stream(self.codec, rate=info.rate or Fraction(25))
+        rate = info.rate or Fraction(25)
+        self.time_base = _time_base(info.time_base, rate)
+        self.stream = self.container.add_stream(self.codec, rate=rate)
         self.stream.width, self.stream.height = info.width, info.height
         # 4:2:0 needs even sides; odd-sized films keep their size in 4:4:4.
         even = info.width % 2 == 0 and info.height % 2 == 0
@@ -203,6 +209,16 @@ def atomic_output(path: Path, overwrite: bool = False) -> Iterator[Path]:
         os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def _time_base(source: Fraction | None, rate: Fraction) -> Fraction:
+    """A time base in which both the input's ticks and one frame (``1 / rate``) are whole:
+    the input's time stamps stay exact and the last frame lasts exactly one frame, so the
+    output's frame rate is the input's even when its time base is coarse (1/1000)."""
+    if source is None:
+        return Fraction(1, rate.numerator) if rate.numerator <= 1_000_000 else Fraction(1, 90000)
+    fine = Fraction(1, math.lcm(source.denominator, rate.numerator))
+    return fine if fine.denominator <= 1_000_000 and (source / fine).denominator == 1 else source
 
 
 def _reason(error: av.FFmpegError) -> str:
