@@ -220,8 +220,9 @@ def sweep(clips: list[Clip], colorizer: Colorizer, weights: list[float]) -> None
 
 def run_files(clips: list[Clip], colorizer: Colorizer, frames_image: Path | None) -> None:
     print("\n## Through colorize_video (files, H.264 out)\n")
-    print("| clip | frames | mode | flicker | CIEDE2000 | fps | CPU ms/frame |")
-    print("|---|---:|---|---:|---:|---:|---:|")
+    print("| clip | frames | mode | flicker | CIEDE2000 | fps (loaded) | CPU ms/frame: "
+          "network stage, writer stage, all |")
+    print("|---|---:|---|---:|---:|---:|---|")
     motion_cache: dict = {}
     shown = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -240,7 +241,8 @@ def run_files(clips: list[Clip], colorizer: Colorizer, frames_image: Path | None
                 outs[temporal] = out
                 mode = "temporal" if temporal else "frame by frame"
                 print(f"| {clip.name} | {stats.frames} | {mode} | {flicker(out, clip, motion_cache):.2f} "
-                      f"| {ciede(out, clip.truth, step=2):.2f} | {stats.fps:.1f} | {cpu_ms:.0f} |",
+                      f"| {ciede(out, clip.truth, step=2):.2f} | {stats.fps:.1f} | "
+                      f"{stats.stage_cpu_ms[0]:.0f}, {stats.stage_cpu_ms[1]:.0f}, {cpu_ms:.0f} |",
                       flush=True)
             print(f"| {clip.name} | | true colours | {truth_flicker:.2f} | 0 | | |", flush=True)
             shown.append((clip, outs))
