@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 
 #: Weight of the carried colour where the flow is trusted (see docs/video.md for the sweep).
-DEFAULT_WEIGHT = 0.85
+DEFAULT_WEIGHT = 0.9
 
 
 @dataclass
