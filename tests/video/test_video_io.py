@@ -4,6 +4,7 @@ output."""
 
 from __future__ import annotations
 
+import os
 from fractions import Fraction
 from pathlib import Path
 
@@ -53,6 +54,9 @@ def test_output_keeps_frames_size_rate_time_stamps_and_audio(clip, tmp_path, col
     assert times == pytest.approx(src_times, abs=1e-3)
     assert facts["audio"] == ["aac"] and stats.audio_streams == 1
     assert audio_payloads(out) == audio_payloads(clip)  # copied packet by packet
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask  # not the temporary file's 0o600
     # Colour added, lightness kept: the output's gray matches the input's up to codec noise.
     chroma = [np.ptp(f.astype(int), axis=-1).mean() for f in frames]
     assert min(chroma) > 1

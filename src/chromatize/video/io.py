@@ -206,6 +206,11 @@ def atomic_output(path: Path, overwrite: bool = False) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        # mkstemp makes the file private; give it the permissions a plain open() would
+        # (reading the umask means setting it: put it straight back).
+        umask = os.umask(0o022)
+        os.umask(umask)
+        os.chmod(tmp_path, 0o666 & ~umask)
         os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)
