@@ -167,7 +167,8 @@ def flicker(frames: list[np.ndarray], clip: Clip, motion_cache: dict) -> float:
         ab = lab(frames[t])[..., 1:]
         if clip.motion is not None:
             m = clip.motion[t]
-            warped = cv2.warpAffine(prev_ab, m, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+            warped = cv2.warpAffine(prev_ab, m, (w, h),
+                                    flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
             ones = cv2.warpAffine(np.ones((h, w), np.float32), m, (w, h),
                                   flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
             valid = ones > 0.999
@@ -240,7 +241,8 @@ def run_files(clips: list[Clip], colorizer: Colorizer, frames_image: Path | None
                 out = read_rgb(dst)
                 outs[temporal] = out
                 mode = "temporal" if temporal else "frame by frame"
-                print(f"| {clip.name} | {stats.frames} | {mode} | {flicker(out, clip, motion_cache):.2f} "
+                print(f"| {clip.name} | {stats.frames} | {mode} "
+                      f"| {flicker(out, clip, motion_cache):.2f} "
                       f"| {ciede(out, clip.truth, step=2):.2f} | {stats.fps:.1f} | "
                       f"{stats.stage_cpu_ms[0]:.0f}, {stats.stage_cpu_ms[1]:.0f}, {cpu_ms:.0f} |",
                       flush=True)
@@ -285,7 +287,8 @@ def memory(colorizer: Colorizer, photo: Path, frames: int) -> None:
                        progress=sample)
     print(f"\nmemory: resident {rss[min(24, len(rss) - 1)]:.0f} MiB after 25 frames, "
           f"{rss[len(rss) // 2]:.0f} MiB after {len(rss) // 2}, {rss[-1]:.0f} MiB after "
-          f"{len(rss)} (peak of the process {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB)")
+          f"{len(rss)} (peak of the process "
+          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB)")
 
 
 def main() -> None:

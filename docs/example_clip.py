@@ -62,7 +62,8 @@ def main(out: Path) -> None:
         sound.sample_rate, sound.pts = 16000, 0
         container.mux(audio.encode(sound))
         container.mux(audio.encode(None))
-    print(f"wrote {out}: {len(frames)} frames {W}x{H} at {RATE} fps, {out.stat().st_size // 1024} KiB")
+    print(f"wrote {out}: {len(frames)} frames {W}x{H} at {RATE} fps, "
+          f"{out.stat().st_size // 1024} KiB")
 
 
 if __name__ == "__main__":

@@ -304,7 +304,7 @@ class _FpsColumn(ProgressColumn):
         return Text(f"{task.speed or 0:.1f} fps", style="progress.data.speed")
 
 
-@app.command()
+@command()
 def video(
     source: Path = typer.Argument(..., help="Black-and-white film: any file FFmpeg reads."),
     output: Path | None = typer.Option(None, "-o", "--output", help="Output video (.mp4, "
@@ -326,22 +326,19 @@ def video(
     from rich.progress import TimeRemainingColumn
 
     try:
-        from chromatize.video import VideoError, colorize_video
+        from chromatize.video import colorize_video
     except ImportError as e:
         fail(f"chromatize video needs PyAV and OpenCV: pip install 'chromatize[video]' ({e})")
     columns = (*Progress.get_default_columns()[:-1], MofNCompleteColumn(), _FpsColumn(),
                TimeRemainingColumn())
-    try:
-        # No bar when stderr is not a terminal (logs, pipes): it would only add blank lines.
-        with Progress(*columns, console=err_console, transient=True,
-                      disable=quiet or not err_console.is_terminal) as bar:
-            task = bar.add_task(f"colorizing {source.name}", total=None)
-            stats = colorize_video(
-                source, output, model=model, boost=boost, temporal=temporal, size=size,
-                overwrite=overwrite,
-                progress=lambda done, total: bar.update(task, completed=done, total=total))
-    except (VideoError, ValueError) as e:  # CheckpointError is a ValueError
-        fail(str(e))
+    # No bar when stderr is not a terminal (logs, pipes): it would only add blank lines.
+    with Progress(*columns, console=err_console, transient=True,
+                  disable=quiet or not err_console.is_terminal) as bar:
+        task = bar.add_task(f"colorizing {source.name}", total=None)
+        stats = colorize_video(
+            source, output, model=model, boost=boost, temporal=temporal, size=size,
+            overwrite=overwrite,
+            progress=lambda done, total: bar.update(task, completed=done, total=total))
     if not quiet:
         console.print(f"wrote {stats.output}: {stats.frames} frames {stats.width}x{stats.height}, "
                       f"{stats.fps:.1f} fps" + (f", {stats.cuts} scene cuts" if stats.cuts else "")

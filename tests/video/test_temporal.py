@@ -9,7 +9,8 @@ pytest.importorskip("av", reason="PyAV is not installed (pip install 'chromatize
 pytest.importorskip("cv2", reason="OpenCV is not installed (pip install 'chromatize[video]')")
 
 from chromatize import color  # noqa: E402
-from chromatize.pipeline import Colorizer, luminance  # noqa: E402
+from chromatize import Colorizer  # noqa: E402
+from chromatize.color import luminance  # noqa: E402
 from chromatize.video import TemporalConfig, TemporalFilter, colorize_video  # noqa: E402
 from video_helpers import pan_frames, read_video, texture, write_clip  # noqa: E402
 

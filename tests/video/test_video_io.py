@@ -17,7 +17,7 @@ pytest.importorskip("cv2", reason="OpenCV is not installed (pip install 'chromat
 from typer.testing import CliRunner  # noqa: E402
 
 from chromatize.cli import app  # noqa: E402
-from chromatize.pipeline import Colorizer  # noqa: E402
+from chromatize import Colorizer  # noqa: E402
 from chromatize.video import VideoError, colorize_video  # noqa: E402
 from chromatize.video.io import default_output  # noqa: E402
 from video_helpers import (audio_payloads, pan_frames, read_video, write_audio_only,  # noqa: E402
@@ -119,7 +119,7 @@ def test_existing_output_is_kept_without_overwrite(clip, tmp_path, tiny_checkpoi
     out = tmp_path / "out.mp4"
     out.write_bytes(b"precious")
     result = runner.invoke(app, ["video", str(clip), "-o", str(out), "-m", str(tiny_checkpoint)])
-    assert result.exit_code == 2 and "already exists" in result.output
+    assert result.exit_code == 2 and "output exists" in result.output
     assert out.read_bytes() == b"precious"
     result = runner.invoke(app, ["video", str(clip), "-o", str(out), "-m", str(tiny_checkpoint),
                                  "--overwrite", "--no-temporal"])

@@ -19,12 +19,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import av
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from chromatize.pipeline import compose, guided_coefficients, luminance, working_shape
+from chromatize.errors import UsageError
+from chromatize.inference.pipeline import working_shape
+from chromatize.inference.upsample import compose, fit_guided, small_l
 from chromatize.video.io import (CONTAINERS, VideoError, VideoReader, VideoWriter,
                                  atomic_output, default_output)
 from chromatize.video.temporal import TemporalConfig, TemporalFilter
@@ -78,9 +79,9 @@ class FrameColorizer:
 
     def low_res(self, gray: np.ndarray) -> tuple[np.ndarray, torch.Tensor]:
         """Gray frame ``(H, W)`` uint8 -> its small L* ``(h, w)`` float32 in [0, 100] and
-        the ab to upsample ``(1, 2, h', w')`` (Lab units), after the temporal filter."""
+        the ab to upsample ``(2, h', w')`` (Lab units), after the temporal filter."""
         h, w = self.shape(*gray.shape)
-        l_small = luminance(cv2.resize(gray, (w, h), interpolation=cv2.INTER_AREA))
+        l_small = small_l(gray, (h, w))
         ab = self.colorizer.predict(torch.from_numpy(l_small)[None, None])["ab"]
         if self.filter is not None:
             # The flow needs finer pixels than the network's output (often a quarter of
@@ -88,14 +89,12 @@ class FrameColorizer:
             ab_fine = F.interpolate(ab, size=(h, w), mode="bilinear", align_corners=False)
             ab_fine = self.filter(l_small, ab_fine[0].numpy())
             ab = F.adaptive_avg_pool2d(torch.from_numpy(ab_fine)[None], ab.shape[-2:])
-        return l_small, ab
+        return l_small, ab[0]
 
     def finish(self, gray: np.ndarray, l_small: np.ndarray, ab: torch.Tensor) -> np.ndarray:
         """Guided upsampling of :meth:`low_res`'s ab to the frame's size, joined with its
         own L*: colour frame ``(H, W, 3)`` uint8."""
-        guide = F.adaptive_avg_pool2d(torch.from_numpy(l_small)[None, None] / 100, ab.shape[-2:])
-        coef_a, coef_b = guided_coefficients(guide, ab)
-        return compose(gray, coef_a[0].numpy(), coef_b[0].numpy())
+        return np.asarray(compose(gray, fit_guided(l_small, ab)))
 
     def __call__(self, gray: np.ndarray) -> np.ndarray:
         """Gray frame ``(H, W)`` uint8 -> colour frame ``(H, W, 3)`` uint8 with the same L*."""
@@ -200,7 +199,7 @@ def colorize_video(input: str | os.PathLike[str], output: str | os.PathLike[str]
 
             colorizer = Colorizer.load(model, boost=boost)
         elif boost is not None or model is not None:
-            raise ValueError("pass model and boost to Colorizer.load, or a colorizer, not both")
+            raise UsageError("pass model and boost to Colorizer.load, or a colorizer, not both")
         frames = FrameColorizer(colorizer, temporal=temporal, size=size, config=config)
         total = reader.info.frames or None
         start, cpu_start, cpu_network = time.perf_counter(), time.thread_time(), []

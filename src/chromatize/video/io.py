@@ -23,6 +23,9 @@ from pathlib import Path
 import av
 import numpy as np
 
+from chromatize.errors import ChromatizeError
+from chromatize.io import OUTPUT_EXISTS, output_taken
+
 #: Output containers by file suffix (FFmpeg's muxer names).
 CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska",
               ".webm": "webm", ".avi": "avi"}
@@ -31,10 +34,8 @@ CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska",
 X264_OPTIONS = {"preset": "veryfast", "crf": "18"}
 
 
-class VideoError(ValueError):
-    """A video cannot be read or written; the message names the file and the reason.
-
-    A ``ValueError`` until the package's common ``ChromatizeError`` base class exists."""
+class VideoError(ChromatizeError):
+    """A video cannot be read or written; the message names the file and the reason."""
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,8 @@ class VideoReader:
         ctx = self.stream.codec_context
         if not ctx.width or not ctx.height:
             self.container.close()
-            raise VideoError(f"{self.path}: the video stream has no frame size (unsupported codec?)")
+            raise VideoError(f"{self.path}: the video stream has no frame size "
+                             "(unsupported codec?)")
         self.info = VideoInfo(width=ctx.width, height=ctx.height, frames=self.stream.frames or 0,
                               rate=self.stream.average_rate or self.stream.guessed_rate,
                               time_base=self.stream.time_base, codec=ctx.name,
@@ -197,8 +199,8 @@ def atomic_output(path: Path, overwrite: bool = False) -> Iterator[Path]:
     """A temporary path beside ``path``, renamed to ``path`` when the block ends normally
     and deleted otherwise (errors, Ctrl-C). Refuses an existing ``path`` unless
     ``overwrite``."""
-    if path.exists() and not overwrite:
-        raise VideoError(f"{path}: already exists (pass --overwrite to replace it)")
+    if output_taken(path, overwrite):
+        raise VideoError(f"{path}: {OUTPUT_EXISTS}")
     if not path.parent.is_dir():
         raise VideoError(f"{path}: the folder {path.parent} does not exist")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
