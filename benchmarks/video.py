@@ -39,7 +39,7 @@ import av
 import cv2
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw
 from skimage.color import deltaE_ciede2000, rgb2lab
 
 from chromatize import Colorizer, color
@@ -259,9 +259,14 @@ def save_frames(shown: list, path: Path) -> None:
         idx = [len(clip.truth) // 2 + k for k in (0, 5, 10)]
         idx = [i for i in idx if i < len(clip.truth)]
         h, w = clip.truth[0].shape[:2]
-        rows = [np.concatenate([cv2.resize(o[i], (256, round(256 * h / w))) for i in idx], 1)
-                for o in (outs[False], outs[True])]
-        tiles.extend(rows)
+        for label, o in (("frame by frame", outs[False]), ("temporal", outs[True])):
+            row = Image.fromarray(np.concatenate(
+                [cv2.resize(o[i], (256, round(256 * h / w))) for i in idx], 1))
+            draw = ImageDraw.Draw(row)
+            text = f"{clip.name.split(' ')[0]}: {label}"
+            draw.rectangle(draw.textbbox((4, 4), text), fill=(0, 0, 0))
+            draw.text((4, 4), text, fill=(255, 255, 255))
+            tiles.append(np.asarray(row))
     width = max(t.shape[1] for t in tiles)
     grid = np.concatenate([np.pad(t, ((0, 4), (0, width - t.shape[1]), (0, 0)), constant_values=255)
                            for t in tiles])

@@ -183,6 +183,9 @@ def colorize_video(input: str | os.PathLike[str], output: str | os.PathLike[str]
     network's working resolution (long side). ``progress(done, total)`` is called after
     each frame (``total`` None when the container does not say).
 
+    Decoding, the network and the filter run in a second thread beside the upsampling and
+    encoding; meanwhile torch is set to one thread (restored afterwards).
+
     Raises :class:`VideoError` for bad input or output (missing, unreadable, no video
     stream, existing output without ``overwrite``); the output is written atomically.
     """
