@@ -304,6 +304,7 @@ def main() -> None:
     ap.add_argument("--real", type=Path, action="append", default=[], help="a colour clip")
     ap.add_argument("--real-frames", type=int, default=60)
     ap.add_argument("--sweep", action="store_true", help="measure the temporal weight first")
+    ap.add_argument("--sweep-only", action="store_true", help="only the sweep")
     ap.add_argument("--weights", default="0,0.5,0.7,0.8,0.85,0.9,0.95")
     ap.add_argument("--model", default=None)
     ap.add_argument("--size", type=int, default=None, help="working size (long side)")
@@ -318,8 +319,10 @@ def main() -> None:
     photos = pick_photos(args.photos, 3)
     clips = [synthetic_clip(n, p, args.frames) for n, p in zip(("pan", "pan_diag", "zoom"), photos)]
     clips += [real_clip(p, args.real_frames) for p in args.real]
-    if args.sweep:
+    if args.sweep or args.sweep_only:
         sweep(clips, colorizer, [float(w) for w in args.weights.split(",")])
+    if args.sweep_only:
+        return
     run_files(clips, colorizer, args.out)
     if args.memory:
         memory(colorizer, photos[0], args.memory)
