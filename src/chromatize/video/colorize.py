@@ -26,8 +26,8 @@ import torch.nn.functional as F
 from chromatize.errors import UsageError
 from chromatize.inference.pipeline import working_shape
 from chromatize.inference.upsample import compose, fit_guided, small_l
-from chromatize.video.io import (CONTAINERS, VideoError, VideoReader, VideoWriter,
-                                 atomic_output, default_output)
+from chromatize.video.io import (VideoError, VideoReader, VideoWriter, atomic_output,
+                                 container_format, default_output)
 from chromatize.video.temporal import TemporalConfig, TemporalFilter
 
 if TYPE_CHECKING:
@@ -192,9 +192,7 @@ def colorize_video(input: str | os.PathLike[str], output: str | os.PathLike[str]
     src = Path(input)
     with VideoReader(src) as reader:
         dst = Path(output) if output is not None else default_output(src)
-        if dst.suffix.lower() not in CONTAINERS:
-            raise VideoError(f"{dst}: cannot write {dst.suffix or 'files without a suffix'}; "
-                             f"use one of {', '.join(sorted(CONTAINERS))}")
+        container_format(dst)  # before the model loads: a wrong suffix fails at once
         if dst.exists() and src.resolve() == dst.resolve():
             raise VideoError(f"{dst}: the output would replace the input")
         if colorizer is None:

@@ -58,6 +58,16 @@ def default_output(path: Path) -> Path:
     return path.with_name(f"{path.stem}_colorized{suffix}")
 
 
+def container_format(path: Path) -> str:
+    """FFmpeg's muxer for an output path, by its suffix; :class:`VideoError` if we cannot
+    write it."""
+    suffix = path.suffix.lower()
+    if suffix not in CONTAINERS:
+        raise VideoError(f"{path}: cannot write {suffix or 'files without a suffix'}; "
+                         f"use one of {', '.join(sorted(CONTAINERS))}")
+    return CONTAINERS[suffix]
+
+
 def video_codec(container_format: str) -> str:
     """The encoder for a container: VP9 for WebM, H.264 elsewhere (MPEG-4 part 2 if this
     FFmpeg build lacks libx264)."""
@@ -128,12 +138,8 @@ class VideoWriter:
     rate and timing are those of the input."""
 
     def __init__(self, path: Path, reader: VideoReader, stream_path: Path) -> None:
-        suffix = path.suffix.lower()
-        if suffix not in CONTAINERS:
-            raise VideoError(f"{path}: cannot write {suffix or 'files without a suffix'}; "
-                             f"use one of {', '.join(sorted(CONTAINERS))}")
         self.path = path
-        fmt = CONTAINERS[suffix]
+        fmt = container_format(path)
         self.container = av.open(str(stream_path), "w", format=fmt)
         info = reader.info
         self.codec = video_codec(fmt)
@@ -156,7 +162,7 @@ class VideoWriter:
         except av.FFmpegError as e:
             names = ", ".join(s.codec_context.name for s in reader.audio)
             self.container.close()
-            raise VideoError(f"{path}: cannot write this film as {suffix} ({_reason(e)}"
+            raise VideoError(f"{path}: cannot write this film as {path.suffix} ({_reason(e)}"
                              + (f"; audio {names}: try .mkv" if names else "") + ")") from None
         self.frames = 0
         self._last_pts: int | None = None
@@ -203,7 +209,10 @@ def atomic_output(path: Path, overwrite: bool = False) -> Iterator[Path]:
         raise VideoError(f"{path}: {OUTPUT_EXISTS}")
     if not path.parent.is_dir():
         raise VideoError(f"{path}: the folder {path.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    except OSError as e:
+        raise VideoError(f"{path}: cannot write there ({e.strerror})") from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:
