@@ -195,7 +195,7 @@ def train(
 
 @command("ab-prior")
 def ab_prior(
-    source: str = typer.Argument(..., help="Training photos: a folder or a .txt list."),
+    source: list[str] = typer.Argument(..., help="Training photos: folders or .txt lists."),
     output: Path = typer.Option(..., "-o", "--output", help="JSON file to write."),
     side: int = typer.Option(64, "--side", min=8, help="Short side photos are shrunk to."),
 ) -> None:

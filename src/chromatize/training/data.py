@@ -226,7 +226,7 @@ class ShardCrops(IterableDataset):
     seeded but a resumed run restarts the stream rather than continuing it exactly.
     """
 
-    def __init__(self, urls: str, cfg: DataConfig, seed: int, start: int = 0) -> None:
+    def __init__(self, urls: str | list[str], cfg: DataConfig, seed: int, start: int = 0) -> None:
         self.urls, self.cfg, self.seed, self.start = urls, cfg, seed, start
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -270,7 +270,7 @@ def leave_signals_to_trainer(worker_id: int) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
-def train_loader(photos: PhotoSet | str, cfg: DataConfig, batch_size: int, seed: int,
+def train_loader(photos: PhotoSet | str | list[str], cfg: DataConfig, batch_size: int, seed: int,
                  rank: int = 0, world: int = 1, start: int = 0) -> DataLoader:
     """An endless loader of ``(l (B, 1, c, c), ab (B, 2, c, c))`` batches for this rank,
     beginning after ``start`` samples (so a resumed run sees the same batches)."""
@@ -282,22 +282,42 @@ def train_loader(photos: PhotoSet | str, cfg: DataConfig, batch_size: int, seed:
                               "worker_init_fn": leave_signals_to_trainer}
     if cfg.workers:
         common["prefetch_factor"] = 4
-    if isinstance(photos, str):
+    if not isinstance(photos, PhotoSet):
         return DataLoader(ShardCrops(photos, cfg, seed, start), **common)
     dataset = PhotoCrops(photos, cfg.crop, cfg.scale_jitter, cfg.flip, seed)
     sampler = StreamSampler(len(dataset), seed, rank, world, start)
     return DataLoader(dataset, sampler=sampler, **common)
 
 
-def open_source(source: str, cfg: DataConfig) -> PhotoSet | str:
-    """Scan a folder or list (see :func:`scan_photos`); shard patterns pass through."""
-    if is_shards(source):
+def open_source(source: str | list[str], cfg: DataConfig) -> PhotoSet | str | list[str]:
+    """Scan a folder or list, or several (see :func:`scan_photos`), into one
+    :class:`PhotoSet`; shard patterns pass through (a list of them as a list)."""
+    sources = [source] if isinstance(source, str) else list(source)
+    if not sources:
+        raise DataError("no source given")
+    shards = [is_shards(s) for s in sources]
+    if any(shards):
+        if not all(shards):
+            raise DataError(f"{', '.join(sources)}: mix of shards and folders; use one kind")
         return source
     cache = math.ceil(cfg.crop * (1 + cfg.scale_jitter)) if cfg.cache else None
-    return scan_photos(source, cfg.min_chroma, cache)
+    sets = [scan_photos(s, cfg.min_chroma, cache) for s in sources]
+    if len(sets) == 1:
+        return sets[0]
+    out = PhotoSet(", ".join(sources), [], [] if cache else None)
+    for part in sets:
+        out.paths += part.paths
+        if out.images is not None:
+            out.images += part.images  # type: ignore[operator]
+        out.skipped_gray += part.skipped_gray
+        out.skipped_unreadable += part.skipped_unreadable
+        out.unreadable += part.unreadable
+    return out
 
 
-def source_summary(photos: PhotoSet | str) -> dict[str, Any]:
+def source_summary(photos: PhotoSet | str | list[str]) -> dict[str, Any]:
     """What the checkpoint records about the data."""
-    return {"source": photos, "count": None} if isinstance(photos, str) else photos.summary()
+    if isinstance(photos, PhotoSet):
+        return photos.summary()
+    return {"source": photos, "count": None}
 
