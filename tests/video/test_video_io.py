@@ -115,6 +115,16 @@ def test_audio_only_and_unwritable_suffix_messages(tmp_path, colorizer, clip):
         colorize_video(clip, tmp_path / "o.gif", colorizer=colorizer)
 
 
+def test_audio_the_container_cannot_hold_is_a_clear_error(tmp_path, colorizer):
+    src = tmp_path / "pcm.mkv"
+    write_clip(src, pan_frames(3), audio=True, audio_codec="pcm_s16le")
+    with pytest.raises(VideoError, match=r"out\.webm: .*pcm_s16le.*try \.mkv"):
+        colorize_video(src, tmp_path / "out.webm", colorizer=colorizer)
+    assert files(tmp_path) == ["ckpt", "pcm.mkv"]  # nothing written
+    colorize_video(src, tmp_path / "out.mkv", colorizer=colorizer)  # Matroska holds PCM
+    assert read_video(tmp_path / "out.mkv")[2]["audio"] == ["pcm_s16le"]
+
+
 def test_existing_output_is_kept_without_overwrite(clip, tmp_path, tiny_checkpoint):
     out = tmp_path / "out.mp4"
     out.write_bytes(b"precious")

@@ -28,9 +28,10 @@ def pan_frames(n: int, h: int = 48, w: int = 64, step: int = 2, seed: int = 0) -
 
 
 def write_clip(path: Path, frames: list[np.ndarray], rate: int = 12, codec: str = "libx264",
-               audio: bool = False, time_base: Fraction | None = None) -> None:
-    """Write gray ``frames`` as a video (``codec``), optionally with a mono AAC tone
-    lasting as long as the video."""
+               audio: bool = False, time_base: Fraction | None = None,
+               audio_codec: str = "aac") -> None:
+    """Write gray ``frames`` as a video (``codec``), optionally with a mono tone
+    (``audio_codec``: ``aac`` or ``pcm_s16le``) lasting as long as the video."""
     with av.open(str(path), "w") as out:
         vs = out.add_stream(codec, rate=rate)
         vs.height, vs.width = frames[0].shape
@@ -39,7 +40,7 @@ def write_clip(path: Path, frames: list[np.ndarray], rate: int = 12, codec: str 
         if time_base is not None:
             vs.time_base = vs.codec_context.time_base = time_base
         tb = time_base or Fraction(1, rate)
-        astream = out.add_stream("aac", rate=16000) if audio else None
+        astream = out.add_stream(audio_codec, rate=16000, layout="mono") if audio else None
         for i, g in enumerate(frames):
             f = av.VideoFrame.from_ndarray(g, format="gray")
             f.pts, f.time_base = round(Fraction(i, rate) / tb), tb
@@ -47,8 +48,11 @@ def write_clip(path: Path, frames: list[np.ndarray], rate: int = 12, codec: str 
         out.mux(vs.encode(None))
         if astream is not None:
             t = np.arange(round(16000 * len(frames) / rate)) / 16000
-            tone = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None]
-            af = av.AudioFrame.from_ndarray(tone, format="fltp", layout="mono")
+            tone = (0.3 * np.sin(2 * np.pi * 440 * t))[None]
+            af = (av.AudioFrame.from_ndarray(tone.astype(np.float32), format="fltp", layout="mono")
+                  if audio_codec == "aac" else
+                  av.AudioFrame.from_ndarray((tone * 32767).astype(np.int16), format="s16",
+                                             layout="mono"))
             af.sample_rate, af.pts = 16000, 0
             out.mux(astream.encode(af))
             out.mux(astream.encode(None))

@@ -156,13 +156,17 @@ class VideoWriter:
             self.stream.options = dict(X264_OPTIONS)
         elif self.codec == "mpeg4":
             self.stream.codec_context.bit_rate = int(info.width * info.height * 8)
-        self.audio = {s.index: self.container.add_stream_from_template(s) for s in reader.audio}
         try:
+            # PyAV refuses a codec the container cannot hold (ValueError) here, FFmpeg's
+            # muxer others when the header is written.
+            self.audio = {s.index: self.container.add_stream_from_template(s)
+                          for s in reader.audio}
             self.container.start_encoding()
-        except av.FFmpegError as e:
+        except (av.FFmpegError, ValueError) as e:
             names = ", ".join(s.codec_context.name for s in reader.audio)
-            self.container.close()
-            raise VideoError(f"{path}: cannot write this film as {path.suffix} ({_reason(e)}"
+            self.abort()
+            reason = _reason(e) if isinstance(e, av.FFmpegError) else str(e)
+            raise VideoError(f"{path}: cannot write this film as {path.suffix} ({reason}"
                              + (f"; audio {names}: try .mkv" if names else "") + ")") from None
         self.frames = 0
         self._last_pts: int | None = None
