@@ -309,6 +309,56 @@ def colorize(
         raise typer.Exit(1)
 
 
+
+class _FpsColumn(ProgressColumn):
+    """Frames per second, from Rich's own moving speed estimate."""
+
+    def render(self, task: Task) -> Text:
+        return Text(f"{task.speed or 0:.1f} fps", style="progress.data.speed")
+
+
+@command()
+def video(
+    source: Path = typer.Argument(..., help="Black-and-white film: any file FFmpeg reads."),
+    output: Path | None = typer.Option(None, "-o", "--output", help="Output video (.mp4, "
+                                       ".mkv, .mov, .webm, .avi); default: <stem>_colorized "
+                                       "beside the input, in its container if writable."),
+    model: str | None = typer.Option(None, "--model", "-m", help="Checkpoint path or the "
+                                     "name of a shipped model (default: 'default')."),
+    boost: float | None = typer.Option(None, "--boost", min=0.0, help="Classification models: "
+                                       "favour rare, saturated colours (0 muted, ~0.5-1 vivid)."),
+    temporal: bool = typer.Option(True, "--temporal/--no-temporal", help="Carry colours "
+                                  "along the motion (steady colours); --no-temporal colours "
+                                  "each frame on its own."),
+    size: int | None = typer.Option(None, "--size", min=16, help="Working resolution of the "
+                                    "network (long side); default: the model's."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Colorize a black-and-white film: frame count, rate, time stamps and audio kept."""
+    from rich.progress import TimeRemainingColumn
+
+    try:
+        from chromatize.video import colorize_video
+    except ImportError as e:
+        fail(f"chromatize video needs PyAV and OpenCV: pip install 'chromatize[video]' ({e})")
+    columns = (*Progress.get_default_columns()[:-1], MofNCompleteColumn(), _FpsColumn(),
+               TimeRemainingColumn())
+    # No bar when stderr is not a terminal (logs, pipes): it would only add blank lines.
+    with Progress(*columns, console=err_console, transient=True,
+                  disable=quiet or not err_console.is_terminal) as bar:
+        task = bar.add_task(f"colorizing {source.name}", total=None)
+        stats = colorize_video(
+            source, output, model=model, boost=boost, temporal=temporal, size=size,
+            overwrite=overwrite,
+            progress=lambda done, total: bar.update(task, completed=done, total=total))
+    if not quiet:
+        console.print(f"wrote {stats.output}: {stats.frames} frames {stats.width}x{stats.height}, "
+                      f"{stats.fps:.1f} fps" + (f", {stats.cuts} scene cuts" if stats.cuts else "")
+                      + (f", {stats.audio_streams} audio stream(s) copied"
+                         if stats.audio_streams else ""), highlight=False, soft_wrap=True)
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 
