@@ -315,6 +315,53 @@ def colorize(
         raise typer.Exit(1)
 
 
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on; the default "
+                             "is this computer only. 0.0.0.0 opens it to the network."),
+    port: int = typer.Option(8000, "--port", min=1, max=65535, help="Port to listen on."),
+    model: str = typer.Option("default", "--model", "-m", help="Checkpoint path or the name "
+                              "of a shipped model."),
+    max_upload_mb: float = typer.Option(50, "--max-upload-mb", min=0.001,
+                                        help="Largest photo accepted, in MB (413 above)."),
+    max_pixels: int = typer.Option(MAX_PIXELS, "--max-pixels", min=1, help="Refuse photos "
+                                   "larger than this many pixels (decompression bombs)."),
+    workers: int | None = typer.Option(None, "--workers", min=1, help="Model calls run at "
+                                       "once (default: one per two cores, at most 4)."),
+) -> None:
+    """Colorize photos and fix their colours in the browser: a page on http://HOST:PORT/."""
+    import ipaddress
+
+    try:
+        import uvicorn
+
+        from chromatize.server import create_app
+    except ImportError as e:
+        fail(f"chromatize serve needs the serve extra ({e.name} is missing): "
+             "pip install 'chromatize[serve]'")
+    from chromatize.checkpoint import CheckpointError
+
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name
+        loopback = False
+    if not loopback:
+        err_console.print(f"[yellow]warning:[/yellow] listening on {host}: anyone who can reach "
+                          "this machine can use the page and its CPU; there is no login",
+                          highlight=False, soft_wrap=True)
+    try:
+        web_app = create_app(model, max_upload_mb=max_upload_mb, workers=workers,
+                             max_pixels=max_pixels)
+    except (CheckpointError, ValueError) as e:
+        fail(f"cannot load model: {e}")
+    shown = f"[{host}]" if ":" in host else host
+    console.print(f"chromatize: open http://{'127.0.0.1' if host in ('0.0.0.0', '::') else shown}"
+                  f":{port}/ in a browser (Ctrl+C stops)", highlight=False)
+    # uvicorn handles Ctrl+C: it stops accepting, finishes running requests, then the
+    # app's lifespan drops queued model calls.
+    uvicorn.run(web_app, host=host, port=port, log_level="warning")
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 
