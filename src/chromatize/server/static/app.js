@@ -23,6 +23,7 @@ const el = {
 const DEBOUNCE_MS = 60;     // lets a burst of key presses or picker moves become one request
 const EDIT_MERGE_MS = 1000; // repeated edits of one kind to one point make one undo step
 const state = { photos: [], current: null, info: { boost: 0, can_sample: false } };
+let drag = null; // the point being dragged: {point, startX, startY, moved, snapshot}
 // Read by tests and benchmarks: milliseconds from a change to its result on screen.
 window.chromatizeStats = { resolves: [], lastResolveMs: null, results: 0 };
 
@@ -197,7 +198,7 @@ async function resolve(photo) {
       window.chromatizeStats.resolves.push(ms);
       window.chromatizeStats.lastResolveMs = ms;
       el.timing.textContent = `updated in ${(ms / 1000).toFixed(2)} s`;
-      if (!el.status.classList.contains("error") || !photo.pending) setStatus("");
+      setStatus("");
     }
     window.chromatizeStats.results += 1;
   } catch (error) {
@@ -281,25 +282,30 @@ function focusPoint(id) {
   if (node) node.focus();
 }
 
+// Point nodes are updated in place, not rebuilt, so a dragged point keeps its pointer
+// capture and a focused one its focus.
 function renderPoints() {
   const photo = state.current;
   if (!photo) return;
-  const nodes = photo.points.map((point) => {
-    const node = document.createElement("button");
-    node.type = "button";
-    node.className = "point";
-    node.dataset.id = point.id;
+  const nodes = new Map([...el.points.children].map((node) => [Number(node.dataset.id), node]));
+  for (const [id, node] of nodes) {
+    if (!photo.points.some((p) => p.id === id)) node.remove();
+  }
+  for (const point of photo.points) {
+    let node = nodes.get(point.id);
+    if (!node) {
+      node = document.createElement("button");
+      node.type = "button";
+      node.className = "point";
+      node.dataset.id = point.id;
+      el.points.append(node);
+    }
     node.style.left = `${((point.x + 0.5) / photo.width) * 100}%`;
     node.style.top = `${((point.y + 0.5) / photo.height) * 100}%`;
     node.style.background = point.color;
     node.setAttribute("aria-pressed", String(point.id === photo.selected));
     node.setAttribute("aria-label", `Colour point ${point.color} at ${point.x}, ${point.y}`);
-    return node;
-  });
-  // Keep the focused point focused across the re-render (arrow keys move it repeatedly).
-  const focused = document.activeElement?.dataset?.id;
-  el.points.replaceChildren(...nodes);
-  if (focused) focusPoint(focused);
+  }
   el.undo.disabled = !photo.past.length;
   el.redo.disabled = !photo.future.length;
   el.clear.disabled = !photo.points.length;
@@ -315,24 +321,45 @@ function renderPointPanel(photo) {
   const suggestions = photo.suggestions.get(key);
   if (!suggestions) {
     el.palette.replaceChildren();
-    fetchSuggestions(photo, point, key);
+    delete el.palette.dataset.key;
+    scheduleSuggestions(photo);
     return;
   }
-  el.palette.replaceChildren(...suggestions.colors.map((color, i) => {
-    const swatch = document.createElement("button");
-    swatch.type = "button";
-    swatch.className = "swatch";
-    swatch.style.background = color;
-    const pct = Math.round(suggestions.probs[i] * 100);
-    swatch.setAttribute("aria-label", `${color}, ${pct} per cent likely`);
-    swatch.setAttribute("aria-pressed", String(color === point.color));
-    swatch.title = `${color} (${pct} %)`;
-    const label = document.createElement("span");
-    label.textContent = `${pct}%`;
-    swatch.append(label);
-    swatch.addEventListener("click", () => recolor(photo, point, color));
-    return swatch;
-  }));
+  if (el.palette.dataset.key !== `${photo.id}:${key}`) {
+    el.palette.dataset.key = `${photo.id}:${key}`;
+    el.palette.replaceChildren(...suggestions.colors.map((color, i) => {
+      const swatch = document.createElement("button");
+      swatch.type = "button";
+      swatch.className = "swatch";
+      swatch.dataset.color = color;
+      swatch.style.background = color;
+      const pct = Math.round(suggestions.probs[i] * 100);
+      swatch.setAttribute("aria-label", `${color}, ${pct} per cent likely`);
+      swatch.title = `${color} (${pct} %)`;
+      const label = document.createElement("span");
+      label.textContent = `${pct}%`;
+      swatch.append(label);
+      swatch.addEventListener("click", () => {
+        const current = selectedPoint(state.current);
+        if (current) recolor(state.current, current, color);
+      });
+      return swatch;
+    }));
+  }
+  for (const swatch of el.palette.children) {
+    swatch.setAttribute("aria-pressed", String(swatch.dataset.color === point.color));
+  }
+}
+
+// Suggestions for the selected point once it rests: not for every step of a drag.
+let suggestTimer = null;
+function scheduleSuggestions(photo) {
+  clearTimeout(suggestTimer);
+  suggestTimer = setTimeout(() => {
+    const point = selectedPoint(photo);
+    if (drag || !point || photo !== state.current) return;
+    fetchSuggestions(photo, point, `${point.x},${point.y}`);
+  }, 150);
 }
 
 async function fetchSuggestions(photo, point, key) {
@@ -359,8 +386,6 @@ function imageCoords(event) {
     Math.min(photo.height - 1, Math.max(0, Math.floor(((event.clientY - rect.top) / rect.height) * photo.height))),
   ];
 }
-
-let drag = null;
 
 el.stage.addEventListener("pointerdown", (event) => {
   const photo = state.current;
