@@ -73,7 +73,7 @@ def client(url: str, data: bytes, size: tuple[int, int], until: float, seed: int
                                                       "y": int(rng.integers(h))}, {"_": ("", b"")}
             else:
                 marks = [{"x": int(rng.integers(w)), "y": int(rng.integers(h)),
-                          "color": "#%06x" % rng.integers(1 << 24), "radius": 4}
+                          "color": f"#{int(rng.integers(1 << 24)):06x}", "radius": 4}
                          for _ in range(int(rng.integers(1, 6)))]
                 endpoint, files = "colorize", {"_": ("", b"")}
                 fields = {"photo": pid, "marks": json.dumps(marks), "format": "jpeg"}
@@ -120,7 +120,8 @@ def main() -> None:
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline or server.poll() is not None:
-                sys.exit(f"the server did not start: {server.stderr.read() if server.poll() is not None else ''}")
+                stderr = server.stderr.read() if server.poll() is not None else ""
+                sys.exit(f"the server did not start: {stderr}")
             time.sleep(0.2)
         photos = [photo(args.megapixels, seed) for seed in range(args.clients)]
         size = Image.open(io.BytesIO(photos[0])).size
@@ -150,15 +151,17 @@ def main() -> None:
     for endpoint, seconds in log:
         by_endpoint[endpoint].append(seconds)
     every = [s for _, s in log]
+    mode = "contract (photo sent every time)" if args.contract else "page-like (photo id, marks)"
     print(f"{args.clients} clients, {elapsed:.1f} s, photos {size[0]}x{size[1]} "
-          f"({size[0] * size[1] / 1e6:.2f} MP), {'contract (photo sent every time)' if args.contract else 'page-like (photo id, marks)'}, "
-          f"model {args.model}, cores {os.cpu_count()}")
+          f"({size[0] * size[1] / 1e6:.2f} MP), {mode}, model {args.model}, "
+          f"cores {os.cpu_count()}")
     print(f"requests: {len(every)}  ({len(every) / elapsed:.2f} requests/s)")
     for endpoint, values in sorted(by_endpoint.items()):
         print(f"  {endpoint:9s} n={len(values):4d}  p50 {pct(values, 50):7.0f} ms  "
               f"p95 {pct(values, 95):7.0f} ms")
-    print(f"  {'all':9s} n={len(every):4d}  p50 {pct(every, 50):7.0f} ms  p95 {pct(every, 95):7.0f} ms"
-          f"  (mean {statistics.fmean(every) * 1000 if every else float('nan'):.0f} ms)")
+    mean = statistics.fmean(every) * 1000 if every else float("nan")
+    print(f"  {'all':9s} n={len(every):4d}  p50 {pct(every, 50):7.0f} ms  "
+          f"p95 {pct(every, 95):7.0f} ms  (mean {mean:.0f} ms)")
     print(f"server peak RSS: {rss:.0f} MiB")
     print(f"errors: {len(errors)}" + "".join(f"\n  {e}" for e in errors[:10]))
     tail = stderr.strip().splitlines()[-3:] if stderr else []

@@ -20,7 +20,8 @@ from chromatize import color
 from chromatize.server import create_app
 from chromatize.server.app import STATIC
 
-from fastapi.testclient import TestClient  # noqa: E402  (after the importorskip in helpers)
+# After serve_helpers, whose importorskip turns a missing fastapi into a skip with a reason.
+from fastapi.testclient import TestClient  # noqa: I001
 
 PNG = "image/png"
 
@@ -121,9 +122,10 @@ def test_new_marks_do_not_run_the_network_again(client, colorizer):  # noqa: F81
     try:
         image = photo_bytes(seed=5)
         for i in range(3):
-            marks = [{"x": 5 + i, "y": 5, "color": "#c03020", "radius": 2}]
-            assert post_image(client, image=image, data={"marks": json.dumps(marks)}).status_code == 200
-        assert post_image(client, "/api/suggest", image=image, data={"x": "3", "y": "3"}).status_code == 200
+            marks = json.dumps([{"x": 5 + i, "y": 5, "color": "#c03020", "radius": 2}])
+            assert post_image(client, image=image, data={"marks": marks}).status_code == 200
+        r = post_image(client, "/api/suggest", image=image, data={"x": "3", "y": "3"})
+        assert r.status_code == 200
     finally:
         hook.remove()
     assert len(calls) == 1
@@ -265,3 +267,20 @@ def test_static_files_are_package_data():
     text = (Path(__file__).parents[2] / "pyproject.toml").read_text()
     assert '"server/static/*"' in text
     assert {p.name for p in STATIC.iterdir()} >= {"index.html", "app.js", "style.css"}
+
+
+def test_16_bit_photos_and_the_gray_preview(client):
+    gray16 = (np.asarray(decode(photo_bytes())).astype(np.uint16) * 257 + 100).clip(0, 65535)
+    buf = io.BytesIO()
+    Image.fromarray(gray16).save(buf, "PNG")
+    uploaded = post_image(client, "/api/photos", image=buf.getvalue()).json()
+    r = client.post("/api/colorize", data={"photo": uploaded["id"]}, files={"_": ("", b"")})
+    assert r.status_code == 200 and decode(r.content).size == (64, 48)
+    preview = client.get(f"/api/photos/{uploaded['id']}/gray")
+    assert preview.status_code == 200 and decode(preview.content).mode == "L"
+    # A colour upload's preview is gray with the photo's own L*.
+    rgb = photo_bytes(mode="RGB")
+    pid = post_image(client, "/api/photos", image=rgb).json()["id"]
+    shown = decode(client.get(f"/api/photos/{pid}/gray").content)
+    l_shown = color.gray_to_l_lut(8)[np.asarray(shown)]
+    assert np.abs(l_shown - lab(decode(rgb))[..., 0]).max() < 0.6

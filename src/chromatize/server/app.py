@@ -167,7 +167,8 @@ def create_app(colorizer_or_model: Any = "default", max_upload_mb: float = 50,
         if isinstance(upload, UploadFile):
             ctype = (upload.content_type or "").split(";")[0].strip().lower()
             if ctype and not ctype.startswith("image/") and ctype != "application/octet-stream":
-                raise RequestError(415, f"{upload.filename or 'image'}: {ctype} is not an image type")
+                raise RequestError(415, f"{_safe_name(upload.filename)}: {ctype} is not an "
+                                        "image type")
             data = await upload.read()
             if len(data) > max_upload:
                 raise RequestError(413, f"upload too large: more than {max_upload_mb:g} MB "
@@ -276,10 +277,11 @@ def _number(form: FormData, key: str, kind: type, default: Any = ..., lo: float 
     try:
         value = kind(text)
     except ValueError:
-        raise RequestError(400, f"field {key!r} must be {'an integer' if kind is int else 'a number'}, "
-                                f"got {text[:40]!r}") from None
+        what = "an integer" if kind is int else "a number"
+        raise RequestError(400, f"field {key!r} must be {what}, got {text[:40]!r}") from None
     if value != value or (lo is not None and value < lo) or (hi is not None and value > hi):
-        raise RequestError(400, f"field {key!r} must be between {lo:g} and {hi:g}, got {text[:40]!r}")
+        raise RequestError(400, f"field {key!r} must be between {lo:g} and {hi:g}, "
+                                f"got {text[:40]!r}")
     return value
 
 
@@ -287,7 +289,8 @@ def _choice(form: FormData, key: str, default: str, allowed: Any) -> str:
     value = (_field(form, key) or default).lower()
     value = "jpeg" if value == "jpg" else value
     if value not in allowed:
-        raise RequestError(400, f"field {key!r} must be one of {', '.join(allowed)}, got {value[:40]!r}")
+        raise RequestError(400, f"field {key!r} must be one of {', '.join(allowed)}, "
+                                f"got {value[:40]!r}")
     return value
 
 
