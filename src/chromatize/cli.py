@@ -359,7 +359,7 @@ def serve(
                   f":{port}/ in a browser (Ctrl+C stops)", highlight=False)
     # uvicorn handles Ctrl+C: it stops accepting, finishes running requests, then the
     # app's lifespan drops queued model calls.
-    uvicorn.run(web_app, host=host, port=port, log_level="warning")
+    uvicorn.run(web_app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=10)
 
 
 def main() -> None:  # pragma: no cover - console entry point

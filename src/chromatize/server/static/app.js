@@ -124,6 +124,10 @@ async function openFiles(files) {
     }
   }
   if (first) await select(first);
+  const others = files.length - images.length;
+  if (others && !el.status.classList.contains("error")) {
+    setStatus(`Skipped ${others} file${others > 1 ? "s" : ""} that ${others > 1 ? "are" : "is"} not an image.`);
+  }
 }
 
 function renderPhotoList() {
