@@ -284,3 +284,17 @@ def test_16_bit_photos_and_the_gray_preview(client):
     shown = decode(client.get(f"/api/photos/{pid}/gray").content)
     l_shown = color.gray_to_l_lut(8)[np.asarray(shown)]
     assert np.abs(l_shown - lab(decode(rgb))[..., 0]).max() < 0.6
+
+
+def test_preview_is_smaller_and_scales_the_marks(client):
+    from chromatize.server.engine import scale_marks
+
+    image = photo_bytes(96, 128)
+    r = post_image(client, image=image, data={"preview": "64"})
+    assert r.status_code == 200 and decode(r.content).size == (64, 48)
+    assert post_image(client, image=image, data={"preview": "512"}).content == \
+        post_image(client, image=image).content  # never larger than the photo
+    assert post_image(client, image=image, data={"preview": "2"}).status_code == 400
+    marks = [{"x": 127, "y": 10, "color": "#ff0000", "radius": 6}, {"x": 3, "y": 95, "color": "red"}]
+    assert scale_marks(marks, 0.5, (64, 48)) == [
+        {"x": 63, "y": 5, "color": "#ff0000", "radius": 3}, {"x": 1, "y": 47, "color": "red"}]

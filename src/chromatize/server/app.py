@@ -7,6 +7,7 @@ API (every error is a 4xx/5xx with the body ``{"error": "one line"}``):
   ``/api/photos``), optional ``marks`` (JSON list of ``{"x", "y", "color", "radius"}`` in
   image pixels), ``boost`` (float), ``format`` (``png``, the default, or ``jpeg``) ->
   the photo colorized at its own size, its L* kept. Header ``X-Photo-Id``: the photo's id.
+  Optional ``preview`` (a long side in pixels): a smaller result, for the page's display.
 * ``POST /api/suggest`` (multipart): ``image`` or ``photo``, ``x``, ``y``, optional ``k``
   (default 6) -> ``{"colors": ["#rrggbb", ...], "probs": [...]}``, most likely first.
 * ``POST /api/photos`` (multipart ``image``) -> ``{"id", "name", "width", "height"}``: upload
@@ -221,8 +222,9 @@ def create_app(colorizer_or_model: Any = "default", max_upload_mb: float = 50,
         form = await read_form(request)
         fmt = _choice(form, "format", "png", FORMATS)
         marks, boost = _marks(form), _number(form, "boost", float, None, 0.0, 10.0)
+        preview = _number(form, "preview", int, None, 16, 100_000)
         photo = await photo_of(form)
-        data = await pool.run(engine.colorize, photo, marks, boost, fmt)
+        data = await pool.run(engine.colorize, photo, marks, boost, fmt, preview)
         return Response(data, media_type=FORMATS[fmt][1], headers={"X-Photo-Id": photo.id})
 
     @app.post("/api/suggest")

@@ -191,9 +191,34 @@ class Engine:
         self.store.put(photo)
         return photo
 
+    def preview(self, photo: StoredPhoto, long_side: int) -> tuple[StoredPhoto, float]:
+        """A copy of the photo with its long side at most ``long_side`` (area-averaged), and
+        its scale. The page shows results at screen size: computing them at that size makes
+        each update several times cheaper. Copies live in the store beside the photo."""
+        scale = long_side / max(photo.size)
+        if scale >= 1:
+            return photo, 1.0
+        key = f"{photo.id}@{long_side}"
+        small = self.store.get(key)
+        if small is None:
+            size = (max(1, round(photo.size[0] * scale)), max(1, round(photo.size[1] * scale)))
+            image = photo.image
+            if image.mode == "I;16":  # Pillow resizes 16-bit gray poorly; a preview needs 8
+                image = Image.fromarray((np.asarray(image) >> 8).astype(np.uint8))
+            alpha = None if photo.alpha is None else photo.alpha.resize(size, Image.BOX)
+            small = StoredPhoto(key, photo.name, image.resize(size, Image.BOX), alpha,
+                                size[0] * size[1] * len(image.getbands()))
+            self.store.put(small)
+        return small, small.size[0] / photo.size[0]
+
     def colorize(self, photo: StoredPhoto, marks: list[dict[str, Any]] | None = None,
-                 boost: float | None = None, fmt: str = "png") -> bytes:
-        """The photo colorized at its own size, keeping its L*, encoded as ``fmt``."""
+                 boost: float | None = None, fmt: str = "png", preview: int | None = None,
+                 ) -> bytes:
+        """The photo colorized at its own size, keeping its L*, encoded as ``fmt``; with
+        ``preview``, at most that long side instead (marks are scaled to it)."""
+        if preview:
+            photo, scale = self.preview(photo, preview)
+            marks = scale_marks(marks, scale, photo.size)
         with _user_errors():
             out = self.colorizer.colorize(photo.image, **_steering(marks, boost))
         return encode(self._with_alpha(out, photo), fmt)
@@ -244,6 +269,25 @@ def _user_errors() -> Iterator[None]:
         yield
     except ValueError as e:
         raise RequestError(400, str(e)) from None
+
+
+def scale_marks(marks: list[dict[str, Any]] | None, scale: float, size: tuple[int, int],
+                ) -> list[dict[str, Any]] | None:
+    """Points in the photo's pixels -> the same points on a copy ``scale`` times its size
+    (``size``: the copy's width and height). Anything malformed is passed through as is,
+    for the Colorizer to report."""
+    if not marks or scale == 1:
+        return marks
+    scaled = []
+    for mark in marks:
+        mark = dict(mark)
+        for key, side in (("x", size[0]), ("y", size[1])):
+            if isinstance(mark.get(key), int) and 0 <= mark[key]:
+                mark[key] = min(side - 1, int(mark[key] * scale))
+        if isinstance(mark.get("radius"), int) and mark["radius"] > 0:
+            mark["radius"] = max(1, round(mark["radius"] * scale))
+        scaled.append(mark)
+    return scaled
 
 
 def _steering(marks: list[dict[str, Any]] | None, boost: float | None) -> dict[str, Any]:

@@ -88,7 +88,9 @@ function resultColorAt(photo, x, y) {
     photo.canvas.height = img.naturalHeight;
     photo.canvas.getContext("2d", { willReadFrequently: true }).drawImage(img, 0, 0);
   }
-  const [r, g, b] = photo.canvas.getContext("2d").getImageData(x, y, 1, 1).data;
+  const scale = photo.canvas.width / photo.width; // a preview may be smaller than the photo
+  const [r, g, b] = photo.canvas.getContext("2d")
+    .getImageData(Math.floor(x * scale), Math.floor(y * scale), 1, 1).data;
   return `#${hex2(r)}${hex2(g)}${hex2(b)}`;
 }
 
@@ -165,6 +167,17 @@ async function select(photo) {
 
 // ---------------------------------------------------------------------------- re-solving
 
+// Updates are computed at the size the result is shown at (in device pixels, rounded up to
+// a few sizes the server keeps), not at the photo's: downloads are at full size.
+function previewSide(photo) {
+  const rect = el.stage.getBoundingClientRect();
+  const long = Math.max(photo.width, photo.height);
+  if (rect.width < 16) return undefined; // not laid out yet
+  const shown = (rect.width / photo.width) * long * (window.devicePixelRatio || 1);
+  const side = Math.ceil(shown / 256) * 256;
+  return side < long ? side : undefined;
+}
+
 // The boost field only when the user moved the slider: the server's default otherwise.
 const boostOf = (photo) => (photo.boost === state.info.boost ? undefined : photo.boost);
 
@@ -186,6 +199,7 @@ async function resolve(photo) {
   try {
     const blob = await photoApi(photo, "/api/colorize", {
       marks: JSON.stringify(marksOf(photo)), boost: boostOf(photo), format: "jpeg",
+      preview: previewSide(photo),
     }, { expect: "blob" });
     const url = URL.createObjectURL(blob);
     const image = new Image();
