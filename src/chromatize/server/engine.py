@@ -202,9 +202,7 @@ class Engine:
         small = self.store.get(key)
         if small is None:
             size = (max(1, round(photo.size[0] * scale)), max(1, round(photo.size[1] * scale)))
-            image = photo.image
-            if image.mode == "I;16":  # Pillow resizes 16-bit gray poorly; a preview needs 8
-                image = Image.fromarray((np.asarray(image) >> 8).astype(np.uint8))
+            image = _eight_bit(photo.image)  # Pillow resizes 16-bit gray poorly
             alpha = None if photo.alpha is None else photo.alpha.resize(size, Image.BOX)
             small = StoredPhoto(key, photo.name, image.resize(size, Image.BOX), alpha,
                                 size[0] * size[1] * len(image.getbands()))
@@ -242,10 +240,8 @@ class Engine:
     def gray(photo: StoredPhoto) -> bytes:
         """The photo as the model sees it, a gray PNG of its L* (what the page shows as
         the input; browsers cannot show every format the server reads)."""
-        image = photo.image
-        if image.mode == "I;16":
-            image = Image.fromarray((np.asarray(image) >> 8).astype(np.uint8))
-        elif image.mode == "RGB":
+        image = _eight_bit(photo.image)
+        if image.mode == "RGB":
             # Gray with the same L* is gray with the same linear luminance Y.
             lin = color.srgb_to_linear(torch.from_numpy(np.asarray(image, np.float32) / 255))
             y = lin @ torch.as_tensor(color.XYZ_FROM_RGB[1], dtype=torch.float32)
@@ -259,6 +255,13 @@ class Engine:
             out = out.convert("RGB")
             out.putalpha(photo.alpha)
         return out
+
+
+def _eight_bit(image: Image.Image) -> Image.Image:
+    """16-bit gray -> 8-bit gray (for display); other modes unchanged."""
+    if image.mode != "I;16":
+        return image
+    return Image.fromarray((np.asarray(image) >> 8).astype(np.uint8))
 
 
 @contextmanager
