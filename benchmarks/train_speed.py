@@ -19,9 +19,9 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from chromatize.config import load_config
-from chromatize.data import train_loader
-from chromatize.train import Trainer
+from chromatize.training.config import load_config
+from chromatize.training.data import train_loader
+from chromatize.training.train import Trainer
 
 # label -> (config, overrides)
 RECIPES = {"unet_thesis (thesis_l1)": ("configs/thesis_l1.yaml", []),

@@ -17,10 +17,10 @@ from typer.testing import CliRunner
 
 from chromatize.checkpoint import load_checkpoint
 from chromatize.cli import app
-from chromatize.config import ConfigError, load_config, parse_overrides
+from chromatize.training.config import ConfigError, load_config, parse_overrides
 from chromatize.models import MODELS
 from chromatize.models.unet import UNet
-from chromatize.train import Trainer, train
+from chromatize.training.train import Trainer, train
 
 TINY = """
 model: {name: unet_tiny}
@@ -228,8 +228,8 @@ def test_resume_errors(tiny_yaml: Path, tmp_path: Path) -> None:
 SCRIPT = """
 import os, sys
 from safetensors.torch import save_file
-from chromatize.config import load_config
-from chromatize.train import Trainer
+from chromatize.training.config import load_config
+from chromatize.training.train import Trainer
 cfg = load_config(sys.argv[1], sys.argv[2:])
 trainer = Trainer(cfg)
 trainer.fit()
