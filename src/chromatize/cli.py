@@ -296,7 +296,7 @@ def colorize(
         raise typer.Exit(1)
 
 
-@app.command()
+@command()
 def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on; the default "
                              "is this computer only. 0.0.0.0 opens it to the network."),
@@ -320,8 +320,6 @@ def serve(
     except ImportError as e:
         fail(f"chromatize serve needs the serve extra ({e.name} is missing): "
              "pip install 'chromatize[serve]'")
-    from chromatize.checkpoint import CheckpointError
-
     try:
         loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
     except ValueError:  # a host name
@@ -333,7 +331,7 @@ def serve(
     try:
         web_app = create_app(model, max_upload_mb=max_upload_mb, workers=workers,
                              max_pixels=max_pixels)
-    except (CheckpointError, ValueError) as e:
+    except ChromatizeError as e:
         fail(f"cannot load model: {e}")
     shown = f"[{host}]" if ":" in host else host
     console.print(f"chromatize: open http://{'127.0.0.1' if host in ('0.0.0.0', '::') else shown}"

@@ -128,7 +128,7 @@ def test_page_colours_a_point_and_downloads(browser, colorizer, tmp_path):  # no
         assert abs(points[0]["x"] - px) <= 2 and abs(points[0]["y"] - py) <= 2
         assert [{**p, "x": px, "y": py} for p in points] == [{"x": px, "y": py, "color": BLUE,
                                                               "radius": 4}]
-        from chromatize.marks import load_marks
+        from chromatize.inference.hints import load_marks
 
         hint_ab, hint_mask = load_marks(points, Image.fromarray(gray))
         assert hint_mask[py, px] and np.hypot(*(hint_ab[py, px] - want)) < 1

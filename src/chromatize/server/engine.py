@@ -33,6 +33,7 @@ import torch
 from PIL import Image
 
 from chromatize import color
+from chromatize.errors import ChromatizeError
 from chromatize.io import MAX_PIXELS, PhotoError, read_photo
 
 T = TypeVar("T")
@@ -41,7 +42,7 @@ T = TypeVar("T")
 FORMATS = {"png": ("PNG", "image/png"), "jpeg": ("JPEG", "image/jpeg")}
 
 
-class RequestError(ValueError):
+class RequestError(ChromatizeError):
     """A request the server cannot serve: ``status`` is the HTTP code to answer with and
     the message is the one line the client sees as ``{"error": message}``."""
 
@@ -266,11 +267,13 @@ def _eight_bit(image: Image.Image) -> Image.Image:
 
 @contextmanager
 def _user_errors() -> Iterator[None]:
-    """The Colorizer raises ValueError (MarksError among them) for arguments a user chose
-    badly: bad marks, boost or samples for a model that cannot. Those are 400s."""
+    """What the Colorizer refuses as the user's doing (a :class:`ChromatizeError`: bad
+    marks, boost or samples for a model that cannot) is a 400; anything else is a bug."""
     try:
         yield
-    except ValueError as e:
+    except RequestError:
+        raise
+    except ChromatizeError as e:
         raise RequestError(400, str(e)) from None
 
 
