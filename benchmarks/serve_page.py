@@ -33,14 +33,15 @@ from PIL import Image
 from chromatize.server import create_app
 
 
-def wait_for(condition, timeout: float = 120):
+def wait_for(condition, timeout: float = 900, driver=None):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = condition()
         if value:
             return value
         time.sleep(0.02)
-    raise TimeoutError("the page did not answer in time")
+    status = driver.find_element("id", "status").text if driver else ""
+    raise TimeoutError(f"the page did not answer in time (its status line: {status!r})")
 
 
 def start_server(app):
@@ -99,7 +100,7 @@ def stats(driver) -> dict:
 
 def wait_result(driver, shown: int) -> float:
     """Wait for a result after the ``shown``-th; its change-to-screen time in ms."""
-    wait_for(lambda: stats(driver)["results"] > shown)
+    wait_for(lambda: stats(driver)["results"] > shown, driver=driver)
     return stats(driver)["lastResolveMs"]
 
 

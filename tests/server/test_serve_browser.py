@@ -36,7 +36,7 @@ return Array.from(g.getImageData(Math.floor(arguments[0] * s), Math.floor(argume
 """
 
 
-def wait_for(condition, timeout: float = 60, what: str = "condition"):
+def wait_for(condition, timeout: float = 300, what: str = "condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = condition()
