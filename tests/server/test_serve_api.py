@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from serve_helpers import colorizer, decode, lab, photo_bytes  # noqa: F401 (fixture)
+from serve_helpers import colorizer, decode, lab, needs_hints, photo_bytes  # noqa: F401
 
 from chromatize import color
 from chromatize.server import create_app
@@ -83,6 +83,7 @@ def test_alpha_is_kept(client):
     assert np.array_equal(np.asarray(out.getchannel("A")), np.asarray(alpha))
 
 
+@needs_hints
 def test_marks_keep_their_colour_and_change_the_result(client):
     plain = decode(post_image(client).content)
     marks = [{"x": 20, "y": 30, "color": "#2050e0", "radius": 3}]
@@ -96,6 +97,7 @@ def test_marks_keep_their_colour_and_change_the_result(client):
     assert hue_difference(before, want) > 30 or np.hypot(*before) < 10
 
 
+@needs_hints
 def test_boost_makes_colours_more_vivid(client):
     def chroma(boost: float) -> float:
         out = decode(post_image(client, data={"boost": str(boost)}).content)
@@ -104,6 +106,7 @@ def test_boost_makes_colours_more_vivid(client):
     assert chroma(1.0) > chroma(0.0) + 0.5
 
 
+@needs_hints
 def test_suggest_contract(client):
     r = post_image(client, "/api/suggest", data={"x": "10", "y": "5", "k": "4"})
     assert r.status_code == 200, r.text
@@ -123,6 +126,7 @@ def test_alternatives_differ(client):
     assert len(set(images)) == 3
 
 
+@needs_hints
 def test_new_marks_do_not_run_the_network_again(client, colorizer):  # noqa: F811
     calls = []
     hook = colorizer.model.register_forward_hook(lambda *a: calls.append(1))
@@ -143,8 +147,10 @@ def test_new_marks_do_not_run_the_network_again(client, colorizer):  # noqa: F81
     ({}, b"", PNG, 400, "empty"),
     ({"marks": "[{"}, None, PNG, 400, "not valid JSON"),
     ({"marks": '{"x": 1}'}, None, PNG, 400, "list"),
-    ({"marks": '[{"x": 500, "y": 1, "color": "#ff0000"}]'}, None, PNG, 400, "outside"),
-    ({"marks": '[{"x": 1, "y": 1, "color": "blurple"}]'}, None, PNG, 400, "colour"),
+    pytest.param({"marks": '[{"x": 500, "y": 1, "color": "#ff0000"}]'}, None, PNG, 400,
+                 "outside", marks=needs_hints),
+    pytest.param({"marks": '[{"x": 1, "y": 1, "color": "blurple"}]'}, None, PNG, 400,
+                 "colour", marks=needs_hints),
     ({"boost": "lots"}, None, PNG, 400, "boost"),
     ({"format": "gif"}, None, PNG, 400, "format"),
     ({}, b"hello", "text/plain", 415, "not an image"),
@@ -202,6 +208,7 @@ def test_uploads_above_the_limit_are_413(colorizer):  # noqa: F811
         assert post_image(c).status_code == 200
 
 
+@needs_hints
 def test_16_concurrent_requests(client):
     images = [photo_bytes(40 + i, 56 - i, seed=i) for i in range(16)]
 

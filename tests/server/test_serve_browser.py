@@ -11,7 +11,7 @@ from urllib.parse import urlparse
 import numpy as np
 import pytest
 from PIL import Image
-from serve_helpers import LiveServer, colorizer, lab  # noqa: F401 (fixture)
+from serve_helpers import LiveServer, colorizer, lab, needs_hints  # noqa: F401 (fixture)
 
 from chromatize import color
 from chromatize.server import create_app
@@ -72,6 +72,7 @@ def browser(tmp_path):
     driver.quit()
 
 
+@needs_hints
 def test_page_colours_a_point_and_downloads(browser, colorizer, tmp_path):  # noqa: F811
     # A gray photo with a flat middle band, where a blue point should show. Larger than it
     # is shown, so the page's updates are smaller previews and the download is full size.
