@@ -204,8 +204,9 @@ def colorize_files(inputs: Sequence[str | os.PathLike[str]], colorizer: Colorize
 
     ``samples=K`` writes K plausible colorings per photo (see :func:`sample_outputs`;
     classification models only), reproducible with ``seed``; a photo is skipped when all
-    K exist. ``marks`` (see :mod:`chromatize.marks`) are colour hints for a single photo,
-    for models that take hints. Raises ``ValueError`` for options the model or the inputs
+    K exist. ``marks`` (see :mod:`chromatize.marks`) are colour marks for a single photo:
+    hint models take them as input, other models' colours are corrected by them (see
+    :meth:`Colorizer.colorize`). Raises ``ValueError`` for options the model or the inputs
     do not allow.
     """
     if samples is not None and not colorizer.can_sample:
@@ -213,10 +214,6 @@ def colorize_files(inputs: Sequence[str | os.PathLike[str]], colorizer: Colorize
                          "needs a classification model")
     if seed is not None and samples is None:
         raise ValueError("a seed only applies to samples")
-    if marks is not None and not colorizer.takes_hints:
-        raise ValueError("this model takes no colour hints; use a model trained with hints "
-                         "(configs/ablation/hints.yaml) "
-                         "or `chromatize scribble` (Levin et al. 2004, no network)")
     out = Path(out_dir) if out_dir is not None else None
     jobs, failed = plan_jobs(inputs, out, fmt)
     if marks is not None and len(jobs) + len(failed) != 1:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -14,8 +15,11 @@ from rich.markup import escape
 from rich.progress import MofNCompleteColumn, Progress, ProgressColumn, Task
 from rich.text import Text
 
-from chromatize.batch import BatchSummary, colorize_files
-from chromatize.io import MAX_PIXELS
+if TYPE_CHECKING:  # the library (and torch) is imported by the commands that need it
+    from chromatize.batch import BatchSummary
+
+#: Default of ``--max-pixels``, as ``chromatize.io.MAX_PIXELS`` (not imported: it pulls in torch).
+DEFAULT_MAX_PIXELS = 200_000_000
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Colorize black-and-white photographs.")
@@ -275,20 +279,21 @@ def colorize(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
     recolor: bool = typer.Option(False, "--recolor", help="Also colorize photos that are "
                                  "already in colour (from their luminance)."),
-    max_pixels: int = typer.Option(MAX_PIXELS, "--max-pixels", min=1, help="Refuse photos "
+    max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, "--max-pixels", min=1, help="Refuse photos "
                                    "larger than this many pixels (decompression bombs)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only failures."),
     samples: int | None = typer.Option(None, "--samples", min=1, help="Write K plausible "
                                        "colorings per photo as <stem>_1..<stem>_K "
                                        "(classification models)."),
     seed: int | None = typer.Option(None, "--seed", help="Seed of --samples (default 0)."),
-    marks: Path | None = typer.Option(None, "--marks", help="Colour hints for a single "
-                                      "photo: a scribble image or a JSON list of points "
-                                      "(models trained as effnet_lite0_hints)."),
+    marks: Path | None = typer.Option(None, "--marks", help="Colour marks for a single "
+                                      "photo: strokes drawn on a copy, a transparent layer "
+                                      "or a JSON list of points (any model)."),
     boost: float | None = typer.Option(None, "--boost", min=0.0, help="Classification models: "
                                        "favour rare, saturated colours (0 muted, ~0.5-1 vivid)."),
 ) -> None:
     """Colorize black-and-white photos. Exit code 0 only if no photo failed."""
+    from chromatize.batch import colorize_files
     from chromatize.checkpoint import CheckpointError
     from chromatize.pipeline import Colorizer
 
@@ -313,6 +318,53 @@ def colorize(
     _print_summary(summary, quiet)
     if summary.failed:
         raise typer.Exit(1)
+
+
+def _parse_point(text: str) -> tuple[float, float]:
+    """``"X,Y"`` -> (x, y) in image pixels."""
+    try:
+        x, y = (float(v) for v in text.split(","))
+    except ValueError:
+        fail(f"--at {text!r}: expected X,Y in image pixels, e.g. --at 120,45")
+    return x, y
+
+
+@app.command()
+def suggest(
+    photo: Path = typer.Argument(..., help="Black-and-white photo."),
+    at: str = typer.Option(..., "--at", help="The pixel X,Y (from the top left corner)."),
+    k: int = typer.Option(6, "-k", "--k", min=1, help="How many colours."),
+    model: str | None = typer.Option(None, "--model", "-m", help="Checkpoint path or the "
+                                     "name of a shipped model (default: 'default')."),
+    size: int | None = typer.Option(None, "--size", min=16, help="Working resolution "
+                                    "(long side in pixels); default: the model's."),
+    device: str = typer.Option("auto", "--device", help="cpu, cuda, mps or auto."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON: [{color, probability}]."),
+) -> None:
+    """The k most likely colours at a pixel, with their probabilities (classification
+    models): a palette to pick marks from."""
+    import json
+
+    from chromatize.checkpoint import CheckpointError
+    from chromatize.io import PhotoError
+    from chromatize.pipeline import Colorizer
+
+    x, y = _parse_point(at)
+    try:
+        colorizer = Colorizer.load(model, device=device)
+    except (CheckpointError, ValueError) as e:
+        fail(f"cannot load model: {e}")
+    try:
+        colours = colorizer.suggest(photo, x, y, k=k, size=size)
+    except PhotoError as e:
+        fail(str(e))
+    except ValueError as e:  # SuggestError: outside the photo, regression model
+        fail(f"{photo}: {e}")
+    if as_json:
+        print(json.dumps([{"color": c, "probability": round(p, 4)} for c, p in colours]))
+        return
+    for c, p in colours:
+        console.print(f"[on {c}]      [/] {c}  {p:6.1%}", highlight=False)
 
 
 def main() -> None:  # pragma: no cover - console entry point

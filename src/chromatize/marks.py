@@ -98,12 +98,24 @@ def _from_scribble(marks: Image.Image, src: np.ndarray, threshold: float,
         alpha = np.asarray(marks.getchannel("A"))
         if alpha.min() == 255:  # opaque everywhere: a copy of the photo, not a layer
             alpha = None
-    lab = color.rgb_to_lab_np(np.asarray(marks.convert("RGB"), np.float32) / 255)
+    rgb = np.asarray(marks.convert("RGB"))
     if alpha is not None:
         mask = alpha > 0
     else:
-        mask = np.sqrt(((lab - source_lab(src)) ** 2).sum(-1)) > threshold
-    hint_ab = np.where(mask[..., None], lab[..., 1:], 0).astype(np.float32)
+        # Lab only where the copy differs from the photo by more than 2 levels: a smaller
+        # difference is far below any Delta E threshold, and full-size Lab is slow.
+        photo = src[..., None] if src.ndim == 2 else src
+        if photo.dtype == np.uint16:
+            photo = (photo >> 8).astype(np.uint8)
+        diff = np.abs(rgb.astype(np.int16) - photo).max(-1) > 2
+        ys, xs = np.nonzero(diff)
+        lab_here = color.rgb_to_lab_np(rgb[ys, xs].astype(np.float32) / 255)
+        delta = np.sqrt(((lab_here - source_lab(src[ys, xs][None]))[0] ** 2).sum(-1))
+        mask = np.zeros(diff.shape, bool)
+        mask[ys[delta > threshold], xs[delta > threshold]] = True
+    ys, xs = np.nonzero(mask)
+    hint_ab = np.zeros(mask.shape + (2,), np.float32)
+    hint_ab[ys, xs] = color.rgb_to_lab_np(rgb[ys, xs].astype(np.float32) / 255)[:, 1:]
     return hint_ab, mask
 
 

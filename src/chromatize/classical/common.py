@@ -1,4 +1,4 @@
-"""What the classical methods share: a photo's Lab, area resizing, edge-aware upsampling
+"""What the classical methods share: a photo's Lab, edge-aware upsampling
 of ab, and turning (L*, ab) back into an image that keeps the photo's L*."""
 
 from __future__ import annotations
@@ -19,15 +19,6 @@ def source_lab(src: np.ndarray) -> np.ndarray:
     lab = np.zeros(src.shape + (3,), np.float32)
     lab[..., 0] = luminance(src)
     return lab
-
-
-def area_resize(x: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Area-average float ``(H, W)`` or ``(H, W, C)`` to ``shape`` (h, w): float32."""
-    h, w = shape
-    if x.ndim == 3:
-        return np.stack([area_resize(x[..., c], shape) for c in range(x.shape[-1])], -1)
-    small = Image.fromarray(np.ascontiguousarray(x, np.float32), mode="F")
-    return np.asarray(small.resize((w, h), Image.BOX), np.float32)
 
 
 def guided_upsample(l_full: np.ndarray, l_small: np.ndarray, ab_small: np.ndarray,

@@ -144,38 +144,45 @@ def pool_marks(target: np.ndarray, mask: np.ndarray,
     return small.reshape(h, w, -1).astype(np.float32), small_mask.reshape(h, w)
 
 
-def _block_pcg(a_mat: sp.csr_matrix, b: np.ndarray, x: np.ndarray,
-               iterations: int) -> np.ndarray:
-    """``iterations`` steps of Jacobi-preconditioned conjugate gradients on ``A x = b`` for
-    the columns of ``b`` ``(n, k)`` at once, from ``x`` ``(n, k)``; returns the new ``x``."""
-    inv_diag = (1 / a_mat.diagonal())[:, None]
-    r = b - a_mat @ x
-    z = inv_diag * r
-    p = z.copy()
-    rz = (r * z).sum(0)
-    for _ in range(iterations):
-        ap = a_mat @ p
-        alpha = rz / np.maximum((p * ap).sum(0), 1e-300)
-        x += alpha * p
-        r -= alpha * ap
+def _pcg(a_mat: sp.csr_matrix, b: np.ndarray, x: np.ndarray, iterations: int) -> np.ndarray:
+    """``iterations`` steps of Jacobi-preconditioned conjugate gradients on ``A x = b``
+    from ``x``, for each column of ``b`` ``(n, k)``; returns the new ``x`` ``(n, k)``.
+    Columns are solved one after another as contiguous vectors: strided ``(n, k)``
+    reductions were most of the time."""
+    inv_diag = 1 / a_mat.diagonal()
+    out = np.empty_like(x)
+    for c in range(b.shape[1]):
+        xc = np.ascontiguousarray(x[:, c])
+        r = b[:, c] - a_mat @ xc
         z = inv_diag * r
-        rz_new = (r * z).sum(0)
-        p = z + rz_new / np.maximum(rz, 1e-300) * p
-        rz = rz_new
-    return x
+        p = z.copy()
+        rz = r @ z
+        for _ in range(iterations):
+            ap = a_mat @ p
+            alpha = rz / max(p @ ap, 1e-300)
+            xc += alpha * p
+            r -= alpha * ap
+            z = inv_diag * r
+            rz_new = r @ z
+            p = z + rz_new / max(rz, 1e-300) * p
+            rz = rz_new
+        out[:, c] = xc
+    return out
 
 
 def propagate(l: np.ndarray, target: np.ndarray, mask: np.ndarray,
-              screen: np.ndarray | None = None, iterations: int = ITERATIONS) -> np.ndarray:
+              screen: np.ndarray | None = None, iterations: int = ITERATIONS,
+              coarsest_side: int = COARSEST_SIDE) -> np.ndarray:
     """Spread ``target`` from the marked pixels over the photo (see the module docstring).
 
     l: L* ``(H, W)`` in [0, 100]; target ``(H, W, C)`` (only its marked pixels count);
     mask ``(H, W)`` bool with at least one mark; screen ``(H, W)`` >= 0 or None (pure
     Levin). ``iterations``: conjugate gradient steps on each pyramid level above the
-    coarsest. Returns ``(H, W, C)`` float32, equal to ``target`` at marked pixels.
+    coarsest, whose short side is ``coarsest_side`` to twice that. Returns ``(H, W, C)``
+    float32, equal to ``target`` at marked pixels.
     """
     levels = [(l, target, mask, screen)]
-    while min(levels[-1][0].shape) >= 2 * COARSEST_SIDE:
+    while min(levels[-1][0].shape) >= 2 * coarsest_side:
         l_k, t_k, m_k, s_k = levels[-1]
         shape = ((l_k.shape[0] + 1) // 2, (l_k.shape[1] + 1) // 2)
         levels.append((area_resize(l_k, shape), *shrink_marks(t_k, m_k, shape),
@@ -189,7 +196,7 @@ def propagate(l: np.ndarray, target: np.ndarray, mask: np.ndarray,
             x0 = bilinear_resize(u, l_k.shape).astype(np.float64).reshape(rhs.shape)
             marked = m_k.ravel()
             x0[marked] = rhs[marked]
-            x = _block_pcg(a_mat, rhs, x0, iterations)
+            x = _pcg(a_mat, rhs, x0, iterations)
         u = x.reshape(*l_k.shape, -1)
     assert u is not None
     return u.astype(np.float32)

@@ -33,12 +33,13 @@ from chromatize.inference.propagate import area_resize, bilinear_resize, pool_ma
 
 SIGMA_XY = 0.3      # image distance, in units of the photo's sides
 SIGMA_L = 10.0      # L* difference
-SIGMA_LOGITS = 6.0  # Euclidean distance of the pixel-centred logit vectors
+SIGMA_LOGITS = 8.0  # Euclidean distance of the pixel-centred logit vectors
 KAPPA = 0.1         # weight of "keep the network's colour" against the marks'
 SCREEN = 1e-3       # data term of the local step, times confidence ** CONFIDENCE_POWER
 CONFIDENCE_POWER = 2.0
 CONFIDENCE_RADIUS = 10.0  # ab distance (Lab units) of "near the predicted colour"
 REGRESSION_CONFIDENCE = 0.5
+COARSEST_SIDE = 32
 
 
 def confidence(logits: torch.Tensor, ab: torch.Tensor, bins: torch.Tensor,
@@ -49,8 +50,9 @@ def confidence(logits: torch.Tensor, ab: torch.Tensor, bins: torch.Tensor,
     Returns ``(h, w)`` in [0, 1]: near 1 where the network is sure of its colour.
     """
     p = F.softmax(logits, 0)
-    dist2 = ((bins[:, :, None, None] - ab[None]) ** 2).sum(1)
-    return (p * torch.exp(-dist2 / (2 * radius * radius))).sum(0)
+    dist2 = ((bins * bins).sum(1)[:, None, None] + (ab * ab).sum(0)[None]
+             - 2 * torch.einsum("qc,chw->qhw", bins, ab))
+    return (p * torch.exp(-dist2.clamp_(min=0) / (2 * radius * radius))).sum(0)
 
 
 def _nonlocal_correction(l_net: np.ndarray, features: np.ndarray | None,
@@ -100,5 +102,7 @@ def correction(l_small: np.ndarray, prior: np.ndarray, ab_net: torch.Tensor,
         screen = SCREEN * conf.numpy() ** CONFIDENCE_POWER
     else:
         screen = np.full(shape, SCREEN * REGRESSION_CONFIDENCE**CONFIDENCE_POWER, np.float32)
-    local = propagate(l_small, np.where(marks[..., None], target - base, 0), marks, screen)
+    # The data term keeps this system well conditioned: a small coarsest level will do.
+    local = propagate(l_small, np.where(marks[..., None], target - base, 0), marks, screen,
+                      coarsest_side=COARSEST_SIDE)
     return base + local
