@@ -4,7 +4,7 @@ Neighbouring pixels with similar luminance should have similar colours: each unm
 pixel's a*b* is the weighted mean of its 3x3 neighbours', the weights falling with their
 difference in luminance; marked pixels keep their colour (hard constraints). The system
 and its fast coarse-to-fine solver live in :mod:`chromatize.inference.propagate`, which
-the network's marks (:mod:`chromatize.inference.steer`) share.
+marks on a network's colours (:mod:`chromatize.inference.steer`) share.
 
 Photos above ``max_pixels`` (0.25 MP) are solved at a reduced size and the ab is brought
 back to full size by a guided filter on L* (as the network pipeline does), so colour edges
@@ -15,17 +15,26 @@ back. This multiresolution path is what meets 1 MP in about a second and 12 MP i
 from __future__ import annotations
 
 import numpy as np
+import torch
 from PIL import Image
 
-from chromatize import marks as marks_io
-from chromatize.classical.common import guided_upsample, render
+from chromatize.color import luminance
+from chromatize.inference import hints as marks_io
+from chromatize.inference.hints import check_hints, pool_hints
 from chromatize.inference.propagate import (COARSEST_SIDE, ITERATIONS, affinity_system,
-                                            area_resize, propagate, shrink_marks)
-from chromatize.pipeline import ImageLike, luminance, read_source
+                                            propagate)
+from chromatize.inference.upsample import area_resize, fit_guided, render, upsample_ab
+from chromatize.io import ImageLike, read_source
 
 MAX_PIXELS = 250_000
 __all__ = ["MAX_PIXELS", "affinity_system", "levin_colorize", "levin_colorize_marks",
            "solve_levin"]
+
+
+def _guided_upsample(l: np.ndarray, l_small: np.ndarray, ab_small: np.ndarray) -> np.ndarray:
+    """ab ``(h, w, 2)`` solved on L* ``l_small`` -> ab ``(H, W, 2)`` guided by L* ``l``."""
+    ab = torch.from_numpy(np.ascontiguousarray(ab_small, np.float32)).permute(2, 0, 1)
+    return upsample_ab(l, fit_guided(l_small, ab))
 
 
 def solve_levin(l: np.ndarray, hint_ab: np.ndarray, hint_mask: np.ndarray,
@@ -47,8 +56,8 @@ def levin_colorize(gray: ImageLike, hint_ab: np.ndarray, hint_mask: np.ndarray,
     Photos larger than ``max_pixels`` are solved at a reduced size and upsampled with a
     guided filter (see the module docstring). Returns an RGB (RGBA if the input had alpha)
     image of the photo's size whose L* is the photo's and whose marked pixels have the
-    marks' a*b* (up to the sRGB gamut). Raises ``ValueError`` for hints of another size or
-    without any mark.
+    marks' a*b* (up to the sRGB gamut). Raises ``MarksError`` (a ``ValueError``) for hints
+    of another size or without any mark.
     """
     src, alpha = read_source(gray)
     return _colorize(luminance(src), alpha, hint_ab, hint_mask, max_pixels)
@@ -56,11 +65,9 @@ def levin_colorize(gray: ImageLike, hint_ab: np.ndarray, hint_mask: np.ndarray,
 
 def _colorize(l: np.ndarray, alpha: Image.Image | None, hint_ab: np.ndarray,
               hint_mask: np.ndarray, max_pixels: int) -> Image.Image:
-    if hint_ab.shape != l.shape + (2,) or hint_mask.shape != l.shape:
-        raise ValueError(f"hints must be (H, W, 2) and (H, W) for a {l.shape[1]}x{l.shape[0]} "
-                         f"photo, got {hint_ab.shape} and {hint_mask.shape}")
+    check_hints(hint_ab, hint_mask, l.shape)
     if not hint_mask.any():
-        raise ValueError("no marks: give at least one marked pixel to propagate colour from")
+        raise marks_io.MarksError("no marks: give at least one marked pixel to propagate colour from")
     h, w = l.shape
     if h * w <= max_pixels:
         ab = solve_levin(l, hint_ab, hint_mask)
@@ -68,15 +75,15 @@ def _colorize(l: np.ndarray, alpha: Image.Image | None, hint_ab: np.ndarray,
         scale = np.sqrt(max_pixels / (h * w))
         shape = (max(1, round(h * scale)), max(1, round(w * scale)))
         l_small = area_resize(l, shape)
-        ab_small = solve_levin(l_small, *shrink_marks(hint_ab, hint_mask, shape))
-        ab = guided_upsample(l, l_small, ab_small)
+        ab_small = solve_levin(l_small, *pool_hints(hint_ab, hint_mask, shape))
+        ab = _guided_upsample(l, l_small, ab_small)
         ab[hint_mask] = hint_ab[hint_mask]
     return render(l, ab, alpha)
 
 
 def levin_colorize_marks(gray: ImageLike, marks: marks_io.Marks,
                          max_pixels: int = MAX_PIXELS) -> Image.Image:
-    """:func:`levin_colorize` with marks read by :func:`chromatize.marks.load_marks` (a
+    """:func:`levin_colorize` with marks read by :func:`chromatize.inference.hints.load_marks` (a
     scribble image or JSON path, a PIL scribble image or a list of points). Raises
     ``MarksError`` for unusable marks and ``PhotoError`` for an unreadable photo."""
     src, alpha = read_source(gray)

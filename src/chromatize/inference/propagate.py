@@ -25,40 +25,24 @@ screen is scaled by 4 per level, as the area a coarse pixel stands for), the coa
 the coarser solution upsampled bilinearly and runs a few Jacobi-preconditioned conjugate
 gradient iterations, which fix the fine detail. This is an approximation (about 0.5 a*b*
 units from an exact solve on 0.25 MP, ``benchmarks/levin.py --exact``) that takes a
-fraction of the time of an exact one. Only numpy and scipy: no torch import.
+fraction of the time of an exact one.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
-from PIL import Image
 from scipy.ndimage import uniform_filter
 from scipy.sparse.linalg import spsolve
+
+from chromatize.inference.hints import pool_hints
+from chromatize.inference.upsample import area_resize, bilinear_resize
 
 # Each unordered neighbour pair once: right, down-left, down, down-right.
 _OFFSETS = ((0, 1), (1, -1), (1, 0), (1, 1))
 MIN_SIGMA2 = 2e-6
 COARSEST_SIDE = 64
 ITERATIONS = 10
-
-
-def area_resize(x: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Area-average float ``(H, W)`` or ``(H, W, C)`` to ``shape`` (h, w): float32."""
-    h, w = shape
-    if x.ndim == 3:
-        return np.stack([area_resize(x[..., c], shape) for c in range(x.shape[-1])], -1)
-    small = Image.fromarray(np.ascontiguousarray(x, np.float32), mode="F")
-    return np.asarray(small.resize((w, h), Image.Resampling.BOX), np.float32)
-
-
-def bilinear_resize(x: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Bilinear resize of float ``(H, W)`` or ``(H, W, C)`` to ``shape`` (h, w): float32."""
-    h, w = shape
-    if x.ndim == 3:
-        return np.stack([bilinear_resize(x[..., c], shape) for c in range(x.shape[-1])], -1)
-    img = Image.fromarray(np.ascontiguousarray(x, np.float32), mode="F")
-    return np.asarray(img.resize((w, h), Image.Resampling.BILINEAR), np.float32)
 
 
 def _pair_slices(dy: int, dx: int, h: int, w: int) -> tuple[tuple[slice, slice], ...]:
@@ -116,34 +100,6 @@ def affinity_system(l: np.ndarray, target: np.ndarray, mask: np.ndarray,
     return a_mat, rhs.reshape(n, -1)
 
 
-def shrink_marks(target: np.ndarray, mask: np.ndarray,
-                 shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Marks at a smaller ``shape``: a small pixel is marked if any pixel under it is, with
-    the mean target of those marked pixels. Returns ``(target (h, w, C), mask (h, w))``."""
-    frac = area_resize(mask.astype(np.float32), shape)
-    total = area_resize(np.where(mask[..., None], target, 0), shape)
-    small_mask = frac > 1e-6
-    small = np.where(small_mask[..., None], total / np.maximum(frac, 1e-6)[..., None], 0)
-    return small.astype(np.float32), small_mask
-
-
-def pool_marks(target: np.ndarray, mask: np.ndarray,
-               shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Marks of a full-size photo at a much smaller ``shape`` (as :func:`shrink_marks`), in
-    time proportional to the marked pixels: each marked pixel falls into the small pixel
-    that covers its centre. Returns ``(target (h, w, C) float32, mask (h, w) bool)``."""
-    big_h, big_w = mask.shape
-    h, w = shape
-    ys, xs = np.nonzero(mask)
-    cell = (ys * h // big_h) * w + xs * w // big_w
-    count = np.bincount(cell, minlength=h * w)
-    small_mask = count > 0
-    values = target[ys, xs]
-    small = np.stack([np.bincount(cell, values[:, c], h * w) for c in range(values.shape[1])], -1)
-    small[small_mask] /= count[small_mask, None]
-    return small.reshape(h, w, -1).astype(np.float32), small_mask.reshape(h, w)
-
-
 def _pcg(a_mat: sp.csr_matrix, b: np.ndarray, x: np.ndarray, iterations: int) -> np.ndarray:
     """``iterations`` steps of Jacobi-preconditioned conjugate gradients on ``A x = b``
     from ``x``, for each column of ``b`` ``(n, k)``; returns the new ``x`` ``(n, k)``.
@@ -185,7 +141,7 @@ def propagate(l: np.ndarray, target: np.ndarray, mask: np.ndarray,
     while min(levels[-1][0].shape) >= 2 * coarsest_side:
         l_k, t_k, m_k, s_k = levels[-1]
         shape = ((l_k.shape[0] + 1) // 2, (l_k.shape[1] + 1) // 2)
-        levels.append((area_resize(l_k, shape), *shrink_marks(t_k, m_k, shape),
+        levels.append((area_resize(l_k, shape), *pool_hints(t_k, m_k, shape),
                        None if s_k is None else 4 * area_resize(s_k, shape)))
     u: np.ndarray | None = None
     for l_k, t_k, m_k, s_k in reversed(levels):

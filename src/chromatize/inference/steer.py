@@ -29,7 +29,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from chromatize.inference.propagate import area_resize, bilinear_resize, pool_marks, propagate
+from chromatize.inference.hints import pool_hints
+from chromatize.inference.propagate import propagate
+from chromatize.inference.upsample import area_resize, bilinear_resize
 
 SIGMA_XY = 0.3      # image distance, in units of the photo's sides
 SIGMA_L = 10.0      # L* difference
@@ -89,9 +91,9 @@ def correction(l_small: np.ndarray, prior: np.ndarray, ab_net: torch.Tensor,
     has the marks' colours at the marked pixels (pooled to ``(h, w)``).
     """
     shape, net_shape = l_small.shape, tuple(ab_net.shape[-2:])
-    marks_ab, marks = pool_marks(hint_ab, hint_mask, shape)
+    marks_ab, marks = pool_hints(hint_ab, hint_mask, shape)
     target = np.where(marks[..., None], marks_ab - prior, 0).astype(np.float32)
-    net_target, net_marks = pool_marks(target, marks, net_shape)
+    net_target, net_marks = pool_hints(target, marks, net_shape)
     features = None if logits is None else logits.numpy()
     coarse = _nonlocal_correction(area_resize(l_small, net_shape), features, net_target,
                                   net_marks)

@@ -1,4 +1,6 @@
-"""User colour marks -> the project's hint representation ``(hint_ab, hint_mask)``.
+"""Colour hints: user marks -> ``(hint_ab, hint_mask)``, and hints pooled to a smaller size.
+
+One module for the hint models and for Levin's propagation.
 
 ``hint_ab`` is float32 ``(H, W, 2)`` in Lab units (zero where unmarked) and ``hint_mask``
 bool ``(H, W)``, at the photo's size. Marks come in three forms:
@@ -9,11 +11,12 @@ bool ``(H, W)``, at the photo's size. Marks come in three forms:
 * an RGBA layer with some transparency: marked are the pixels with alpha > 0;
 * points: a JSON file (``.json``) or a Python list of
   ``{"x": float, "y": float, "color": "#rrggbb" | [r, g, b], "radius": float}`` in image
-  pixels (x to the right, 0 <= x < width); ``color`` may also be any name Pillow knows
+  pixels (from the top left, 0 <= x < width); ``color`` may also be any name Pillow knows
   (``"red"``); ``radius`` (default 3) makes a disc of the pixels whose centres lie within
   ``radius`` of (x, y); the pixel under (x, y) is always marked (radius 0: only it).
 
-Only the mark's a*b* is used; the photo's own L* is always kept.
+Only the mark's a*b* is used; the photo's own L* is always kept. :func:`pool_hints`
+brings hints to the size the network or a coarser solver works at.
 """
 
 from __future__ import annotations
@@ -28,9 +31,9 @@ import numpy as np
 from PIL import Image, ImageColor
 
 from chromatize import color
-from chromatize.classical.common import source_lab
-from chromatize.io import PhotoError, read_photo
-from chromatize.pipeline import to_source
+from chromatize.errors import ChromatizeError
+from chromatize.inference.upsample import area_resize
+from chromatize.io import ImageLike, PhotoError, read_source
 
 DEFAULT_RADIUS = 3
 DEFAULT_THRESHOLD = 8.0
@@ -39,35 +42,52 @@ _POINT_KEYS = {"x", "y", "color", "radius"}
 Marks = str | os.PathLike[str] | Image.Image | Sequence[dict[str, Any]]
 
 
-class MarksError(ValueError):
+class MarksError(ChromatizeError, ValueError):
     """Marks that cannot be used; the message names the source and the reason."""
 
 
-def load_marks(marks: Marks, photo: Image.Image | np.ndarray,
+def check_hints(hint_ab: np.ndarray, hint_mask: np.ndarray, shape: tuple[int, ...]) -> None:
+    """Raise :class:`MarksError` unless the hints are ``(H, W, 2)`` and ``(H, W)`` for a
+    photo of ``shape`` ``(H, W, ...)``."""
+    h, w = shape[:2]
+    if hint_ab.shape != (h, w, 2) or hint_mask.shape != (h, w):
+        raise MarksError(f"hints must be (H, W, 2) and (H, W) for a {w}x{h} photo, got "
+                         f"{hint_ab.shape} and {hint_mask.shape}")
+
+
+def pool_hints(hint_ab: np.ndarray, hint_mask: np.ndarray,
+               shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Hints at a smaller ``shape`` (h, w): a small pixel is marked if any pixel under it
+    is, with the mean colour of those marked pixels (areas weighted as
+    :func:`~chromatize.inference.upsample.area_resize` weights them). Returns
+    ``(ab (h, w, 2) float32, mask (h, w) bool)``."""
+    frac = area_resize(hint_mask.astype(np.float32), shape)
+    total = area_resize(np.where(hint_mask[..., None], hint_ab, 0), shape)
+    mask = frac > 1e-6
+    ab = np.where(mask[..., None], total / np.maximum(frac, 1e-6)[..., None], 0)
+    return ab.astype(np.float32), mask
+
+
+def load_marks(marks: Marks, photo: ImageLike,
                threshold: float = DEFAULT_THRESHOLD) -> tuple[np.ndarray, np.ndarray]:
     """Read ``marks`` (a path to a scribble image or a JSON file, a PIL scribble image or a
-    list of points) for ``photo`` (PIL image or array as :func:`chromatize.pipeline.to_source`
-    takes). Returns ``(hint_ab (H, W, 2) float32, hint_mask (H, W) bool)``.
+    list of points) for ``photo`` (anything :func:`chromatize.io.read_source` takes).
+    Returns ``(hint_ab (H, W, 2) float32, hint_mask (H, W) bool)``.
 
     Raises :class:`MarksError` for marks of another size, outside the photo, with bad
     colours, or with no marked pixel at all.
     """
-    src, _ = to_source(photo)
+    src, _ = read_source(photo)
     h, w = src.shape[:2]
     name = str(marks) if isinstance(marks, (str, os.PathLike)) else "marks"
     if isinstance(marks, (str, os.PathLike)) and Path(marks).suffix.lower() == ".json":
         marks = _read_json(Path(marks))
-    if isinstance(marks, (str, os.PathLike)):
+    if isinstance(marks, (str, os.PathLike, Image.Image)):
         try:
-            photo_marks = read_photo(marks)
+            pixels, alpha = read_source(marks)
         except PhotoError as e:
             raise MarksError(str(e)) from None
-        marks = photo_marks.image
-        if photo_marks.alpha is not None:
-            marks = marks.convert("RGB")
-            marks.putalpha(photo_marks.alpha)
-    if isinstance(marks, Image.Image):
-        hint_ab, hint_mask = _from_scribble(marks, src, threshold, name)
+        hint_ab, hint_mask = _from_scribble(pixels, alpha, src, threshold, name)
     else:
         hint_ab, hint_mask = _from_points(marks, h, w, name)
     if not hint_mask.any():
@@ -85,38 +105,38 @@ def _read_json(path: Path) -> Any:
         raise MarksError(f"{path}: not valid JSON ({e})") from None
 
 
-def _from_scribble(marks: Image.Image, src: np.ndarray, threshold: float,
-                   name: str) -> tuple[np.ndarray, np.ndarray]:
-    """A scribble image of the photo's size -> hints (see the module docstring)."""
+def _from_scribble(marks: np.ndarray, alpha: Image.Image | None, src: np.ndarray,
+                   threshold: float, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Scribble pixels and alpha (:func:`chromatize.io.to_pixels`) of the photo's size ->
+    hints (see the module docstring)."""
     h, w = src.shape[:2]
-    if marks.size != (w, h):
-        raise MarksError(f"{name}: marks are {marks.size[0]}x{marks.size[1]} but the photo "
+    if marks.shape[:2] != (h, w):
+        raise MarksError(f"{name}: marks are {marks.shape[1]}x{marks.shape[0]} but the photo "
                          f"is {w}x{h}; draw the marks on a copy of the photo")
-    alpha = None
-    if marks.mode in ("RGBA", "LA", "PA") or (marks.mode == "P" and "transparency" in marks.info):
-        marks = marks.convert("RGBA")
-        alpha = np.asarray(marks.getchannel("A"))
-        if alpha.min() == 255:  # opaque everywhere: a copy of the photo, not a layer
-            alpha = None
-    rgb = np.asarray(marks.convert("RGB"))
-    if alpha is not None:
-        mask = alpha > 0
+    layer = None if alpha is None else np.asarray(alpha)
+    if layer is not None and layer.min() < 255:  # opaque everywhere: a copy, not a layer
+        mask = layer > 0
     else:
-        # Lab only where the copy differs from the photo by more than 2 levels: a smaller
+        # Lab only where the copy differs from the photo by more than 2 levels: so small a
         # difference is far below any Delta E threshold, and full-size Lab is slow.
-        photo = src[..., None] if src.ndim == 2 else src
-        if photo.dtype == np.uint16:
-            photo = (photo >> 8).astype(np.uint8)
-        diff = np.abs(rgb.astype(np.int16) - photo).max(-1) > 2
+        diff = np.abs(_rgb8(marks).astype(np.int16) - _rgb8(src)).max(-1) > 2
         ys, xs = np.nonzero(diff)
-        lab_here = color.rgb_to_lab_np(rgb[ys, xs].astype(np.float32) / 255)
-        delta = np.sqrt(((lab_here - source_lab(src[ys, xs][None]))[0] ** 2).sum(-1))
+        delta = color.source_lab(marks[ys, xs][None]) - color.source_lab(src[ys, xs][None])
+        far = np.sqrt((delta[0] ** 2).sum(-1)) > threshold
         mask = np.zeros(diff.shape, bool)
-        mask[ys[delta > threshold], xs[delta > threshold]] = True
+        mask[ys[far], xs[far]] = True
     ys, xs = np.nonzero(mask)
     hint_ab = np.zeros(mask.shape + (2,), np.float32)
-    hint_ab[ys, xs] = color.rgb_to_lab_np(rgb[ys, xs].astype(np.float32) / 255)[:, 1:]
+    hint_ab[ys, xs] = color.source_lab(marks[ys, xs][None])[0, :, 1:]
     return hint_ab, mask
+
+
+def _rgb8(pixels: np.ndarray) -> np.ndarray:
+    """Source pixels (:func:`chromatize.io.to_pixels`) as 8-bit ``(H, W, 3)`` or
+    ``(H, W, 1)``, to compare a scribble with its photo cheaply."""
+    if pixels.dtype == np.uint16:
+        pixels = (pixels >> 8).astype(np.uint8)
+    return pixels if pixels.ndim == 3 else pixels[..., None]
 
 
 def parse_color(value: Any, where: str) -> tuple[int, int, int]:
@@ -167,13 +187,12 @@ def _from_points(points: Any, h: int, w: int, name: str) -> tuple[np.ndarray, np
             raise MarksError(f"{where}: ({x:g}, {y:g}) is outside the {w}x{h} photo")
         if radius < 0:
             raise MarksError(f"{where}: radius must be >= 0, got {radius:g}")
-        rgb = np.array(parse_color(point["color"], where), np.float64) / 255
+        ab = color.rgb_to_lab_np(np.array(parse_color(point["color"], where)) / 255)[1:]
         # Paint within the disc's bounding box only: full-size masks per point are slow.
         y0, x0 = max(0, int(np.ceil(y - radius))), max(0, int(np.ceil(x - radius)))
         y1, x1 = min(h, int(np.floor(y + radius)) + 1), min(w, int(np.floor(x + radius)) + 1)
         yy, xx = np.ogrid[y0:y1, x0:x1]
         disc = (yy - y) ** 2 + (xx - x) ** 2 <= radius**2
-        ab = color.rgb_to_lab_np(rgb)[1:]
         hint_ab[y0:y1, x0:x1][disc] = ab
         mask[y0:y1, x0:x1] |= disc
         hint_ab[int(y), int(x)] = ab

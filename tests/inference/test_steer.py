@@ -8,14 +8,17 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from typer.testing import CliRunner
 
 from chromatize import Colorizer, color
 from chromatize.cli import app
+from chromatize.color import luminance
+from chromatize.errors import UsageError
+from chromatize.inference.hints import MarksError
+from chromatize.inference.pipeline import SuggestError
 from chromatize.inference.propagate import affinity_system, propagate
-from chromatize.marks import MarksError
-from chromatize.pipeline import SuggestError, luminance
 from conftest import save_tiny_model
 
 RED = (40.0, 25.0)  # in the sRGB gamut at the L* of gray 90 (37.6)
@@ -135,12 +138,14 @@ def test_concurrent_calls_agree_with_sequential_ones(classifier, color_photo):
 
 def test_boost_per_call_leaves_the_model_alone(classifier, color_photo):
     gray = color_photo.convert("L")
+    weights = classifier.model.head.class_weights
+    weights.copy_(torch.linspace(0.2, 5, len(weights)))  # rare colours weigh more
     before = np.asarray(classifier.colorize(gray))
     vivid = np.asarray(classifier.colorize(gray, boost=2.0))
     assert classifier.model.head.boost == 0
     assert not np.array_equal(before, vivid)
     assert np.array_equal(np.asarray(classifier.colorize(gray)), before)
-    with pytest.raises(ValueError, match="boost must be"):
+    with pytest.raises(UsageError, match="boost must be"):
         classifier.colorize(gray, boost=-1)
 
 
@@ -175,7 +180,7 @@ def test_regression_models_take_marks_but_give_no_suggestions(tiny_checkpoint):
     assert np.abs(lab[24, 12, 1:] - RED).max() < 1.5
     with pytest.raises(SuggestError, match="classification model"):
         c.suggest(photo, 1, 1)
-    with pytest.raises(ValueError, match="boost needs a classification model"):
+    with pytest.raises(UsageError, match="boost needs a classification model"):
         c.colorize(photo, boost=0.5)
 
 
@@ -246,9 +251,3 @@ def test_cli_suggest_needs_a_classification_model(tmp_path, tiny_checkpoint):
                                  "--model", str(tiny_checkpoint)])
     assert result.exit_code == 2 and "classification model" in result.output
     assert len(result.output.strip().splitlines()) == 1
-
-
-def test_cli_default_max_pixels_is_the_libraries():
-    from chromatize import cli, io
-
-    assert cli.DEFAULT_MAX_PIXELS == io.MAX_PIXELS
