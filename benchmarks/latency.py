@@ -26,7 +26,7 @@ from PIL import Image
 
 from chromatize.checkpoint import DEFAULT_WORKING_SIZE
 from chromatize.models import create_model
-from chromatize.inference.pipeline import Colorizer
+from chromatize import Colorizer
 
 SIZES = [(640, 480), (1920, 1080), (4000, 3000)]
 # Working resolution (long side) of an architecture when no checkpoint says otherwise:

@@ -16,7 +16,7 @@ from PIL import Image, ImageDraw
 
 from chromatize.evaluation.evaluate import gray_input
 from chromatize.evaluation.metrics import to_lab
-from chromatize.inference.pipeline import Colorizer
+from chromatize import Colorizer
 
 LABEL_H = 18
 

@@ -267,9 +267,9 @@ def colorize(
                                        "colorings per photo as <stem>_1..<stem>_K "
                                        "(classification models)."),
     seed: int | None = typer.Option(None, "--seed", help="Seed of --samples (default 0)."),
-    marks: Path | None = typer.Option(None, "--marks", help="Colour hints for a single "
-                                      "photo: a scribble image or a JSON list of points "
-                                      "(models trained as effnet_lite0_hints)."),
+    marks: Path | None = typer.Option(None, "--marks", help="Colour marks for a single "
+                                      "photo: strokes drawn on a copy, a transparent layer "
+                                      "or a JSON list of points (any model)."),
     boost: float | None = typer.Option(None, "--boost", min=0.0, help="Classification models: "
                                        "favour rare, saturated colours (0 muted, ~0.5-1 vivid)."),
 ) -> None:
@@ -294,6 +294,43 @@ def colorize(
     _print_summary(summary, quiet)
     if summary.failed:
         raise typer.Exit(1)
+
+
+def _parse_point(text: str) -> tuple[float, float]:
+    """``"X,Y"`` -> (x, y) in image pixels."""
+    try:
+        x, y = (float(v) for v in text.split(","))
+    except ValueError:
+        raise UsageError(f"--at {text!r}: expected X,Y in image pixels, e.g. --at 120,45"
+                         ) from None
+    return x, y
+
+
+@command()
+def suggest(
+    photo: Path = typer.Argument(..., help="Black-and-white photo."),
+    at: str = typer.Option(..., "--at", help="The pixel X,Y (from the top left corner)."),
+    k: int = typer.Option(6, "-k", "--k", min=1, help="How many colours."),
+    model: str | None = typer.Option(None, "--model", "-m", help="Checkpoint path or the "
+                                     "name of a shipped model (default: 'default')."),
+    size: int | None = typer.Option(None, "--size", min=16, help="Working resolution "
+                                    "(long side in pixels); default: the model's."),
+    device: str = typer.Option("auto", "--device", help="cpu, cuda, mps or auto."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON: [{color, probability}]."),
+) -> None:
+    """The k most likely colours at a pixel, with their probabilities (classification
+    models): a palette to pick marks from."""
+    import json
+
+    from chromatize.inference.pipeline import Colorizer
+
+    x, y = _parse_point(at)
+    colours = Colorizer.load(model, device=device).suggest(photo, x, y, k=k, size=size)
+    if as_json:
+        print(json.dumps([{"color": c, "probability": round(p, 4)} for c, p in colours]))
+        return
+    for c, p in colours:
+        console.print(f"[on {c}]      [/] {c}  {p:6.1%}", highlight=False)
 
 
 @command()

@@ -112,7 +112,8 @@ def create_app(colorizer_or_model: Any = "default", max_upload_mb: float = 50,
         from chromatize import Colorizer
 
         model_name = model_name or Path(colorizer_or_model).name
-        colorizer = Colorizer.load(colorizer_or_model)
+        # Each photo the page shows takes two entries (its preview and its full size).
+        colorizer = Colorizer.load(colorizer_or_model, cache_size=32)
     else:
         colorizer = colorizer_or_model
         model_name = model_name or str(colorizer.info.get("model", {}).get("name", "custom"))

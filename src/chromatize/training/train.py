@@ -28,6 +28,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -249,6 +250,15 @@ class Trainer:
         for opt in self.optimizers:
             opt.step()
         return {"loss": loss.item()}
+
+    def train_steps(self) -> Iterator[dict[str, float]]:
+        """Training steps on the training stream as :meth:`fit` runs them (in the
+        recipe's first phase), without the schedule, logs or checkpoints: for measuring
+        speed. Yields each step's losses."""
+        self._set_frozen(self.cfg.model.freeze_encoder_steps > 0)
+        self._train_mode()
+        for l, ab in self._loader():
+            yield self._step(l.to(self.device), ab.to(self.device))
 
     def _loader(self) -> torch.utils.data.DataLoader:
         t = self.cfg.train
