@@ -60,8 +60,14 @@ def client(url: str, data: bytes, size: tuple[int, int], until: float, seed: int
     rng = np.random.default_rng(seed)
     w, h = size
     with httpx.Client(base_url=url, timeout=120) as http:
-        pid = None if contract else http.post(
-            "/api/photos", files={"image": ("p.jpg", data, "image/jpeg")}).json()["id"]
+        pid = None
+        if not contract:
+            try:
+                pid = http.post("/api/photos",
+                                files={"image": ("p.jpg", data, "image/jpeg")}).json()["id"]
+            except (httpx.HTTPError, KeyError, ValueError) as e:
+                errors.append(f"upload: {e!r}")
+                return
         i = 0
         while time.monotonic() < until:
             i += 1
