@@ -203,7 +203,9 @@ class BatchOptions:
     ``recolor``. ``size`` is the working resolution (long side) and ``max_pixels`` the
     largest photo read. ``samples=K`` writes K plausible colorings per photo (see
     :func:`sample_outputs`), reproducible with ``seed``; ``marks`` (see
-    :mod:`chromatize.inference.hints`) are colour hints for a single photo.
+    :mod:`chromatize.inference.hints`) are colour marks for a single photo: hint models
+    take them as input, other models' colours are corrected by them
+    (:meth:`Colorizer.colorize`).
     """
 
     out_dir: Path | None = None
@@ -232,7 +234,7 @@ def colorize_files(inputs: Sequence[str | os.PathLike[str]], colorizer: Colorize
     :class:`~chromatize.errors.UsageError` for options the model or the inputs do not
     allow, before any photo is read.
     """
-    colorizer.check(samples=options.samples, hints=options.marks is not None, size=options.size)
+    colorizer.check(samples=options.samples, size=options.size)
     if options.seed is not None and options.samples is None:
         raise UsageError("a seed only applies to samples")
     jobs, failed = plan_jobs(inputs, options.out_dir, options.fmt)
