@@ -251,13 +251,20 @@ class Colorizer:
     @classmethod
     def load(cls, path_or_name: str | os.PathLike[str] | None = None, device: str = "auto",
              working_size: int | None = None, boost: float | None = None) -> Colorizer:
-        """Load a checkpoint path, or a model shipped in the package by name
+        """Load a checkpoint path, an exported ``.onnx`` graph (run with ONNX Runtime,
+        see :mod:`chromatize.inference.onnx`), or a model shipped in the package by name
         (None or ``"default"`` = the default model). Raises ``CheckpointError``.
 
         ``boost`` (classification models) sets how strongly rare, saturated colours are
         favoured when decoding (see :class:`~chromatize.models.heads.ClassificationHead`):
         0 gives the most likely, muted colours; about 0.5-1 vivid ones."""
-        model, info = load_checkpoint(resolve_model(path_or_name))
+        path = resolve_model(path_or_name)
+        if path.suffix.lower() == ".onnx":  # an exported graph, run by ONNX Runtime
+            from chromatize.inference.onnx import load_onnx
+
+            model, info = load_onnx(path)
+        else:
+            model, info = load_checkpoint(path)
         return cls(model, info, device=device, working_size=working_size, boost=boost)
 
     @property

@@ -1,0 +1,32 @@
+"""Optional dependencies (pyproject extras), imported on demand with a one-line hint.
+
+The scale-out paths (ONNX Runtime, Ray) are extras, so ``import chromatize`` and the
+PyTorch path never need them; a command that does names exactly what to install.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from types import ModuleType
+
+SCALE_HINT = "pip install 'chromatize[scale]'"
+
+
+class MissingExtraError(ValueError):
+    """An optional dependency is not installed. (A ValueError until the package-wide
+    ``ChromatizeError`` base lands; the CLI prints it as one line.)"""
+
+
+def require(module: str, purpose: str) -> ModuleType:
+    """Import ``module`` or raise :class:`MissingExtraError` saying what to install."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise MissingExtraError(f"{purpose} needs {module.split('.')[0]}, which is not "
+                                f"installed: {SCALE_HINT}") from None
+
+
+def available(*modules: str) -> bool:
+    """Whether all ``modules`` can be imported (without importing them twice over)."""
+    return all(importlib.util.find_spec(m) is not None for m in modules)

@@ -1,0 +1,1 @@
+"""Running trained models: alternative runtimes behind the model contract."""
