@@ -16,6 +16,7 @@ inputs and output, and the head's bins, prior, class weights, temperature and bo
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -27,8 +28,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from chromatize.checkpoint import CheckpointError, atomic_write_bytes, load_checkpoint
-from chromatize.extras import require
+from chromatize import __version__
+from chromatize.checkpoint import (
+    CheckpointError,
+    atomic_write_bytes,
+    load_checkpoint,
+    resolve_paths,
+)
+from chromatize.extras import available, require
 from chromatize.models import ColorizationModel
 from chromatize.models.heads import ClassificationHead
 
@@ -37,6 +44,7 @@ FORMAT = "chromatize-onnx"
 FORMAT_VERSION = 1
 OPSET = 17
 HINT_INPUTS = ("hint_ab", "hint_mask")
+BACKENDS = ("auto", "torch", "onnx")
 
 
 class _Graph(nn.Module):
@@ -241,3 +249,53 @@ def load_onnx(path: str | os.PathLike[str], threads: int | None = None,
         raise CheckpointError(f"{path}: ONNX file not found")
     model = OnnxModel(path, threads=threads)
     return model, model.info
+
+
+def cache_dir() -> Path:
+    """Where exported graphs of checkpoints are kept: ``$CHROMATIZE_CACHE``, else
+    ``$XDG_CACHE_HOME/chromatize/onnx``, else ``~/.cache/chromatize/onnx``."""
+    if os.environ.get("CHROMATIZE_CACHE"):
+        return Path(os.environ["CHROMATIZE_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "chromatize" / "onnx"
+
+
+def cached_graph(checkpoint: str | os.PathLike[str], model: ColorizationModel,
+                 info: dict[str, Any]) -> bytes:
+    """The checkpoint's exported graph, from the cache when an export of the same weights,
+    metadata, package and torch version is there, else exported and cached (exporting
+    takes seconds; reading the cache a few milliseconds). An unwritable cache only costs
+    the export each time."""
+    digest = hashlib.sha256(f"{__version__} {torch.__version__} {OPSET}".encode())
+    for p in resolve_paths(checkpoint):
+        digest.update(p.read_bytes())
+    path = cache_dir() / f"{digest.hexdigest()[:32]}.onnx"
+    if path.is_file():
+        return path.read_bytes()
+    data = export_graph(model, info)
+    try:
+        atomic_write_bytes(path, data)
+    except OSError:
+        pass  # a read-only home: the graph still serves this process
+    return data
+
+
+def select_backend(model: ColorizationModel, info: dict[str, Any],
+                   checkpoint: str | os.PathLike[str], backend: str, device: torch.device,
+                   ) -> ColorizationModel | OnnxModel:
+    """The runtime a loaded checkpoint runs in. ``torch``: the model itself. ``onnx``: its
+    exported graph in ONNX Runtime (the ``scale`` extra). ``auto``: ONNX Runtime when it
+    is installed and the model runs on the CPU (faster there, see
+    ``benchmarks/latency.py``), else PyTorch; a model that cannot be exported also
+    stays in PyTorch."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if backend == "torch" or (backend == "auto" and (
+            device.type != "cpu" or not available("onnxruntime", "onnx"))):
+        return model
+    try:
+        return OnnxModel(cached_graph(checkpoint, model, info)).to(device)
+    except Exception:  # noqa: BLE001 - "auto" falls back to the model that was loaded
+        if backend == "onnx":
+            raise
+        return model
