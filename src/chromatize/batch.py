@@ -208,15 +208,7 @@ def colorize_files(inputs: Sequence[str | os.PathLike[str]], colorizer: Colorize
     for models that take hints. Raises ``ValueError`` for options the model or the inputs
     do not allow.
     """
-    if samples is not None and not colorizer.can_sample:
-        raise ValueError("this model gives a single coloring (regression head); --samples "
-                         "needs a classification model")
-    if seed is not None and samples is None:
-        raise ValueError("a seed only applies to samples")
-    if marks is not None and not colorizer.takes_hints:
-        raise ValueError("this model takes no colour hints; use a model trained with hints "
-                         "(configs/ablation/hints.yaml) "
-                         "or `chromatize scribble` (Levin et al. 2004, no network)")
+    check_options(colorizer, samples, seed, marks)
     out = Path(out_dir) if out_dir is not None else None
     jobs, failed = plan_jobs(inputs, out, fmt)
     if marks is not None and len(jobs) + len(failed) != 1:
@@ -238,14 +230,46 @@ def colorize_files(inputs: Sequence[str | os.PathLike[str]], colorizer: Colorize
             summary.failed.extend((job.source, reason) for job in jobs)
             report()
             return summary
+    colorize_jobs(jobs, colorizer, summary, overwrite=overwrite, recolor=recolor, size=size,
+                  max_pixels=max_pixels, samples=samples, seed=seed, marks=marks,
+                  report=report)
+    return summary
 
-    def outputs(job: Job) -> list[Path]:
-        return [job.output] if samples is None else sample_outputs(job.output, samples)
 
-    def readable() -> Iterator[tuple[Job, Photo]]:
+def check_options(colorizer: Colorizer, samples: int | None, seed: int | None,
+                  marks: Marks | None) -> None:
+    """Raise ``ValueError`` for options the model does not allow."""
+    if samples is not None and not colorizer.can_sample:
+        raise ValueError("this model gives a single coloring (regression head); --samples "
+                         "needs a classification model")
+    if seed is not None and samples is None:
+        raise ValueError("a seed only applies to samples")
+    if marks is not None and not colorizer.takes_hints:
+        raise ValueError("this model takes no colour hints; use a model trained with hints "
+                         "(configs/ablation/hints.yaml) "
+                         "or `chromatize scribble` (Levin et al. 2004, no network)")
+
+
+def job_outputs(job: Job, samples: int | None) -> list[Path]:
+    """The files one job writes: its output, or its samples' (:func:`sample_outputs`)."""
+    return [job.output] if samples is None else sample_outputs(job.output, samples)
+
+
+def colorize_jobs(jobs: Sequence[Job], colorizer: Colorizer, summary: BatchSummary, *,
+                  overwrite: bool = False, recolor: bool = False, size: int | None = None,
+                  max_pixels: int = MAX_PIXELS, samples: int | None = None,
+                  seed: int | None = None, marks: Marks | None = None,
+                  report: Callable[[], None] = lambda: None) -> None:
+    """Run planned jobs, recording each photo's outcome in ``summary``: skip those whose
+    outputs exist (unless ``overwrite``) or that are in colour (unless ``recolor``),
+    read the others, colorize them in groups and write the results atomically.
+    ``report()`` is called after each photo. Every engine (local, Ray) runs its photos
+    through this function, so their rules and outputs are the same."""
+
+    def readable(chunk: Sequence[Job]) -> Iterator[tuple[Job, Photo]]:
         """The photos to colorize; the others go to the summary as they are met."""
-        for job in jobs:
-            if all(p.exists() for p in outputs(job)) and not overwrite:
+        for job in chunk:
+            if all(p.exists() for p in job_outputs(job, samples)) and not overwrite:
                 summary.skipped.append((job.source, SKIP_EXISTS))
             else:
                 try:
@@ -261,18 +285,21 @@ def colorize_files(inputs: Sequence[str | os.PathLike[str]], colorizer: Colorize
 
     # Samples and marks are per photo: no batches to share.
     most = 1 if samples is not None or marks is not None else GROUP_PHOTOS
-    for group in _groups(readable(), most):
+    # Groups never straddle chunks of GROUP_PHOTOS planned jobs: a photo's companions in
+    # a forward pass (which can move float rounding, and so an 8-bit level) are then the
+    # same whichever engine runs its chunk.
+    for group in (g for start in range(0, len(jobs), GROUP_PHOTOS)
+                  for g in _groups(readable(jobs[start:start + GROUP_PHOTOS]), most)):
         results = _colorize_group(colorizer, group, size, samples, seed, marks)
         for (job, photo), result in zip(group, results):
             if isinstance(result, str):
                 summary.failed.append((job.source, result))
             else:
-                for image, path in zip(result, outputs(job)):
+                for image, path in zip(result, job_outputs(job, samples)):
                     # Of an interrupted photo's samples, only the missing ones are written.
                     if overwrite or not path.exists():
                         _write(summary, job.source, path, photo, image, overwrite)
             report()
-    return summary
 
 
 def _reason(error: Exception, path: Path) -> str:

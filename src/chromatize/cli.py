@@ -223,6 +223,33 @@ def ab_prior(
     console.print(f"wrote {output}: {summary['count']} photos "
                   f"({summary['skipped_gray']} gray, {summary['skipped_unreadable']} unreadable skipped)")
 
+class Engine(str, Enum):
+    local = "local"
+    ray = "ray"
+
+
+class Backend(str, Enum):
+    auto = "auto"
+    torch = "torch"
+    onnx = "onnx"
+
+
+@app.command()
+def export(
+    model: str = typer.Argument(..., help="Checkpoint path or shipped model name."),
+    output: Path = typer.Option(..., "-o", "--output", help="ONNX file to write (.onnx)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing file."),
+) -> None:
+    """Export a model's network to ONNX, for `colorize --model FILE.onnx` (ONNX Runtime)."""
+    from chromatize.inference.onnx import export_model
+
+    try:
+        path = export_model(model, output, overwrite=overwrite)
+    except ValueError as e:  # CheckpointError, or a missing extra (MissingExtraError)
+        fail(str(e))
+    console.print(f"wrote {path}")
+
+
 class OutputFormat(str, Enum):
     png = "png"
     jpg = "jpg"
@@ -287,16 +314,45 @@ def colorize(
                                       "(models trained as effnet_lite0_hints)."),
     boost: float | None = typer.Option(None, "--boost", min=0.0, help="Classification models: "
                                        "favour rare, saturated colours (0 muted, ~0.5-1 vivid)."),
+    backend: Backend = typer.Option(Backend.auto, "--backend", help="Run a checkpoint in "
+                                    "torch or onnx (ONNX Runtime); auto: onnx on the CPU when "
+                                    "installed."),
+    engine: Engine = typer.Option(Engine.local, "--engine", help="local: this process; ray: "
+                                  "a Ray Data pipeline over a pool of workers."),
+    address: str | None = typer.Option(None, "--address", help="--engine ray: the cluster "
+                                       "(auto, or HOST:PORT); default: a local Ray instance."),
+    workers: int | None = typer.Option(None, "--workers", min=1, help="--engine ray: number "
+                                       "of workers (default: one per CPU of the cluster)."),
 ) -> None:
     """Colorize black-and-white photos. Exit code 0 only if no photo failed."""
     from chromatize.checkpoint import CheckpointError
     from chromatize.pipeline import Colorizer
 
+    columns = (*Progress.get_default_columns(), MofNCompleteColumn(), _RateColumn())
+    if engine is Engine.ray:
+        if marks is not None:
+            fail("--marks colour a single photo; use --engine local")
+        from chromatize.batch_ray import colorize_files_ray
+
+        with Progress(*columns, console=err_console, disable=quiet, transient=True) as bar:
+            task = bar.add_task("colorizing", total=None)
+            try:
+                summary = colorize_files_ray(
+                    inputs, model, out_dir=out_dir, fmt=fmt.value if fmt else None,
+                    overwrite=overwrite, recolor=recolor, size=size, max_pixels=max_pixels,
+                    samples=samples, seed=seed, device=device, boost=boost,
+                    backend=backend.value, address=address, workers=workers,
+                    progress=lambda done, total: bar.update(task, completed=done, total=total))
+            except ValueError as e:  # the model, options, a missing extra, the cluster
+                fail(str(e))
+        _finish_batch(summary, inputs, quiet)
+        return
+    if address is not None or workers is not None:
+        fail("--address and --workers apply to --engine ray")
     try:
-        colorizer = Colorizer.load(model, device=device, boost=boost)
+        colorizer = Colorizer.load(model, device=device, boost=boost, backend=backend.value)
     except (CheckpointError, ValueError) as e:
         fail(f"cannot load model: {e}")
-    columns = (*Progress.get_default_columns(), MofNCompleteColumn(), _RateColumn())
     with Progress(*columns, console=err_console, disable=quiet, transient=True) as bar:
         task = bar.add_task("colorizing", total=None)
         try:
@@ -308,6 +364,11 @@ def colorize(
                                                             total=total))
         except ValueError as e:  # options the model or the inputs do not allow
             fail(str(e))
+    _finish_batch(summary, inputs, quiet)
+
+
+def _finish_batch(summary: BatchSummary, inputs: list[str], quiet: bool) -> None:
+    """Report a batch; exit 1 if any photo failed."""
     if summary.total == 0:
         fail("no photos found in " + " ".join(inputs))
     _print_summary(summary, quiet)

@@ -7,7 +7,6 @@ PyTorch path never need them; a command that does names exactly what to install.
 from __future__ import annotations
 
 import importlib
-import importlib.util
 from types import ModuleType
 
 SCALE_HINT = "pip install 'chromatize[scale]'"
@@ -28,5 +27,10 @@ def require(module: str, purpose: str) -> ModuleType:
 
 
 def available(*modules: str) -> bool:
-    """Whether all ``modules`` can be imported (without importing them twice over)."""
-    return all(importlib.util.find_spec(m) is not None for m in modules)
+    """Whether all ``modules`` can be imported (importing them)."""
+    try:
+        for m in modules:
+            importlib.import_module(m)
+    except ImportError:
+        return False
+    return True
