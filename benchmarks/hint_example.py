@@ -16,9 +16,9 @@ import numpy as np
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
-from chromatize import metrics
-from chromatize.evaluate import gray_input, load_truth
-from chromatize.hints import paint_hints, sample_hints
+from chromatize.evaluation import metrics
+from chromatize.evaluation.evaluate import gray_input, load_truth
+from chromatize.evaluation.hint_sweep import paint_hints, sample_hints
 from hint_sweep import gray, hint_net, levin
 
 LABEL_ROWS = 22

@@ -26,9 +26,9 @@ import numpy as np
 import torch
 
 from chromatize.classical import levin_colorize
-from chromatize.evaluate import gray_input, list_images, select_photos
-from chromatize.hints import SWEEP_NS, HintMethod, hint_sweep, paint_hints
-from chromatize.pipeline import Colorizer
+from chromatize.evaluation.evaluate import gray_input, list_images, select_photos
+from chromatize.evaluation.hint_sweep import SWEEP_NS, HintMethod, hint_sweep, paint_hints
+from chromatize import Colorizer
 
 #: Zhang et al. 2017, PSNR of their hint network on ImageNet (as quoted in the evaluation
 #: issue); a different dataset, shown for orientation only.

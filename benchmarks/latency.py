@@ -3,9 +3,10 @@
 The model is loaded once per backend (``--backends torch,onnx``: PyTorch and ONNX
 Runtime on the same graph, same thread count); each size gets one warm-up call per
 backend, then ``--repeats`` rounds that time each backend once in turn (so a change in
-the machine's load hits both alike), of which the median is printed. The working resolution is the model's, but never
-above the photo's own long side (the seed's rule: "long side at most N px"). Peak RSS is the process's high-water mark so far
-(it only grows), so the row of the largest photo shows what colorizing it costs.
+the machine's load hits both alike), of which the median is printed. The working
+resolution is the model's, but never above the photo's own long side (the seed's rule:
+"long side at most N px"). Peak RSS is the process's high-water mark so far (it only
+grows), so the row of the largest photo shows what colorizing it costs.
 
     python benchmarks/latency.py --model CHECKPOINT
     python benchmarks/latency.py --model default --backends torch,onnx --threads 2
@@ -27,9 +28,9 @@ import numpy as np
 import torch
 from PIL import Image
 
+from chromatize import Colorizer
 from chromatize.checkpoint import DEFAULT_WORKING_SIZE
 from chromatize.models import create_model
-from chromatize.pipeline import Colorizer
 
 SIZES = [(640, 480), (1920, 1080), (4000, 3000)]
 # Working resolution (long side) of an architecture when no checkpoint says otherwise:

@@ -28,8 +28,9 @@ from PIL import Image
 
 from chromatize import color
 from chromatize.classical import levin
-from chromatize.classical.common import area_resize
-from chromatize.pipeline import luminance
+from chromatize.inference.hints import pool_hints
+from chromatize.inference.upsample import area_resize
+from chromatize.color import luminance
 
 DEFAULT_PHOTO = Path(__file__).resolve().parents[2] / "shared/data/photos/val/bsds500_train_100098.jpg"
 
@@ -55,7 +56,7 @@ def solve_quality(l: np.ndarray, hint_ab: np.ndarray, mask: np.ndarray,
     scale = min(1.0, np.sqrt(levin.MAX_PIXELS / (h * w)))
     shape = (round(h * scale), round(w * scale))
     l_s = area_resize(l, shape) if scale < 1 else l
-    ab_s, mask_s = levin.shrink_hints(hint_ab, mask, shape) if scale < 1 else (hint_ab, mask)
+    ab_s, mask_s = pool_hints(hint_ab, mask, shape) if scale < 1 else (hint_ab, mask)
     x = levin.solve_levin(l_s, ab_s, mask_s).reshape(-1, 2).astype(np.float64)
     a_mat, b = levin.affinity_system(l_s, ab_s, mask_s)
     residual = float(np.linalg.norm(a_mat @ x - b) / np.linalg.norm(b))

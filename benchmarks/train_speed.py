@@ -19,9 +19,9 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from chromatize.config import load_config
-from chromatize.data import train_loader
-from chromatize.train import Trainer
+from chromatize.training.config import load_config
+from chromatize.training.data import train_loader
+from chromatize.training.train import Trainer
 
 # label -> (config, overrides)
 RECIPES = {"unet_thesis (thesis_l1)": ("configs/thesis_l1.yaml", []),
@@ -48,13 +48,7 @@ def measure(config: Path, overrides: list[str], steps: int, warmup: int, run_dir
     loader = train_loader(trainer.train_data, cfg.data, bs, cfg.train.seed)
     load_speed = images_per_s(iter(loader), steps * 4, warmup, bs)
 
-    def train_steps():
-        trainer._set_frozen(cfg.model.freeze_encoder_steps > 0)  # the recipe's first phase
-        trainer._train_mode()
-        for l, ab in train_loader(trainer.train_data, cfg.data, bs, cfg.train.seed):
-            yield trainer._step(l.to(trainer.device), ab.to(trainer.device))
-
-    return load_speed, images_per_s(train_steps(), steps, warmup, bs)
+    return load_speed, images_per_s(trainer.train_steps(), steps, warmup, bs)
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ import json
 import sys
 from pathlib import Path
 
-from chromatize.metrics import SUMMARY_METRICS
+from chromatize.evaluation.metrics import SUMMARY_METRICS
 
 COLUMNS = ["psnr", "ab_rmse", "ciede2000", "colorfulness_ratio", "hist_intersection",
            "inconsistency", "bleeding", "edge_pollution"]

@@ -14,9 +14,9 @@ import argparse
 import numpy as np
 from PIL import Image, ImageDraw
 
-from chromatize.evaluate import gray_input
-from chromatize.metrics import to_lab
-from chromatize.pipeline import Colorizer
+from chromatize.evaluation.evaluate import gray_input
+from chromatize.evaluation.metrics import to_lab
+from chromatize import Colorizer
 
 LABEL_H = 18
 

@@ -10,9 +10,9 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from chromatize import batch, color
-from chromatize.batch import colorize_files
+from chromatize.batch import BatchOptions, colorize_files
 from chromatize.cli import app
-from chromatize.pipeline import Colorizer
+from chromatize.inference.pipeline import Colorizer
 from conftest import gray_photo, make_color_photo, save_tiny_model, write_huge_png
 
 runner = CliRunner()
@@ -174,7 +174,7 @@ def test_same_size_photos_share_a_batch_and_a_bad_one_does_not_sink_it(
     bad.putpixel((0, 0), 0)
     bad.save(tmp_path / "p1.png")
     progress: list[tuple[int, int]] = []
-    summary = colorize_files([tmp_path], colorizer, out_dir=tmp_path / "out",
+    summary = colorize_files([tmp_path], colorizer, BatchOptions(out_dir=tmp_path / "out"),
                              progress=lambda *a: progress.append(a))
     # Group [p0, p1, p2] fails as a batch and is redone photo by photo; [p3, p4] is one batch.
     assert calls == [3, 1, 1, 1, 2]
@@ -189,7 +189,7 @@ def test_two_photos_for_one_output_is_a_failure(tmp_path, tiny_checkpoint):
     gray_photo().save(tmp_path / "x.png")
     summary = colorize_files([tmp_path / "x.jpg", tmp_path / "x.png"],
                              Colorizer.load(tiny_checkpoint, device="cpu"),
-                             out_dir=tmp_path / "out", fmt="png")
+                             BatchOptions(out_dir=tmp_path / "out", fmt="png"))
     assert [p.name for p in summary.done] == ["x.png"]
     assert "same output" in summary.failed[0][1]
 

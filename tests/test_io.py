@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms
 
-from chromatize.io import PhotoError, is_color, read_photo, write_photo
+from chromatize.color import is_color
+from chromatize.io import PhotoError, read_photo, write_photo
 from conftest import gray_photo, make_color_photo, write_huge_png
 
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from chromatize.pipeline import Colorizer
+    from chromatize.inference.pipeline import Colorizer
 
 __all__ = ["Colorizer", "__version__"]
 
@@ -23,7 +23,7 @@ __all__ = ["Colorizer", "__version__"]
 def __getattr__(name: str) -> Any:
     # Keep `import chromatize` (and the CLI's --help) free of the torch import cost.
     if name == "Colorizer":
-        from chromatize.pipeline import Colorizer
+        from chromatize.inference.pipeline import Colorizer
 
         return Colorizer
     raise AttributeError(f"module 'chromatize' has no attribute {name!r}")

@@ -17,20 +17,23 @@ from pathlib import Path
 
 from PIL import Image
 
+from chromatize.color import is_color
+from chromatize.errors import UsageError
 from chromatize.io import (
     IMAGE_SUFFIXES,
     MAX_PIXELS,
     SUFFIX_FORMATS,
+    OUTPUT_EXISTS,
     WRITABLE,
     Photo,
     PhotoError,
-    is_color,
     list_photos,
+    output_taken,
     read_photo,
     write_photo,
 )
-from chromatize.marks import Marks, MarksError, load_marks
-from chromatize.pipeline import Colorizer
+from chromatize.inference.hints import Marks, MarksError, load_marks
+from chromatize.inference.pipeline import Colorizer
 
 #: Photos are sent to the model in groups of at most this many photos and pixels, so
 #: same-size photos share a forward pass while memory stays bounded.
@@ -41,7 +44,7 @@ SUFFIX_BESIDE = "_colorized"
 #: samples, ``_colorized_<i>``.
 _BESIDE_STEM = re.compile(re.escape(SUFFIX_BESIDE) + r"(_\d+)?$")
 
-SKIP_EXISTS = "output exists (pass --overwrite to replace it)"
+SKIP_EXISTS = OUTPUT_EXISTS
 SKIP_COLOR = "already in colour (pass --recolor to colorize its luminance)"
 
 Progress = Callable[[int, int], None]
@@ -146,7 +149,7 @@ def plan_jobs(inputs: Sequence[str | os.PathLike[str]], out_dir: Path | None = N
     input's format)."""
     suffix = "." + fmt.lower() if fmt else None
     if suffix is not None and suffix not in SUFFIX_FORMATS:
-        raise ValueError(f"output format must be one of png, jpg, webp, tif; got {fmt!r}")
+        raise UsageError(f"output format must be one of png, jpg, webp, tif; got {fmt!r}")
     out_abs = out_dir.resolve() if out_dir is not None else None
 
     def own_output(p: Path, root: Path | None) -> bool:
@@ -187,119 +190,147 @@ def _groups(items: Iterator[tuple[Job, Photo]], most: int,
         yield group
 
 
-def colorize_files(inputs: Sequence[str | os.PathLike[str]], colorizer: Colorizer,
-                   out_dir: str | os.PathLike[str] | None = None, fmt: str | None = None,
-                   overwrite: bool = False, recolor: bool = False, size: int | None = None,
-                   max_pixels: int = MAX_PIXELS, progress: Progress | None = None,
-                   samples: int | None = None, seed: int | None = None,
-                   marks: Marks | None = None) -> BatchSummary:
-    """Colorize every photo in ``inputs`` (files, folders, glob patterns).
+@dataclass(frozen=True)
+class BatchOptions:
+    """What to do with the photos of a batch (the options of ``chromatize colorize``).
 
     Results go to ``out_dir`` (or beside the inputs, see :func:`output_path`) in format
-    ``fmt`` (default: the input's), with the input's alpha, ICC profile and EXIF where
-    the format allows. Existing outputs are skipped unless ``overwrite``; photos already
-    in colour are skipped unless ``recolor``. ``size`` is the working resolution (long
-    side) and ``max_pixels`` the largest photo read. ``progress(finished, total)`` is
-    called once before the first photo and after each one.
-
-    ``samples=K`` writes K plausible colorings per photo (see :func:`sample_outputs`;
-    classification models only), reproducible with ``seed``; a photo is skipped when all
-    K exist. ``marks`` (see :mod:`chromatize.marks`) are colour hints for a single photo,
-    for models that take hints. Raises ``ValueError`` for options the model or the inputs
-    do not allow.
+    ``fmt`` (``png``, ``jpg``, ``webp``, ``tif``; default: the input's). Existing outputs
+    are skipped unless ``overwrite``; photos already in colour are skipped unless
+    ``recolor``. ``size`` is the working resolution (long side) and ``max_pixels`` the
+    largest photo read. ``samples=K`` writes K plausible colorings per photo (see
+    :func:`sample_outputs`), reproducible with ``seed``; ``marks`` (see
+    :mod:`chromatize.inference.hints`) are colour hints for a single photo.
     """
-    check_options(colorizer, samples, seed, marks)
-    out = Path(out_dir) if out_dir is not None else None
-    jobs, failed = plan_jobs(inputs, out, fmt)
-    if marks is not None and len(jobs) + len(failed) != 1:
-        raise ValueError(f"marks belong to one photo, but the inputs hold "
+
+    out_dir: Path | None = None
+    fmt: str | None = None
+    overwrite: bool = False
+    recolor: bool = False
+    size: int | None = None
+    max_pixels: int = MAX_PIXELS
+    samples: int | None = None
+    seed: int | None = None
+    marks: Marks | None = None
+
+    def outputs(self, job: Job) -> list[Path]:
+        """The files one job writes: its output, or one per sample."""
+        return [job.output] if self.samples is None else sample_outputs(job.output, self.samples)
+
+
+def colorize_files(inputs: Sequence[str | os.PathLike[str]], colorizer: Colorizer,
+                   options: BatchOptions = BatchOptions(), progress: Progress | None = None,
+                   ) -> BatchSummary:
+    """Colorize every photo in ``inputs`` (files, folders, glob patterns) as ``options``
+    say, with the input's alpha, ICC profile and EXIF where the format allows.
+
+    ``progress(finished, total)`` is called once before the first photo and after each
+    one. A photo is skipped when all its outputs exist. Raises
+    :class:`~chromatize.errors.UsageError` for options the model or the inputs do not
+    allow, before any photo is read.
+    """
+    check_options(colorizer, options)
+    jobs, failed = plan_jobs(inputs, options.out_dir, options.fmt)
+    if options.marks is not None and len(jobs) + len(failed) != 1:
+        raise UsageError(f"marks belong to one photo, but the inputs hold "
                          f"{len(jobs) + len(failed)}")
-    summary = BatchSummary(failed=failed)
-    total = len(jobs) + len(failed)
-
-    def report() -> None:
-        if progress is not None:
-            progress(summary.total, total)
-
-    report()
-    if out is not None:
+    run = _Run(colorizer, options, BatchSummary(failed=failed), len(jobs) + len(failed),
+               progress)
+    run.report()
+    if options.out_dir is not None:
         try:
-            out.mkdir(parents=True, exist_ok=True)
+            options.out_dir.mkdir(parents=True, exist_ok=True)
         except OSError as e:
-            reason = f"cannot create output folder {out} ({e.strerror or e})"
-            summary.failed.extend((job.source, reason) for job in jobs)
-            report()
-            return summary
-    colorize_jobs(jobs, colorizer, summary, overwrite=overwrite, recolor=recolor, size=size,
-                  max_pixels=max_pixels, samples=samples, seed=seed, marks=marks,
-                  report=report)
-    return summary
+            reason = f"cannot create output folder {options.out_dir} ({e.strerror or e})"
+            run.summary.failed.extend((job.source, reason) for job in jobs)
+            run.report()
+            return run.summary
+    run.colorize(jobs)
+    return run.summary
 
 
-def check_options(colorizer: Colorizer, samples: int | None, seed: int | None,
-                  marks: Marks | None) -> None:
-    """Raise ``ValueError`` for options the model does not allow."""
-    if samples is not None and not colorizer.can_sample:
-        raise ValueError("this model gives a single coloring (regression head); --samples "
-                         "needs a classification model")
-    if seed is not None and samples is None:
-        raise ValueError("a seed only applies to samples")
-    if marks is not None and not colorizer.takes_hints:
-        raise ValueError("this model takes no colour hints; use a model trained with hints "
-                         "(configs/ablation/hints.yaml) "
-                         "or `chromatize scribble` (Levin et al. 2004, no network)")
+def check_options(colorizer: Colorizer, options: BatchOptions) -> None:
+    """Raise :class:`~chromatize.errors.UsageError` for options the model does not allow."""
+    colorizer.check(samples=options.samples, hints=options.marks is not None)
+    if options.seed is not None and options.samples is None:
+        raise UsageError("a seed only applies to samples")
 
 
-def job_outputs(job: Job, samples: int | None) -> list[Path]:
-    """The files one job writes: its output, or its samples' (:func:`sample_outputs`)."""
-    return [job.output] if samples is None else sample_outputs(job.output, samples)
+def colorize_jobs(jobs: Sequence[Job], colorizer: Colorizer, options: BatchOptions,
+                  summary: BatchSummary) -> None:
+    """Run planned jobs (skip, read, colorize, write atomically), recording each photo's
+    outcome in ``summary``: what :func:`colorize_files` does after planning, and what
+    every other engine (``chromatize.batch_ray``) runs its photos through, so that the
+    rules and the outputs are the same."""
+    _Run(colorizer, options, summary, len(jobs), None).colorize(jobs)
 
 
-def colorize_jobs(jobs: Sequence[Job], colorizer: Colorizer, summary: BatchSummary, *,
-                  overwrite: bool = False, recolor: bool = False, size: int | None = None,
-                  max_pixels: int = MAX_PIXELS, samples: int | None = None,
-                  seed: int | None = None, marks: Marks | None = None,
-                  report: Callable[[], None] = lambda: None) -> None:
-    """Run planned jobs, recording each photo's outcome in ``summary``: skip those whose
-    outputs exist (unless ``overwrite``) or that are in colour (unless ``recolor``),
-    read the others, colorize them in groups and write the results atomically.
-    ``report()`` is called after each photo. Every engine (local, Ray) runs its photos
-    through this function, so their rules and outputs are the same."""
+@dataclass
+class _Run:
+    """One batch under way: what is done so far, and the progress reported."""
 
-    def readable(chunk: Sequence[Job]) -> Iterator[tuple[Job, Photo]]:
+    colorizer: Colorizer
+    options: BatchOptions
+    summary: BatchSummary
+    total: int
+    progress: Progress | None
+
+    def report(self) -> None:
+        if self.progress is not None:
+            self.progress(self.summary.total, self.total)
+
+    def colorize(self, jobs: Sequence[Job]) -> None:
+        """Skip, read, colorize and write the planned ``jobs``."""
+        opts = self.options
+        # Samples and marks are per photo: no batches to share.
+        most = 1 if opts.samples is not None or opts.marks is not None else GROUP_PHOTOS
+        # Groups never straddle chunks of GROUP_PHOTOS planned jobs: a photo's companions
+        # in a forward pass (which can move float rounding, and so an 8-bit level) are
+        # then the same whichever engine runs its chunk.
+        for start in range(0, len(jobs), GROUP_PHOTOS):
+            for group in _groups(self.readable(jobs[start:start + GROUP_PHOTOS]), most):
+                self.finish(group, _colorize_group(self.colorizer, group, opts))
+
+    def readable(self, jobs: Sequence[Job]) -> Iterator[tuple[Job, Photo]]:
         """The photos to colorize; the others go to the summary as they are met."""
-        for job in chunk:
-            if all(p.exists() for p in job_outputs(job, samples)) and not overwrite:
-                summary.skipped.append((job.source, SKIP_EXISTS))
+        opts = self.options
+        for job in jobs:
+            if all(output_taken(p, opts.overwrite) for p in opts.outputs(job)):
+                self.summary.skipped.append((job.source, SKIP_EXISTS))
             else:
                 try:
-                    photo = read_photo(job.source, max_pixels=max_pixels)
+                    photo = read_photo(job.source, max_pixels=opts.max_pixels)
                 except PhotoError as e:
-                    summary.failed.append((job.source, _reason(e, job.source)))
+                    self.summary.failed.append((job.source, _reason(e, job.source)))
                 else:
-                    if recolor or not is_color(photo.image):
+                    if opts.recolor or not is_color(photo.image):
                         yield job, photo
                         continue
-                    summary.skipped.append((job.source, SKIP_COLOR))
-            report()
+                    self.summary.skipped.append((job.source, SKIP_COLOR))
+            self.report()
 
-    # Samples and marks are per photo: no batches to share.
-    most = 1 if samples is not None or marks is not None else GROUP_PHOTOS
-    # Groups never straddle chunks of GROUP_PHOTOS planned jobs: a photo's companions in
-    # a forward pass (which can move float rounding, and so an 8-bit level) are then the
-    # same whichever engine runs its chunk.
-    for group in (g for start in range(0, len(jobs), GROUP_PHOTOS)
-                  for g in _groups(readable(jobs[start:start + GROUP_PHOTOS]), most)):
-        results = _colorize_group(colorizer, group, size, samples, seed, marks)
+    def finish(self, group: list[tuple[Job, Photo]],
+               results: list[list[Image.Image] | str]) -> None:
+        """Write each photo's results (or record why it failed)."""
         for (job, photo), result in zip(group, results):
             if isinstance(result, str):
-                summary.failed.append((job.source, result))
+                self.summary.failed.append((job.source, result))
             else:
-                for image, path in zip(result, job_outputs(job, samples)):
+                for image, path in zip(result, self.options.outputs(job)):
                     # Of an interrupted photo's samples, only the missing ones are written.
-                    if overwrite or not path.exists():
-                        _write(summary, job.source, path, photo, image, overwrite)
-            report()
+                    if not output_taken(path, self.options.overwrite):
+                        self._write(job.source, path, photo, image)
+            self.report()
+
+    def _write(self, source: Path, output: Path, photo: Photo, result: Image.Image) -> None:
+        """Write one result with the source's ICC profile and EXIF; record the outcome."""
+        try:
+            write_photo(result, output, overwrite=self.options.overwrite,
+                        icc_profile=photo.icc_profile, exif=photo.exif)
+        except PhotoError as e:
+            self.summary.failed.append((source, _reason(e, output)))
+            return
+        self.summary.done.append(output)
 
 
 def _reason(error: Exception, path: Path) -> str:
@@ -308,44 +339,30 @@ def _reason(error: Exception, path: Path) -> str:
     return text.removeprefix(f"{path}: ")
 
 
-def _colorize_group(colorizer: Colorizer, group: list[tuple[Job, Photo]], size: int | None,
-                    samples: int | None = None, seed: int | None = None,
-                    marks: Marks | None = None) -> list[list[Image.Image] | str]:
+def _colorize_group(colorizer: Colorizer, group: list[tuple[Job, Photo]],
+                    options: BatchOptions) -> list[list[Image.Image] | str]:
     """Each photo's colorings, or the reason it failed. A failing batch is retried photo by
     photo so that one bad photo does not sink the others."""
-    images = [photo.image for _, photo in group]
+    # Photos, not bare images: the colorizer gives each result its photo's alpha.
+    images = [photo for _, photo in group]
     if len(images) > 1:
         try:
-            return [[image] for image in colorizer.colorize_batch(images, size=size)]
+            return [[image] for image in colorizer.colorize_batch(images, size=options.size)]
         except Exception:  # noqa: BLE001 - retried photo by photo below
             pass
-    return [_colorize_one(colorizer, image, size, samples, seed, marks) for image in images]
+    return [_colorize_one(colorizer, image, options) for image in images]
 
 
-def _colorize_one(colorizer: Colorizer, image: Image.Image, size: int | None,
-                  samples: int | None, seed: int | None, marks: Marks | None,
+def _colorize_one(colorizer: Colorizer, image: Photo, options: BatchOptions,
                   ) -> list[Image.Image] | str:
     """One photo's colorings (``samples`` of them, else one), or the reason it failed."""
     try:
-        hints = None if marks is None else load_marks(marks, image)
+        hints = None if options.marks is None else load_marks(options.marks, image)
     except MarksError as e:
         return str(e)
     try:
-        result = colorizer.colorize(image, size=size, samples=samples, seed=seed, hints=hints)
+        result = colorizer.colorize(image, size=options.size, samples=options.samples,
+                                    seed=options.seed, hints=hints)
     except Exception as e:  # noqa: BLE001 - reported as this photo's failure
         return f"colorization failed ({type(e).__name__}: {e})"
     return result if isinstance(result, list) else [result]
-
-
-def _write(summary: BatchSummary, source: Path, output: Path, photo: Photo,
-           result: Image.Image, overwrite: bool) -> None:
-    """Write one result with the source's alpha, ICC profile and EXIF; record the outcome."""
-    if photo.alpha is not None:
-        result.putalpha(photo.alpha)
-    try:
-        write_photo(result, output, overwrite=overwrite, icc_profile=photo.icc_profile,
-                    exif=photo.exif)
-    except PhotoError as e:
-        summary.failed.append((source, _reason(e, output)))
-        return
-    summary.done.append(output)

@@ -24,31 +24,31 @@ import numpy as np
 
 from chromatize.batch import (
     GROUP_PHOTOS,
+    BatchOptions,
     BatchSummary,
     Job,
     Progress,
     check_options,
     colorize_jobs,
-    job_outputs,
     plan_jobs,
 )
+from chromatize.checkpoint import resolve_model, shipped_model_path
+from chromatize.errors import ChromatizeError
 from chromatize.extras import require
-from chromatize.io import MAX_PIXELS
-from chromatize.pipeline import Colorizer, resolve_model, shipped_model_path
+from chromatize.inference.pipeline import Colorizer
 
 DONE, SKIPPED, FAILED = "done", "skipped", "failed"
 
 
-class RayBatchError(ValueError):
-    """The Ray run itself failed (cluster unreachable, a worker could not start).
-    (A ValueError until the package-wide ``ChromatizeError`` base lands.)"""
+class RayBatchError(ChromatizeError):
+    """The Ray run itself failed (cluster unreachable, a worker could not start)."""
 
 
 class PhotoWorker:
     """A Ray Data actor: one :class:`Colorizer`, loaded once, for all its batches."""
 
     def __init__(self, model: str, device: str, boost: float | None, backend: str,
-                 options: dict[str, Any]) -> None:
+                 options: BatchOptions) -> None:
         self.colorizer = Colorizer.load(model, device=device, boost=boost, backend=backend)
         self.options = options
 
@@ -60,10 +60,9 @@ class PhotoWorker:
         jobs: list[Job] = []
         for sources, outputs in zip(batch["sources"], batch["outputs"]):
             chunk = [Job(Path(s), Path(o)) for s, o in zip(sources, outputs)]
-            colorize_jobs(chunk, self.colorizer, summary, **self.options)
+            colorize_jobs(chunk, self.colorizer, self.options, summary)
             jobs += chunk
-        source_of = {p: job.source for job in jobs
-                     for p in job_outputs(job, self.options["samples"])}
+        source_of = {p: job.source for job in jobs for p in self.options.outputs(job)}
         rows = ([(source_of[p], DONE, p) for p in summary.done]
                 + [(s, SKIPPED, why) for s, why in summary.skipped]
                 + [(s, FAILED, why) for s, why in summary.failed])
@@ -89,32 +88,30 @@ def _connect(ray: Any, address: str | None) -> bool:
 
 def colorize_files_ray(inputs: Sequence[str | os.PathLike[str]],
                        model: str | os.PathLike[str] | None = None,
-                       out_dir: str | os.PathLike[str] | None = None, fmt: str | None = None,
-                       overwrite: bool = False, recolor: bool = False,
-                       size: int | None = None, max_pixels: int = MAX_PIXELS,
-                       samples: int | None = None, seed: int | None = None,
-                       device: str = "cpu", boost: float | None = None,
-                       backend: str = "auto", address: str | None = None,
-                       workers: int | None = None, progress: Progress | None = None,
-                       ) -> BatchSummary:
+                       options: BatchOptions = BatchOptions(), device: str = "cpu",
+                       boost: float | None = None, backend: str = "auto",
+                       address: str | None = None, workers: int | None = None,
+                       progress: Progress | None = None) -> BatchSummary:
     """:func:`chromatize.batch.colorize_files` on Ray: the same inputs, options, outputs
     and summary, the photos spread over ``workers`` actors (default: one per CPU of the
-    cluster), each loading ``model`` itself. ``address``: a Ray cluster (``auto`` or
-    ``HOST:PORT``); None starts a local instance unless this process is connected
-    already. Raises ``ValueError`` for options the model does not allow,
+    cluster), each loading ``model`` itself (``device``, ``boost``, ``backend`` as in
+    :meth:`Colorizer.load`). ``address``: a Ray cluster (``auto`` or ``HOST:PORT``);
+    None starts a local instance unless this process is connected already. Raises
+    :class:`~chromatize.errors.UsageError` for options the model does not allow,
     :class:`~chromatize.extras.MissingExtraError` without Ray, and
     :class:`RayBatchError` when the cluster fails."""
     ray = require("ray", "--engine ray")
     require("ray.data", "--engine ray")
+    if options.marks is not None:
+        raise RayBatchError("marks colour a single photo; use the local engine")
     # Check the model and options here, once, before any worker starts.
     path = resolve_model(model)
-    check_options(Colorizer.load(path, device=device, boost=boost, backend="torch"),
-                  samples, seed, None)
+    check_options(Colorizer.load(path, device=device, boost=boost, backend="torch"), options)
     # A shipped model is found by name on every node; a file by its absolute path.
     name = os.fspath(model or "default")
     model_ref = name if path == shipped_model_path(name) else str(path.absolute())
-    out = Path(out_dir) if out_dir is not None else None
-    jobs, failed = plan_jobs(inputs, out, fmt)
+    out = options.out_dir
+    jobs, failed = plan_jobs(inputs, out, options.fmt)
     summary = BatchSummary(failed=failed)
     total = len(jobs) + len(failed)
     if progress is not None:
@@ -133,9 +130,7 @@ def colorize_files_ray(inputs: Sequence[str | os.PathLike[str]],
     # the paths as planned, so it reads as the local run's.
     by_source = {str(job.source.absolute()): (i, job) for i, job in enumerate(jobs)}
     planned = {str(p.absolute()): (i, k, p) for i, job in enumerate(jobs)
-               for k, p in enumerate(job_outputs(job, samples))}
-    options = {"overwrite": overwrite, "recolor": recolor, "size": size,
-               "max_pixels": max_pixels, "samples": samples, "seed": seed}
+               for k, p in enumerate(options.outputs(job))}
     connected = _connect(ray, address)
     try:
         context = ray.data.DataContext.get_current()

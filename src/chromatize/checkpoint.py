@@ -15,22 +15,30 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import tempfile
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from safetensors.torch import load_file, save_file
+import torch
+from safetensors.torch import load_file, save
 
 from chromatize import __version__
+from chromatize.errors import ChromatizeError
+from chromatize.io import atomic_write_bytes
 from chromatize.models import ColorizationModel, create_model
+from chromatize.models.base import count_parameters
 
 FORMAT = "chromatize-checkpoint"
 FORMAT_VERSION = 1
 DEFAULT_WORKING_SIZE = 256
 
 
-class CheckpointError(ValueError):
+class CheckpointError(ChromatizeError, ValueError):
     """A checkpoint is missing, incomplete or does not match the model asked for."""
+
+
+class DeviceError(ChromatizeError, ValueError):
+    """A device that is unknown or not available on this machine."""
 
 
 def git_revision() -> str | None:
@@ -51,27 +59,6 @@ def resolve_paths(path: str | os.PathLike[str]) -> tuple[Path, Path]:
     return p.with_name(p.name + ".safetensors"), p.with_name(p.name + ".json")
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path`` and rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        # mkstemp makes the file private; give it the permissions a plain open() would.
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_checkpoint(path: str | os.PathLike[str], model: ColorizationModel, model_name: str,
                     model_kwargs: dict[str, Any], **meta: Any) -> Path:
     """Write weights and metadata atomically. ``meta`` adds keys such as ``step``,
@@ -87,15 +74,7 @@ def save_checkpoint(path: str | os.PathLike[str], model: ColorizationModel, mode
         "git_revision": git_revision(),
         **meta,
     }
-    weights_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=weights_path.parent, suffix=".safetensors.tmp")
-    os.close(fd)
-    try:
-        save_file(state, tmp, metadata={"format": FORMAT})
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, weights_path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    atomic_write_bytes(weights_path, save(state, metadata={"format": FORMAT}))
     atomic_write_bytes(meta_path, json.dumps(info, indent=2, default=str).encode())
     return meta_path
 
@@ -141,3 +120,57 @@ def load_checkpoint(path: str | os.PathLike[str], expect_model: str | None = Non
     model.eval()
     return model, info
 
+
+def shipped_model_path(name: str = "default") -> Path:
+    """Path (without suffix) of a model shipped inside the package."""
+    return Path(str(resources.files("chromatize") / "weights" / name))
+
+
+def resolve_model(path_or_name: str | os.PathLike[str] | None) -> Path:
+    """A checkpoint path, or the name of a shipped model (None = ``default``)."""
+    if path_or_name is None:
+        path_or_name = "default"
+    p = Path(path_or_name)
+    shipped = shipped_model_path(str(path_or_name))
+    if p.suffix not in (".json", ".safetensors") and shipped.with_suffix(".json").is_file():
+        return shipped
+    if p.exists() or p.with_name(p.name + ".json").exists():
+        return p
+    if os.sep not in str(path_or_name) and not p.suffix:
+        raise CheckpointError(
+            f"{path_or_name}: no such model shipped in the package and no checkpoint at this path"
+            + ("; the default model has not been shipped yet, pass --model CHECKPOINT"
+               if path_or_name == "default" else ""))
+    raise CheckpointError(f"{p}: checkpoint not found")
+
+
+def describe_model(path_or_name: str | os.PathLike[str] | None) -> dict[str, Any]:
+    """The metadata of a checkpoint plus its parameter count (loads the weights)."""
+    path = resolve_model(path_or_name)
+    info = read_metadata(path)
+    model, _ = load_checkpoint(path)
+    return {"path": str(path), "parameters": count_parameters(model), **info}
+
+
+def pick_device(name: str = "auto", local_rank: int = 0) -> torch.device:
+    """The one device rule for inference and training: ``auto`` picks CUDA (device
+    ``local_rank``, one per process under torchrun), then MPS, then the CPU; ``cpu``,
+    ``cuda``, ``cuda:N`` and ``mps`` are checked for availability. Raises
+    :class:`DeviceError`."""
+    mps = getattr(torch.backends, "mps", None)
+    has_mps = bool(mps and mps.is_available())
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", local_rank)
+        return torch.device("mps" if has_mps else "cpu")
+    if name not in ("cpu", "cuda", "mps") and not name.startswith("cuda:"):
+        raise DeviceError(f"device must be cpu, cuda, mps or auto, got {name!r}")
+    try:
+        device = torch.device(name)
+    except RuntimeError as e:
+        raise DeviceError(f"device {name!r}: {e}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise DeviceError(f"device {name!r} asked for, but CUDA is not available")
+    if device.type == "mps" and not has_mps:
+        raise DeviceError("device 'mps' asked for, but MPS is not available")
+    return device

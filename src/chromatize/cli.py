@@ -1,12 +1,19 @@
 """The ``chromatize`` command line: a thin layer over the Python API.
 
-Each command parses its options, calls one library function and reports the result.
+Each command parses its options, calls one library function and reports the result. A
+:class:`~chromatize.errors.ChromatizeError` (something the user can fix) becomes one
+``error: ...`` line and exit code 2; any other exception is a bug and keeps its
+traceback. Heavy modules (torch, the models) are imported inside the commands that need
+them, so ``chromatize --help`` and every ``--help`` stay fast.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
@@ -14,8 +21,14 @@ from rich.markup import escape
 from rich.progress import MofNCompleteColumn, Progress, ProgressColumn, Task
 from rich.text import Text
 
-from chromatize.batch import BatchSummary, colorize_files
-from chromatize.io import MAX_PIXELS
+from chromatize.errors import ChromatizeError, UsageError
+
+if TYPE_CHECKING:
+    from chromatize.batch import BatchSummary
+
+#: ``chromatize.io.MAX_PIXELS``, repeated so that --help does not import numpy and Pillow
+#: (a test checks that the two agree).
+MAX_PIXELS = 200_000_000
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Colorize black-and-white photographs.")
@@ -30,22 +43,34 @@ def fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
-@app.command()
+def command(*args: Any, **kwargs: Any) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """``app.command`` whose function reports a :class:`ChromatizeError` as one line."""
+
+    def register(fn: Callable[..., None]) -> Callable[..., None]:
+        @functools.wraps(fn)
+        def run(*a: Any, **kw: Any) -> None:
+            try:
+                fn(*a, **kw)
+            except ChromatizeError as e:
+                fail(str(e))
+
+        return app.command(*args, **kwargs)(run)
+
+    return register
+
+
+@command()
 def info(model: str = typer.Argument(..., help="Checkpoint path or shipped model name.")) -> None:
     """Print what a checkpoint contains: model, kwargs, training config, data, metrics."""
     import json
 
-    from chromatize.checkpoint import CheckpointError
-    from chromatize.pipeline import describe_model
+    from chromatize.checkpoint import describe_model
 
-    try:
-        desc = describe_model(model)
-    except CheckpointError as e:
-        fail(str(e))
+    desc = describe_model(model)
     console.print_json(json.dumps(desc, default=str))
 
 
-@app.command()
+@command()
 def evaluate(
     data_dir: Path = typer.Argument(..., help="Folder of colour photos (ground truth)."),
     model: list[str] = typer.Option(
@@ -61,24 +86,20 @@ def evaluate(
         None, "--threads", min=1, help="CPU threads for torch (1 is fastest on a busy machine)."),
 ) -> None:
     """Score models on colour photos made gray; write metrics.json, per_image.csv, report.html."""
-    from rich.progress import Progress
     from rich.table import Table
 
-    from chromatize.evaluate import evaluate as run_evaluation
-    from chromatize.metrics import SUMMARY_METRICS
+    from chromatize.evaluation.evaluate import evaluate as run_evaluation
+    from chromatize.evaluation.metrics import SUMMARY_METRICS
 
     if threads:
         import torch
 
         torch.set_num_threads(threads)
-    try:
-        with Progress(console=err_console, transient=True) as bar:
-            task = bar.add_task("evaluating", total=None)
-            result = run_evaluation(model, data_dir, out, size=size, limit=limit, seed=seed,
-                                    device=device, overwrite=overwrite,
-                                    progress=lambda i, n: bar.update(task, completed=i, total=n))
-    except ValueError as e:  # CheckpointError, EvaluationError or an unknown --device
-        fail(str(e))
+    with Progress(console=err_console, transient=True) as bar:
+        task = bar.add_task("evaluating", total=None)
+        result = run_evaluation(model, data_dir, out, size=size, limit=limit, seed=seed,
+                                device=device, overwrite=overwrite,
+                                progress=lambda i, n: bar.update(task, completed=i, total=n))
     table = Table(title=f"{result['evaluated']} photos (mean / median); skipped: "
                   + ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in result["skipped"].items()))
     table.add_column("metric")
@@ -92,7 +113,7 @@ def evaluate(
     console.print(f"report: {out / 'report.html'}")
 
 
-@app.command()
+@command()
 def scribble(
     gray: Path = typer.Argument(..., help="Black-and-white photo."),
     marks: Path = typer.Option(..., "--marks", help="Scribble image (strokes on a copy of "
@@ -103,29 +124,12 @@ def scribble(
     """Colour a photo from a few colour marks (Levin et al. 2004)."""
     from chromatize.classical import levin_colorize_marks
     from chromatize.io import write_photo
-    from chromatize.io import PhotoError
 
-    if output.exists() and not overwrite:
-        fail(f"{output}: already exists (pass --overwrite to replace it)")
-    try:
-        write_photo(levin_colorize_marks(gray, marks), output, overwrite=overwrite)
-    except (PhotoError, ValueError) as e:  # MarksError is a ValueError
-        fail(str(e))
+    write_photo(levin_colorize_marks(gray, marks), output, overwrite=overwrite)
     console.print(f"wrote {output}")
 
 
-def _parse_rect_pair(text: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """``"x0,y0,x1,y1:x0,y0,x1,y1"`` (target:reference) -> two 4-tuples."""
-    try:
-        target, reference = (tuple(int(v) for v in part.split(",")) for part in text.split(":"))
-    except ValueError:
-        target = reference = ()
-    if len(target) != 4 or len(reference) != 4:
-        fail(f"--rect {text!r}: expected x0,y0,x1,y1:x0,y0,x1,y1 (target:reference)")
-    return target, reference
-
-
-@app.command()
+@command()
 def transfer(
     gray: Path = typer.Argument(..., help="Photo to colour (a colour photo is recoloured)."),
     reference: Path = typer.Option(..., "--reference", help="Photo whose colours to take."),
@@ -137,31 +141,26 @@ def transfer(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
 ) -> None:
     """Colour a photo from a reference photo (Reinhard et al. 2001, Welsh et al. 2002)."""
-    from chromatize.classical import reinhard_transfer, welsh_transfer
+    from chromatize.classical.transfer import parse_rect_pair, reinhard_transfer, welsh_transfer
     from chromatize.io import write_photo
-    from chromatize.io import PhotoError
 
     if method not in ("reinhard", "welsh"):
         fail(f"--method must be reinhard or welsh, got {method!r}")
     if rect and method != "welsh":
         fail("--rect only applies to --method welsh")
-    if output.exists() and not overwrite:
-        fail(f"{output}: already exists (pass --overwrite to replace it)")
-    rects = [_parse_rect_pair(r) for r in rect]
+    rects = [parse_rect_pair(r) for r in rect]
     try:
         if method == "welsh":
             image = welsh_transfer(gray, reference, samples=samples, rects=rects)
         else:
             image = reinhard_transfer(gray, reference)
-        write_photo(image, output, overwrite=overwrite)
-    except PhotoError as e:
-        fail(str(e))
-    except ValueError as e:  # bad rectangles
+    except UsageError as e:  # rectangles outside the photos: name the photo
         fail(f"{gray}: {e}")
+    write_photo(image, output, overwrite=overwrite)
     console.print(f"wrote {output}")
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+@command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def train(
     ctx: typer.Context,
     config: str | None = typer.Argument(
@@ -176,9 +175,8 @@ def train(
 
     from rich.logging import RichHandler
 
-    from chromatize.config import ConfigError, load_config, read_yaml
-    from chromatize.train import TrainError
-    from chromatize.train import train as run_training
+    from chromatize.training.config import run_config
+    from chromatize.training.train import train as run_training
 
     # Typer hands unknown options to the optional CONFIG argument when it is omitted.
     tokens = ([config] if config is not None else []) + list(ctx.args)
@@ -186,26 +184,16 @@ def train(
     paths = [t for t in tokens if not t.startswith("--")]
     if len(paths) > 1:
         fail(f"expected one config file, got {' '.join(paths)} (overrides need --key=VALUE)")
-    if not paths and resume is None:
-        fail("give a CONFIG file, or --resume RUN_DIR")
     # Under torchrun every process scans the data; only rank 0 reports it.
     quiet = os.environ.get("RANK", "0") != "0"
     logging.basicConfig(level=logging.ERROR if quiet else logging.INFO, format="%(message)s",
                         handlers=[RichHandler(console=err_console, show_path=False)])
-    try:
-        base = None
-        if resume is not None:
-            if not (resume / "config.yaml").is_file():
-                fail(f"{resume}: not a run folder (no config.yaml)")
-            base = read_yaml(resume / "config.yaml")
-        cfg = load_config(paths[0] if paths else None, overrides, base=base)
-        run_dir = run_training(cfg, resume=resume)
-    except (ConfigError, TrainError) as e:
-        fail(str(e))
+    run_dir = run_training(run_config(paths[0] if paths else None, overrides, resume),
+                           resume=resume)
     console.print(f"model written to {run_dir / 'model.json'}")
 
 
-@app.command("ab-prior")
+@command("ab-prior")
 def ab_prior(
     source: str = typer.Argument(..., help="Training photos: a folder or a .txt list."),
     output: Path = typer.Option(..., "-o", "--output", help="JSON file to write."),
@@ -213,15 +201,12 @@ def ab_prior(
 ) -> None:
     """Compute the ab colour distribution of a training set, for class rebalancing
     (loss rebalanced_ce, loss.kwargs.prior)."""
-    from chromatize.data import DataError
-    from chromatize.quantize import compute_prior_file
+    from chromatize.training.quantize import compute_prior_file
 
-    try:
-        summary = compute_prior_file(source, output, side=side)
-    except DataError as e:
-        fail(str(e))
+    summary = compute_prior_file(source, output, side=side)
     console.print(f"wrote {output}: {summary['count']} photos "
                   f"({summary['skipped_gray']} gray, {summary['skipped_unreadable']} unreadable skipped)")
+
 
 class Engine(str, Enum):
     local = "local"
@@ -234,7 +219,7 @@ class Backend(str, Enum):
     onnx = "onnx"
 
 
-@app.command()
+@command()
 def export(
     model: str = typer.Argument(..., help="Checkpoint path or shipped model name."),
     output: Path = typer.Option(..., "-o", "--output", help="ONNX file to write (.onnx)."),
@@ -243,18 +228,7 @@ def export(
     """Export a model's network to ONNX, for `colorize --model FILE.onnx` (ONNX Runtime)."""
     from chromatize.inference.onnx import export_model
 
-    try:
-        path = export_model(model, output, overwrite=overwrite)
-    except ValueError as e:  # CheckpointError, or a missing extra (MissingExtraError)
-        fail(str(e))
-    console.print(f"wrote {path}")
-
-
-class OutputFormat(str, Enum):
-    png = "png"
-    jpg = "jpg"
-    webp = "webp"
-    tif = "tif"
+    console.print(f"wrote {export_model(model, output, overwrite=overwrite)}")
 
 
 class _RateColumn(ProgressColumn):
@@ -262,6 +236,13 @@ class _RateColumn(ProgressColumn):
 
     def render(self, task: Task) -> Text:
         return Text(f"{task.speed or 0:.2f} img/s", style="progress.data.speed")
+
+
+class OutputFormat(str, Enum):
+    png = "png"
+    jpg = "jpg"
+    webp = "webp"
+    tif = "tif"
 
 
 def _print_summary(summary: BatchSummary, quiet: bool) -> None:
@@ -286,7 +267,7 @@ def _print_summary(summary: BatchSummary, quiet: bool) -> None:
                   f"failed {len(summary.failed)}", highlight=False)
 
 
-@app.command()
+@command()
 def colorize(
     inputs: list[str] = typer.Argument(..., help="Photos, folders (searched recursively) "
                                        "or glob patterns such as 'scans/**/*.tif'."),
@@ -325,50 +306,35 @@ def colorize(
                                        "of workers (default: one per CPU of the cluster)."),
 ) -> None:
     """Colorize black-and-white photos. Exit code 0 only if no photo failed."""
-    from chromatize.checkpoint import CheckpointError
-    from chromatize.pipeline import Colorizer
+    from chromatize.batch import BatchOptions, colorize_files
+    from chromatize.inference.pipeline import Colorizer
 
+    if engine is Engine.local and (address is not None or workers is not None):
+        fail("--address and --workers apply to --engine ray")
+    if engine is Engine.ray and marks is not None:
+        fail("--marks colour a single photo; use --engine local")
+    options = BatchOptions(out_dir=out_dir, fmt=fmt.value if fmt else None,
+                           overwrite=overwrite, recolor=recolor, size=size,
+                           max_pixels=max_pixels, samples=samples, seed=seed, marks=marks)
     columns = (*Progress.get_default_columns(), MofNCompleteColumn(), _RateColumn())
     if engine is Engine.ray:
-        if marks is not None:
-            fail("--marks colour a single photo; use --engine local")
         from chromatize.batch_ray import colorize_files_ray
 
         with Progress(*columns, console=err_console, disable=quiet, transient=True) as bar:
             task = bar.add_task("colorizing", total=None)
-            try:
-                summary = colorize_files_ray(
-                    inputs, model, out_dir=out_dir, fmt=fmt.value if fmt else None,
-                    overwrite=overwrite, recolor=recolor, size=size, max_pixels=max_pixels,
-                    samples=samples, seed=seed, device=device, boost=boost,
-                    backend=backend.value, address=address, workers=workers,
-                    progress=lambda done, total: bar.update(task, completed=done, total=total))
-            except ValueError as e:  # the model, options, a missing extra, the cluster
-                fail(str(e))
-        _finish_batch(summary, inputs, quiet)
-        return
-    if address is not None or workers is not None:
-        fail("--address and --workers apply to --engine ray")
-    try:
-        colorizer = Colorizer.load(model, device=device, boost=boost, backend=backend.value)
-    except (CheckpointError, ValueError) as e:
-        fail(f"cannot load model: {e}")
-    with Progress(*columns, console=err_console, disable=quiet, transient=True) as bar:
-        task = bar.add_task("colorizing", total=None)
+            summary = colorize_files_ray(
+                inputs, model, options, device=device, boost=boost, backend=backend.value,
+                address=address, workers=workers, progress=lambda finished, total:
+                bar.update(task, completed=finished, total=total))
+    else:
         try:
-            summary = colorize_files(
-                inputs, colorizer, out_dir=out_dir, fmt=fmt.value if fmt else None,
-                overwrite=overwrite, recolor=recolor, size=size, max_pixels=max_pixels,
-                samples=samples, seed=seed, marks=marks,
-                progress=lambda finished, total: bar.update(task, completed=finished,
-                                                            total=total))
-        except ValueError as e:  # options the model or the inputs do not allow
-            fail(str(e))
-    _finish_batch(summary, inputs, quiet)
-
-
-def _finish_batch(summary: BatchSummary, inputs: list[str], quiet: bool) -> None:
-    """Report a batch; exit 1 if any photo failed."""
+            colorizer = Colorizer.load(model, device=device, boost=boost, backend=backend.value)
+        except ChromatizeError as e:
+            fail(f"cannot load model: {e}")
+        with Progress(*columns, console=err_console, disable=quiet, transient=True) as bar:
+            task = bar.add_task("colorizing", total=None)
+            summary = colorize_files(inputs, colorizer, options, progress=lambda finished,
+                                     total: bar.update(task, completed=finished, total=total))
     if summary.total == 0:
         fail("no photos found in " + " ".join(inputs))
     _print_summary(summary, quiet)

@@ -1,7 +1,8 @@
 """Colour maths: sRGB (D65) <-> CIE Lab, and the one place where L and ab are normalised.
 
 Torch functions take and return tensors shaped ``(*, 3, H, W)`` and are differentiable;
-the numpy functions take channel-last arrays ``(..., 3)`` as images usually come. Values:
+the numpy functions take channel-last arrays ``(..., 3)`` as images usually come. Both
+run the same formulas, and importing this module does not import torch. Values:
 
 * sRGB: float in [0, 1] (8-bit images divide by 255 first);
 * L*: [0, 100]; a*, b*: roughly [-128, 127], sRGB colours lie in about [-87, 99] x [-108, 95].
@@ -12,8 +13,18 @@ D65, 2 degree observer), so results agree with it to well below 1e-3 Lab units.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Union
+
 import numpy as np
-import torch
+from PIL import Image
+
+if TYPE_CHECKING:
+    import torch
+
+#: The colour formulas run on numpy arrays (no torch needed, so reading photos stays
+#: light) and on tensors (differentiable, for the models); torch is imported only when a
+#: tensor is given.
+Array = Union[np.ndarray, "torch.Tensor"]
 
 # sRGB primaries, D65 white (scikit-image's ``xyz_from_rgb``).
 XYZ_FROM_RGB = np.array(
@@ -50,60 +61,114 @@ def denormalize_ab(ab: torch.Tensor) -> torch.Tensor:
     return ab * AB_SCALE
 
 
+_NUMPY = (np.ndarray, np.generic, float, int)  # a pixel of an (..., 3) array is a scalar
+
+
+def _where(cond: Array, a: Array, b: Array) -> Array:
+    if isinstance(cond, _NUMPY):
+        return np.where(cond, a, b)
+    import torch
+
+    return torch.where(cond, a, b)
+
+
+def _clamp(x: Array, lo: float | None = None, hi: float | None = None) -> Array:
+    return np.clip(x, lo, hi) if isinstance(x, _NUMPY) else x.clamp(lo, hi)
+
+
 def _check_channels(x: torch.Tensor, name: str) -> None:
+    import torch
+
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     if x.dim() < 3 or x.shape[-3] != 3:
         raise ValueError(f"{name} must have shape (*, 3, H, W), got {tuple(x.shape)}")
 
 
-def srgb_to_linear(rgb: torch.Tensor) -> torch.Tensor:
+def srgb_to_linear(rgb: Array) -> Array:
     """sRGB companding inverse. ``rgb`` in [0, 1], any shape; returns linear RGB in [0, 1]."""
     # clamp inside pow keeps the gradient finite at 0
-    high = ((rgb.clamp(min=0.04045) + 0.055) / 1.055) ** 2.4
-    return torch.where(rgb > 0.04045, high, rgb / 12.92)
+    high = ((_clamp(rgb, 0.04045) + 0.055) / 1.055) ** 2.4
+    return _where(rgb > 0.04045, high, rgb / 12.92)
 
 
-def linear_to_srgb(lin: torch.Tensor) -> torch.Tensor:
+def linear_to_srgb(lin: Array) -> Array:
     """sRGB companding. ``lin`` in [0, 1], any shape; returns sRGB in [0, 1] (unclipped)."""
-    high = 1.055 * lin.clamp(min=0.0031308) ** (1 / 2.4) - 0.055
-    return torch.where(lin > 0.0031308, high, lin * 12.92)
+    high = 1.055 * _clamp(lin, 0.0031308) ** (1 / 2.4) - 0.055
+    return _where(lin > 0.0031308, high, lin * 12.92)
 
 
-def _f(t: torch.Tensor) -> torch.Tensor:
-    return torch.where(t > _EPS, t.clamp(min=_EPS) ** (1 / 3), (_KAPPA * t + 16) / 116)
+def _f(t: Array) -> Array:
+    return _where(t > _EPS, _clamp(t, _EPS) ** (1 / 3), (_KAPPA * t + 16) / 116)
 
 
-def _f_inv(f: torch.Tensor) -> torch.Tensor:
-    return torch.where(f > 6 / 29, f * f * f, (f - 16 / 116) * (116 / _KAPPA))
+def _f_inv(f: Array) -> Array:
+    return _where(f > 6 / 29, f * f * f, (f - 16 / 116) * (116 / _KAPPA))
 
 
-def _matmul_planes(m: np.ndarray, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor,
-                   ) -> torch.Tensor:
+def _matmul_planes(m: np.ndarray, x: Array, y: Array, z: Array) -> list[Array]:
     """Apply a 3x3 matrix to three planes: plain multiply-adds, faster than einsum on
     large images."""
-    return torch.stack([float(r[0]) * x + float(r[1]) * y + float(r[2]) * z for r in m], dim=-3)
+    return [float(r[0]) * x + float(r[1]) * y + float(r[2]) * z for r in m]
+
+
+# The formulas work on three planes (numpy arrays or tensors of one shape); the public
+# functions below split channels off and stack them back in each library's layout.
+
+
+def _rgb_to_lab_planes(r: Array, g: Array, b: Array) -> list[Array]:
+    x, y, z = _matmul_planes(XYZ_FROM_RGB, *(srgb_to_linear(c) for c in (r, g, b)))
+    fx, fy, fz = _f(x / float(WHITE_D65[0])), _f(y), _f(z / float(WHITE_D65[2]))
+    return [116 * fy - 16, 500 * (fx - fy), 200 * (fy - fz)]
+
+
+def _lab_to_linear_planes(l: Array, a: Array, b: Array) -> list[Array]:
+    fy = (l + 16) / 116
+    # Negative Z is clipped to 0 as scikit-image does.
+    fz = _clamp(fy - b / 200, 0)
+    x = _f_inv(fy + a / 500) * float(WHITE_D65[0])
+    z = _f_inv(fz) * float(WHITE_D65[2])
+    return _matmul_planes(RGB_FROM_XYZ, x, _f_inv(fy), z)
+
+
+def _desaturate_planes(r: Array, g: Array, b: Array) -> list[Array]:
+    wr, wg, wb = (float(v) for v in XYZ_FROM_RGB[1])
+    y = _clamp(wr * r + wg * g + wb * b, 0.0, 1.0)
+    d = [c - y for c in (r, g, b)]
+    # Largest t in [0, 1] with y + t*d inside [0, 1] for every channel: room to the
+    # boundary the channel moves towards, over the distance it moves.
+    t = None
+    for dc in d:
+        tc = _where(dc > 0, 1 - y, y) / _clamp(abs(dc), 1e-12)
+        t = tc if t is None else _where(tc < t, tc, t)
+    t = _clamp(t, 0.0, 1.0)
+    return [y + t * dc for dc in d]
+
+
+def _to_srgb_planes(planes: list[Array], gamut: str) -> list[Array]:
+    if gamut == "preserve_l":
+        planes = _desaturate_planes(*planes)
+    elif gamut != "clip":
+        raise ValueError(f"gamut must be 'clip' or 'preserve_l', got {gamut!r}")
+    return [_clamp(linear_to_srgb(_clamp(c, 0.0, 1.0)), 0.0, 1.0) for c in planes]
+
+
+def _stack(planes: list[torch.Tensor]) -> torch.Tensor:
+    import torch
+
+    return torch.stack(planes, dim=-3)
 
 
 def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
     """sRGB ``(*, 3, H, W)`` in [0, 1] -> Lab ``(*, 3, H, W)`` (L in [0, 100])."""
     _check_channels(rgb, "rgb")
-    x, y, z = _matmul_planes(XYZ_FROM_RGB, *srgb_to_linear(rgb).unbind(-3)).unbind(-3)
-    fx, fy, fz = _f(x / float(WHITE_D65[0])), _f(y), _f(z / float(WHITE_D65[2]))
-    lab = torch.stack([116 * fy - 16, 500 * (fx - fy), 200 * (fy - fz)], dim=-3)
-    return lab
+    return _stack(_rgb_to_lab_planes(*rgb.unbind(-3)))
 
 
 def lab_to_linear(lab: torch.Tensor) -> torch.Tensor:
     """Lab ``(*, 3, H, W)`` -> linear RGB ``(*, 3, H, W)``, unclipped (may leave [0, 1])."""
     _check_channels(lab, "lab")
-    l, a, b = lab.unbind(-3)
-    fy = (l + 16) / 116
-    # Negative Z is clipped to 0 as scikit-image does.
-    fz = (fy - b / 200).clamp(min=0)
-    x = _f_inv(fy + a / 500) * float(WHITE_D65[0])
-    z = _f_inv(fz) * float(WHITE_D65[2])
-    return _matmul_planes(RGB_FROM_XYZ, x, _f_inv(fy), z)
+    return _stack(_lab_to_linear_planes(*lab.unbind(-3)))
 
 
 def lab_to_rgb(lab: torch.Tensor, gamut: str = "clip") -> torch.Tensor:
@@ -116,65 +181,130 @@ def lab_to_rgb(lab: torch.Tensor, gamut: str = "clip") -> torch.Tensor:
       RGB just far enough to fit. Luminance Y is linear in RGB and a gray of luminance Y
       has R = G = B = Y, so this keeps Y (hence L*) exactly and keeps the hue.
     """
-    lin = lab_to_linear(lab)
-    if gamut == "preserve_l":
-        lin = desaturate_into_gamut(lin)
-    elif gamut != "clip":
-        raise ValueError(f"gamut must be 'clip' or 'preserve_l', got {gamut!r}")
-    return linear_to_srgb(lin.clamp(0.0, 1.0)).clamp(0.0, 1.0)
+    _check_channels(lab, "lab")
+    return _stack(_to_srgb_planes(_lab_to_linear_planes(*lab.unbind(-3)), gamut))
 
 
 def desaturate_into_gamut(lin: torch.Tensor) -> torch.Tensor:
     """Scale linear RGB ``(*, 3, H, W)`` towards its own luminance until it fits [0, 1]."""
-    r, g, b = lin.unbind(-3)
-    wr, wg, wb = (float(v) for v in XYZ_FROM_RGB[1])
-    y = (wr * r + wg * g + wb * b).clamp(0.0, 1.0).unsqueeze(-3)
-    d = lin - y
-    # Largest t in [0, 1] with y + t*d inside [0, 1] for every channel: room to the
-    # boundary the channel moves towards, over the distance it moves.
-    room = torch.where(d > 0, 1 - y, y)
-    t = (room / d.abs().clamp(min=1e-12)).amin(-3, keepdim=True).clamp(0.0, 1.0)
-    return y + t * d
+    return _stack(_desaturate_planes(*lin.unbind(-3)))
+
+
+def lab_to_rgb8(lab: torch.Tensor) -> np.ndarray:
+    """Lab ``(3, h, w)`` -> sRGB uint8 ``(h, w, 3)``, desaturated into the gamut at
+    constant luminance, so the output keeps the given L*."""
+    import torch
+
+    rgb = lab_to_rgb(lab, gamut="preserve_l")
+    return (rgb.permute(1, 2, 0) * 255 + 0.5).to(torch.uint8).numpy()
 
 
 # ----------------------------------------------------------------------------- numpy
 
 
-def _to_chw(x: np.ndarray) -> torch.Tensor:
+def _planes(x: np.ndarray) -> list[np.ndarray]:
     if x.ndim < 1 or x.shape[-1] != 3:
         raise ValueError(f"expected an array shaped (..., 3), got {x.shape}")
-    t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64))
-    return t.reshape(-1, 1, 3).permute(2, 0, 1)  # (3, N, 1): one column of pixels
-
-
-def _from_chw(t: torch.Tensor, shape: tuple[int, ...]) -> np.ndarray:
-    return t.permute(1, 2, 0).reshape(shape).numpy()
+    x = np.asarray(x, dtype=np.float64)
+    return [x[..., 0], x[..., 1], x[..., 2]]
 
 
 def rgb_to_lab_np(rgb: np.ndarray) -> np.ndarray:
     """sRGB array ``(..., 3)`` in [0, 1] -> Lab ``(..., 3)`` float64."""
-    return _from_chw(rgb_to_lab(_to_chw(rgb)), rgb.shape)
+    return np.stack(_rgb_to_lab_planes(*_planes(rgb)), -1)
 
 
 def lab_to_rgb_np(lab: np.ndarray, gamut: str = "clip") -> np.ndarray:
     """Lab array ``(..., 3)`` -> sRGB ``(..., 3)`` float64 in [0, 1]; see :func:`lab_to_rgb`."""
-    return _from_chw(lab_to_rgb(_to_chw(lab), gamut=gamut), lab.shape)
+    return np.stack(_to_srgb_planes(_lab_to_linear_planes(*_planes(lab)), gamut), -1)
 
 
 def gray_to_l_lut(bits: int = 8) -> np.ndarray:
     """L* of every gray level R = G = B = v / (2**bits - 1): an array of ``2**bits`` floats."""
-    v = torch.linspace(0, 1, 2**bits, dtype=torch.float64)
-    y = srgb_to_linear(v)
-    return (116 * _f(y) - 16).clamp(min=0).float().numpy()
+    y = srgb_to_linear(np.linspace(0, 1, 2**bits, dtype=np.float64))
+    return np.clip(116 * _f(y) - 16, 0, None).astype(np.float32)
 
 
 def luminance_to_l(rgb: np.ndarray) -> np.ndarray:
     """L* of an sRGB array ``(..., 3)`` in [0, 1] (no a*, b* computed): ``(...)`` float32."""
-    t = torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32))
-    lin = srgb_to_linear(t)
-    w = torch.as_tensor(XYZ_FROM_RGB[1], dtype=torch.float32)
-    y = (lin * w).sum(-1)
-    return (116 * _f(y) - 16).clamp(min=0).numpy()
+    lin = srgb_to_linear(np.asarray(rgb, dtype=np.float32))
+    y = lin @ XYZ_FROM_RGB[1].astype(np.float32)
+    return np.clip(116 * _f(y) - 16, 0, None).astype(np.float32)
+
+
+_LUT8 = gray_to_l_lut(8)
+_LUT16 = gray_to_l_lut(16)
+
+
+def luminance(src: np.ndarray) -> np.ndarray:
+    """L* ``(h, W)`` float32 of source rows (see :func:`chromatize.io.to_pixels`)."""
+    if src.ndim == 2:
+        return (_LUT16 if src.dtype == np.uint16 else _LUT8)[src]
+    return luminance_to_l(src.astype(np.float32) / 255)
+
+
+
+def source_lab(src: np.ndarray) -> np.ndarray:
+    """Lab ``(H, W, 3)`` float32 of source pixels (:func:`chromatize.io.to_pixels`: 8-bit
+    RGB, or 8/16-bit gray, which has a* = b* = 0)."""
+    if src.ndim == 3:
+        return rgb_to_lab_np(src.astype(np.float32) / 255).astype(np.float32)
+    lab = np.zeros(src.shape + (3,), np.float32)
+    lab[..., 0] = luminance(src)
+    return lab
+
+
+# ----------------------------------------------------------------------------- colour photos
+
+# Colour detection (see :func:`is_color`): long side of the copy it looks at, width of
+# the L* bands, and the RMS ab spread (Lab units) above which a photo counts as colour.
+# Measured on the 239 validation photos: sepia and blue-toned JPEG copies of them spread
+# at most 2.8, the colour originals at least 1.5 (5th percentile 3.1: mist, snow, sand).
+_COLOR_PROBE_SIZE = 256
+_L_BAND = 5.0
+_COLOR_SPREAD = 3.0
+_COLOR_MODES = ("RGB", "RGBA", "P", "PA", "CMYK", "YCbCr", "LAB", "HSV")
+
+
+def is_color(image: Image.Image | np.ndarray, min_chroma: float | None = None) -> bool:
+    """Whether a photo (PIL image, or sRGB uint8 array ``(H, W, 3)``) is in colour.
+
+    By default toned and faded prints (sepia, selenium, cyanotype, a faint cast from the
+    scanner) count as black-and-white: their colour is a function of brightness, one tint
+    per tone. So the photo (downsized to a long side of 256 px) is cut into bands of L*
+    5 units wide, and the RMS distance of a*b* from the mean a*b* of its band is
+    measured. A toned print has a small spread (noise and JPEG artefacts, under 3
+    units); a colour photo has differently coloured things at the same brightness, so a
+    larger one (typically 10 to 30). Nearly monochrome colour scenes (mist, snow) can
+    fall below the threshold and count as black-and-white. This decides what the CLI
+    colorizes.
+
+    With ``min_chroma`` (Lab units) the question is whether the photo has enough colour
+    to learn from or to score against: its mean chroma sqrt(a^2 + b^2) must reach
+    ``min_chroma`` (4 drops gray and faint sepia scans, yet keeps misty or snowy colour
+    photos). Training data (``data.min_chroma``) and evaluation use this.
+
+    Gray images (modes ``L``, ``I;16``..., or 2-D arrays) are black-and-white without
+    looking.
+    """
+    if isinstance(image, np.ndarray):
+        if image.ndim != 3:
+            return False
+        image = Image.fromarray(np.ascontiguousarray(image[..., :3]))
+    if image.mode not in _COLOR_MODES:
+        return False
+    small = image.convert("RGB")
+    small.thumbnail((_COLOR_PROBE_SIZE, _COLOR_PROBE_SIZE), Image.BOX)
+    lab = rgb_to_lab_np(np.asarray(small, dtype=np.float64) / 255).reshape(-1, 3)
+    if min_chroma is not None:
+        return float(np.hypot(lab[:, 1], lab[:, 2]).mean()) >= min_chroma
+    band = np.minimum((lab[:, 0] / _L_BAND).astype(int), int(100 / _L_BAND))
+    n = np.bincount(band)
+    spread = 0.0
+    for ch in (1, 2):
+        mean = np.bincount(band, lab[:, ch]) / np.maximum(n, 1)
+        spread += float(np.mean((lab[:, ch] - mean[band]) ** 2))
+    return spread ** 0.5 > _COLOR_SPREAD
 
 
 # ----------------------------------------------------------------------------- ab bins
@@ -190,8 +320,8 @@ def ab_bins(grid: float = AB_GRID) -> np.ndarray:
     ``grid=10`` this gives Q = 261 bins (Zhang et al. report 313 from ImageNet's pixels
     with a looser gamut test). Rows are sorted by (a, b).
     """
-    v = torch.linspace(0, 1, 65, dtype=torch.float64)
-    rgb = torch.stack(torch.meshgrid(v, v, v, indexing="ij")).reshape(3, -1, 1)
-    ab = rgb_to_lab(rgb)[1:].reshape(2, -1)
-    cells = torch.unique(torch.round(ab / grid).long(), dim=1).T
-    return (cells.double() * grid).numpy()
+    v = np.linspace(0, 1, 65)
+    rgb = np.stack(np.meshgrid(v, v, v, indexing="ij"), -1).reshape(-1, 3)
+    ab = rgb_to_lab_np(rgb)[:, 1:]
+    cells = np.unique(np.round(ab / grid).astype(np.int64), axis=0)
+    return cells.astype(np.float64) * grid

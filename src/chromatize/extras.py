@@ -9,12 +9,13 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
+from chromatize.errors import ChromatizeError
+
 SCALE_HINT = "pip install 'chromatize[scale]'"
 
 
-class MissingExtraError(ValueError):
-    """An optional dependency is not installed. (A ValueError until the package-wide
-    ``ChromatizeError`` base lands; the CLI prints it as one line.)"""
+class MissingExtraError(ChromatizeError):
+    """An optional dependency is not installed; the message says what to install."""
 
 
 def require(module: str, purpose: str) -> ModuleType:

@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import io
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageCms, ImageOps
 
-from chromatize import color
-from chromatize.checkpoint import atomic_write_bytes
+from chromatize.errors import ChromatizeError
+
 
 #: Default limit on the pixels of one photo (200 MP): a 50 MP photo is fine, a
 #: 20000 x 20000 one (400 MP, 1.2 GB as RGB before any processing) is refused unread.
@@ -32,6 +33,30 @@ SUFFIX_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP
 IMAGE_SUFFIXES = frozenset(SUFFIX_FORMATS) | {".bmp", ".gif"}
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to a temporary file beside ``path`` and rename it into place, so
+    ``path`` is either absent, the old file or the complete new one. Creates missing
+    folders."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        # mkstemp makes the file private; give it the permissions a plain open() would.
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def list_photos(folder: str | os.PathLike[str], recursive: bool = True) -> list[Path]:
     """Image files (by suffix) in ``folder``, sorted; hidden files and folders left out."""
     root = Path(folder)
@@ -40,16 +65,7 @@ def list_photos(folder: str | os.PathLike[str], recursive: bool = True) -> list[
                   if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
                   and not any(part.startswith(".") for part in p.relative_to(root).parts))
 
-# Colour detection (see :func:`is_color`): long side of the copy it looks at, width of
-# the L* bands, and the RMS ab spread (Lab units) above which a photo counts as colour.
-# Measured on the 239 validation photos: sepia and blue-toned JPEG copies of them spread
-# at most 2.8, the colour originals at least 1.5 (5th percentile 3.1: mist, snow, sand).
-_COLOR_PROBE_SIZE = 256
-_L_BAND = 5.0
-_COLOR_SPREAD = 3.0
-
-
-class PhotoError(Exception):
+class PhotoError(ChromatizeError):
     """A photo cannot be read or written; the message names the file and the reason."""
 
 
@@ -68,6 +84,15 @@ class Photo:
     exif: bytes | None = None
     format: str | None = None
     path: Path | None = None
+
+    def __array__(self, dtype: np.dtype | None = None, copy: bool | None = None) -> np.ndarray:
+        """The pixels of ``image`` (without alpha), so a photo reads like its array."""
+        return np.asarray(self.image, dtype=dtype)
+
+
+#: What the library accepts as a photo: a path, a decoded :class:`Photo`, a PIL image or
+#: a numpy array (see :func:`to_pixels`).
+ImageLike = Photo | Image.Image | np.ndarray | str | os.PathLike[str]
 
 
 def _open_checked(p: Path, max_pixels: int) -> Image.Image:
@@ -120,12 +145,15 @@ def read_photo(path: str | os.PathLike[str], max_pixels: int = MAX_PIXELS) -> Ph
     except Exception as e:  # Pillow signals bad data with many exception types
         reason = str(e) or type(e).__name__
         raise PhotoError(f"{p}: cannot read image ({reason})") from None
-    image, alpha = _normalize_mode(im, icc)
+    image, alpha = normalize_mode(im, icc)
     return Photo(image=image, alpha=alpha, icc_profile=icc, exif=exif or None, format=fmt, path=p)
 
 
-def _normalize_mode(im: Image.Image, icc: bytes | None) -> tuple[Image.Image, Image.Image | None]:
-    """Any Pillow mode -> (``L`` / ``I;16`` / ``RGB`` image, ``L`` alpha or None)."""
+def normalize_mode(im: Image.Image, icc: bytes | None = None,
+                   ) -> tuple[Image.Image, Image.Image | None]:
+    """Any Pillow mode -> (``L`` / ``I;16`` / ``RGB`` image, ``L`` alpha or None): the one
+    place where modes, transparency and 16-bit gray are decided, for files and for
+    images handed to the library. ``icc``: the profile that converts CMYK."""
     alpha = None
     if im.mode == "LA" or im.mode == "La":
         alpha, im = im.getchannel("A"), im.convert("L")
@@ -154,36 +182,55 @@ def _icc_space(icc: bytes) -> str:
     return icc[16:20].decode("ascii", "replace").strip() if len(icc) >= 20 else ""
 
 
-def is_color(image: Image.Image) -> bool:
-    """Whether a photo is in colour, as opposed to black-and-white.
+def to_pixels(image: Image.Image | np.ndarray | Photo,
+              ) -> tuple[np.ndarray, Image.Image | None]:
+    """A PIL image, array or :class:`Photo` -> ``(pixels, alpha)``.
 
-    Toned and faded prints (sepia, selenium, cyanotype, a faint cast from the scanner)
-    count as black-and-white: their colour is a function of brightness, one tint per
-    tone. So the photo (downsized to a long side of 256 px) is cut into bands of L*
-    5 units wide, and the RMS distance of a*b* from the mean a*b* of its band is
-    measured. A toned print has a small spread (noise and JPEG artefacts, under 3
-    units); a colour photo has differently coloured things at the same brightness, so a
-    larger one (typically 10 to 30). Nearly monochrome colour scenes (mist, snow) can
-    fall below the threshold and count as black-and-white. Gray modes (``L``,
-    ``I;16``...) are black-and-white without looking.
+    Pixels: ``(H, W)`` uint8 or uint16 gray, or ``(H, W, 3)`` uint8 RGB, from which
+    :func:`chromatize.color.luminance` computes L*; alpha: mode ``L`` or None. Arrays may
+    be gray ``(H, W)``/``(H, W, 1)``, RGB or RGBA, uint8/uint16 or float in [0, 1]; PIL
+    images of any mode go through the same rules as files (:func:`normalize_mode`).
     """
-    if image.mode not in ("RGB", "RGBA", "P", "PA", "CMYK", "YCbCr", "LAB", "HSV"):
-        return False
-    small = image.convert("RGB")
-    small.thumbnail((_COLOR_PROBE_SIZE, _COLOR_PROBE_SIZE), Image.BOX)
-    lab = color.rgb_to_lab_np(np.asarray(small, dtype=np.float64) / 255).reshape(-1, 3)
-    band = np.minimum((lab[:, 0] / _L_BAND).astype(int), int(100 / _L_BAND))
-    n = np.bincount(band)
-    spread = 0.0
-    for ch in (1, 2):
-        mean = np.bincount(band, lab[:, ch]) / np.maximum(n, 1)
-        spread += float(np.mean((lab[:, ch] - mean[band]) ** 2))
-    return spread ** 0.5 > _COLOR_SPREAD
+    if isinstance(image, Photo):
+        return np.asarray(image.image), image.alpha
+    if isinstance(image, Image.Image):
+        image, alpha = normalize_mode(image)
+        return np.asarray(image), alpha
+    arr, alpha = image, None
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[..., 0]
+    if arr.ndim == 3 and arr.shape[2] == 4:
+        alpha = Image.fromarray(np.ascontiguousarray(arr[..., 3]))
+        arr = arr[..., :3]
+    if arr.dtype.kind == "f":
+        arr = (np.clip(arr, 0, 1) * 255 + 0.5).astype(np.uint8)
+    if arr.dtype not in (np.uint8, np.uint16) or arr.ndim not in (2, 3) or (
+            arr.ndim == 3 and arr.shape[2] != 3):
+        raise ValueError(f"unsupported array: shape {arr.shape}, dtype {arr.dtype}")
+    return np.ascontiguousarray(arr), alpha
+
+
+def read_source(image: ImageLike) -> tuple[np.ndarray, Image.Image | None]:
+    """A path, :class:`Photo`, PIL image or array -> ``(pixels, alpha)`` as
+    :func:`to_pixels` gives them; a path is read with :func:`read_photo` (EXIF
+    orientation, alpha; raises :class:`PhotoError`)."""
+    if isinstance(image, (str, os.PathLike)):
+        image = read_photo(image)
+    return to_pixels(image)
 
 
 def output_format(path: str | os.PathLike[str]) -> str:
     """The Pillow format to write for a file named ``path`` (PNG for unknown suffixes)."""
     return SUFFIX_FORMATS.get(Path(path).suffix.lower(), "PNG")
+
+
+#: Why an output is not written: one message for the library, the batch and the CLI.
+OUTPUT_EXISTS = "output exists (pass --overwrite to replace it)"
+
+
+def output_taken(path: str | os.PathLike[str], overwrite: bool = False) -> bool:
+    """Whether :func:`write_photo` refuses ``path``: it exists and ``overwrite`` is off."""
+    return not overwrite and Path(path).exists()
 
 
 def write_photo(image: Image.Image, path: str | os.PathLike[str], format: str | None = None,
@@ -207,8 +254,8 @@ def write_photo(image: Image.Image, path: str | os.PathLike[str], format: str | 
     if fmt not in WRITABLE:
         raise PhotoError(f"{p}: cannot write format {fmt}; choose one of "
                          + ", ".join(sorted(WRITABLE)))
-    if p.exists() and not overwrite:
-        raise PhotoError(f"{p}: output exists (pass --overwrite to replace it)")
+    if output_taken(p, overwrite):
+        raise PhotoError(f"{p}: {OUTPUT_EXISTS}")
     if fmt == "JPEG" and image.mode in ("RGBA", "LA"):
         white = Image.new("RGBA", image.size, (255, 255, 255, 255))
         image = Image.alpha_composite(white, image.convert("RGBA")).convert("RGB")

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from chromatize.cli import app
 from chromatize.extras import MissingExtraError, require
-from chromatize.pipeline import Colorizer
+from chromatize import Colorizer
 from conftest import gray_photo
 
 runner = CliRunner()

@@ -30,13 +30,16 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
+import torch
 from PIL import Image
 from scipy.ndimage import uniform_filter
 from scipy.sparse.linalg import spsolve
 
-from chromatize import marks as marks_io
-from chromatize.classical.common import area_resize, guided_upsample, render
-from chromatize.pipeline import ImageLike, luminance, read_source
+from chromatize.color import luminance
+from chromatize.inference import hints as marks_io
+from chromatize.inference.hints import check_hints, pool_hints
+from chromatize.inference.upsample import area_resize, fit_guided, render, upsample_ab
+from chromatize.io import ImageLike, read_source
 
 # Each unordered neighbour pair once: right, down-left, down, down-right.
 _OFFSETS = ((0, 1), (1, -1), (1, 0), (1, 1))
@@ -100,17 +103,6 @@ def affinity_system(l: np.ndarray, hint_ab: np.ndarray,
     return a_mat, rhs.reshape(n, 2)
 
 
-def shrink_hints(hint_ab: np.ndarray, hint_mask: np.ndarray,
-                 shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Hints at a smaller ``shape``: a small pixel is marked if any pixel under it is, with
-    the mean colour of those marked pixels. Returns ``(ab (h, w, 2), mask (h, w))``."""
-    frac = area_resize(hint_mask.astype(np.float32), shape)
-    total = area_resize(np.where(hint_mask[..., None], hint_ab, 0), shape)
-    mask = frac > 1e-6
-    ab = np.where(mask[..., None], total / np.maximum(frac, 1e-6)[..., None], 0)
-    return ab.astype(np.float32), mask
-
-
 def _block_pcg(a_mat: sp.csr_matrix, b: np.ndarray, x: np.ndarray,
                iterations: int) -> np.ndarray:
     """``iterations`` steps of Jacobi-preconditioned conjugate gradients on ``A x = b`` for
@@ -132,6 +124,12 @@ def _block_pcg(a_mat: sp.csr_matrix, b: np.ndarray, x: np.ndarray,
     return x
 
 
+def _guided_upsample(l: np.ndarray, l_small: np.ndarray, ab_small: np.ndarray) -> np.ndarray:
+    """ab ``(h, w, 2)`` solved on L* ``l_small`` -> ab ``(H, W, 2)`` guided by L* ``l``."""
+    ab = torch.from_numpy(np.ascontiguousarray(ab_small, np.float32)).permute(2, 0, 1)
+    return upsample_ab(l, fit_guided(l_small, ab))
+
+
 def solve_levin(l: np.ndarray, hint_ab: np.ndarray, hint_mask: np.ndarray,
                 iterations: int = ITERATIONS) -> np.ndarray:
     """Propagate the marks over the whole photo at its own resolution.
@@ -144,7 +142,7 @@ def solve_levin(l: np.ndarray, hint_ab: np.ndarray, hint_mask: np.ndarray,
     while min(levels[-1][0].shape) >= 2 * COARSEST_SIDE:
         h, w = levels[-1][0].shape
         shape = ((h + 1) // 2, (w + 1) // 2)
-        levels.append((area_resize(levels[-1][0], shape), *shrink_hints(*levels[-1][1:], shape)))
+        levels.append((area_resize(levels[-1][0], shape), *pool_hints(*levels[-1][1:], shape)))
     ab: np.ndarray | None = None
     l_prev = l
     for l_k, ab_k, mask_k in reversed(levels):
@@ -152,7 +150,7 @@ def solve_levin(l: np.ndarray, hint_ab: np.ndarray, hint_mask: np.ndarray,
         if ab is None:
             x = spsolve(a_mat.tocsc(), rhs)
         else:
-            x0 = guided_upsample(l_k, l_prev, ab).astype(np.float64).reshape(-1, 2)
+            x0 = _guided_upsample(l_k, l_prev, ab).astype(np.float64).reshape(-1, 2)
             x0[mask_k.ravel()] = rhs[mask_k.ravel()]
             x = _block_pcg(a_mat, rhs, x0, iterations)
         ab, l_prev = x.reshape(*l_k.shape, 2), l_k
@@ -168,8 +166,8 @@ def levin_colorize(gray: ImageLike, hint_ab: np.ndarray, hint_mask: np.ndarray,
     Photos larger than ``max_pixels`` are solved at a reduced size and upsampled with a
     guided filter (see the module docstring). Returns an RGB (RGBA if the input had alpha)
     image of the photo's size whose L* is the photo's and whose marked pixels have the
-    marks' a*b* (up to the sRGB gamut). Raises ``ValueError`` for hints of another size or
-    without any mark.
+    marks' a*b* (up to the sRGB gamut). Raises ``MarksError`` (a ``ValueError``) for hints
+    of another size or without any mark.
     """
     src, alpha = read_source(gray)
     return _colorize(luminance(src), alpha, hint_ab, hint_mask, max_pixels)
@@ -177,11 +175,9 @@ def levin_colorize(gray: ImageLike, hint_ab: np.ndarray, hint_mask: np.ndarray,
 
 def _colorize(l: np.ndarray, alpha: Image.Image | None, hint_ab: np.ndarray,
               hint_mask: np.ndarray, max_pixels: int) -> Image.Image:
-    if hint_ab.shape != l.shape + (2,) or hint_mask.shape != l.shape:
-        raise ValueError(f"hints must be (H, W, 2) and (H, W) for a {l.shape[1]}x{l.shape[0]} "
-                         f"photo, got {hint_ab.shape} and {hint_mask.shape}")
+    check_hints(hint_ab, hint_mask, l.shape)
     if not hint_mask.any():
-        raise ValueError("no marks: give at least one marked pixel to propagate colour from")
+        raise marks_io.MarksError("no marks: give at least one marked pixel to propagate colour from")
     h, w = l.shape
     if h * w <= max_pixels:
         ab = solve_levin(l, hint_ab, hint_mask)
@@ -189,15 +185,15 @@ def _colorize(l: np.ndarray, alpha: Image.Image | None, hint_ab: np.ndarray,
         scale = np.sqrt(max_pixels / (h * w))
         shape = (max(1, round(h * scale)), max(1, round(w * scale)))
         l_small = area_resize(l, shape)
-        ab_small = solve_levin(l_small, *shrink_hints(hint_ab, hint_mask, shape))
-        ab = guided_upsample(l, l_small, ab_small)
+        ab_small = solve_levin(l_small, *pool_hints(hint_ab, hint_mask, shape))
+        ab = _guided_upsample(l, l_small, ab_small)
         ab[hint_mask] = hint_ab[hint_mask]
     return render(l, ab, alpha)
 
 
 def levin_colorize_marks(gray: ImageLike, marks: marks_io.Marks,
                          max_pixels: int = MAX_PIXELS) -> Image.Image:
-    """:func:`levin_colorize` with marks read by :func:`chromatize.marks.load_marks` (a
+    """:func:`levin_colorize` with marks read by :func:`chromatize.inference.hints.load_marks` (a
     scribble image or JSON path, a PIL scribble image or a list of points). Raises
     ``MarksError`` for unusable marks and ``PhotoError`` for an unreadable photo."""
     src, alpha = read_source(gray)

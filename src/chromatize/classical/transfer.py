@@ -14,11 +14,13 @@ from PIL import Image
 from scipy.ndimage import uniform_filter
 from scipy.spatial import cKDTree
 
-from chromatize.classical.common import render, source_lab
-from chromatize.pipeline import ImageLike, read_source
+from chromatize.color import is_color, source_lab
+from chromatize.errors import UsageError
+from chromatize.inference.upsample import render
+from chromatize.io import ImageLike, read_source
 
 Rect = tuple[int, int, int, int]  # x0, y0, x1, y1 (x1, y1 excluded), in pixels
-COLOR_CHROMA = 2.0  # mean chroma above which a target counts as a colour photo
+COLOR_CHROMA = 2.0  # mean chroma from which a target counts as a colour photo
 _EPS = 1e-6
 
 
@@ -47,7 +49,7 @@ def reinhard_transfer(target: ImageLike, reference: ImageLike) -> Image.Image:
     lab_r = source_lab(read_source(reference)[0])
     mean_r, std_r = _stats(lab_r)
     mean_t, std_t = _stats(lab_t)
-    if np.hypot(lab_t[..., 1], lab_t[..., 2]).mean() > COLOR_CHROMA:
+    if is_color(src, min_chroma=COLOR_CHROMA):
         out = (lab_t - mean_t) / np.maximum(std_t, _EPS) * std_r + mean_r
         return render(np.clip(out[..., 0], 0, 100).astype(np.float32),
                       out[..., 1:].astype(np.float32), alpha)
@@ -94,11 +96,23 @@ def _nearest_ab(query: np.ndarray, feat: np.ndarray, ab: np.ndarray) -> np.ndarr
     return ab[idx].reshape(query.shape[:-1] + (2,))
 
 
+def parse_rect_pair(text: str) -> tuple[Rect, Rect]:
+    """``"x0,y0,x1,y1:x0,y0,x1,y1"`` (target:reference) -> two rectangles. Raises
+    :class:`~chromatize.errors.UsageError`."""
+    try:
+        target, reference = (tuple(int(v) for v in part.split(",")) for part in text.split(":"))
+    except ValueError:
+        target = reference = ()
+    if len(target) != 4 or len(reference) != 4:
+        raise UsageError(f"--rect {text!r}: expected x0,y0,x1,y1:x0,y0,x1,y1 (target:reference)")
+    return target, reference  # type: ignore[return-value]
+
+
 def _check_rect(rect: Rect, shape: tuple[int, ...], what: str) -> tuple[slice, slice]:
     x0, y0, x1, y1 = rect
     h, w = shape[:2]
     if not (0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h):
-        raise ValueError(f"{what} rectangle {tuple(rect)} is empty or outside the {w}x{h} "
+        raise UsageError(f"{what} rectangle {tuple(rect)} is empty or outside the {w}x{h} "
                          "image (x0, y0, x1, y1 with x0 < x1 <= width, y0 < y1 <= height)")
     return slice(y0, y1), slice(x0, x1)
 
@@ -122,7 +136,7 @@ def welsh_transfer(target: ImageLike, reference: ImageLike, samples: int = 200,
     Returns an RGB (RGBA if the target had alpha) image whose L* is the target's.
     """
     if samples < 1 or window < 1:
-        raise ValueError(f"samples and window must be >= 1, got {samples} and {window}")
+        raise UsageError(f"samples and window must be >= 1, got {samples} and {window}")
     rng = np.random.default_rng(seed)
     src, alpha = read_source(target)
     l_t = source_lab(src)[..., 0]

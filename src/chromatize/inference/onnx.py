@@ -29,13 +29,9 @@ import torch
 from torch import nn
 
 from chromatize import __version__
-from chromatize.checkpoint import (
-    CheckpointError,
-    atomic_write_bytes,
-    load_checkpoint,
-    resolve_paths,
-)
+from chromatize.checkpoint import CheckpointError, load_checkpoint, resolve_model, resolve_paths
 from chromatize.extras import available, require
+from chromatize.io import atomic_write_bytes
 from chromatize.models import ColorizationModel
 from chromatize.models.heads import ClassificationHead
 
@@ -131,8 +127,6 @@ def export_model(path_or_name: str | os.PathLike[str], output: str | os.PathLike
                  overwrite: bool = False) -> Path:
     """Export a checkpoint (path or shipped name) to ``output`` (``.onnx``), atomically.
     Raises :class:`CheckpointError` or :class:`~chromatize.extras.MissingExtraError`."""
-    from chromatize.pipeline import resolve_model
-
     out = Path(output)
     if out.suffix.lower() != ".onnx":
         raise CheckpointError(f"{out}: the output must end in .onnx")
@@ -162,7 +156,7 @@ class OnnxModel:
     and, for hint models, ``hint_ab`` ``(B, 2, H, W)`` and ``hint_mask`` ``(B, 1, H, W)``,
     it returns ``{"ab": (B, 2, H/s, W/s)}`` in Lab units, plus ``"logits"`` for the
     classification family, decoded by ``head`` exactly as the PyTorch model decodes.
-    ``to`` and ``eval`` exist so that :class:`~chromatize.pipeline.Colorizer` need not
+    ``to`` and ``eval`` exist so that :class:`~chromatize.inference.pipeline.Colorizer` need not
     know which runtime it holds.
     """
 

@@ -13,7 +13,7 @@ through two optional hooks, so a new family needs no change here:
   torchrun: there the default step runs through DistributedDataParallel.)
 
 Run folder: ``config.yaml`` (resolved), ``log.csv``, ``tb/``, ``grids/step_XXXXXX.png``,
-the resume state (:mod:`chromatize.train_state`), and ``model.safetensors`` +
+the resume state (:mod:`chromatize.training.state`), and ``model.safetensors`` +
 ``model.json`` (:func:`chromatize.checkpoint.save_checkpoint`).
 
 Distributed: ``torchrun --nproc_per_node=K -m chromatize.cli train CONFIG`` (the
@@ -28,6 +28,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,16 +38,17 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from chromatize import config as cfgmod
-from chromatize import data as datamod
-from chromatize import train_state as ts
-from chromatize.checkpoint import load_checkpoint, save_checkpoint
-from chromatize.config import Config, ConfigError
-from chromatize.losses import LOSSES
+from chromatize.training import config as cfgmod
+from chromatize.training import data as datamod
+from chromatize.training import state as ts
+from chromatize.checkpoint import DeviceError, load_checkpoint, pick_device, save_checkpoint
+from chromatize.training.config import Config, ConfigError
+from chromatize.training.losses import LOSSES
 from chromatize.models import ColorizationModel, create_model
+from chromatize.errors import ChromatizeError
 
 
-class TrainError(ValueError):
+class TrainError(ChromatizeError, ValueError):
     """Training cannot start: the message names the file or setting and the reason."""
 
 
@@ -67,7 +69,10 @@ class Trainer:
         self.cfg = cfg
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
-        self.device = self._device(cfg.train.device, int(os.environ.get("LOCAL_RANK", "0")))
+        try:
+            self.device = pick_device(cfg.train.device, int(os.environ.get("LOCAL_RANK", "0")))
+        except DeviceError as e:
+            raise ConfigError(f"train.device: {e}") from None
         if self.world > 1 and not dist.is_initialized():
             if self.device.type == "cuda":
                 torch.cuda.set_device(self.device)
@@ -98,18 +103,6 @@ class Trainer:
         self.metrics: dict[str, float] = {}
 
     # ------------------------------------------------------------------ set-up checks
-
-    @staticmethod
-    def _device(name: str, local_rank: int) -> torch.device:
-        if name == "auto":
-            name = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
-        try:
-            device = torch.device(name)
-        except RuntimeError as e:
-            raise ConfigError(f"train.device: {e}") from None
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise ConfigError(f"train.device: {name!r} asked for, but no CUDA device is available")
-        return device
 
     def _check_run_dir(self, resume: bool) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
         if resume:
@@ -258,6 +251,15 @@ class Trainer:
             opt.step()
         return {"loss": loss.item()}
 
+    def train_steps(self) -> Iterator[dict[str, float]]:
+        """Training steps on the training stream as :meth:`fit` runs them (in the
+        recipe's first phase), without the schedule, logs or checkpoints: for measuring
+        speed. Yields each step's losses."""
+        self._set_frozen(self.cfg.model.freeze_encoder_steps > 0)
+        self._train_mode()
+        for l, ab in self._loader():
+            yield self._step(l.to(self.device), ab.to(self.device))
+
     def _loader(self) -> torch.utils.data.DataLoader:
         t = self.cfg.train
         return datamod.train_loader(self.train_data, self.cfg.data, t.batch_size, t.seed,
@@ -270,7 +272,7 @@ class Trainer:
 
         log = None
         if self.logging:
-            from chromatize.runlog import RunLog
+            from chromatize.training.runlog import RunLog
 
             self.run_dir.mkdir(parents=True, exist_ok=True)
             cfgmod.save_config(self.cfg, self.run_dir / "config.yaml")

@@ -16,8 +16,9 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from PIL import Image
 
-from chromatize import color, metrics
-from chromatize.evaluate import gray_input, load_truth
+from chromatize import color
+from chromatize.evaluation import metrics
+from chromatize.evaluation.evaluate import gray_input, load_truth
 
 #: A guided method: (L* ``(H, W)`` float in [0, 100], hint_ab, hint_mask)
 #: -> sRGB ``(H, W, 3)`` uint8.
@@ -66,7 +67,7 @@ def hint_sweep(method: HintMethod, photos: Sequence[np.ndarray | str | os.PathLi
     """Mean PSNR (dB) of ``method`` over ``photos`` for each number of hints in ``ns``.
 
     Photos (sRGB uint8 arrays or paths) are resized to ``size`` x ``size``; the method gets
-    the L* of the gray input (as :func:`chromatize.evaluate.gray_input` makes it) and the
+    the L* of the gray input (as :func:`chromatize.evaluation.evaluate.gray_input` makes it) and the
     hints of :func:`sample_hints`, drawn with a generator seeded by (``seed``, photo index).
     """
     totals = dict.fromkeys(ns, 0.0)

@@ -23,13 +23,14 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from chromatize.checkpoint import atomic_write_bytes
+from chromatize.io import atomic_write_bytes
+from chromatize.errors import ChromatizeError
 
 STATE_TENSORS = "state.safetensors"
 STATE_JSON = "state.json"
 
 
-class StateError(ValueError):
+class StateError(ChromatizeError, ValueError):
     """A run folder has no usable resume state."""
 
 

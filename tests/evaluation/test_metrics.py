@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from conftest import make_color_photo
 
-from chromatize import color, metrics
+from chromatize import color
+from chromatize.evaluation import metrics
 
 
 def _rgb8(lab: np.ndarray) -> np.ndarray:
@@ -75,9 +76,9 @@ def test_l_preservation():
 
 def test_colour_photo_check():
     rgb = np.asarray(make_color_photo())
-    assert metrics.is_colour_photo(metrics.to_lab(rgb))
+    assert color.is_color(rgb, min_chroma=metrics.MIN_MEAN_CHROMA)
     gray = np.repeat(rgb[..., :1], 3, -1)
-    assert not metrics.is_colour_photo(metrics.to_lab(gray))
+    assert not color.is_color(gray, min_chroma=metrics.MIN_MEAN_CHROMA)
 
 
 def test_border_band_width():

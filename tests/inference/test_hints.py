@@ -5,7 +5,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from chromatize import color
-from chromatize.marks import MarksError, load_marks
+from chromatize.inference.hints import MarksError, load_marks
 
 
 def _gray(h: int = 32, w: int = 40) -> Image.Image:

@@ -20,7 +20,9 @@ from skimage.metrics import structural_similarity
 
 from chromatize import color
 
-#: A photo whose mean chroma (on a small copy) is below this is treated as not colour.
+#: A photo whose mean chroma (on a small copy) is below this is not used as ground truth
+#: (:func:`chromatize.color.is_color`): the same floor the training loader uses
+#: (``data.min_chroma``).
 MIN_MEAN_CHROMA = 4.0
 #: L* gradient (Sobel magnitude, L* units per pixel) above which an edge counts as strong.
 STRONG_EDGE = 4.0
@@ -47,16 +49,6 @@ SUMMARY_METRICS: dict[str, tuple[str, bool]] = {
 def to_lab(rgb8: np.ndarray) -> np.ndarray:
     """sRGB ``(H, W, 3)`` uint8 -> Lab ``(H, W, 3)`` float64."""
     return color.rgb_to_lab_np(rgb8.astype(np.float64) / 255)
-
-
-def is_colour_photo(lab: np.ndarray, min_chroma: float = MIN_MEAN_CHROMA) -> bool:
-    """True when the mean chroma sqrt(a^2 + b^2) of ``lab`` reaches ``min_chroma`` Lab units.
-
-    Gray, sepia-faint and hand-tinted-faint scans fall below the default of 4, the same
-    floor the training loader uses (``data.min_chroma``). Unlike ``io.is_color``, which
-    decides what the CLI colorizes, it keeps misty or snowy colour photos as ground truth.
-    """
-    return float(np.hypot(lab[..., 1], lab[..., 2]).mean()) >= min_chroma
 
 
 def psnr(pred_rgb8: np.ndarray, true_rgb8: np.ndarray) -> float:

@@ -4,7 +4,9 @@ import skimage.color as skc
 from PIL import Image
 
 from chromatize.checkpoint import CheckpointError
-from chromatize.pipeline import Colorizer, guided_coefficients, resolve_model
+from chromatize.checkpoint import resolve_model
+from chromatize.inference.pipeline import Colorizer
+from chromatize.inference.upsample import guided_coefficients
 from conftest import save_tiny_model
 
 
@@ -62,7 +64,7 @@ def test_guided_upsampling_follows_luminance_edges():
 
 
 def test_default_model_missing_is_a_clear_error(monkeypatch, tmp_path):
-    import chromatize.pipeline as p
+    import chromatize.checkpoint as p
 
     monkeypatch.setattr(p, "shipped_model_path", lambda name="default": tmp_path / name)
     with pytest.raises(CheckpointError, match="default"):
@@ -108,7 +110,7 @@ def test_hints_change_the_result_and_are_refused_by_plain_models(tmp_path, tiny_
 
 
 def test_working_shape_caps_and_rounds():
-    from chromatize.pipeline import working_shape
+    from chromatize.inference.pipeline import working_shape
 
     assert working_shape(3000, 4000, 1000, 32) == (736, 992)  # long side at most ~1000
     assert working_shape(480, 640, 1000, 32) == (480, 640)  # never enlarged

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from chromatize import color
-from chromatize.losses import LOSSES
+from chromatize.training.losses import LOSSES
 from chromatize.models import create_model
 
 

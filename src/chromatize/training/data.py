@@ -42,15 +42,16 @@ from torch.utils.data import (
 )
 
 from chromatize import color
-from chromatize.config import DataConfig
+from chromatize.training.config import DataConfig
 from chromatize.io import list_photos as list_folder
+from chromatize.errors import ChromatizeError
 
 log = logging.getLogger(__name__)
 
-_CHROMA_SIDE = 64  # gray detection looks at a copy this small
+_CHROMA_SIDE = 64  # JPEGs are decoded no smaller than this for the colour check
 
 
-class DataError(ValueError):
+class DataError(ChromatizeError, ValueError):
     """A data source is missing or holds no usable colour photo."""
 
 
@@ -101,17 +102,6 @@ def decode(path: Path, min_short: int) -> Image.Image:
     return im.convert("RGB")
 
 
-def mean_chroma(im: Image.Image) -> float:
-    """Mean Lab chroma sqrt(a^2 + b^2) of a small copy of ``im`` (0 for mode ``L``)."""
-    if im.mode != "RGB":
-        return 0.0
-    small = im.copy()
-    small.thumbnail((_CHROMA_SIDE, _CHROMA_SIDE), Image.BILINEAR)
-    rgb = torch.from_numpy(np.asarray(small, dtype=np.float32) / 255).permute(2, 0, 1)
-    ab = color.rgb_to_lab(rgb)[1:]
-    return float(ab.square().sum(0).sqrt().mean())
-
-
 def resize_short(im: Image.Image, short: int) -> Image.Image:
     """Shrink ``im`` so its short side is ``short`` (never enlarges), keeping the aspect."""
     w, h = im.size
@@ -135,7 +125,7 @@ def scan_photos(source: str, min_chroma: float, cache_short: int | None = None,
             im = decode(path, cache_short or _CHROMA_SIDE)
         except (OSError, ValueError, Image.DecompressionBombError) as e:
             return f"unreadable: {e}", None
-        if mean_chroma(im) < min_chroma:
+        if not color.is_color(im, min_chroma=min_chroma):
             return "gray", None
         return "ok", np.asarray(resize_short(im, cache_short)) if cache_short else None
 
@@ -254,7 +244,7 @@ class ShardCrops(IterableDataset):
         stream = stream.decode("pil", handler=wds.warn_and_continue).to_tuple("jpg;jpeg;png;webp")
         for (im,) in stream:
             im = im.convert("RGB")
-            if mean_chroma(im) >= self.cfg.min_chroma:
+            if color.is_color(im, min_chroma=self.cfg.min_chroma):
                 yield to_lab(random_crop(im, self.cfg.crop, self.cfg.scale_jitter, self.cfg.flip, rng))
 
 

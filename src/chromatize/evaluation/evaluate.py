@@ -1,7 +1,7 @@
 """Score colorization models on a folder of colour photos and write a report.
 
 Each colour photo becomes a gray input (its own L* with a* = b* = 0, as 8-bit gray), every
-model colorizes it, and :func:`chromatize.metrics.image_metrics` compares the output with
+model colorizes it, and :func:`chromatize.evaluation.metrics.image_metrics` compares the output with
 the photo. Two baselines are always scored beside the models:
 
 - ``gray``: the gray input itself (no colour at all);
@@ -11,7 +11,7 @@ the photo. Two baselines are always scored beside the models:
 
 Outputs in ``out_dir``: ``metrics.json`` (settings, counts, mean and median per method),
 ``per_image.csv`` (one row per photo and method) and ``report.html`` (see
-:mod:`chromatize.report`).
+:mod:`chromatize.evaluation.report`).
 """
 
 from __future__ import annotations
@@ -29,11 +29,13 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from chromatize import color, metrics
-from chromatize.checkpoint import atomic_write_bytes
+from chromatize import color
+from chromatize.evaluation import metrics
+from chromatize.io import atomic_write_bytes
 from chromatize.io import PhotoError, list_photos, read_photo
-from chromatize.pipeline import Colorizer
-from chromatize.report import render_report
+from chromatize.inference.pipeline import Colorizer
+from chromatize.evaluation.report import render_report
+from chromatize.errors import ChromatizeError
 
 #: A colorization method: gray input ``(H, W)`` uint8 -> sRGB ``(H, W, 3)`` uint8.
 Method = Callable[[np.ndarray], np.ndarray]
@@ -41,11 +43,11 @@ Method = Callable[[np.ndarray], np.ndarray]
 GRAY, MEAN_COLOUR = "gray", "mean-colour"
 OUTPUT_FILES = ("metrics.json", "per_image.csv", "report.html")
 THUMB_SIDE = 192
-_CHECK_SIDE = 64  # colour check and mean ab run on a copy this small: fast, and enough
+_CHECK_SIDE = 64  # the mean ab runs on a copy this small: fast, and enough
 _LUT8 = color.gray_to_l_lut(8)
 
 
-class EvaluationError(ValueError):
+class EvaluationError(ChromatizeError, ValueError):
     """Evaluation cannot run: no photos, an output exists, or similar (message says which)."""
 
 
@@ -95,12 +97,12 @@ def select_photos(paths: Sequence[Path], size: int | None, limit: int | None, se
         except PhotoError:
             skipped["unreadable"].append(path.name)
             continue
-        image.thumbnail((_CHECK_SIDE, _CHECK_SIDE), Image.Resampling.BOX)
-        lab = metrics.to_lab(np.asarray(image))
-        if not metrics.is_colour_photo(lab):
+        if not color.is_color(image, min_chroma=metrics.MIN_MEAN_CHROMA):
             skipped["not_colour"].append(path.name)
             continue
         picked.append(path)
+        image.thumbnail((_CHECK_SIDE, _CHECK_SIDE), Image.Resampling.BOX)
+        lab = metrics.to_lab(np.asarray(image))
         ab_means.append(lab[..., 1:].reshape(-1, 2).mean(0))
     mean_ab = np.mean(ab_means, 0) if ab_means else np.zeros(2)
     return sorted(picked), skipped, mean_ab

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from chromatize.metrics import SUMMARY_METRICS
+from chromatize.evaluation.metrics import SUMMARY_METRICS
 
 #: Failure mode -> (score key, True if low scores are the failures, what the score measures).
 FAILURE_MODES: dict[str, tuple[str, bool, str]] = {

@@ -28,8 +28,10 @@ from typing import Any
 
 import yaml
 
+from chromatize.errors import ChromatizeError
 
-class ConfigError(ValueError):
+
+class ConfigError(ChromatizeError, ValueError):
     """A config file or override is unreadable, names an unknown key or has a wrong type."""
 
 
@@ -67,7 +69,7 @@ class DataConfig:
 
 @dataclass
 class LossConfig:
-    """A loss from :data:`chromatize.losses.LOSSES` and its keyword arguments."""
+    """A loss from :data:`chromatize.training.losses.LOSSES` and its keyword arguments."""
 
     name: str = "l1"
     kwargs: dict[str, Any] = field(default_factory=dict)
@@ -259,8 +261,23 @@ def validate(cfg: Config) -> None:
         raise ConfigError("run_dir: not set (give a config file or --run_dir=PATH)")
 
 
+def run_config(path: str | Path | None, overrides: Sequence[str] = (),
+               resume: str | Path | None = None) -> Config:
+    """The config of a training run: with ``resume``, the run folder's own
+    ``config.yaml``, then the YAML at ``path`` (if given) and ``overrides`` on top;
+    without, as :func:`load_config`. Raises :class:`ConfigError`."""
+    if resume is None:
+        if path is None:
+            raise ConfigError("give a CONFIG file, or --resume RUN_DIR")
+        return load_config(path, overrides)
+    saved = Path(resume) / "config.yaml"
+    if not saved.is_file():
+        raise ConfigError(f"{resume}: not a run folder (no config.yaml)")
+    return load_config(path, overrides, base=read_yaml(saved))
+
+
 def save_config(cfg: Config, path: Path) -> None:
     """Write the resolved config as YAML, atomically."""
-    from chromatize.checkpoint import atomic_write_bytes
+    from chromatize.io import atomic_write_bytes
 
     atomic_write_bytes(path, yaml.safe_dump(to_dict(cfg), sort_keys=False).encode())

@@ -7,10 +7,10 @@ import torch
 from conftest import make_color_photo
 from typer.testing import CliRunner
 
-from chromatize import metrics
+from chromatize.evaluation import metrics
 from chromatize.checkpoint import save_checkpoint
 from chromatize.cli import app
-from chromatize.evaluate import EvaluationError, evaluate, gray_input
+from chromatize.evaluation.evaluate import EvaluationError, evaluate, gray_input
 from chromatize.models import create_model
 
 

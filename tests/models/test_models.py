@@ -50,7 +50,7 @@ def test_unknown_model_and_kwargs_fail_loudly():
 
 @pytest.mark.parametrize("name", [n for n in MODELS.names() if hasattr(create_model(n, **TINY.get(n, {})), "train_step")])
 def test_own_train_step_updates_weights(name):
-    from chromatize.losses import LOSSES
+    from chromatize.training.losses import LOSSES
 
     torch.manual_seed(0)
     model = create_model(name, **TINY.get(name, {}))
@@ -91,7 +91,7 @@ def test_hint_simulation():
 
 
 def test_pix2pix_trains_stably_on_the_cpu():
-    from chromatize.losses import LOSSES
+    from chromatize.training.losses import LOSSES
 
     torch.manual_seed(0)
     model = create_model("pix2pix", generator="unet_tiny", d_channels=8)

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from chromatize import color
-from chromatize.config import DataConfig
-from chromatize.data import (DataError, PhotoCrops, StreamSampler, center_crops, random_crop,
+from chromatize.training.config import DataConfig
+from chromatize.training.data import (DataError, PhotoCrops, StreamSampler, center_crops, random_crop,
                              scan_photos, train_loader)
 from PIL import Image
 
@@ -114,7 +114,7 @@ def test_webdataset_shards(photo_tree: Path, tmp_path: Path) -> None:
 def test_workers_leave_signals_to_the_trainer() -> None:
     import signal
 
-    from chromatize.data import leave_signals_to_trainer
+    from chromatize.training.data import leave_signals_to_trainer
 
     old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     try:

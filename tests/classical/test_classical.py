@@ -10,7 +10,7 @@ from chromatize import color
 from chromatize.classical import (levin, levin_colorize, levin_colorize_marks,
                                   reinhard_transfer, solve_levin, welsh_transfer)
 from chromatize.cli import app
-from chromatize.pipeline import luminance
+from chromatize.color import luminance
 
 
 def _lab(image: Image.Image) -> np.ndarray:
@@ -162,7 +162,7 @@ def test_cli_scribble_and_transfer(tmp_path):
     assert Image.open(out).size == gray.size
     result = runner.invoke(app, ["scribble", str(tmp_path / "gray.png"), "--marks",
                                  str(tmp_path / "marks.json"), "-o", str(out)])
-    assert result.exit_code == 2 and "already exists" in result.output
+    assert result.exit_code == 2 and "output exists" in result.output
     for method in ("reinhard", "welsh"):
         result = runner.invoke(app, ["transfer", str(tmp_path / "gray.png"), "--reference",
                                      str(tmp_path / "ref.png"), "--method", method,

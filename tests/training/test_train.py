@@ -17,10 +17,10 @@ from typer.testing import CliRunner
 
 from chromatize.checkpoint import load_checkpoint
 from chromatize.cli import app
-from chromatize.config import ConfigError, load_config, parse_overrides
+from chromatize.training.config import ConfigError, load_config, parse_overrides
 from chromatize.models import MODELS
 from chromatize.models.unet import UNet
-from chromatize.train import Trainer, train
+from chromatize.training.train import Trainer, train
 
 TINY = """
 model: {name: unet_tiny}
@@ -70,7 +70,7 @@ def test_config_errors_name_the_key(tiny_yaml: Path, tmp_path: Path) -> None:
 
 
 def test_shipped_configs_load() -> None:
-    root = Path(__file__).parents[1] / "configs"
+    root = Path(__file__).parents[2] / "configs"
     l1, l2 = load_config(root / "thesis_l1.yaml"), load_config(root / "thesis_l2.yaml")
     assert (l1.model.name, l1.loss.name, l2.loss.name) == ("unet_thesis", "l1", "l2")
     assert (l1.data.crop, l1.train.batch_size, l1.train.lr) == (256, 8, 3e-4)
@@ -228,8 +228,8 @@ def test_resume_errors(tiny_yaml: Path, tmp_path: Path) -> None:
 SCRIPT = """
 import os, sys
 from safetensors.torch import save_file
-from chromatize.config import load_config
-from chromatize.train import Trainer
+from chromatize.training.config import load_config
+from chromatize.training.train import Trainer
 cfg = load_config(sys.argv[1], sys.argv[2:])
 trainer = Trainer(cfg)
 trainer.fit()
@@ -244,7 +244,7 @@ def test_torchrun_two_processes(tiny_yaml: Path, tmp_path: Path) -> None:
     script = tmp_path / "ddp_train.py"
     script.write_text(textwrap.dedent(SCRIPT))
     run = tmp_path / "run"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1] / "src"),
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[2] / "src"),
                                                         os.environ.get("PYTHONPATH", "")]),
            "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",

@@ -17,7 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from chromatize import color, quantize
+from chromatize import color
+from chromatize.training import quantize
 from chromatize.models import ColorizationModel
 from chromatize.registry import Registry
 
@@ -71,7 +72,7 @@ class RebalancedCrossEntropy(nn.Module):
     the class-rebalancing weight of its most likely true bin.
 
     ``out["logits"]`` is ``(B, Q, H/s, W/s)``; the target ab is area-downsampled to match,
-    then spread over its nearest bins (:func:`chromatize.quantize.soft_encode`). The bins
+    then spread over its nearest bins (:func:`chromatize.training.quantize.soft_encode`). The bins
     and weights are read from the model's classification head at each call, so they
     follow the model across devices.
     """

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from chromatize import color, quantize
+from chromatize import color
+from chromatize.training import quantize
 from chromatize.models.heads import decode_ab
 
 

@@ -73,7 +73,7 @@ def rebalance_weights(prior: np.ndarray, bins: np.ndarray, lam: float = 0.5,
 
 def write_prior(path: str | Path, prior: np.ndarray, bins: np.ndarray, meta: dict) -> None:
     """Save a prior ``(Q,)`` with its bins ``(Q, 2)`` and provenance as JSON (atomically)."""
-    from chromatize.checkpoint import atomic_write_bytes
+    from chromatize.io import atomic_write_bytes
 
     doc = {"bins": bins.tolist(), "prior": prior.tolist(), **meta}
     atomic_write_bytes(Path(path), json.dumps(doc).encode())
@@ -110,7 +110,7 @@ def compute_prior_file(source: str, out: str | Path, side: int = 64, min_chroma:
     Photos are shrunk to a short side of ``side`` (colour statistics barely depend on
     resolution); gray and unreadable photos are dropped as in training. Returns a summary.
     """
-    from chromatize.data import scan_photos
+    from chromatize.training.data import scan_photos
 
     photos = scan_photos(source, min_chroma, cache_short=side)
     bins = color.ab_bins()

@@ -1,4 +1,6 @@
-"""User colour marks -> the project's hint representation ``(hint_ab, hint_mask)``.
+"""Colour hints: user marks -> ``(hint_ab, hint_mask)``, and hints pooled to a smaller size.
+
+One module for the hint models and for Levin's propagation.
 
 ``hint_ab`` is float32 ``(H, W, 2)`` in Lab units (zero where unmarked) and ``hint_mask``
 bool ``(H, W)``, at the photo's size. Marks come in three forms:
@@ -12,7 +14,8 @@ bool ``(H, W)``, at the photo's size. Marks come in three forms:
   also be any name Pillow knows (``"red"``); ``radius`` (default 3) makes a disc of
   ``radius`` pixels around (x, y), 0 marks the single pixel.
 
-Only the mark's a*b* is used; the photo's own L* is always kept.
+Only the mark's a*b* is used; the photo's own L* is always kept. :func:`pool_hints`
+brings hints to the size the network or a coarser solver works at.
 """
 
 from __future__ import annotations
@@ -27,9 +30,9 @@ import numpy as np
 from PIL import Image, ImageColor
 
 from chromatize import color
-from chromatize.classical.common import source_lab
-from chromatize.io import PhotoError, read_photo
-from chromatize.pipeline import to_source
+from chromatize.errors import ChromatizeError
+from chromatize.inference.upsample import area_resize
+from chromatize.io import ImageLike, PhotoError, read_source
 
 DEFAULT_RADIUS = 3
 DEFAULT_THRESHOLD = 8.0
@@ -38,35 +41,52 @@ _POINT_KEYS = {"x", "y", "color", "radius"}
 Marks = str | os.PathLike[str] | Image.Image | Sequence[dict[str, Any]]
 
 
-class MarksError(ValueError):
+class MarksError(ChromatizeError, ValueError):
     """Marks that cannot be used; the message names the source and the reason."""
 
 
-def load_marks(marks: Marks, photo: Image.Image | np.ndarray,
+def check_hints(hint_ab: np.ndarray, hint_mask: np.ndarray, shape: tuple[int, ...]) -> None:
+    """Raise :class:`MarksError` unless the hints are ``(H, W, 2)`` and ``(H, W)`` for a
+    photo of ``shape`` ``(H, W, ...)``."""
+    h, w = shape[:2]
+    if hint_ab.shape != (h, w, 2) or hint_mask.shape != (h, w):
+        raise MarksError(f"hints must be (H, W, 2) and (H, W) for a {w}x{h} photo, got "
+                         f"{hint_ab.shape} and {hint_mask.shape}")
+
+
+def pool_hints(hint_ab: np.ndarray, hint_mask: np.ndarray,
+               shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Hints at a smaller ``shape`` (h, w): a small pixel is marked if any pixel under it
+    is, with the mean colour of those marked pixels (areas weighted as
+    :func:`~chromatize.inference.upsample.area_resize` weights them). Returns
+    ``(ab (h, w, 2) float32, mask (h, w) bool)``."""
+    frac = area_resize(hint_mask.astype(np.float32), shape)
+    total = area_resize(np.where(hint_mask[..., None], hint_ab, 0), shape)
+    mask = frac > 1e-6
+    ab = np.where(mask[..., None], total / np.maximum(frac, 1e-6)[..., None], 0)
+    return ab.astype(np.float32), mask
+
+
+def load_marks(marks: Marks, photo: ImageLike,
                threshold: float = DEFAULT_THRESHOLD) -> tuple[np.ndarray, np.ndarray]:
     """Read ``marks`` (a path to a scribble image or a JSON file, a PIL scribble image or a
-    list of points) for ``photo`` (PIL image or array as :func:`chromatize.pipeline.to_source`
-    takes). Returns ``(hint_ab (H, W, 2) float32, hint_mask (H, W) bool)``.
+    list of points) for ``photo`` (anything :func:`chromatize.io.read_source` takes).
+    Returns ``(hint_ab (H, W, 2) float32, hint_mask (H, W) bool)``.
 
     Raises :class:`MarksError` for marks of another size, outside the photo, with bad
     colours, or with no marked pixel at all.
     """
-    src, _ = to_source(photo)
+    src, _ = read_source(photo)
     h, w = src.shape[:2]
     name = str(marks) if isinstance(marks, (str, os.PathLike)) else "marks"
     if isinstance(marks, (str, os.PathLike)) and Path(marks).suffix.lower() == ".json":
         marks = _read_json(Path(marks))
-    if isinstance(marks, (str, os.PathLike)):
+    if isinstance(marks, (str, os.PathLike, Image.Image)):
         try:
-            photo_marks = read_photo(marks)
+            pixels, alpha = read_source(marks)
         except PhotoError as e:
             raise MarksError(str(e)) from None
-        marks = photo_marks.image
-        if photo_marks.alpha is not None:
-            marks = marks.convert("RGB")
-            marks.putalpha(photo_marks.alpha)
-    if isinstance(marks, Image.Image):
-        hint_ab, hint_mask = _from_scribble(marks, src, threshold, name)
+        hint_ab, hint_mask = _from_scribble(pixels, alpha, src, threshold, name)
     else:
         hint_ab, hint_mask = _from_points(marks, h, w, name)
     if not hint_mask.any():
@@ -84,24 +104,20 @@ def _read_json(path: Path) -> Any:
         raise MarksError(f"{path}: not valid JSON ({e})") from None
 
 
-def _from_scribble(marks: Image.Image, src: np.ndarray, threshold: float,
-                   name: str) -> tuple[np.ndarray, np.ndarray]:
-    """A scribble image of the photo's size -> hints (see the module docstring)."""
+def _from_scribble(marks: np.ndarray, alpha: Image.Image | None, src: np.ndarray,
+                   threshold: float, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Scribble pixels and alpha (:func:`chromatize.io.to_pixels`) of the photo's size ->
+    hints (see the module docstring)."""
     h, w = src.shape[:2]
-    if marks.size != (w, h):
-        raise MarksError(f"{name}: marks are {marks.size[0]}x{marks.size[1]} but the photo "
+    if marks.shape[:2] != (h, w):
+        raise MarksError(f"{name}: marks are {marks.shape[1]}x{marks.shape[0]} but the photo "
                          f"is {w}x{h}; draw the marks on a copy of the photo")
-    alpha = None
-    if marks.mode in ("RGBA", "LA", "PA") or (marks.mode == "P" and "transparency" in marks.info):
-        marks = marks.convert("RGBA")
-        alpha = np.asarray(marks.getchannel("A"))
-        if alpha.min() == 255:  # opaque everywhere: a copy of the photo, not a layer
-            alpha = None
-    lab = color.rgb_to_lab_np(np.asarray(marks.convert("RGB"), np.float32) / 255)
-    if alpha is not None:
-        mask = alpha > 0
+    layer = None if alpha is None else np.asarray(alpha)
+    lab = color.source_lab(marks)
+    if layer is not None and layer.min() < 255:  # opaque everywhere: a copy, not a layer
+        mask = layer > 0
     else:
-        mask = np.sqrt(((lab - source_lab(src)) ** 2).sum(-1)) > threshold
+        mask = np.sqrt(((lab - color.source_lab(src)) ** 2).sum(-1)) > threshold
     hint_ab = np.where(mask[..., None], lab[..., 1:], 0).astype(np.float32)
     return hint_ab, mask
 

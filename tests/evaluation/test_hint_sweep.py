@@ -1,8 +1,8 @@
 import numpy as np
 from conftest import make_color_photo
 
-from chromatize import metrics
-from chromatize.hints import SWEEP_NS, hint_sweep, paint_hints, sample_hints
+from chromatize.evaluation import metrics
+from chromatize.evaluation.hint_sweep import SWEEP_NS, hint_sweep, paint_hints, sample_hints
 
 
 def test_sample_hints_are_patch_means_and_nested():

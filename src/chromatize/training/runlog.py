@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from chromatize import color
-from chromatize.checkpoint import atomic_write_bytes
+from chromatize.io import atomic_write_bytes
 
 COLUMNS = ["step", "train_loss", "lr", "images_per_s", "val_loss", "val_ab_rmse"]
 

@@ -1,0 +1,157 @@
+"""Resizing, edge-aware upsampling of ab and full-size rendering in strips: the one
+implementation shared by the network pipeline and the classical methods.
+
+Downsizing averages areas (:func:`area_resize`, :func:`small_l`). Upsizing ab uses a fast
+guided filter (He and Sun 2015) guided by L*: the filter's linear coefficients are fitted
+at low resolution (:func:`fit_guided`), upsampled bilinearly and applied to the
+full-resolution L*, so colour edges follow luminance edges instead of bleeding across
+them. Full-size work runs in strips of rows, so memory stays bounded for very large
+photos; the output keeps the photo's own L* (colours that would leave the sRGB gamut are
+desaturated at constant luminance).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from chromatize import color
+
+STRIP_ROWS = 256
+
+
+def area_resize(x: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Area-average float ``(H, W)`` or ``(H, W, C)`` to ``shape`` (h, w): float32."""
+    h, w = shape
+    if x.ndim == 3:
+        return np.stack([area_resize(x[..., c], shape) for c in range(x.shape[-1])], -1)
+    small = Image.fromarray(np.ascontiguousarray(x, np.float32), mode="F")
+    return np.array(small.resize((w, h), Image.BOX), np.float32)  # writable, for torch
+
+
+def small_l(src: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """L* ``(h, w)`` float32 of source pixels (:func:`chromatize.io.to_pixels`) resized to
+    ``shape`` by area averaging."""
+    if src.ndim == 2 and src.dtype == np.uint16:
+        small = area_resize(src, shape)
+        return color.luminance(np.clip(small + 0.5, 0, 65535).astype(np.uint16))
+    # 8-bit pixels: Pillow's reducing_gap shrinks by whole factors first, which is much
+    # faster on large photos and averages areas all the same.
+    h, w = shape
+    small = np.asarray(Image.fromarray(src).resize((w, h), Image.BOX, reducing_gap=3.0))
+    return color.luminance(small)
+
+
+def bilinear_matrix(n_out: int, n_in: int) -> np.ndarray:
+    """``(n_out, n_in)`` weights of bilinear resampling (half-pixel centres, edge clamp)."""
+    x = (np.arange(n_out) + 0.5) * n_in / n_out - 0.5
+    x = np.clip(x, 0, n_in - 1)
+    i0 = np.floor(x).astype(int)
+    i1 = np.minimum(i0 + 1, n_in - 1)
+    t = (x - i0).astype(np.float32)
+    m = np.zeros((n_out, n_in), np.float32)
+    np.add.at(m, (np.arange(n_out), i0), 1 - t)
+    np.add.at(m, (np.arange(n_out), i1), t)
+    return m
+
+
+def _box(x: torch.Tensor, r: int) -> torch.Tensor:
+    return F.avg_pool2d(x, 2 * r + 1, stride=1, padding=r, count_include_pad=False)
+
+
+def guided_coefficients(guide: torch.Tensor, src: torch.Tensor, radius: int = 2,
+                        eps: float = 1e-3) -> tuple[torch.Tensor, torch.Tensor]:
+    """Guided filter coefficients at low resolution.
+
+    guide: ``(1, 1, h, w)`` L*/100; src: ``(1, C, h, w)``. Returns ``(A, B)`` each
+    ``(1, C, h, w)``, already box-averaged, so that ``A * guide_full + B`` (with A and B
+    upsampled) is the edge-aware upsampled ``src``.
+    """
+    radius = max(1, min(radius, (min(guide.shape[-2:]) - 1) // 2)) if min(guide.shape[-2:]) > 2 else 0
+    if radius == 0:
+        return torch.zeros_like(src), src
+    mean_i = _box(guide, radius)
+    mean_p = _box(src, radius)
+    cov = _box(guide * src, radius) - mean_i * mean_p
+    var = _box(guide * guide, radius) - mean_i * mean_i
+    a = cov / (var + eps)
+    b = mean_p - a * mean_i
+    return _box(a, radius), _box(b, radius)
+
+
+def fit_guided(l_small: np.ndarray, ab: torch.Tensor, radius: int = 2,
+               eps: float = 1e-3) -> torch.Tensor:
+    """Guided filter coefficients ``(4, h', w')`` (A for a*, b*, then B) for low-res ab.
+
+    l_small: L* ``(h, w)`` in [0, 100] of the small copy; ab: ``(2, h', w')`` in Lab units,
+    at that size or smaller (a network's output stride): the guide is ``l_small``
+    area-averaged to ab's size.
+    """
+    guide = torch.from_numpy(np.array(l_small, np.float32))[None, None] / 100
+    guide = F.adaptive_avg_pool2d(guide, ab.shape[-2:])
+    coef_a, coef_b = guided_coefficients(guide, ab[None].float(), radius=radius, eps=eps)
+    return torch.cat([coef_a, coef_b], 1)[0]
+
+
+def _strips(coef: torch.Tensor, shape: tuple[int, int],
+            ) -> Iterator[tuple[int, int, torch.Tensor]]:
+    """Coefficients ``(4, h', w')`` upsampled bilinearly to ``shape`` (H, W) one strip of
+    rows at a time: ``(r0, r1, coefficients (4, r1 - r0, W))``."""
+    h_full, w_full = shape
+    ry = bilinear_matrix(h_full, coef.shape[1])
+    rx_t = torch.from_numpy(bilinear_matrix(w_full, coef.shape[2]).T.copy())
+    # Columns first (cheap: h' rows), then rows per strip by a small matmul.
+    cols = coef @ rx_t  # (4, h', W)
+    for r0 in range(0, h_full, STRIP_ROWS):
+        r1 = min(h_full, r0 + STRIP_ROWS)
+        yield r0, r1, torch.from_numpy(ry[r0:r1]) @ cols
+
+
+def _apply(c: torch.Tensor, l: torch.Tensor) -> torch.Tensor:
+    """ab ``(2, rows, W)`` = A * L/100 + B, from coefficients ``(4, rows, W)`` and L*."""
+    return (c[:2] * (l / 100) + c[2:]).clamp_(-110, 110)
+
+
+def upsample_ab(l: np.ndarray, coef: torch.Tensor) -> np.ndarray:
+    """Edge-aware ab ``(H, W, 2)`` float32 from the full-size L* ``(H, W)`` in [0, 100] and
+    the coefficients of :func:`fit_guided`."""
+    out = np.empty(l.shape + (2,), np.float32)
+    for r0, r1, c in _strips(coef, l.shape):
+        out[r0:r1] = _apply(c, torch.from_numpy(np.array(l[r0:r1], np.float32))
+                            ).permute(1, 2, 0).numpy()
+    return out
+
+
+def _image(rgb: np.ndarray, alpha: Image.Image | None) -> Image.Image:
+    image = Image.fromarray(rgb, "RGB")
+    if alpha is not None:
+        image.putalpha(alpha)
+    return image
+
+
+def compose(src: np.ndarray, coef: torch.Tensor, alpha: Image.Image | None = None,
+            ) -> Image.Image:
+    """The full-size photo from source pixels (:func:`chromatize.io.to_pixels`) and the
+    guided coefficients of :func:`fit_guided`: ab = A * L/100 + B joined with the source's
+    own L*. RGB, or RGBA with ``alpha``."""
+    out = np.empty(src.shape[:2] + (3,), np.uint8)
+    for r0, r1, c in _strips(coef, src.shape[:2]):
+        l = torch.from_numpy(color.luminance(src[r0:r1]))
+        out[r0:r1] = color.lab_to_rgb8(torch.cat([l[None], _apply(c, l)]))
+    return _image(out, alpha)
+
+
+def render(l: np.ndarray, ab: np.ndarray, alpha: Image.Image | None = None) -> Image.Image:
+    """L* ``(H, W)`` in [0, 100] and ab ``(H, W, 2)`` -> RGB (RGBA with ``alpha``) image
+    whose L* is ``l``, converted in strips of rows."""
+    h = l.shape[0]
+    out = np.empty(l.shape + (3,), np.uint8)
+    for r0 in range(0, h, STRIP_ROWS):
+        r1 = min(h, r0 + STRIP_ROWS)
+        lab = np.concatenate([l[r0:r1, :, None], ab[r0:r1]], -1).astype(np.float32)
+        out[r0:r1] = color.lab_to_rgb8(torch.from_numpy(lab).permute(2, 0, 1))
+    return _image(out, alpha)

@@ -1,0 +1,62 @@
+"""Light imports: reading photos, colour maths and every ``--help`` load neither torch nor
+a model (measured in a fresh interpreter, since this one has imported them already)."""
+
+from __future__ import annotations
+
+import ast
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import chromatize
+
+HEAVY = ("torch", "safetensors", "chromatize.models", "chromatize.checkpoint")
+
+
+def _heavy_after(code: str) -> list[str]:
+    """The heavy modules loaded by running ``code`` in a fresh interpreter."""
+    src = str(Path(chromatize.__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
+    probe = f"{code}\nimport sys\nprint(sorted(m for m in {HEAVY!r} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    return ast.literal_eval(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("code", [
+    "import chromatize.io, chromatize.color",
+    "import chromatize.cli",
+    "from chromatize import io; io.read_source; import chromatize",
+])
+def test_light_modules_import_no_torch(code):
+    assert _heavy_after(code) == []
+
+
+def test_every_help_loads_no_torch_and_no_model():
+    code = """
+from typer.testing import CliRunner
+from chromatize.cli import app
+runner = CliRunner()
+names = [c.name or c.callback.__name__ for c in app.registered_commands]
+assert len(names) >= 6, names
+for args in [[]] + [[name] for name in names]:
+    result = runner.invoke(app, [*args, "--help"])
+    assert result.exit_code == 0 and "Usage" in result.output, (args, result.output)
+"""
+    assert _heavy_after(code) == []
+
+
+def test_colorizer_is_still_importable_from_the_package():
+    from chromatize import Colorizer
+    from chromatize.inference.pipeline import Colorizer as Inner
+
+    assert Colorizer is Inner
+
+
+def test_cli_default_max_pixels_is_the_library_one():
+    from chromatize import cli, io
+
+    assert cli.MAX_PIXELS == io.MAX_PIXELS
