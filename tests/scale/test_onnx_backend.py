@@ -144,3 +144,14 @@ def test_missing_extras_name_what_to_install(tmp_path, tiny_checkpoint, monkeypa
         assert "pip install 'chromatize[scale]'" in result.output
     # auto quietly stays with PyTorch when ONNX Runtime is missing
     assert not isinstance(Colorizer.load(tiny_checkpoint).model, OnnxModel)
+
+
+def test_hint_models_stay_in_pytorch(tmp_path):
+    from chromatize.checkpoint import CheckpointError
+    from conftest import save_tiny_model
+
+    ckpt = save_tiny_model(tmp_path, "effnet_lite0_hints", width=8)
+    with pytest.raises(CheckpointError, match="hints cannot be exported"):
+        export_model(ckpt, tmp_path / "hints.onnx")
+    colorizer = Colorizer.load(ckpt)  # auto: falls back to the PyTorch model
+    assert not isinstance(colorizer.model, OnnxModel) and colorizer.takes_hints

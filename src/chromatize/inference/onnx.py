@@ -1,7 +1,7 @@
 """ONNX export of a colorization network, and an ONNX Runtime model behind the same contract.
 
-Only the network goes into the graph: L* ``(B, 1, H, W)`` in [0, 100] in (plus the hint
-planes for hint models), and out the raw ``logits`` ``(B, Q, H/s, W/s)`` of a
+Only the network goes into the graph: L* ``(B, 1, H, W)`` in [0, 100] in, and out the
+raw ``logits`` ``(B, Q, H/s, W/s)`` of a
 classification model or the ``ab`` ``(B, 2, H/s, W/s)`` of a regression model, with
 batch, height and width dynamic. Everything around it stays in Python and is shared with
 the PyTorch path: the working size, the guided upsampling, the kept L*, and, for the
@@ -11,7 +11,7 @@ classification family, the decoding (``boost``, ``temperature``, ``samples``), w
 
 The file describes itself: the ONNX ``metadata_props`` key ``chromatize`` holds the
 checkpoint's JSON metadata plus an ``onnx`` section (size multiple, ab stride, the graph's
-inputs and output, and the head's bins, prior, class weights, temperature and boost).
+output, and the head's bins, prior, class weights, temperature and boost).
 """
 
 from __future__ import annotations
@@ -39,7 +39,6 @@ META_KEY = "chromatize"
 FORMAT = "chromatize-onnx"
 FORMAT_VERSION = 1
 OPSET = 17
-HINT_INPUTS = ("hint_ab", "hint_mask")
 BACKENDS = ("auto", "torch", "onnx")
 
 
@@ -51,8 +50,8 @@ class _Graph(nn.Module):
         self.model = model
         self.output = output
 
-    def forward(self, l: torch.Tensor, *hints: torch.Tensor) -> torch.Tensor:
-        return self.model(l, *hints)[self.output]
+    def forward(self, l: torch.Tensor) -> torch.Tensor:
+        return self.model(l)[self.output]
 
 
 def _head_meta(head: ClassificationHead) -> dict[str, Any]:
@@ -60,19 +59,11 @@ def _head_meta(head: ClassificationHead) -> dict[str, Any]:
             **{k: getattr(head, k).tolist() for k in ("bins", "prior", "class_weights")}}
 
 
-def _example(model: ColorizationModel, batch: int, rows: int, cols: int,
-             ) -> tuple[torch.Tensor, ...]:
-    """A smooth L* ramp ``(batch, 1, rows * m, cols * m)`` (m = size multiple), plus
-    a few hints for hint models."""
+def _example(model: ColorizationModel, batch: int, rows: int, cols: int) -> torch.Tensor:
+    """A smooth L* ramp ``(batch, 1, rows * m, cols * m)`` (m = size multiple)."""
     m = model.size_multiple
     h, w = rows * m, cols * m
-    ramp = torch.linspace(5, 95, h * w).reshape(1, 1, h, w).expand(batch, 1, h, w)
-    inputs: tuple[torch.Tensor, ...] = (ramp.contiguous(),)
-    if getattr(model, "hints", False):
-        mask = torch.zeros(batch, 1, h, w)
-        mask[..., ::7, ::5] = 1
-        inputs += (torch.full((batch, 2, h, w), 20.0) * mask, mask)
-    return inputs
+    return torch.linspace(5, 95, h * w).reshape(1, 1, h, w).repeat(batch, 1, 1, 1)
 
 
 def export_graph(model: ColorizationModel, info: dict[str, Any] | None = None) -> bytes:
@@ -80,12 +71,15 @@ def export_graph(model: ColorizationModel, info: dict[str, Any] | None = None) -
     bytes. The graph is checked against PyTorch at a batch and shape other than the
     traced ones, so a shape frozen by tracing fails here, not later."""
     onnx = require("onnx", "ONNX export")
+    if getattr(model, "hints", False):
+        # Their area pooling of the hints to the feature size does not trace to ONNX.
+        raise CheckpointError("models that take colour hints cannot be exported to ONNX "
+                              "yet; they run in PyTorch (--backend torch)")
     model = model.cpu().eval()
     head = getattr(model, "head", None)
     output = "logits" if isinstance(head, ClassificationHead) else "ab"
-    inputs = ("l", *HINT_INPUTS) if getattr(model, "hints", False) else ("l",)
-    axes = {name: {0: "batch", 2: "height", 3: "width"} for name in inputs}
-    axes[output] = {0: "batch", 2: "out_height", 3: "out_width"}
+    axes = {"l": {0: "batch", 2: "height", 3: "width"},
+            output: {0: "batch", 2: "out_height", 3: "out_width"}}
     buf = io.BytesIO()
     # The TorchScript exporter: a few seconds and one self-contained file, against
     # about 25 s and external weights for the dynamo exporter on our 2 cores. Its
@@ -94,13 +88,13 @@ def export_graph(model: ColorizationModel, info: dict[str, Any] | None = None) -
         warnings.simplefilter("ignore")
         # The wrapper must be in eval mode too: the exporter restores the wrapper's mode
         # recursively afterwards, which would leave the model's batch norms training.
-        torch.onnx.export(_Graph(model, output).eval(), _example(model, 1, 2, 3), buf, dynamo=False,
-                          input_names=list(inputs), output_names=[output],
+        torch.onnx.export(_Graph(model, output).eval(), (_example(model, 1, 2, 3),), buf,
+                          dynamo=False, input_names=["l"], output_names=[output],
                           dynamic_axes=axes, opset_version=OPSET)
     proto = onnx.load_from_string(buf.getvalue())
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION,
             "size_multiple": model.size_multiple, "ab_stride": model.ab_stride,
-            "inputs": list(inputs), "output": output, "opset": OPSET,
+            "output": output, "opset": OPSET,
             "torch_version": torch.__version__}
     if output == "logits":
         meta["head"] = _head_meta(head)  # type: ignore[arg-type]
@@ -114,8 +108,8 @@ def export_graph(model: ColorizationModel, info: dict[str, Any] | None = None) -
 def _check_parity(model: ColorizationModel, runtime: OnnxModel, output: str) -> None:
     example = _example(model, 2, 3, 2)
     with torch.no_grad():
-        want = model(*example)[output]
-    got = runtime.run(*example)
+        want = model(example)[output]
+    got = runtime.run(example)
     err = (got - want).abs().max().item()
     # float32 kernels differ in summation order; a frozen shape or a wrong op is far off.
     if got.shape != want.shape or err > 1e-3 * max(1.0, want.abs().max().item()):
@@ -152,8 +146,7 @@ def session_options(threads: int | None = None) -> Any:
 class OnnxModel:
     """An exported graph run by ONNX Runtime, behind the model contract.
 
-    Called with L* ``(B, 1, H, W)`` in [0, 100] (sides multiples of ``size_multiple``)
-    and, for hint models, ``hint_ab`` ``(B, 2, H, W)`` and ``hint_mask`` ``(B, 1, H, W)``,
+    Called with L* ``(B, 1, H, W)`` in [0, 100] (sides multiples of ``size_multiple``),
     it returns ``{"ab": (B, 2, H/s, W/s)}`` in Lab units, plus ``"logits"`` for the
     classification family, decoded by ``head`` exactly as the PyTorch model decodes.
     ``to`` and ``eval`` exist so that :class:`~chromatize.inference.pipeline.Colorizer` need not
@@ -171,12 +164,11 @@ class OnnxModel:
             meta = self.info["onnx"]
             self.size_multiple: int = int(meta["size_multiple"])
             self.ab_stride: int = int(meta["ab_stride"])
-            self.inputs: list[str] = list(meta["inputs"])
             self.output: str = meta["output"]
         except (KeyError, TypeError, ValueError) as e:
             raise CheckpointError(f"{self._name}: not a chromatize ONNX export "
                                   f"(metadata: {e})") from None
-        self.hints = "hint_mask" in self.inputs
+        self.hints = False  # hint models are not exported (see export_graph)
         self.head = _build_head(meta["head"]) if self.output == "logits" else None
 
     @property
@@ -204,23 +196,16 @@ class OnnxModel:
     def eval(self) -> OnnxModel:
         return self
 
-    def run(self, l: torch.Tensor, *hints: torch.Tensor) -> torch.Tensor:
-        """The graph's output tensor (``logits`` or ``ab``) for the given inputs."""
-        feeds = {name: np.ascontiguousarray(t.detach().cpu().numpy(), dtype=np.float32)
-                 for name, t in zip(self.inputs, (l, *hints))}
-        (out,) = self.session.run([self.output], feeds)
+    def run(self, l: torch.Tensor) -> torch.Tensor:
+        """The graph's output tensor (``logits`` or ``ab``) for L* ``(B, 1, H, W)``."""
+        feed = np.ascontiguousarray(l.detach().cpu().numpy(), dtype=np.float32)
+        (out,) = self.session.run([self.output], {"l": feed})
         return torch.from_numpy(out)
 
-    def __call__(self, l: torch.Tensor, hint_ab: torch.Tensor | None = None,
-                 hint_mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def __call__(self, l: torch.Tensor) -> dict[str, torch.Tensor]:
         if l.dim() != 4 or l.shape[1] != 1:
             raise ValueError(f"expected L shaped (B, 1, H, W), got {tuple(l.shape)}")
-        hints: tuple[torch.Tensor, ...] = ()
-        if self.hints:
-            if hint_ab is None or hint_mask is None:  # no hints: as the PyTorch model does
-                hint_ab, hint_mask = l.new_zeros(l.shape[0], 2, *l.shape[-2:]), torch.zeros_like(l)
-            hints = (hint_ab, hint_mask)
-        out = self.run(l, *hints)
+        out = self.run(l)
         if self.head is None:
             return {"ab": out}
         return {"logits": out, "ab": self.head.decode(out)}
