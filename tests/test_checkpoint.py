@@ -1,11 +1,15 @@
 import json
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import save_file
+from typer.testing import CliRunner
 
 from chromatize.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from chromatize.cli import app
 from chromatize.models import create_model
+from conftest import make_color_photo
 
 
 def test_round_trip_same_output(tmp_path):
@@ -34,3 +38,48 @@ def test_missing_and_mismatched(tmp_path):
     (tmp_path / "m.json").write_text("{not json")
     with pytest.raises(CheckpointError, match="not a readable"):
         load_checkpoint(tmp_path / "m")
+
+
+# ----------------------------------------------------------------------------- damaged files
+
+
+def _damage(weights, how: str) -> None:
+    data = weights.read_bytes()
+    damaged = {"half": data[: len(data) // 2], "empty": b"",
+               "random": bytes(np.random.default_rng(0).integers(0, 256, 4096, np.uint8))}
+    weights.write_bytes(damaged[how])
+
+
+@pytest.mark.parametrize("how", ["half", "empty", "random"])
+def test_damaged_weights_beside_a_valid_json_are_one_line(tiny_checkpoint, tmp_path, how):
+    weights = tiny_checkpoint.with_suffix(".safetensors")
+    _damage(weights, how)
+    before = weights.read_bytes()
+    with pytest.raises(CheckpointError, match=rf"^{weights}: damaged or not a safetensors file"):
+        load_checkpoint(tiny_checkpoint)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    make_color_photo().save(photos / "p.png")
+    runner = CliRunner()
+    for args in (["colorize", str(photos / "p.png"), "-o", str(tmp_path / "out"),
+                  "--model", str(tiny_checkpoint)],
+                 ["info", str(tiny_checkpoint)],
+                 ["evaluate", str(photos), "--model", str(tiny_checkpoint),
+                  "-o", str(tmp_path / "report")]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2, result.output
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1 and "damaged or not a safetensors file" in lines[0], lines
+        assert "Traceback" not in result.output
+    assert weights.read_bytes() == before  # the input is never changed
+    assert not (tmp_path / "out").exists() and not (tmp_path / "report").exists()
+
+
+@pytest.mark.parametrize("size", ["256", -5, 0, 1.5, True, None])
+def test_bad_working_size_in_the_json_is_named(tiny_checkpoint, size):
+    meta = tiny_checkpoint.with_suffix(".json")
+    info = json.loads(meta.read_text())
+    info["working_size"] = size
+    meta.write_text(json.dumps(info))
+    with pytest.raises(CheckpointError, match=rf"^{meta}: working_size must be a positive"):
+        load_checkpoint(tiny_checkpoint)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -325,3 +327,52 @@ def test_boost_makes_colours_more_vivid_and_needs_a_classifier(tmp_path, sampler
     assert chroma_of["2"] > chroma_of["0"]
     result = run(tmp_path / "a.png", "-o", tmp_path / "r", "--model", tiny_checkpoint, "--boost", "1")
     assert result.exit_code == 2 and "classification" in result.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--boost", "inf"], "boost must be a number from 0 to 3, got inf"),
+    (["--boost", "nan"], "boost must be a number from 0 to 3, got nan"),
+    (["--samples", "1000"], "samples must be from 1 to 64, got 1000"),
+])
+def test_boost_and_samples_out_of_range_are_one_line_and_write_nothing(tmp_path, sampler,
+                                                                     args, message):
+    gray_photo().save(tmp_path / "a.png")
+    result = run(tmp_path / "a.png", "-o", tmp_path / "out", "--model", sampler, *args)
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().splitlines() == [f"error: {message}"]
+    assert not (tmp_path / "out").exists()
+
+
+def test_float32_tiff_is_colorized_not_black(tmp_path, tiny_checkpoint):
+    gray = np.asarray(gray_photo(), np.float32) / 255
+    Image.fromarray(gray, "F").save(tmp_path / "f.tif")
+    result = run(tmp_path / "f.tif", "-o", tmp_path / "out", "--model", tiny_checkpoint)
+    assert result.exit_code == 0, result.output
+    out = color.rgb_to_lab_np(np.asarray(Image.open(tmp_path / "out" / "f.tif")) / 255)
+    truth = color.rgb_to_lab_np(np.repeat(gray[..., None], 3, -1).astype(np.float64))
+    assert np.abs(out[..., 0] - truth[..., 0]).max() < 1.0
+
+
+def test_two_runs_into_one_folder_at_once_compute_each_output_once(tmp_path, tiny_checkpoint):
+    """Each output is claimed before it is computed, so a second run at the same time
+    skips it instead of redoing and replacing it (no --overwrite)."""
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(6):
+        gray_photo(40 + i, 48).save(src / f"p{i}.png")
+    colorizer = Colorizer.load(tiny_checkpoint, device="cpu")
+    slow = colorizer.colorize_batch
+
+    def colorize_slowly(*args, **kwargs):
+        time.sleep(0.2)  # long enough for the two runs to overlap
+        return slow(*args, **kwargs)
+
+    colorizer.colorize_batch = colorize_slowly
+    options = BatchOptions(out_dir=tmp_path / "out")
+    with ThreadPoolExecutor(2) as pool:
+        runs = list(pool.map(lambda _: colorize_files([src], colorizer, options), range(2)))
+    written = [p for r in runs for p in r.done]
+    assert sorted(written) == sorted(tmp_path / "out" / f"p{i}.png" for i in range(6))
+    assert all(not r.failed for r in runs)
+    assert any(reason == batch.SKIP_CLAIMED for r in runs for _, reason in r.skipped)
+    assert files_under(tmp_path / "out") == [f"p{i}.png" for i in range(6)]  # no claims left

@@ -1,11 +1,14 @@
+import io
 import warnings
 
 import numpy as np
 import pytest
 import skimage.color as skc
 import torch
+from PIL import Image, ImageFilter
 
 from chromatize import color
+from conftest import make_color_photo
 
 
 def _extreme_rgb() -> np.ndarray:
@@ -80,3 +83,32 @@ def test_ab_bins_cover_the_gamut():
     ab = color.rgb_to_lab_np(rgb)[:, 1:]
     nearest = np.abs(ab[:, None] - bins[None]).max(-1).min(1)
     assert nearest.max() <= 5 + 1e-6
+
+
+# ----------------------------------------------------------------------------- toned photos
+
+SEPIA = np.array([[0.393, 0.769, 0.189], [0.349, 0.686, 0.168], [0.272, 0.534, 0.131]])
+
+
+def _jpeg(rgb: np.ndarray, quality: int) -> Image.Image:
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, "JPEG", quality=quality)
+    return Image.open(buf).convert("RGB")
+
+
+def test_sepia_and_tinted_jpegs_are_black_and_white_colour_photos_are_not():
+    """The README's promise: toned prints are colorized, not skipped as colour photos.
+    The classic sepia matrix clips in the highlights (the hue turns yellow) and JPEG
+    smears its tint strength across edges; both must still read as one tone."""
+    rng = np.random.default_rng(0)
+    cells = Image.fromarray(rng.integers(0, 256, (15, 20)).astype(np.uint8))
+    soft = cells.resize((160, 120), Image.NEAREST).filter(ImageFilter.GaussianBlur(0.7))
+    gray = np.asarray(soft, np.float64)[..., None].repeat(3, -1)
+    sepia = np.clip(gray @ SEPIA.T, 0, 255).astype(np.uint8)
+    assert (sepia[..., 0] == 255).any()  # the clipped highlights are part of the case
+    tinted = np.clip(gray * [0.85, 0.95, 1.1], 0, 255).astype(np.uint8)
+    assert not color.is_color(_jpeg(sepia, 80))
+    assert not color.is_color(_jpeg(tinted, 75))
+    colour = np.asarray(make_color_photo(120, 160, seed=3), np.float64)
+    textured = np.clip(colour + rng.normal(0, 12, colour.shape), 0, 255).astype(np.uint8)
+    assert color.is_color(_jpeg(textured, 80))

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import io
+import os
+import signal
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 from PIL import Image, ImageCms
 
 from chromatize.color import is_color
-from chromatize.io import PhotoError, read_photo, write_photo
+from chromatize.io import (PhotoError, claim_output, read_photo, release_output,
+                           write_photo)
 from conftest import gray_photo, make_color_photo, write_huge_png
 
 
@@ -199,3 +204,77 @@ def test_jpeg_of_rgba_is_flattened_onto_white(tmp_path):
         assert out.mode == "RGB" and np.asarray(out).min() > 250
     write_photo(img, tmp_path / "a.png")
     assert Image.open(tmp_path / "a.png").mode == "RGBA"
+
+
+# ----------------------------------------------------------------------------- float photos
+
+
+@pytest.mark.parametrize("top", [1.0, 255.0, 65535.0, 1e6])
+def test_float32_tiff_reads_as_its_gray_levels(tmp_path, top):
+    """A real 32-bit float TIFF (Pillow mode F): 0..1 as scientific TIFFs hold it, and
+    other evident ranges; never all black."""
+    gray = np.asarray(gray_photo(), np.float64) / 255
+    path = tmp_path / "float.tif"
+    Image.fromarray((gray * top).astype(np.float32), "F").save(path)
+    before = path.read_bytes()
+    with Image.open(path) as im:
+        assert im.mode == "F"  # what Pillow writes and reads back
+    photo = read_photo(path)
+    assert photo.image.mode == "I;16"
+    # Beyond the 16-bit range the photo's own maximum is white.
+    expected = gray / gray.max() if top > 65535 else gray
+    assert np.abs(np.asarray(photo.image) / 65535 - expected).max() < 1e-4
+    assert path.read_bytes() == before
+
+
+# ----------------------------------------------------------------------------- stale files, claims
+
+
+def _dead_pid() -> int:
+    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    return int(proc.stdout)
+
+
+KILLED_WRITER = """
+import sys, time
+from chromatize.io import atomic_write_file
+def write(tmp):
+    tmp.write_bytes(b"half a photo")
+    print("writing", flush=True)
+    time.sleep(60)
+atomic_write_file(sys.argv[1], write)
+"""
+
+
+def test_a_write_killed_by_sigkill_leaves_a_temporary_the_next_write_removes(tmp_path):
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, str(out / "a.png")],
+                            stdout=subprocess.PIPE, text=True, env=env)
+    assert proc.stdout.readline().strip() == "writing"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    (left,) = out.iterdir()
+    assert left.name.startswith(".a.png.") and left.name.endswith(".tmp")
+    keep = [out / ".notes.tmp", out / "b.png.123.x.tmp"]  # not ours: never touched
+    for p in keep:
+        p.write_text("user file")
+    live = out / f".c.png.{os.getpid()}.abcd1234.tmp"  # a write under way in this process
+    live.write_text("in progress")
+    dead_claim = out / ".d.png.claim"
+    dead_claim.write_text(str(_dead_pid()))
+    write_photo(make_color_photo(), out / "b.png")
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["b.png", live.name, *(p.name for p in keep)])
+
+
+def test_claims_are_exclusive_until_released_and_a_dead_runs_claim_is_taken_over(tmp_path):
+    target = tmp_path / "x.png"
+    assert claim_output(target) and not claim_output(target)
+    release_output(target)
+    assert claim_output(target)
+    release_output(target)
+    (tmp_path / ".x.png.claim").write_text(str(_dead_pid()))
+    assert claim_output(target)
+    assert (tmp_path / ".x.png.claim").read_text() == str(os.getpid())

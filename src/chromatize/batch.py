@@ -27,9 +27,11 @@ from chromatize.io import (
     WRITABLE,
     Photo,
     PhotoError,
+    claim_output,
     list_photos,
     output_taken,
     read_photo,
+    release_output,
     write_photo,
 )
 from chromatize.inference.hints import Marks, MarksError, load_marks
@@ -46,6 +48,7 @@ _BESIDE_STEM = re.compile(re.escape(SUFFIX_BESIDE) + r"(_\d+)?$")
 
 SKIP_EXISTS = OUTPUT_EXISTS
 SKIP_COLOR = "already in colour (pass --recolor to colorize its luminance)"
+SKIP_CLAIMED = "being colorized by another run into the same folder"
 
 Progress = Callable[[int, int], None]
 
@@ -245,13 +248,16 @@ def colorize_files(inputs: Sequence[str | os.PathLike[str]], colorizer: Colorize
             run.summary.failed.extend((job.source, reason) for job in jobs)
             run.report()
             return run.summary
-    run.colorize(jobs)
+    try:
+        run.colorize(jobs)
+    finally:
+        run.release_all()
     return run.summary
 
 
 def check_options(colorizer: Colorizer, options: BatchOptions) -> None:
     """Raise :class:`~chromatize.errors.UsageError` for options the model does not allow."""
-    colorizer.check(samples=options.samples, hints=options.marks is not None)
+    colorizer.check(samples=options.samples, hints=options.marks is not None, size=options.size)
     if options.seed is not None and options.samples is None:
         raise UsageError("a seed only applies to samples")
 
@@ -262,7 +268,11 @@ def colorize_jobs(jobs: Sequence[Job], colorizer: Colorizer, options: BatchOptio
     outcome in ``summary``: what :func:`colorize_files` does after planning, and what
     every other engine (``chromatize.batch_ray``) runs its photos through, so that the
     rules and the outputs are the same."""
-    _Run(colorizer, options, summary, len(jobs), None).colorize(jobs)
+    run = _Run(colorizer, options, summary, len(jobs), None)
+    try:
+        run.colorize(jobs)
+    finally:
+        run.release_all()
 
 
 @dataclass
@@ -274,6 +284,9 @@ class _Run:
     summary: BatchSummary
     total: int
     progress: Progress | None
+    #: Outputs this run has claimed (see :func:`chromatize.io.claim_output`) and not yet
+    #: written or given up.
+    claimed: list[Path] = field(default_factory=list)
 
     def report(self) -> None:
         if self.progress is not None:
@@ -292,11 +305,13 @@ class _Run:
                 self.finish(group, _colorize_group(self.colorizer, group, opts))
 
     def readable(self, jobs: Sequence[Job]) -> Iterator[tuple[Job, Photo]]:
-        """The photos to colorize; the others go to the summary as they are met."""
+        """The photos to colorize, their missing outputs claimed; the others go to the
+        summary as they are met."""
         opts = self.options
         for job in jobs:
-            if all(output_taken(p, opts.overwrite) for p in opts.outputs(job)):
-                self.summary.skipped.append((job.source, SKIP_EXISTS))
+            skip = self._claim(job)
+            if skip is not None:
+                self.summary.skipped.append((job.source, skip))
             else:
                 try:
                     photo = read_photo(job.source, max_pixels=opts.max_pixels)
@@ -307,7 +322,41 @@ class _Run:
                         yield job, photo
                         continue
                     self.summary.skipped.append((job.source, SKIP_COLOR))
+                self._release(job)
             self.report()
+
+    def _claim(self, job: Job) -> str | None:
+        """Claim the job's missing outputs, or say why the job is skipped. The outputs are
+        looked at again once claimed: another run may have finished them meanwhile."""
+        opts = self.options
+        todo = [p for p in opts.outputs(job) if not output_taken(p, opts.overwrite)]
+        if not todo:
+            return SKIP_EXISTS
+        for p in todo:
+            try:
+                got = claim_output(p)
+            except OSError:
+                got = True  # an unwritable folder: the write reports it, with its reason
+            if not got:
+                self._release(job)
+                return SKIP_CLAIMED
+            self.claimed.append(p)
+        if all(output_taken(p, opts.overwrite) for p in opts.outputs(job)):
+            self._release(job)
+            return SKIP_EXISTS
+        return None
+
+    def _release(self, job: Job) -> None:
+        for p in self.options.outputs(job):
+            if p in self.claimed:
+                self.claimed.remove(p)
+                release_output(p)
+
+    def release_all(self) -> None:
+        """Drop every claim still held (the batch ended or was interrupted)."""
+        for p in self.claimed:
+            release_output(p)
+        self.claimed.clear()
 
     def finish(self, group: list[tuple[Job, Photo]],
                results: list[list[Image.Image] | str]) -> None:
@@ -320,6 +369,7 @@ class _Run:
                     # Of an interrupted photo's samples, only the missing ones are written.
                     if not output_taken(path, self.options.overwrite):
                         self._write(job.source, path, photo, image)
+            self._release(job)
             self.report()
 
     def _write(self, source: Path, output: Path, photo: Photo, result: Image.Image) -> None:

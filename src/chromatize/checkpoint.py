@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
 from chromatize import __version__
@@ -91,8 +92,12 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise CheckpointError(f"{meta_path}: not a readable checkpoint description ({e})") from None
     if not isinstance(info, dict) or info.get("format") != FORMAT:
         raise CheckpointError(f"{meta_path}: not a chromatize checkpoint")
-    if "name" not in info.get("model", {}):
+    if not isinstance(info.get("model"), dict) or "name" not in info["model"]:
         raise CheckpointError(f"{meta_path}: the model name is missing")
+    size = info.get("working_size", DEFAULT_WORKING_SIZE)
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise CheckpointError(f"{meta_path}: working_size must be a positive whole number "
+                              f"of pixels, got {size!r}")
     return info
 
 
@@ -114,6 +119,9 @@ def load_checkpoint(path: str | os.PathLike[str], expect_model: str | None = Non
     try:
         state = load_file(str(weights_path))
         model.load_state_dict(state, strict=True)
+    except SafetensorError as e:  # empty, cut short or not safetensors at all
+        raise CheckpointError(f"{weights_path}: damaged or not a safetensors file "
+                              f"({str(e).splitlines()[0]})") from None
     except (OSError, RuntimeError, ValueError) as e:
         msg = str(e).splitlines()[0]
         raise CheckpointError(f"{weights_path}: weights do not fit model {name!r}: {msg}") from None

@@ -110,6 +110,10 @@ def evaluate(
                       *(f"{v[key]['mean']:.3f} / {v[key]['median']:.3f}"
                         for v in result["metrics"].values()))
     console.print(table)
+    for reason in ("unreadable", "too_small"):
+        for name in result["skipped_files"][reason]:
+            console.print(f"[yellow]skipped:[/yellow] {data_dir / name}: "
+                          f"{reason.replace('_', ' ')}", highlight=False, soft_wrap=True)
     console.print(f"report: {out / 'report.html'}")
 
 
@@ -120,12 +124,15 @@ def scribble(
                                "the photo, or a transparent layer) or JSON list of points."),
     output: Path = typer.Option(..., "-o", "--output", help="Output image."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
+    max_pixels: int = typer.Option(MAX_PIXELS, "--max-pixels", min=1, help="Refuse photos "
+                                   "larger than this many pixels (decompression bombs)."),
 ) -> None:
     """Colour a photo from a few colour marks (Levin et al. 2004)."""
     from chromatize.classical import levin_colorize_marks
-    from chromatize.io import write_photo
+    from chromatize.io import read_photo, write_photo
 
-    write_photo(levin_colorize_marks(gray, marks), output, overwrite=overwrite)
+    image = levin_colorize_marks(read_photo(gray, max_pixels=max_pixels), marks)
+    write_photo(image, output, overwrite=overwrite)
     console.print(f"wrote {output}")
 
 
@@ -139,21 +146,24 @@ def transfer(
                                    "rectangles x0,y0,x1,y1:x0,y0,x1,y1 (target:reference)."),
     samples: int = typer.Option(200, "--samples", help="welsh only: reference samples."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
+    max_pixels: int = typer.Option(MAX_PIXELS, "--max-pixels", min=1, help="Refuse photos "
+                                   "larger than this many pixels (decompression bombs)."),
 ) -> None:
     """Colour a photo from a reference photo (Reinhard et al. 2001, Welsh et al. 2002)."""
     from chromatize.classical.transfer import parse_rect_pair, reinhard_transfer, welsh_transfer
-    from chromatize.io import write_photo
+    from chromatize.io import read_photo, write_photo
 
     if method not in ("reinhard", "welsh"):
         fail(f"--method must be reinhard or welsh, got {method!r}")
     if rect and method != "welsh":
         fail("--rect only applies to --method welsh")
     rects = [parse_rect_pair(r) for r in rect]
+    target, ref = read_photo(gray, max_pixels), read_photo(reference, max_pixels)
     try:
         if method == "welsh":
-            image = welsh_transfer(gray, reference, samples=samples, rects=rects)
+            image = welsh_transfer(target, ref, samples=samples, rects=rects)
         else:
-            image = reinhard_transfer(gray, reference)
+            image = reinhard_transfer(target, ref)
     except UsageError as e:  # rectangles outside the photos: name the photo
         fail(f"{gray}: {e}")
     write_photo(image, output, overwrite=overwrite)
@@ -195,7 +205,7 @@ def train(
 
 @command("ab-prior")
 def ab_prior(
-    source: str = typer.Argument(..., help="Training photos: a folder or a .txt list."),
+    source: list[str] = typer.Argument(..., help="Training photos: folders or .txt lists."),
     output: Path = typer.Option(..., "-o", "--output", help="JSON file to write."),
     side: int = typer.Option(64, "--side", min=8, help="Short side photos are shrunk to."),
 ) -> None:
@@ -286,15 +296,16 @@ def colorize(
     max_pixels: int = typer.Option(MAX_PIXELS, "--max-pixels", min=1, help="Refuse photos "
                                    "larger than this many pixels (decompression bombs)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only failures."),
-    samples: int | None = typer.Option(None, "--samples", min=1, help="Write K plausible "
+    samples: int | None = typer.Option(None, "--samples", help="Write K plausible "
                                        "colorings per photo as <stem>_1..<stem>_K "
-                                       "(classification models)."),
+                                       "(classification models; K at most 64)."),
     seed: int | None = typer.Option(None, "--seed", help="Seed of --samples (default 0)."),
     marks: Path | None = typer.Option(None, "--marks", help="Colour hints for a single "
                                       "photo: a scribble image or a JSON list of points "
                                       "(models trained as effnet_lite0_hints)."),
-    boost: float | None = typer.Option(None, "--boost", min=0.0, help="Classification models: "
-                                       "favour rare, saturated colours (0 muted, ~0.5-1 vivid)."),
+    boost: float | None = typer.Option(None, "--boost", help="Classification models: "
+                                       "favour rare, saturated colours (0 muted, ~0.5-1 vivid; "
+                                       "at most 3)."),
     backend: Backend = typer.Option(Backend.auto, "--backend", help="Run a checkpoint in "
                                     "torch or onnx (ONNX Runtime); auto: onnx on the CPU when "
                                     "installed."),
@@ -329,6 +340,8 @@ def colorize(
     else:
         try:
             colorizer = Colorizer.load(model, device=device, boost=boost, backend=backend.value)
+        except UsageError:
+            raise  # an option out of range, not the model's fault: reported as it is
         except ChromatizeError as e:
             fail(f"cannot load model: {e}")
         with Progress(*columns, console=err_console, disable=quiet, transient=True) as bar:
@@ -340,6 +353,56 @@ def colorize(
     _print_summary(summary, quiet)
     if summary.failed:
         raise typer.Exit(1)
+
+
+
+class _FpsColumn(ProgressColumn):
+    """Frames per second, from Rich's own moving speed estimate."""
+
+    def render(self, task: Task) -> Text:
+        return Text(f"{task.speed or 0:.1f} fps", style="progress.data.speed")
+
+
+@command()
+def video(
+    source: Path = typer.Argument(..., help="Black-and-white film: any file FFmpeg reads."),
+    output: Path | None = typer.Option(None, "-o", "--output", help="Output video (.mp4, "
+                                       ".mkv, .mov, .webm, .avi); default: <stem>_colorized "
+                                       "beside the input, in its container if writable."),
+    model: str | None = typer.Option(None, "--model", "-m", help="Checkpoint path or the "
+                                     "name of a shipped model (default: 'default')."),
+    boost: float | None = typer.Option(None, "--boost", min=0.0, help="Classification models: "
+                                       "favour rare, saturated colours (0 muted, ~0.5-1 vivid)."),
+    temporal: bool = typer.Option(True, "--temporal/--no-temporal", help="Carry colours "
+                                  "along the motion (steady colours); --no-temporal colours "
+                                  "each frame on its own."),
+    size: int | None = typer.Option(None, "--size", min=16, help="Working resolution of the "
+                                    "network (long side); default: the model's."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Colorize a black-and-white film: frame count, rate, time stamps and audio kept."""
+    from rich.progress import TimeRemainingColumn
+
+    try:
+        from chromatize.video import colorize_video
+    except ImportError as e:
+        fail(f"chromatize video needs PyAV and OpenCV: pip install 'chromatize[video]' ({e})")
+    columns = (*Progress.get_default_columns()[:-1], MofNCompleteColumn(), _FpsColumn(),
+               TimeRemainingColumn())
+    # No bar when stderr is not a terminal (logs, pipes): it would only add blank lines.
+    with Progress(*columns, console=err_console, transient=True,
+                  disable=quiet or not err_console.is_terminal) as bar:
+        task = bar.add_task(f"colorizing {source.name}", total=None)
+        stats = colorize_video(
+            source, output, model=model, boost=boost, temporal=temporal, size=size,
+            overwrite=overwrite,
+            progress=lambda done, total: bar.update(task, completed=done, total=total))
+    if not quiet:
+        console.print(f"wrote {stats.output}: {stats.frames} frames {stats.width}x{stats.height}, "
+                      f"{stats.fps:.1f} fps" + (f", {stats.cuts} scene cuts" if stats.cuts else "")
+                      + (f", {stats.audio_streams} audio stream(s) copied"
+                         if stats.audio_streams else ""), highlight=False, soft_wrap=True)
 
 
 def main() -> None:  # pragma: no cover - console entry point

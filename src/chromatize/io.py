@@ -1,17 +1,22 @@
 """Photo I/O: read anything Pillow reads, keep what the output should carry, write atomically.
 
 Reading turns every file into one of three pixel layouts the pipeline understands (8-bit
-gray, 16-bit gray, 8-bit RGB) plus an optional alpha channel, the ICC profile and the EXIF
-block. Writing goes to a temporary file in the target folder, renamed over the target only
-once it is complete, so an interrupted run never leaves half a photo behind and an existing
-output can always be trusted to be whole.
+gray, 16-bit gray, 8-bit RGB; float images become 16-bit gray or 8-bit RGB) plus an
+optional alpha channel, the ICC profile and the EXIF block. Writing goes to a temporary
+file in the target folder, renamed over the target only once it is complete, so an
+interrupted run never leaves half a photo behind and an existing output can always be
+trusted to be whole; outputs are claimed before they are computed, and what killed runs
+leave behind is cleaned on the next write into the folder.
 """
 
 from __future__ import annotations
 
 import io
 import os
+import re
 import tempfile
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,22 +44,149 @@ def _umask() -> int:
     return mask
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path`` and rename it into place, so
-    ``path`` is either absent, the old file or the complete new one. Creates missing
-    folders."""
+# Our own hidden files beside outputs: temporaries of atomic writes,
+# ``.<name>.<writer pid>.<random>.tmp``, and claims on outputs being computed,
+# ``.<name>.claim`` holding the claimant's pid. A writer killed by SIGKILL (or SIGTERM,
+# whose default action runs no clean-up) leaves them behind; the next write into the
+# folder removes those whose process is gone, or that are older than STALE_SECONDS (the
+# pid may have been reused).
+_TEMPORARY = re.compile(r"^\..+\.(\d+)\.[a-z0-9_]+\.tmp$")
+_CLAIM = ".claim"
+STALE_SECONDS = 24 * 3600
+#: A claim still empty after this long lost its writer between creating and filling it.
+_EMPTY_CLAIM_SECONDS = 60
+_swept: set[Path] = set()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):  # gone, or a number no pid can be
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def _claim_pid(claim: Path) -> int | None:
+    try:
+        text = claim.read_text().strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def _is_stale(p: Path) -> bool:
+    try:
+        age = time.time() - p.stat().st_mtime
+    except OSError:
+        return False  # already gone
+    if age > STALE_SECONDS:
+        return True
+    match = _TEMPORARY.match(p.name)
+    pid = int(match.group(1)) if match else _claim_pid(p)
+    if pid is None:
+        return age > _EMPTY_CLAIM_SECONDS
+    return pid != os.getpid() and not _alive(pid)
+
+
+def sweep_stale(folder: str | os.PathLike[str]) -> list[Path]:
+    """Remove the temporaries and claims that dead writers left in ``folder``; returns
+    what was removed. Only our own name patterns are touched."""
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        name = entry.name
+        ours = name.startswith(".") and (_TEMPORARY.match(name) or name.endswith(_CLAIM))
+        if ours and entry.is_file(follow_symlinks=False) and _is_stale(Path(entry.path)):
+            Path(entry.path).unlink(missing_ok=True)
+            removed.append(Path(entry.path))
+    return removed
+
+
+def _sweep_once(folder: Path) -> None:
+    """:func:`sweep_stale` the first time this process writes into ``folder``."""
+    key = folder.resolve()
+    if key not in _swept:
+        _swept.add(key)
+        sweep_stale(folder)
+
+
+def atomic_write_file(path: str | os.PathLike[str], write: Callable[[Path], None]) -> None:
+    """Call ``write(tmp)`` to fill a temporary file beside ``path``, then rename it into
+    place, so ``path`` is either absent, the old file or the complete new one. Creates
+    missing folders; a temporary left by a killed run is removed on the next write."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    _sweep_once(path.parent)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.",
+                               suffix=".tmp")
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
+        write(Path(tmp))
         # mkstemp makes the file private; give it the permissions a plain open() would.
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_write_file`)."""
+    atomic_write_file(path, lambda tmp: tmp.write_bytes(data))
+
+
+def claim_output(path: str | os.PathLike[str]) -> bool:
+    """Claim ``path`` for this process before computing it: create ``.<name>.claim``
+    beside it atomically (O_EXCL), so that two runs into one folder never compute and
+    replace the same output. Returns False while another live run holds the claim; a
+    dead run's claim is taken over. Release with :func:`release_output`. Raises
+    OSError when the folder cannot be written."""
+    p = Path(path)
+    claim = p.with_name(f".{p.name}{_CLAIM}")
+    p.parent.mkdir(parents=True, exist_ok=True)
+    _sweep_once(p.parent)
+    for _ in range(2):
+        try:
+            fd = os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666 & ~_umask())
+        except FileExistsError:
+            if not _is_stale(claim):
+                return False
+            claim.unlink(missing_ok=True)
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(str(os.getpid()))
+        return True
+    return False
+
+
+def release_output(path: str | os.PathLike[str]) -> None:
+    """Drop this process's claim on ``path`` (see :func:`claim_output`)."""
+    p = Path(path)
+    p.with_name(f".{p.name}{_CLAIM}").unlink(missing_ok=True)
+
+
+def folder_problem(folder: str | os.PathLike[str]) -> str | None:
+    """Why files cannot be written into ``folder``, or None if they can (a missing folder
+    can be when its nearest existing parent is a writable folder). Nothing is created, so
+    a command can check its output folder before any work and leave nothing behind."""
+    p = Path(folder)
+    if p.exists() and not p.is_dir():
+        return "is a file, not a folder"
+    existing = p
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"cannot be created: {existing} is a file"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        if existing == p:
+            return "is not writable"
+        return f"cannot be created in {existing} (not writable)"
+    return None
 
 
 def list_photos(folder: str | os.PathLike[str], recursive: bool = True) -> list[Path]:
@@ -162,6 +294,9 @@ def normalize_mode(im: Image.Image, icc: bytes | None = None,
         alpha, im = im.getchannel("A"), im.convert("RGB")
     if im.mode in ("L", "I;16", "RGB"):
         return im, alpha
+    if im.mode == "F":  # 32-bit float gray, as scientific TIFFs hold it
+        unit = float_to_unit(np.asarray(im, dtype=np.float64))
+        return Image.fromarray((unit * 65535 + 0.5).astype(np.uint16)), alpha
     if im.mode in ("I", "I;16B", "I;16L", "I;16N"):
         arr = np.clip(np.asarray(im, dtype=np.int64), 0, 65535).astype(np.uint16)
         return Image.fromarray(arr), alpha
@@ -177,6 +312,16 @@ def normalize_mode(im: Image.Image, icc: bytes | None = None,
     return im.convert("RGB"), alpha
 
 
+def float_to_unit(arr: np.ndarray) -> np.ndarray:
+    """Float pixels -> [0, 1], by the range they are evidently in: at most 1 is already
+    [0, 1], at most 255 is 8-bit, at most 65535 is 16-bit, beyond that the photo's own
+    maximum is white. Negative values and NaN become black."""
+    arr = np.nan_to_num(np.asarray(arr, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    top = float(arr.max(initial=0.0))
+    scale = next((s for s in (1.0, 255.0, 65535.0) if top <= s), top)
+    return np.clip(arr / scale, 0.0, 1.0)
+
+
 def _icc_space(icc: bytes) -> str:
     """The data colour space of an ICC profile (``"RGB"``, ``"GRAY"``, ``"CMYK"``...)."""
     return icc[16:20].decode("ascii", "replace").strip() if len(icc) >= 20 else ""
@@ -188,7 +333,8 @@ def to_pixels(image: Image.Image | np.ndarray | Photo,
 
     Pixels: ``(H, W)`` uint8 or uint16 gray, or ``(H, W, 3)`` uint8 RGB, from which
     :func:`chromatize.color.luminance` computes L*; alpha: mode ``L`` or None. Arrays may
-    be gray ``(H, W)``/``(H, W, 1)``, RGB or RGBA, uint8/uint16 or float in [0, 1]; PIL
+    be gray ``(H, W)``/``(H, W, 1)``, RGB or RGBA, uint8/uint16 or float (see
+    :func:`float_to_unit`: [0, 1], or 0..255 / 0..65535 when the values say so); PIL
     images of any mode go through the same rules as files (:func:`normalize_mode`).
     """
     if isinstance(image, Photo):
@@ -203,7 +349,7 @@ def to_pixels(image: Image.Image | np.ndarray | Photo,
         alpha = Image.fromarray(np.ascontiguousarray(arr[..., 3]))
         arr = arr[..., :3]
     if arr.dtype.kind == "f":
-        arr = (np.clip(arr, 0, 1) * 255 + 0.5).astype(np.uint8)
+        arr = (float_to_unit(arr) * 255 + 0.5).astype(np.uint8)
     if arr.dtype not in (np.uint8, np.uint16) or arr.ndim not in (2, 3) or (
             arr.ndim == 3 and arr.shape[2] != 3):
         raise ValueError(f"unsupported array: shape {arr.shape}, dtype {arr.dtype}")

@@ -195,3 +195,22 @@ def test_cli_bad_marks_exit_2_with_one_line(tmp_path, marks, reason):
     assert reason in result.output and str(path) in result.output
     assert len(result.output.strip().splitlines()) == 1
     assert not (tmp_path / "out.png").exists()
+
+
+def test_scribble_and_transfer_take_the_max_pixels_their_message_suggests(tmp_path):
+    Image.new("L", (40, 30), 128).save(tmp_path / "g.png")
+    Image.new("RGB", (40, 30), (200, 90, 40)).save(tmp_path / "ref.png")
+    (tmp_path / "m.json").write_text(json.dumps([{"x": 5, "y": 5, "color": "#c03020"}]))
+    runner = CliRunner()
+    for args in (["scribble", "--marks", str(tmp_path / "m.json")],
+                 ["transfer", "--reference", str(tmp_path / "ref.png")]):
+        out = tmp_path / f"{args[0]}.png"
+        small = runner.invoke(app, [args[0], str(tmp_path / "g.png"), *args[1:], "-o", str(out),
+                                    "--max-pixels", "1000"])
+        assert small.exit_code == 2, small.output
+        assert "too large (40x30)" in small.output and "raise --max-pixels" in small.output
+        assert not out.exists()
+        ok = runner.invoke(app, [args[0], str(tmp_path / "g.png"), *args[1:], "-o", str(out),
+                                 "--max-pixels", "5000"])
+        assert ok.exit_code == 0, ok.output
+        assert out.exists()

@@ -1,5 +1,6 @@
 import csv
 import json
+import os
 
 import numpy as np
 import pytest
@@ -46,7 +47,7 @@ def test_evaluate_writes_outputs_and_skips_non_colour(tiny_checkpoint, photo_dir
     out = tmp_path / "report"
     result = evaluate([str(tiny_checkpoint)], photo_dir, out)
     assert result["evaluated"] == 4
-    assert result["skipped"] == {"not_colour": 1, "unreadable": 1}
+    assert result["skipped"] == {"not_colour": 1, "unreadable": 1, "too_small": 0}
     saved = json.loads((out / "metrics.json").read_text())
     assert set(saved["metrics"]) == {str(tiny_checkpoint), "gray", "mean-colour"}
     assert saved["metrics"]["gray"]["colorfulness"]["mean"] == 0
@@ -88,3 +89,37 @@ def test_cli_evaluate(tiny_checkpoint, photo_dir, tmp_path):
     res = runner.invoke(app, ["evaluate", str(tmp_path / "none"), "--model",
                               str(tiny_checkpoint), "-o", str(tmp_path / "x")])
     assert res.exit_code == 2 and "not a folder" in res.output
+
+
+def test_a_strip_photo_is_skipped_and_named_the_rest_scored(tiny_checkpoint, photo_dir,
+                                                            tmp_path):
+    make_color_photo(2, 300, seed=5).save(photo_dir / "strip.png")
+    out = tmp_path / "report"
+    result = CliRunner().invoke(app, ["evaluate", str(photo_dir), "--model",
+                                      str(tiny_checkpoint), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert f"skipped: {photo_dir / 'strip.png'}: too small" in " ".join(result.output.split())
+    info = json.loads((out / "metrics.json").read_text())
+    assert info["evaluated"] == 4 and info["skipped_files"]["too_small"] == ["strip.png"]
+
+
+@pytest.mark.parametrize("where", ["file", "below_a_file"])
+def test_report_folder_that_cannot_be_written_is_one_line(tiny_checkpoint, photo_dir,
+                                                          tmp_path, where):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("keep me")
+    out = a_file if where == "file" else a_file / "report"
+    result = CliRunner().invoke(app, ["evaluate", str(photo_dir), "--model",
+                                      str(tiny_checkpoint), "-o", str(out)])
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {out}: report folder")
+    assert a_file.read_text() == "keep me"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_unwritable_report_folder_is_one_line(tiny_checkpoint, photo_dir, tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o555)
+    with pytest.raises(EvaluationError, match="not writable"):
+        evaluate([str(tiny_checkpoint)], photo_dir, locked)

@@ -5,7 +5,8 @@ from PIL import Image
 
 from chromatize.checkpoint import CheckpointError
 from chromatize.checkpoint import resolve_model
-from chromatize.inference.pipeline import Colorizer
+from chromatize.errors import UsageError
+from chromatize.inference.pipeline import MAX_SAMPLES, Colorizer
 from chromatize.inference.upsample import guided_coefficients
 from conftest import save_tiny_model
 
@@ -128,3 +129,25 @@ def test_shipped_default_model_colours_a_gray_photo(color_photo):
     assert np.abs(_l_star(out) - _l_star(gray)).max() <= 1.0
     lab = skc.rgb2lab(np.asarray(out) / 255)
     assert np.hypot(lab[..., 1], lab[..., 2]).mean() > 1.0  # it adds colour
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"working_size": -5}, "working size must be a positive whole number"),
+    ({"working_size": 2.5}, "working size must be a positive whole number"),
+    ({"boost": float("inf")}, "boost must be a number from 0 to 3"),
+    ({"boost": float("nan")}, "boost must be a number from 0 to 3"),
+    ({"boost": -0.5}, "boost must be a number from 0 to 3"),
+])
+def test_out_of_range_settings_are_refused(tmp_path, kwargs, message):
+    ckpt = save_tiny_model(tmp_path, "effnet_lite0_cls", width=8) if "boost" in kwargs else None
+    with pytest.raises(UsageError, match=message):
+        Colorizer.load(ckpt or save_tiny_model(tmp_path, "unet_tiny"), device="cpu", **kwargs)
+
+
+def test_sizes_and_samples_out_of_range_are_refused(tmp_path, color_photo):
+    colorizer = Colorizer.load(save_tiny_model(tmp_path, "effnet_lite0_cls", width=8), device="cpu")
+    with pytest.raises(UsageError, match="working size must be a positive whole number"):
+        colorizer.colorize(color_photo, size=-5)
+    with pytest.raises(UsageError, match=f"samples must be from 1 to {MAX_SAMPLES}, got 1000"):
+        colorizer.colorize(color_photo, samples=1000)
+    assert len(colorizer.colorize(color_photo, samples=2)) == 2

@@ -21,6 +21,7 @@ from chromatize.training.config import ConfigError, load_config, parse_overrides
 from chromatize.models import MODELS
 from chromatize.models.unet import UNet
 from chromatize.training.train import Trainer, train
+from conftest import make_color_photo
 
 TINY = """
 model: {name: unet_tiny}
@@ -192,17 +193,45 @@ def test_model_hooks(tiny_yaml: Path, tmp_path: Path) -> None:
     (["--model.name=unet_tiny", "--model.init=CKPT", "--model.kwargs.base=8"], "weights do not fit"),
     (["--model.name=unet_small", "--model.init=CKPT"], "holds model 'unet_tiny', expected 'unet_small'"),
     (["--data.crop=36"], "data.crop: unet_tiny needs a multiple of 8"),
+    (["--train.lr=.nan"], "train.lr: expected a finite number, got nan"),
+    (["--train.lr=.inf"], "train.lr: expected a finite number, got inf"),
+    (["--loss.name=nope"], "loss.name: unknown loss 'nope'; known:"),
+    (["--data.crop=4992"], "data.crop 4992 is larger than the short side of 6 of 6 photos"),
+    (["--run_dir=FILE"], "is a file, not a folder"),
+    (["--run_dir=FILE/run"], "cannot be created: FILE is a file"),
 ])
 def test_bad_input_is_one_clear_line(tiny_yaml: Path, tmp_path: Path, tiny_checkpoint: Path,
                                      args: list[str], message: str) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
-    args = [a.replace("EMPTY", str(empty)).replace("CKPT", str(tiny_checkpoint)) for a in args]
+    a_file = tmp_path / "a_file"
+    a_file.write_text("not a folder")
+    args = [a.replace("EMPTY", str(empty)).replace("CKPT", str(tiny_checkpoint))
+            .replace("FILE", str(a_file)) for a in args]
+    message = message.replace("FILE", str(a_file))
     run = tmp_path / "run"
     result = CliRunner().invoke(app, ["train", str(tiny_yaml), f"--run_dir={run}", *args])
     assert result.exit_code == 2, result.output
     assert message in flat(result.output) and "Traceback" not in result.output
     assert not (run / "log.csv").exists()  # failed before any work
+
+
+def test_a_photo_as_config_is_one_line(tmp_path: Path) -> None:
+    photo = tmp_path / "photo.jpg"
+    make_color_photo().save(photo)
+    before = photo.read_bytes()
+    result = CliRunner().invoke(app, ["train", str(photo)])
+    assert result.exit_code == 2, result.output
+    assert f"{photo}: not a text file" in flat(result.output) and "Traceback" not in result.output
+    assert photo.read_bytes() == before and not (Path("runs") / "photo").exists()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_unwritable_run_dir_is_one_line(tiny_yaml: Path, tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o555)
+    result = CliRunner().invoke(app, ["train", str(tiny_yaml), f"--run_dir={locked / 'run'}"])
+    assert result.exit_code == 2 and "not writable" in flat(result.output)
 
 
 def test_resume_errors(tiny_yaml: Path, tmp_path: Path) -> None:
@@ -262,3 +291,20 @@ def test_torchrun_two_processes(tiny_yaml: Path, tmp_path: Path) -> None:
         losses = [float(r["train_loss"]) for r in csv.DictReader(f) if r["train_loss"]]
     assert len(losses) == 16
     assert sum(losses[-4:]) < sum(losses[:4])
+
+
+@pytest.mark.parametrize("name", ["state.safetensors", "state.json"])
+def test_resume_from_a_state_file_cut_in_half_is_one_line(tiny_yaml: Path, tmp_path: Path,
+                                                          name: str) -> None:
+    runner = CliRunner()
+    run = tmp_path / "run"
+    assert runner.invoke(app, ["train", str(tiny_yaml), f"--run_dir={run}",
+                               "--train.max_steps=1"]).exit_code == 0
+    state = run / name
+    state.write_bytes(state.read_bytes()[: state.stat().st_size // 2])
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    result = runner.invoke(app, ["train", "--resume", str(run), "--train.max_steps=2"])
+    assert result.exit_code == 2, result.output
+    assert f"{state}: unreadable resume state, damaged or cut short" in flat(result.output)
+    assert "Traceback" not in result.output
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before

@@ -36,8 +36,7 @@ from scipy.ndimage import uniform_filter
 from scipy.sparse.linalg import spsolve
 
 from chromatize.color import luminance
-from chromatize.inference import hints as marks_io
-from chromatize.inference.hints import check_hints, pool_hints
+from chromatize.inference.hints import Marks, MarksError, check_hints, load_marks, pool_hints
 from chromatize.inference.upsample import area_resize, fit_guided, render, upsample_ab
 from chromatize.io import ImageLike, read_source
 
@@ -177,7 +176,7 @@ def _colorize(l: np.ndarray, alpha: Image.Image | None, hint_ab: np.ndarray,
               hint_mask: np.ndarray, max_pixels: int) -> Image.Image:
     check_hints(hint_ab, hint_mask, l.shape)
     if not hint_mask.any():
-        raise marks_io.MarksError("no marks: give at least one marked pixel to propagate colour from")
+        raise MarksError("no marks: give at least one marked pixel to propagate colour from")
     h, w = l.shape
     if h * w <= max_pixels:
         ab = solve_levin(l, hint_ab, hint_mask)
@@ -191,11 +190,11 @@ def _colorize(l: np.ndarray, alpha: Image.Image | None, hint_ab: np.ndarray,
     return render(l, ab, alpha)
 
 
-def levin_colorize_marks(gray: ImageLike, marks: marks_io.Marks,
+def levin_colorize_marks(gray: ImageLike, marks: Marks,
                          max_pixels: int = MAX_PIXELS) -> Image.Image:
     """:func:`levin_colorize` with marks read by :func:`chromatize.inference.hints.load_marks` (a
     scribble image or JSON path, a PIL scribble image or a list of points). Raises
     ``MarksError`` for unusable marks and ``PhotoError`` for an unreadable photo."""
     src, alpha = read_source(gray)
-    hint_ab, hint_mask = marks_io.load_marks(marks, src)
+    hint_ab, hint_mask = load_marks(marks, src)
     return _colorize(luminance(src), alpha, hint_ab, hint_mask, max_pixels)

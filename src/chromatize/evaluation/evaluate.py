@@ -31,8 +31,7 @@ from PIL import Image
 
 from chromatize import color
 from chromatize.evaluation import metrics
-from chromatize.io import atomic_write_bytes
-from chromatize.io import PhotoError, list_photos, read_photo
+from chromatize.io import PhotoError, atomic_write_bytes, folder_problem, list_photos, read_photo
 from chromatize.inference.pipeline import Colorizer
 from chromatize.evaluation.report import render_report
 from chromatize.errors import ChromatizeError
@@ -81,13 +80,15 @@ def select_photos(paths: Sequence[Path], size: int | None, limit: int | None, se
 
     With ``limit``, paths are visited in a ``seed``-shuffled order until ``limit`` colour
     photos are found (the pick is returned sorted). Returns (photos, skipped names by
-    reason: ``not_colour``/``unreadable``, mean ab ``(2,)`` of the photos picked).
+    reason: ``not_colour``/``unreadable``/``too_small`` (short side under
+    :data:`~chromatize.evaluation.metrics.MIN_SIDE`), mean ab ``(2,)`` of the photos
+    picked).
     """
     order = list(paths)
     if limit is not None:
         random.Random(seed).shuffle(order)
     picked: list[Path] = []
-    skipped: dict[str, list[str]] = {"not_colour": [], "unreadable": []}
+    skipped: dict[str, list[str]] = {"not_colour": [], "unreadable": [], "too_small": []}
     ab_means = []
     for path in order:
         if limit is not None and len(picked) >= limit:
@@ -96,6 +97,9 @@ def select_photos(paths: Sequence[Path], size: int | None, limit: int | None, se
             image = Image.fromarray(load_truth(path, size))
         except PhotoError:
             skipped["unreadable"].append(path.name)
+            continue
+        if min(image.size) < metrics.MIN_SIDE:
+            skipped["too_small"].append(path.name)
             continue
         if not color.is_color(image, min_chroma=metrics.MIN_MEAN_CHROMA):
             skipped["not_colour"].append(path.name)
@@ -182,6 +186,9 @@ def evaluate(models: Sequence[str], data_dir: str | os.PathLike[str],
     ``EvaluationError`` and ``CheckpointError``.
     """
     data_dir, out = Path(data_dir), Path(out_dir)
+    problem = folder_problem(out)
+    if problem is not None:
+        raise EvaluationError(f"{out}: report folder {problem}")
     existing = [name for name in OUTPUT_FILES if (out / name).exists()]
     if existing and not overwrite:
         raise EvaluationError(
@@ -221,9 +228,12 @@ def evaluate(models: Sequence[str], data_dir: str | os.PathLike[str],
         "skipped_files": skipped,
         "metrics": summarise(rows, list(methods)),
     }
-    atomic_write_bytes(out / "metrics.json",
-                       json.dumps(_json_safe(result), indent=2).encode())
-    atomic_write_bytes(out / "per_image.csv", _csv_bytes(rows))
-    atomic_write_bytes(out / "report.html",
-                       render_report(result, rows, thumbs, list(models), seed).encode())
+    files = {"metrics.json": json.dumps(_json_safe(result), indent=2).encode(),
+             "per_image.csv": _csv_bytes(rows),
+             "report.html": render_report(result, rows, thumbs, list(models), seed).encode()}
+    for name, data in files.items():
+        try:
+            atomic_write_bytes(out / name, data)
+        except OSError as e:  # the folder changed or filled up during the run
+            raise EvaluationError(f"{out / name}: cannot write ({e.strerror or e})") from None
     return result

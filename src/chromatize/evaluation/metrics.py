@@ -24,6 +24,9 @@ from chromatize import color
 #: (:func:`chromatize.color.is_color`): the same floor the training loader uses
 #: (``data.min_chroma``).
 MIN_MEAN_CHROMA = 4.0
+#: Photos with a shorter side than this are not scored: SSIM's standard 7-pixel window
+#: (Wang et al. 2004) and the border band need room; a strip such as 2 x 300 is skipped.
+MIN_SIDE = 7
 #: L* gradient (Sobel magnitude, L* units per pixel) above which an edge counts as strong.
 STRONG_EDGE = 4.0
 #: Width of the border band, as a fraction of the short side (edge pollution).

@@ -12,6 +12,7 @@ so memory stays bounded for very large photos.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -27,6 +28,14 @@ from chromatize.inference.upsample import compose, fit_guided, small_l
 from chromatize.io import ImageLike, read_source
 from chromatize.models import ColorizationModel
 from chromatize.models.heads import ClassificationHead, sample_ab
+
+
+#: Most colorings one call gives (``samples``): each is a full-size photo held in memory
+#: until written (about 10 MB for a 3-megapixel photo), so 64 stay under a gigabyte.
+MAX_SAMPLES = 64
+#: Largest ``boost``: the colour distribution is reweighted by class weight ** boost, and
+#: beyond this only the rarest colours are left.
+MAX_BOOST = 3.0
 
 
 def working_shape(h: int, w: int, working_size: int, multiple: int) -> tuple[int, int]:
@@ -51,7 +60,9 @@ class Colorizer:
         self.info = info or {}
         self.device = pick_device(device)
         self.model = model.to(self.device).eval()
-        self.working_size = int(working_size or self.info.get("working_size", 256))
+        self.working_size = (working_size if working_size is not None
+                             else self.info.get("working_size", 256))
+        self.check(size=self.working_size)
         if boost is not None:
             self.check(boost=boost)
             self.model.head.boost = float(boost)  # type: ignore[union-attr]
@@ -94,12 +105,19 @@ class Colorizer:
         return isinstance(getattr(self.model, "head", None), ClassificationHead)
 
     def check(self, samples: int | None = None, hints: bool = False,
-              boost: float | None = None) -> None:
+              boost: float | None = None, size: int | None = None) -> None:
         """Raise :class:`~chromatize.errors.UsageError` unless this model can give
-        ``samples`` colorings, take ``hints`` and be ``boost``-ed: the one place that
-        knows what each model can do."""
-        if samples is not None and samples < 1:
-            raise UsageError(f"samples must be at least 1, got {samples}")
+        ``samples`` colorings (1 to :data:`MAX_SAMPLES`), take ``hints``, be
+        ``boost``-ed (a finite number from 0 to :data:`MAX_BOOST`) and work at ``size``
+        pixels (a positive whole number): the one place that knows what each model can do."""
+        if size is not None and (isinstance(size, bool) or not isinstance(size, int)
+                                 or size < 1):
+            raise UsageError(f"working size must be a positive whole number of pixels, "
+                             f"got {size!r}")
+        if samples is not None and not 1 <= samples <= MAX_SAMPLES:
+            raise UsageError(f"samples must be from 1 to {MAX_SAMPLES}, got {samples}")
+        if boost is not None and not (math.isfinite(boost) and 0 <= boost <= MAX_BOOST):
+            raise UsageError(f"boost must be a number from 0 to {MAX_BOOST:g}, got {boost}")
         if samples is not None and not self.can_sample:
             raise UsageError("this model gives a single coloring (regression head); sampling "
                              "(--samples) needs a classification model")
@@ -141,7 +159,7 @@ class Colorizer:
         """
         if samples is None and hints is None:
             return self.colorize_batch([image], size=size)[0]
-        self.check(samples=samples, hints=hints is not None)
+        self.check(samples=samples, hints=hints is not None, size=size)
         src, alpha = read_source(image)
         l_small = self._small(src, size)
         small_hints = None if hints is None else self._small_hints(src, hints, l_small.shape)
@@ -157,6 +175,7 @@ class Colorizer:
     def colorize_batch(self, images: Sequence[ImageLike], size: int | None = None,
                        ) -> list[Image.Image]:
         """Colorize several photos; those that share a working size run in one batch."""
+        self.check(size=size)
         sources = [read_source(image) for image in images]
         small = [self._small(src, size) for src, _ in sources]
         ab: list[torch.Tensor | None] = [None] * len(sources)

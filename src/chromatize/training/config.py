@@ -19,6 +19,7 @@ against the current working directory, not the config file's folder, so the ship
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Sequence
@@ -44,6 +45,9 @@ class ModelConfig:
     pretrained: bool = False  # call model.load_pretrained_encoder() before training
     freeze_encoder_steps: int = 0  # keep model.encoder frozen (and in eval mode) this long
     encoder_lr_scale: float = 1.0  # the encoder's lr factor once it trains
+    # leading encoder blocks (and the stem) that stay frozen even after that; with a
+    # feature cache their output is read from it (one of 3, 5, 11, 16 for Lite0)
+    frozen_blocks: int = 0
     init: str | None = None  # start from the weights of this chromatize checkpoint
     working_size: int = 256  # inference resolution recorded in the checkpoint
 
@@ -53,10 +57,16 @@ class DataConfig:
     """Where photos come from and how they are cut into training crops.
 
     ``train``/``val``: a folder (searched recursively), a ``.txt`` file of paths (one per
-    line), or WebDataset shards (``.tar``, brace patterns such as ``shard-{000..099}.tar``).
+    line), or WebDataset shards (``.tar``, brace patterns such as ``shard-{000..099}.tar``);
+    ``train`` may also be a list of such sources (folders and lists, or shards), used
+    together.
+
+    ``feature_cache``: a folder (keep it outside the repository) where the frozen
+    encoder's features of ``feature_views`` random crops per photo are stored once; the
+    frozen phase then trains the decoder from it (:mod:`chromatize.training.features`).
     """
 
-    train: str = ""
+    train: str | list[str] = ""
     val: str | None = None
     crop: int = 256  # training crops are crop x crop
     scale_jitter: float = 0.0  # short side resized to crop * U(1, 1 + scale_jitter)
@@ -65,6 +75,8 @@ class DataConfig:
     cache: bool = False  # keep decoded, pre-resized photos in RAM
     min_chroma: float = 4.0  # mean chroma (Lab units) below which a photo counts as gray
     val_limit: int = 64  # validation photos used (the first ones, sorted)
+    feature_cache: str | None = None  # folder of cached encoder features (frozen phase)
+    feature_views: int = 2  # cached random crops per photo
 
 
 @dataclass
@@ -77,7 +89,12 @@ class LossConfig:
 
 @dataclass
 class TrainConfig:
-    """Optimisation, logging and checkpoint cadence. Set ``max_steps`` or ``epochs``."""
+    """Optimisation, logging and checkpoint cadence. Set ``max_steps`` or ``epochs``.
+
+    ``precision: bf16`` runs forward passes under bfloat16 autocast (weights, optimiser
+    and loss stay float32): about 2x faster on CPUs with AVX512-BF16 or AMX, and on GPUs.
+    ``channels_last`` stores activations NHWC, which oneDNN's CPU convolutions prefer.
+    """
 
     max_steps: int | None = None
     epochs: float | None = None  # converted to steps from the training set's size
@@ -93,6 +110,11 @@ class TrainConfig:
     grid_images: int = 8
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
+    precision: str = "fp32"  # fp32 | bf16
+    # stop (and save) after this much training wall time in this process, e.g. for
+    # ablations at equal time; a resumed run gets the budget again
+    max_minutes: float | None = None
+    channels_last: bool = False
 
 
 @dataclass
@@ -123,6 +145,8 @@ def _check_type(value: Any, tp: Any, key: str) -> Any:
         return value
     elif tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise ConfigError(f"{key}: expected a finite number, got {value!r}")
             return float(value)
     elif tp in (int, str, bool):
         if isinstance(value, tp) and not (tp is int and isinstance(value, bool)):
@@ -203,6 +227,9 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         data = yaml.safe_load(p.read_text())
     except OSError as e:
         raise ConfigError(f"{p}: cannot read config ({e.strerror or e})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{p}: not a text file (a config is a YAML file such as "
+                          "configs/default.yaml)") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{p}: not valid YAML ({e})") from None
     if data is None:
@@ -242,6 +269,8 @@ def validate(cfg: Config) -> None:
                    "data.val_limit": d.val_limit, "train.warmup_steps": t.warmup_steps,
                    "model.freeze_encoder_steps": cfg.model.freeze_encoder_steps,
                    "train.grid_images": t.grid_images}
+    if d.feature_views <= 0:
+        raise ConfigError(f"data.feature_views: must be positive, got {d.feature_views}")
     for key, v in nonnegative.items():
         if v < 0:
             raise ConfigError(f"{key}: must not be negative, got {v}")
@@ -251,10 +280,14 @@ def validate(cfg: Config) -> None:
         raise ConfigError("train: set exactly one of max_steps and epochs")
     if (t.max_steps is not None and t.max_steps <= 0) or (t.epochs is not None and t.epochs <= 0):
         raise ConfigError("train.max_steps / train.epochs: must be positive")
+    if t.precision not in ("fp32", "bf16"):
+        raise ConfigError(f"train.precision: 'fp32' or 'bf16', got {t.precision!r}")
     if t.schedule not in ("constant", "cosine"):
         raise ConfigError(f"train.schedule: 'constant' or 'cosine', got {t.schedule!r}")
     if len(t.betas) != 2:
         raise ConfigError(f"train.betas: two numbers, got {t.betas}")
+    if t.max_minutes is not None and not t.max_minutes > 0:
+        raise ConfigError(f"train.max_minutes: must be positive, got {t.max_minutes}")
     if t.ema is not None and not 0 < t.ema < 1:
         raise ConfigError(f"train.ema: a decay in (0, 1), got {t.ema}")
     if cfg.run_dir is None:

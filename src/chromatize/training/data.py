@@ -62,6 +62,7 @@ class PhotoSet:
     source: str
     paths: list[Path]
     images: list[np.ndarray] | None = None  # cached uint8 (H, W, 3), aligned with paths
+    short_sides: list[int] = field(default_factory=list)  # of the files, aligned with paths
     skipped_gray: int = 0
     skipped_unreadable: int = 0
     unreadable: list[str] = field(default_factory=list)  # "path: reason", first few
@@ -120,22 +121,25 @@ def scan_photos(source: str, min_chroma: float, cache_short: int | None = None,
     """
     paths = list_photos(source)
 
-    def inspect(path: Path) -> tuple[str, np.ndarray | None]:
+    def inspect(path: Path) -> tuple[str, np.ndarray | None, int]:
         try:
+            with Image.open(path) as header:  # the file's own size, before any draft
+                short = min(header.size)
             im = decode(path, cache_short or _CHROMA_SIDE)
         except (OSError, ValueError, Image.DecompressionBombError) as e:
-            return f"unreadable: {e}", None
+            return f"unreadable: {e}", None, 0
         if not color.is_color(im, min_chroma=min_chroma):
-            return "gray", None
-        return "ok", np.asarray(resize_short(im, cache_short)) if cache_short else None
+            return "gray", None, short
+        return "ok", np.asarray(resize_short(im, cache_short)) if cache_short else None, short
 
     # Pillow releases the GIL while decoding, so threads scale over the cores.
     with ThreadPoolExecutor(threads or os.cpu_count() or 1) as pool:
         results = list(pool.map(inspect, paths))
     out = PhotoSet(source, [], [] if cache_short else None)
-    for path, (status, array) in zip(paths, results):
+    for path, (status, array, short) in zip(paths, results):
         if status == "ok":
             out.paths.append(path)
+            out.short_sides.append(short)
             if out.images is not None:
                 out.images.append(array)  # type: ignore[arg-type]
         elif status == "gray":
@@ -226,7 +230,7 @@ class ShardCrops(IterableDataset):
     seeded but a resumed run restarts the stream rather than continuing it exactly.
     """
 
-    def __init__(self, urls: str, cfg: DataConfig, seed: int, start: int = 0) -> None:
+    def __init__(self, urls: str | list[str], cfg: DataConfig, seed: int, start: int = 0) -> None:
         self.urls, self.cfg, self.seed, self.start = urls, cfg, seed, start
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -270,7 +274,7 @@ def leave_signals_to_trainer(worker_id: int) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
-def train_loader(photos: PhotoSet | str, cfg: DataConfig, batch_size: int, seed: int,
+def train_loader(photos: PhotoSet | str | list[str], cfg: DataConfig, batch_size: int, seed: int,
                  rank: int = 0, world: int = 1, start: int = 0) -> DataLoader:
     """An endless loader of ``(l (B, 1, c, c), ab (B, 2, c, c))`` batches for this rank,
     beginning after ``start`` samples (so a resumed run sees the same batches)."""
@@ -282,22 +286,60 @@ def train_loader(photos: PhotoSet | str, cfg: DataConfig, batch_size: int, seed:
                               "worker_init_fn": leave_signals_to_trainer}
     if cfg.workers:
         common["prefetch_factor"] = 4
-    if isinstance(photos, str):
+    if not isinstance(photos, PhotoSet):
         return DataLoader(ShardCrops(photos, cfg, seed, start), **common)
     dataset = PhotoCrops(photos, cfg.crop, cfg.scale_jitter, cfg.flip, seed)
     sampler = StreamSampler(len(dataset), seed, rank, world, start)
     return DataLoader(dataset, sampler=sampler, **common)
 
 
-def open_source(source: str, cfg: DataConfig) -> PhotoSet | str:
-    """Scan a folder or list (see :func:`scan_photos`); shard patterns pass through."""
-    if is_shards(source):
+def open_source(source: str | list[str], cfg: DataConfig) -> PhotoSet | str | list[str]:
+    """Scan a folder or list, or several (see :func:`scan_photos`), into one
+    :class:`PhotoSet`; shard patterns pass through (a list of them as a list)."""
+    sources = [source] if isinstance(source, str) else list(source)
+    if not sources:
+        raise DataError("no source given")
+    shards = [is_shards(s) for s in sources]
+    if any(shards):
+        if not all(shards):
+            raise DataError(f"{', '.join(sources)}: mix of shards and folders; use one kind")
         return source
     cache = math.ceil(cfg.crop * (1 + cfg.scale_jitter)) if cfg.cache else None
-    return scan_photos(source, cfg.min_chroma, cache)
+    sets = [scan_photos(s, cfg.min_chroma, cache) for s in sources]
+    if len(sets) == 1:
+        check_crop(sets[0], cfg.crop)
+        return sets[0]
+    out = PhotoSet(", ".join(sources), [], [] if cache else None)
+    for part in sets:
+        out.paths += part.paths
+        out.short_sides += part.short_sides
+        if out.images is not None:
+            out.images += part.images  # type: ignore[operator]
+        out.skipped_gray += part.skipped_gray
+        out.skipped_unreadable += part.skipped_unreadable
+        out.unreadable += part.unreadable
+    check_crop(out, cfg.crop)
+    return out
 
 
-def source_summary(photos: PhotoSet | str) -> dict[str, Any]:
+def check_crop(photos: PhotoSet, crop: int) -> None:
+    """Refuse a crop larger than most photos: each crop would be enlarged to ``crop`` x
+    ``crop`` pixels, so memory grows with crop squared for no new detail (a 4992 crop
+    of small photos filled 21.8 GB). Raises :class:`DataError`."""
+    small = sum(s < crop for s in photos.short_sides)
+    if 2 * small > len(photos.short_sides):
+        median = int(np.median(photos.short_sides))
+        raise DataError(f"{photos.source}: data.crop {crop} is larger than the short side "
+                        f"of {small} of {len(photos.short_sides)} photos (median {median} px); "
+                        f"choose data.crop <= {median}")
+    if small:
+        log.warning("%s: %d photos are smaller than data.crop %d and will be enlarged",
+                    photos.source, small, crop)
+
+
+def source_summary(photos: PhotoSet | str | list[str]) -> dict[str, Any]:
     """What the checkpoint records about the data."""
-    return {"source": photos, "count": None} if isinstance(photos, str) else photos.summary()
+    if isinstance(photos, PhotoSet):
+        return photos.summary()
+    return {"source": photos, "count": None}
 

@@ -78,32 +78,40 @@ class RebalancedCrossEntropy(nn.Module):
     """
 
     def __init__(self, head: nn.Module, neighbours: int = 5, sigma: float = 5.0,
-                 rebalance: bool = True) -> None:
+                 rebalance: bool = True, l1: float = 0.0) -> None:
         super().__init__()
         self._head = [head]  # a plain list: the head's buffers belong to the model, not here
-        self.neighbours, self.sigma, self.rebalance = neighbours, sigma, rebalance
+        self.neighbours, self.sigma, self.rebalance, self.l1 = neighbours, sigma, rebalance, l1
 
     def forward(self, out: dict[str, torch.Tensor], target_ab: torch.Tensor) -> torch.Tensor:
         head = self._head[0]
-        logits = out["logits"]
-        target = quantize.soft_encode(target_at(target_ab, logits.shape[-2:]), head.bins,
-                                      self.neighbours, self.sigma)
-        ce = -(target * F.log_softmax(logits, dim=1)).sum(dim=1)  # (B, h, w)
+        logits = out["logits"].float()
+        idx, wts = quantize.soft_encode_sparse(target_at(target_ab, logits.shape[-2:]), head.bins,
+                                               self.neighbours, self.sigma)
+        # -sum_q t_q log softmax(z)_q = logsumexp(z) - sum_k w_k z_{idx_k}: the dense
+        # target and log-softmax over all Q bins are never materialised.
+        ce = torch.logsumexp(logits, dim=1) - (wts * logits.gather(1, idx)).sum(dim=1)  # (B, h, w)
         if self.rebalance:
-            ce = ce * head.class_weights[target.argmax(dim=1)]
-        return ce.mean()
+            ce = ce * head.class_weights[idx[:, 0]]
+        loss = ce.mean()
+        if self.l1:
+            # On the decoded (annealed-mean) colour: what the user sees, not just the bins.
+            ab = target_at(target_ab, out["ab"].shape[-2:])
+            loss = loss + self.l1 * F.l1_loss(color.normalize_ab(out["ab"]), color.normalize_ab(ab))
+        return loss
 
 
 @LOSSES.register("rebalanced_ce")
 def rebalanced_ce(model: ColorizationModel | None = None, prior: str | None = None,
                   rebalance: bool = True, lam: float = 0.5, neighbours: int = 5,
-                  sigma: float = 5.0) -> RebalancedCrossEntropy:
+                  sigma: float = 5.0, l1: float = 0.0) -> RebalancedCrossEntropy:
     """Classification loss for models with a ``ClassificationHead``.
 
     ``prior``: a JSON file written by ``chromatize ab-prior TRAIN_DIR`` (the training set's
     ab distribution). Its rebalancing weights (mixed with uniform by ``lam``) are stored
     in the model's head, so the checkpoint carries them. ``rebalance=False`` trains
-    without rebalancing (the prior is still recorded when given).
+    without rebalancing (the prior is still recorded when given). ``l1`` > 0 adds that
+    weight times the L1 error of the decoded (annealed-mean) ab, normalised.
     """
     head = getattr(model, "head", None)
     if head is None or not hasattr(head, "bins"):
@@ -117,4 +125,4 @@ def rebalanced_ce(model: ColorizationModel | None = None, prior: str | None = No
     elif rebalance:
         raise ValueError("loss rebalanced_ce: set loss.kwargs.prior to a file made by "
                          "`chromatize ab-prior TRAIN_DIR -o prior.json`, or rebalance: false")
-    return RebalancedCrossEntropy(head, neighbours, sigma, rebalance)
+    return RebalancedCrossEntropy(head, neighbours, sigma, rebalance, l1)

@@ -10,20 +10,18 @@ in both files, so a crash between the two writes is detected instead of mixing s
 from __future__ import annotations
 
 import json
-import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.distributed as dist
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from chromatize.io import atomic_write_bytes
+from chromatize.io import atomic_write_bytes, atomic_write_file
 from chromatize.errors import ChromatizeError
 
 STATE_TENSORS = "state.safetensors"
@@ -126,15 +124,9 @@ def set_rng(tensors: dict[str, torch.Tensor], rank: int, device: torch.device) -
 
 def save_state(run_dir: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
     """Write both state files atomically; ``meta`` must hold ``step``."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=run_dir, prefix=".state.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp,
-                  metadata={"step": str(meta["step"])})
-        os.replace(tmp, run_dir / STATE_TENSORS)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    cpu = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    atomic_write_file(run_dir / STATE_TENSORS, lambda tmp: save_file(
+        cpu, str(tmp), metadata={"step": str(meta["step"])}))
     atomic_write_bytes(run_dir / STATE_JSON, json.dumps(meta, indent=1).encode())
 
 
@@ -148,11 +140,17 @@ def load_state(run_dir: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
             raise StateError(f"{p}: missing, so {run_dir} cannot be resumed")
     try:
         meta = json.loads(paths[1].read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise StateError(f"{paths[1]}: unreadable resume state, damaged or cut short "
+                         f"({e})") from None
+    try:
         with safe_open(str(paths[0]), framework="pt") as f:
             step = (f.metadata() or {}).get("step")
             tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except (OSError, ValueError) as e:
-        raise StateError(f"{run_dir}: unreadable resume state ({e})") from None
+    except (OSError, ValueError, SafetensorError) as e:  # empty, cut short, not safetensors
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise StateError(f"{paths[0]}: unreadable resume state, damaged or cut short "
+                         f"({reason})") from None
     if not isinstance(meta, dict) or str(meta.get("step")) != step:
         raise StateError(f"{run_dir}: {STATE_JSON} and {STATE_TENSORS} are from different steps")
     return tensors, meta

@@ -28,7 +28,6 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +45,7 @@ from chromatize.training.config import Config, ConfigError
 from chromatize.training.losses import LOSSES
 from chromatize.models import ColorizationModel, create_model
 from chromatize.errors import ChromatizeError
+from chromatize.io import folder_problem
 
 
 class TrainError(ChromatizeError, ValueError):
@@ -83,7 +83,12 @@ class Trainer:
 
         self.model = self._build_model(state is None)
         self._check_crop()
-        self.loss_fn = LOSSES.create(cfg.loss.name, model=self.model, **cfg.loss.kwargs)
+        try:
+            self.loss_fn = LOSSES.create(cfg.loss.name, model=self.model, **cfg.loss.kwargs)
+        except KeyError as e:
+            raise ConfigError(f"loss.name: {e.args[0]}") from None
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"loss.kwargs: {e}") from None
         self.train_data = self._open("data.train", cfg.data.train)
         if cfg.data.val is not None and datamod.is_shards(cfg.data.val):
             raise ConfigError("data.val: must be a folder or a .txt list, not shards")
@@ -99,12 +104,16 @@ class Trainer:
             raise TrainError(f"model {cfg.model.name!r} has its own train_step, which "
                              "distributed training does not support yet")
         self.frozen: bool | None = None
+        self.features = self._feature_cache()
         self.stop_requested = False
         self.metrics: dict[str, float] = {}
 
     # ------------------------------------------------------------------ set-up checks
 
     def _check_run_dir(self, resume: bool) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
+        problem = folder_problem(self.run_dir)
+        if problem is not None:
+            raise ConfigError(f"run_dir: {self.run_dir} {problem}")
         if resume:
             try:
                 tensors, meta = ts.load_state(self.run_dir)
@@ -147,9 +156,14 @@ class Trainer:
                                  f"kwargs {m.kwargs}: {detail}") from None
         elif fresh and m.pretrained:
             model.load_pretrained_encoder()  # type: ignore[operator]
+        if m.frozen_blocks and not hasattr(model, "encoder_prefix"):
+            raise ConfigError(f"model.frozen_blocks: {m.name!r} has no encoder blocks to freeze")
         # Each process draws its own dropout masks; DDP makes the weights equal.
         torch.manual_seed(self.cfg.train.seed + self.rank)
-        return model.to(self.device)
+        model = model.to(self.device)
+        if self.cfg.train.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        return model
 
     def _check_crop(self) -> None:
         mult = self.model.size_multiple
@@ -157,17 +171,47 @@ class Trainer:
             raise ConfigError(f"data.crop: {self.cfg.model.name} needs a multiple of {mult}, "
                               f"got {self.cfg.data.crop}")
 
-    def _open(self, key: str, source: str) -> datamod.PhotoSet | str:
+    def _open(self, key: str, source: str | list[str]) -> datamod.PhotoSet | str | list[str]:
         try:
             return datamod.open_source(source, self.cfg.data)
         except datamod.DataError as e:
             raise TrainError(f"{key}: {e}") from None
 
+    def _feature_cache(self) -> Any:
+        """The frozen encoder's cached features (``data.feature_cache``), built now if
+        missing or stale; None when not configured or when the encoder never is frozen."""
+        d, m = self.cfg.data, self.cfg.model
+        if d.feature_cache is None or (self.step >= m.freeze_encoder_steps
+                                       and not m.frozen_blocks):
+            return None
+        from chromatize.models.efficientnet import SPLITS
+        from chromatize.training import features
+
+        if m.frozen_blocks and m.frozen_blocks not in SPLITS:
+            raise ConfigError(f"model.frozen_blocks: with data.feature_cache one of "
+                              f"{sorted(SPLITS)}, got {m.frozen_blocks}")
+
+        if not features.supports_cache(self.model):
+            raise ConfigError(f"data.feature_cache: {m.name!r} cannot train from cached "
+                              "features (it needs encode/decode and no hint input)")
+        if self.world > 1:
+            raise ConfigError("data.feature_cache: not supported under torchrun yet")
+        if not isinstance(self.train_data, datamod.PhotoSet):
+            raise ConfigError("data.feature_cache: needs folders or lists, not shards")
+        from rich.progress import Progress
+
+        with Progress(disable=not self.logging) as bar:
+            task = bar.add_task("encoding crops", total=len(self.train_data.paths))
+            cache = features.build(self.model, self.train_data, d.feature_cache, d.crop,
+                                   d.scale_jitter, d.flip, d.feature_views, self.cfg.train.seed,
+                                   bf16=self.cfg.train.precision == "bf16", progress=lambda done, total: bar.update(task, completed=done))
+        return cache
+
     def _max_steps(self) -> int:
         t = self.cfg.train
         if t.max_steps is not None:
             return t.max_steps
-        if isinstance(self.train_data, str):
+        if not isinstance(self.train_data, datamod.PhotoSet):
             raise ConfigError("train.epochs: unknown length of a shard stream; set train.max_steps")
         per_step = t.batch_size * self.world
         return max(1, math.ceil(t.epochs * len(self.train_data.paths) / per_step))  # type: ignore[operator]
@@ -223,12 +267,25 @@ class Trainer:
 
     # ------------------------------------------------------------------ training
 
+    def _frozen_modules(self, frozen: bool) -> list[nn.Module]:
+        """What does not train now: the whole encoder while ``frozen``, else the
+        ``model.frozen_blocks`` prefix (if any)."""
+        encoder = getattr(self.model, "encoder", None)
+        if encoder is None:
+            return []
+        if frozen:
+            return [encoder]
+        k = self.cfg.model.frozen_blocks
+        return self.model.encoder_prefix(k) if k else []  # type: ignore[operator]
+
     def _set_frozen(self, frozen: bool) -> None:
-        """Freeze or unfreeze ``model.encoder``; frozen, it also stays in eval mode so its
-        batch-norm statistics keep their pretrained values."""
+        """Freeze or unfreeze ``model.encoder`` (all but its frozen prefix); what is frozen
+        also stays in eval mode so its batch-norm statistics keep their pretrained values."""
         encoder = getattr(self.model, "encoder", None)
         if encoder is not None:
-            encoder.requires_grad_(not frozen)
+            encoder.requires_grad_(True)
+        for module in self._frozen_modules(frozen):
+            module.requires_grad_(False)
         self.frozen = frozen
         # DDP fixes its set of synchronised parameters when built, so rebuild it.
         self.net: nn.Module = (DistributedDataParallel(self.model) if self.world > 1
@@ -236,14 +293,36 @@ class Trainer:
 
     def _train_mode(self) -> None:
         self.model.train()
-        if self.frozen and hasattr(self.model, "encoder"):
-            self.model.encoder.eval()
+        for module in self._frozen_modules(bool(self.frozen)):
+            module.eval()
+
+    def _autocast(self) -> Any:
+        return torch.autocast(self.device.type, dtype=torch.bfloat16,
+                              enabled=self.cfg.train.precision == "bf16")
+
+    def _cached_step(self, feats: list[torch.Tensor], ab: torch.Tensor) -> dict[str, float]:
+        """One update from cached encoder maps: the decoder alone while the encoder is
+        frozen, else the encoder after its frozen prefix too."""
+        fmt = torch.channels_last if self.cfg.train.channels_last else torch.contiguous_format
+        feats = [f.to(self.device, memory_format=fmt) for f in feats]
+        with self._autocast():
+            if not self.frozen:
+                feats = self.model.encode_rest(feats, self.cfg.model.frozen_blocks)  # type: ignore[operator]
+            out = self.model.decode(feats)  # type: ignore[operator]
+        return self._update(out, ab.to(self.device))
 
     def _step(self, l: torch.Tensor, ab: torch.Tensor) -> dict[str, float]:
         hook = getattr(self.model, "train_step", None)
         if hook is not None:
             return hook(l, ab, self.loss_fn, self.optimizers)
-        loss = self.loss_fn(self.net(l), ab)
+        if self.cfg.train.channels_last:
+            l = l.contiguous(memory_format=torch.channels_last)
+        with self._autocast():
+            out = self.net(l)
+        return self._update(out, ab)
+
+    def _update(self, out: dict[str, torch.Tensor], ab: torch.Tensor) -> dict[str, float]:
+        loss = self.loss_fn(out, ab)
         for opt in self.optimizers:
             opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -251,14 +330,13 @@ class Trainer:
             opt.step()
         return {"loss": loss.item()}
 
-    def train_steps(self) -> Iterator[dict[str, float]]:
-        """Training steps on the training stream as :meth:`fit` runs them (in the
-        recipe's first phase), without the schedule, logs or checkpoints: for measuring
-        speed. Yields each step's losses."""
-        self._set_frozen(self.cfg.model.freeze_encoder_steps > 0)
-        self._train_mode()
-        for l, ab in self._loader():
-            yield self._step(l.to(self.device), ab.to(self.device))
+    def _feature_batches(self) -> Any:
+        from chromatize.models.efficientnet import SPLITS
+        from chromatize.training.features import FeatureBatches
+
+        maps = None if self.frozen else SPLITS[self.cfg.model.frozen_blocks]
+        return FeatureBatches(self.features, self.cfg.train.batch_size, self.cfg.train.seed,
+                              self.samples, maps)
 
     def _loader(self) -> torch.utils.data.DataLoader:
         t = self.cfg.train
@@ -285,26 +363,40 @@ class Trainer:
         try:
             with progress:
                 task = progress.add_task("train", total=self.max_steps, completed=self.step, info="")
-                batches = iter(self._loader())
+                batches: Any = None
                 window_loss, window_n, t0 = 0.0, 0, time.perf_counter()
+                deadline = (None if t.max_minutes is None
+                            else time.perf_counter() + 60 * t.max_minutes)
                 while self.step < self.max_steps and not self.stop_requested:
                     frozen = self.step < self.cfg.model.freeze_encoder_steps
                     if frozen != self.frozen:
                         self._set_frozen(frozen)
                     self._train_mode()
-                    l, ab = (x.to(self.device, non_blocking=True) for x in next(batches))
+                    cached = self.features is not None and (frozen or self.cfg.model.frozen_blocks > 0)
+                    kind = ("cached", frozen) if cached else ("photos",)
+                    if batches is None or batches[0] != kind:
+                        batches = (kind, iter(self._feature_batches() if cached else self._loader()))
                     for opt in self.optimizers:
                         for group in opt.param_groups:
                             group["lr"] = group["base_lr"] * _lr_factor(t, self.step, self.max_steps)
-                    out = self._step(l, ab)
+                    if cached:
+                        feats, ab = next(batches[1])
+                        out = self._cached_step(feats, ab)
+                        n = ab.shape[0]
+                    else:
+                        l, ab = (x.to(self.device, non_blocking=True) for x in next(batches[1]))
+                        out = self._step(l, ab)
+                        n = l.shape[0]
                     if self.ema is not None:
                         self.ema.update_parameters(self.model)
                     self.step += 1
-                    self.samples += l.shape[0] * self.world
+                    self.samples += n * self.world
                     window_loss, window_n = window_loss + out["loss"], window_n + 1
+                    if deadline is not None and time.perf_counter() > deadline:
+                        self.stop_requested = True
                     self._sync_stop()
                     if log is not None and (self.step % t.log_every == 0 or self.step == self.max_steps):
-                        speed = window_n * l.shape[0] * self.world / (time.perf_counter() - t0)
+                        speed = window_n * n * self.world / (time.perf_counter() - t0)
                         log.scalars(self.step, {"train_loss": window_loss / window_n, "images_per_s": speed,
                                                 "lr": self.optimizers[0].param_groups[0]["lr"]})
                         progress.update(task, completed=self.step,

@@ -1,0 +1,68 @@
+"""Choose a classification model's decoding settings on val: colour error against vividness.
+
+    PYTHONPATH=src python scripts/tune_decoding.py MODEL [--boost 0 0.15 0.3 ...]
+        [--temperature 0.38] [--limit N] [--data ../shared/data/photos/val] [--json out.json]
+
+For each (boost, temperature) prints the mean CIEDE2000 and colourfulness ratio over the
+val photos at full size, computed as ``chromatize evaluate`` computes them (same gray
+input, same metric functions). The settings chosen are written into the shipped model's
+JSON (``kwargs.boost`` / ``kwargs.temperature``); this script only measures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from chromatize import Colorizer
+from chromatize.evaluation import metrics
+from chromatize.evaluation.evaluate import gray_input, list_images, load_truth, select_photos
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model")
+    parser.add_argument("--data", default="../shared/data/photos/val")
+    parser.add_argument("--boost", type=float, nargs="+", default=[0, 0.15, 0.3, 0.45, 0.6])
+    parser.add_argument("--temperature", type=float, nargs="+", default=[0.38])
+    parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    photos, _, _ = select_photos(list_images(Path(args.data)), None, args.limit, 0)
+    settings = [(b, t) for t in args.temperature for b in args.boost]
+    colorizers = {}
+    for b, t in settings:
+        c = Colorizer.load(args.model, boost=b, device="cpu")
+        c.model.head.temperature = t
+        colorizers[(b, t)] = c
+    sums = {s: np.zeros(2) for s in settings}
+    for path in photos:
+        truth = load_truth(path)
+        true_lab = metrics.to_lab(truth)
+        gray, _ = gray_input(true_lab[..., 0])
+        c_true = metrics.colorfulness(truth)
+        for s, c in colorizers.items():
+            pred = np.asarray(c.colorize(gray).convert("RGB"))
+            sums[s] += (metrics.ciede2000(metrics.to_lab(pred), true_lab),
+                        metrics.colorfulness(pred) / max(c_true, 1e-6))
+    table = Table(title=f"{args.model} on {len(photos)} photos of {args.data}")
+    for col in ("boost", "temperature", "CIEDE2000", "colourfulness ratio"):
+        table.add_column(col, justify="right")
+    rows = []
+    for (b, t), total in sums.items():
+        de, ratio = total / len(photos)
+        rows.append({"boost": b, "temperature": t, "ciede2000": de, "colorfulness_ratio": ratio})
+        table.add_row(f"{b:g}", f"{t:g}", f"{de:.2f}", f"{ratio:.3f}")
+    Console().print(table)
+    if args.json:
+        args.json.write_text(json.dumps({"model": args.model, "photos": len(photos), "rows": rows},
+                                        indent=2))
+
+
+if __name__ == "__main__":
+    main()

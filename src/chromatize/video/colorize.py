@@ -1,0 +1,231 @@
+"""Colorize a film: frames stream from the reader through the network, the temporal filter
+and the guided upsampler to the writer, one at a time.
+
+Per frame: L* of a small copy (the network's working size) -> the network's ab -> (the
+temporal filter, at the working size) -> guided upsampling to the full size, joined with
+the frame's own L*, exactly as :class:`~chromatize.Colorizer` does for a photo.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import av
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from chromatize.errors import UsageError
+from chromatize.inference.pipeline import working_shape
+from chromatize.inference.upsample import compose, fit_guided, small_l
+from chromatize.video.io import (VideoError, VideoReader, VideoWriter, atomic_output,
+                                 container_format, default_output)
+from chromatize.video.temporal import TemporalConfig, TemporalFilter
+
+if TYPE_CHECKING:
+    from chromatize import Colorizer
+
+Progress = Callable[[int, int | None], None]
+
+
+@dataclass
+class VideoStats:
+    """What :func:`colorize_video` did."""
+
+    input: str
+    output: str
+    frames: int
+    width: int
+    height: int
+    fps: float  # frames colorized per second of wall time
+    seconds: float
+    working_shape: tuple[int, int]  # (h, w) the network saw
+    temporal: bool
+    cuts: int  # scene cuts detected (the filter restarted)
+    audio_streams: int  # copied unchanged
+    codec: str
+    # CPU milliseconds per frame of each stage's own thread: decoding + network + temporal
+    # filter, and upsampling + encoding (the codecs' helper threads not included). On an
+    # otherwise idle machine with a core per stage, fps is about 1000 / the larger one.
+    stage_cpu_ms: tuple[float, float] = (0.0, 0.0)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class FrameColorizer:
+    """Colours frames one after another: a :class:`~chromatize.Colorizer` plus, if
+    ``temporal``, the state that carries colours from frame to frame.
+
+    ``size`` is the network's working resolution (long side), default the model's."""
+
+    def __init__(self, colorizer: Colorizer, temporal: bool = True, size: int | None = None,
+                 config: TemporalConfig | None = None) -> None:
+        self.colorizer = colorizer
+        self.size = size or colorizer.working_size
+        self.filter = TemporalFilter(config) if temporal else None
+
+    def shape(self, h: int, w: int) -> tuple[int, int]:
+        """The working shape (h, w) of frames of size ``h`` x ``w``."""
+        return working_shape(h, w, self.size, self.colorizer.model.size_multiple)
+
+    def low_res(self, gray: np.ndarray) -> tuple[np.ndarray, torch.Tensor]:
+        """Gray frame ``(H, W)`` uint8 -> its small L* ``(h, w)`` float32 in [0, 100] and
+        the ab to upsample ``(2, h', w')`` (Lab units), after the temporal filter."""
+        h, w = self.shape(*gray.shape)
+        l_small = small_l(gray, (h, w))
+        ab = self.colorizer.predict(torch.from_numpy(l_small)[None, None])["ab"]
+        if self.filter is not None:
+            # The flow needs finer pixels than the network's output (often a quarter of
+            # the working size): carry the colours at the working size.
+            ab_fine = F.interpolate(ab, size=(h, w), mode="bilinear", align_corners=False)
+            ab_fine = self.filter(l_small, ab_fine[0].numpy())
+            ab = F.adaptive_avg_pool2d(torch.from_numpy(ab_fine)[None], ab.shape[-2:])
+        return l_small, ab[0]
+
+    def finish(self, gray: np.ndarray, l_small: np.ndarray, ab: torch.Tensor) -> np.ndarray:
+        """Guided upsampling of :meth:`low_res`'s ab to the frame's size, joined with its
+        own L*: colour frame ``(H, W, 3)`` uint8."""
+        return np.asarray(compose(gray, fit_guided(l_small, ab)))
+
+    def __call__(self, gray: np.ndarray) -> np.ndarray:
+        """Gray frame ``(H, W)`` uint8 -> colour frame ``(H, W, 3)`` uint8 with the same L*."""
+        return self.finish(gray, *self.low_res(gray))
+
+
+#: Frames decoded and through the network ahead of the writer: enough to keep both stages
+#: busy, few enough to keep memory flat (each holds one gray frame).
+QUEUE_FRAMES = 8
+_DONE = object()
+
+
+def _network_stage(reader: VideoReader, frames: FrameColorizer, cpu: list[float],
+                   ) -> Iterator[Any]:
+    """Decode and run the network (and the temporal filter) in a second thread, so that
+    it overlaps the full-size upsampling and the encoding done by the caller. Yields the
+    reader's audio packets and, for frames, ``(gray, l_small, ab, pts, time_base)``, in
+    order; errors of the thread are raised here. Appends the thread's CPU seconds to
+    ``cpu``."""
+    items: queue.Queue[Any] = queue.Queue(maxsize=QUEUE_FRAMES)
+    stop = threading.Event()
+
+    def put(item: Any) -> None:
+        while not stop.is_set():
+            try:
+                items.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def work() -> None:
+        start = time.thread_time()
+        try:
+            for item in reader.read():
+                if stop.is_set():
+                    return
+                if isinstance(item, av.Packet):
+                    put(item)
+                else:
+                    gray = item.to_ndarray(format="gray")
+                    put((gray, *frames.low_res(gray), item.pts, item.time_base))
+            put(_DONE)
+        except BaseException as e:  # handed to the caller's thread, raised there
+            put(e)
+        finally:
+            cpu.append(time.thread_time() - start)
+
+    thread = threading.Thread(target=work, name="chromatize-video-network", daemon=True)
+    thread.start()
+    try:
+        while (item := items.get()) is not _DONE:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+
+
+@contextmanager
+def _single_torch_thread() -> Iterator[None]:
+    """Torch on one thread while the two stages run side by side: on 2 cores, two stages
+    of one thread each are faster than torch's own threads, and far faster on a busy
+    machine, where spinning thread pools fight each other (see docs/video.md)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def colorize_video(input: str | os.PathLike[str], output: str | os.PathLike[str] | None = None,
+                   *, model: str | os.PathLike[str] | None = None,
+                   colorizer: Colorizer | None = None, boost: float | None = None,
+                   temporal: bool = True, overwrite: bool = False,
+                   progress: Progress | None = None, size: int | None = None,
+                   config: TemporalConfig | None = None) -> VideoStats:
+    """Colorize the video ``input`` into ``output`` (default ``<stem>_colorized<suffix>``
+    beside it, MP4 when the input's container cannot be written).
+
+    Keeps the frame count, size, rate and time stamps, copies the audio streams unchanged
+    and keeps each frame's L*. ``model`` (a checkpoint path or shipped name) and ``boost``
+    load a :class:`~chromatize.Colorizer`, or pass a loaded ``colorizer``. ``temporal``
+    carries colours along optical flow (False: each frame on its own). ``size``: the
+    network's working resolution (long side). ``progress(done, total)`` is called after
+    each frame (``total`` None when the container does not say).
+
+    Decoding, the network and the filter run in a second thread beside the upsampling and
+    encoding; meanwhile torch is set to one thread (restored afterwards).
+
+    Raises :class:`VideoError` for bad input or output (missing, unreadable, no video
+    stream, existing output without ``overwrite``); the output is written atomically.
+    """
+    src = Path(input)
+    with VideoReader(src) as reader:
+        dst = Path(output) if output is not None else default_output(src)
+        container_format(dst)  # before the model loads: a wrong suffix fails at once
+        if dst.exists() and src.resolve() == dst.resolve():
+            raise VideoError(f"{dst}: the output would replace the input")
+        if colorizer is None:
+            from chromatize import Colorizer
+
+            colorizer = Colorizer.load(model, boost=boost)
+        elif boost is not None or model is not None:
+            raise UsageError("pass model and boost to Colorizer.load, or a colorizer, not both")
+        frames = FrameColorizer(colorizer, temporal=temporal, size=size, config=config)
+        total = reader.info.frames or None
+        start, cpu_start, cpu_network = time.perf_counter(), time.thread_time(), []
+        with atomic_output(dst, overwrite=overwrite) as tmp, _single_torch_thread():
+            writer = VideoWriter(dst, reader, tmp)
+            try:
+                for item in _network_stage(reader, frames, cpu_network):
+                    if isinstance(item, av.Packet):
+                        writer.copy(item)
+                        continue
+                    gray, l_small, ab, pts, time_base = item
+                    writer.write(frames.finish(gray, l_small, ab), pts, time_base)
+                    if progress is not None:
+                        progress(writer.frames, total)
+                writer.close()
+            except BaseException:
+                writer.abort()
+                raise
+        seconds = time.perf_counter() - start
+        cpu_writer = time.thread_time() - cpu_start
+    info, n = reader.info, max(writer.frames, 1)
+    return VideoStats(
+        input=str(src), output=str(dst), frames=writer.frames, width=info.width,
+        height=info.height, fps=writer.frames / max(seconds, 1e-9), seconds=seconds,
+        working_shape=frames.shape(info.height, info.width), temporal=temporal,
+        cuts=frames.filter.cuts if frames.filter else 0, audio_streams=info.audio,
+        codec=writer.codec,
+        stage_cpu_ms=(1000 * sum(cpu_network) / n, 1000 * cpu_writer / n))
