@@ -218,6 +218,29 @@ def ab_prior(
                   f"({summary['skipped_gray']} gray, {summary['skipped_unreadable']} unreadable skipped)")
 
 
+class Engine(str, Enum):
+    local = "local"
+    ray = "ray"
+
+
+class Backend(str, Enum):
+    auto = "auto"
+    torch = "torch"
+    onnx = "onnx"
+
+
+@command()
+def export(
+    model: str = typer.Argument(..., help="Checkpoint path or shipped model name."),
+    output: Path = typer.Option(..., "-o", "--output", help="ONNX file to write (.onnx)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing file."),
+) -> None:
+    """Export a model's network to ONNX, for `colorize --model FILE.onnx` (ONNX Runtime)."""
+    from chromatize.inference.onnx import export_model
+
+    console.print(f"wrote {export_model(model, output, overwrite=overwrite)}")
+
+
 class _RateColumn(ProgressColumn):
     """Images per second, from Rich's own moving speed estimate."""
 
@@ -283,25 +306,48 @@ def colorize(
     boost: float | None = typer.Option(None, "--boost", help="Classification models: "
                                        "favour rare, saturated colours (0 muted, ~0.5-1 vivid; "
                                        "at most 3)."),
+    backend: Backend = typer.Option(Backend.auto, "--backend", help="Run a checkpoint in "
+                                    "torch or onnx (ONNX Runtime); auto: onnx on the CPU when "
+                                    "installed."),
+    engine: Engine = typer.Option(Engine.local, "--engine", help="local: this process; ray: "
+                                  "a Ray Data pipeline over a pool of workers."),
+    address: str | None = typer.Option(None, "--address", help="--engine ray: the cluster "
+                                       "(auto, or HOST:PORT); default: a local Ray instance."),
+    workers: int | None = typer.Option(None, "--workers", min=1, help="--engine ray: number "
+                                       "of workers (default: one per CPU of the cluster)."),
 ) -> None:
     """Colorize black-and-white photos. Exit code 0 only if no photo failed."""
     from chromatize.batch import BatchOptions, colorize_files
     from chromatize.inference.pipeline import Colorizer
 
-    try:
-        colorizer = Colorizer.load(model, device=device, boost=boost)
-    except UsageError:
-        raise  # an option out of range, not the model's fault: reported as it is
-    except ChromatizeError as e:
-        fail(f"cannot load model: {e}")
+    if engine is Engine.local and (address is not None or workers is not None):
+        fail("--address and --workers apply to --engine ray")
+    if engine is Engine.ray and marks is not None:
+        fail("--marks colour a single photo; use --engine local")
     options = BatchOptions(out_dir=out_dir, fmt=fmt.value if fmt else None,
                            overwrite=overwrite, recolor=recolor, size=size,
                            max_pixels=max_pixels, samples=samples, seed=seed, marks=marks)
     columns = (*Progress.get_default_columns(), MofNCompleteColumn(), _RateColumn())
-    with Progress(*columns, console=err_console, disable=quiet, transient=True) as bar:
-        task = bar.add_task("colorizing", total=None)
-        summary = colorize_files(inputs, colorizer, options, progress=lambda finished, total:
-                                 bar.update(task, completed=finished, total=total))
+    if engine is Engine.ray:
+        from chromatize.batch_ray import colorize_files_ray
+
+        with Progress(*columns, console=err_console, disable=quiet, transient=True) as bar:
+            task = bar.add_task("colorizing", total=None)
+            summary = colorize_files_ray(
+                inputs, model, options, device=device, boost=boost, backend=backend.value,
+                address=address, workers=workers, progress=lambda finished, total:
+                bar.update(task, completed=finished, total=total))
+    else:
+        try:
+            colorizer = Colorizer.load(model, device=device, boost=boost, backend=backend.value)
+        except UsageError:
+            raise  # an option out of range, not the model's fault: reported as it is
+        except ChromatizeError as e:
+            fail(f"cannot load model: {e}")
+        with Progress(*columns, console=err_console, disable=quiet, transient=True) as bar:
+            task = bar.add_task("colorizing", total=None)
+            summary = colorize_files(inputs, colorizer, options, progress=lambda finished,
+                                     total: bar.update(task, completed=finished, total=total))
     if summary.total == 0:
         fail("no photos found in " + " ".join(inputs))
     _print_summary(summary, quiet)

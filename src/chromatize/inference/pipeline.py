@@ -99,14 +99,28 @@ class Colorizer:
     @classmethod
     def load(cls, path_or_name: str | os.PathLike[str] | None = None, device: str = "auto",
              working_size: int | None = None, boost: float | None = None,
-             cache_size: int = 8) -> Colorizer:
-        """Load a checkpoint path, or a model shipped in the package by name
+             backend: str = "auto", cache_size: int = 8) -> Colorizer:
+        """Load a checkpoint path, an exported ``.onnx`` graph (run with ONNX Runtime,
+        see :mod:`chromatize.inference.onnx`), or a model shipped in the package by name
         (None or ``"default"`` = the default model). Raises ``CheckpointError``.
 
         ``boost`` (classification models) sets how strongly rare, saturated colours are
         favoured when decoding (see :class:`~chromatize.models.heads.ClassificationHead`):
-        0 gives the most likely, muted colours; about 0.5-1 vivid ones."""
-        model, info = load_checkpoint(resolve_model(path_or_name))
+        0 gives the most likely, muted colours; about 0.5-1 vivid ones.
+
+        ``backend`` runs a checkpoint in ``torch``, in ``onnx`` (ONNX Runtime, its graph
+        exported once and cached) or, with ``auto``, in ONNX Runtime when it is installed
+        and the device is the CPU (see :func:`chromatize.inference.onnx.select_backend`)."""
+        path = resolve_model(path_or_name)
+        if path.suffix.lower() == ".onnx":  # an exported graph, run by ONNX Runtime
+            from chromatize.inference.onnx import load_onnx
+
+            model, info = load_onnx(path)
+        else:
+            from chromatize.inference.onnx import select_backend
+
+            model, info = load_checkpoint(path)
+            model = select_backend(model, info, path, backend, pick_device(device))
         return cls(model, info, device=device, working_size=working_size, boost=boost,
                    cache_size=cache_size)
 
