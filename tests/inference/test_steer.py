@@ -44,7 +44,8 @@ def _two_regions(h: int = 48, w: int = 96) -> Image.Image:
 @pytest.fixture
 def classifier(tmp_path) -> Colorizer:
     """A tiny random classification model, counting its forward calls in ``.calls``."""
-    c = Colorizer.load(save_tiny_model(tmp_path, "effnet_lite0_cls", width=8), device="cpu")
+    c = Colorizer.load(save_tiny_model(tmp_path, "effnet_lite0_cls", width=8), device="cpu",
+                       backend="torch")  # counts the torch module's forward calls
     c.calls = 0  # type: ignore[attr-defined]
 
     def count(*_: object) -> None:
