@@ -4,6 +4,7 @@ outputs, its resume and failure rules. Ray starts once for the module (about 10 
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -27,12 +28,16 @@ def ray_instance(tmp_path_factory):
     # in the test's folder, not the user's.
     old = os.environ.get("CHROMATIZE_CACHE")
     os.environ["CHROMATIZE_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    # Ray installs its own SIGTERM/SIGINT handlers in this process; put pytest's back after.
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         ray.init(num_cpus=2, include_dashboard=False)
     except Exception as e:  # noqa: BLE001 - Ray's own start-up, not the code under test
         pytest.skip(f"a local Ray instance did not start (a heavily loaded machine?): {e}")
     yield ray
     ray.shutdown()
+    for s, handler in handlers.items():
+        signal.signal(s, handler)
     if old is None:
         os.environ.pop("CHROMATIZE_CACHE", None)
     else:
