@@ -7,7 +7,13 @@ JSON and a plot of PSNR against N. Methods:
 * ``paint``: hint colours where given, gray elsewhere, the floor every guided method beats;
 * ``levin``: Levin et al. 2004 (``classical.levin_colorize``); with 0 hints it has nothing
   to propagate, so it is defined as the gray input there;
-* ``hint-net``: a hint network checkpoint (``--hint-model``) through ``Colorizer``.
+* ``hint-net``: a hint network checkpoint (``--hint-model``) through ``Colorizer``;
+* ``marks``: any model (``--model``, the shipped ``default`` unless given) through
+  ``Colorizer.colorize(..., hints=...)``: its automatic colours corrected by the hints
+  (``chromatize.inference.steer``); with 0 hints it is the automatic colorization.
+
+With ``--json``, methods already in an existing file for the same photos are kept, so
+methods can be run (or re-run) one at a time.
 
     python benchmarks/hint_sweep.py --photos ../shared/data/photos/val --limit 239 \
         --methods gray,paint,levin,hint-net --hint-model runs/hints --threads 1 \
@@ -48,7 +54,8 @@ def levin(l: np.ndarray, hint_ab: np.ndarray, hint_mask: np.ndarray) -> np.ndarr
 
 
 def hint_net(checkpoint: str) -> HintMethod:
-    """A hint network given the gray photo (uint8, as a user would) and the hints."""
+    """A model given the gray photo (uint8, as a user would) and the hints: hint networks
+    take them as input, other models are corrected by them."""
     colorizer = Colorizer.load(checkpoint, device="cpu")
 
     def colorize(l: np.ndarray, hint_ab: np.ndarray, hint_mask: np.ndarray) -> np.ndarray:
@@ -57,15 +64,15 @@ def hint_net(checkpoint: str) -> HintMethod:
     return colorize
 
 
-def make_methods(hint_model: str | None) -> dict[str, Callable[[], HintMethod]]:
-    """Method name -> factory (the hint network is loaded only when asked for)."""
+def make_methods(hint_model: str | None, model: str) -> dict[str, Callable[[], HintMethod]]:
+    """Method name -> factory (networks are loaded only when asked for)."""
     def load_net() -> HintMethod:
         if hint_model is None:
             raise SystemExit("hint-net needs --hint-model CHECKPOINT")
         return hint_net(hint_model)
 
     return {"gray": lambda: gray, "paint": lambda: paint_hints, "levin": lambda: levin,
-            "hint-net": load_net}
+            "hint-net": load_net, "marks": lambda: hint_net(model)}
 
 
 def plot(results: dict[str, dict[int, float]], path: Path, title: str) -> None:
@@ -98,8 +105,9 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--methods", default="gray,paint,levin",
-                        help="comma-separated: gray, paint, levin, hint-net")
+                        help="comma-separated: gray, paint, levin, hint-net, marks")
     parser.add_argument("--hint-model", help="hint network checkpoint for hint-net")
+    parser.add_argument("--model", default="default", help="model of the marks method")
     parser.add_argument("--threads", type=int, help="torch CPU threads")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--plot", type=Path, help="also plot PSNR vs N here (matplotlib)")
@@ -107,25 +115,31 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    factories = make_methods(args.hint_model)
+    factories = make_methods(args.hint_model, args.model)
     names = args.methods.split(",")
     unknown = [n for n in names if n not in factories]
     if unknown:
         parser.error(f"unknown methods {unknown}; choose from {list(factories)}")
     photos, skipped, _ = select_photos(list_images(args.photos), args.size, args.limit, args.seed)
-    results, seconds = {}, {}
+    title = (f"{len(photos)} colour photos at {args.size}x{args.size} "
+             f"({len(skipped['not_colour'])} not colour skipped), seed {args.seed}")
+    results: dict[str, dict[int, float]] = {}
+    seconds: dict[str, float] = {}
+    if args.json and args.json.exists():
+        old = json.loads(args.json.read_text())
+        if old["title"] == title:  # the same photos: keep the methods not run now
+            results = {k: {int(n): v for n, v in row.items()} for k, row in old["psnr"].items()}
+            seconds = old["seconds"]
     for name in names:
         method = factories[name]()
         start = time.perf_counter()
         results[name] = hint_sweep(method, photos, seed=args.seed, size=args.size)
         seconds[name] = time.perf_counter() - start
-    title = (f"{len(photos)} colour photos at {args.size}x{args.size} "
-             f"({len(skipped['not_colour'])} not colour skipped), seed {args.seed}")
     print(f"{title}; PSNR (dB)")
-    print(f"{'hints':>6} " + " ".join(f"{name:>10}" for name in names))
+    print(f"{'hints':>6} " + " ".join(f"{name:>10}" for name in results))
     for n in SWEEP_NS:
-        print(f"{n:>6} " + " ".join(f"{results[name][n]:>10.2f}" for name in names))
-    print(f"{'s':>6} " + " ".join(f"{seconds[name]:>10.1f}" for name in names))
+        print(f"{n:>6} " + " ".join(f"{results[name][n]:>10.2f}" for name in results))
+    print(f"{'s':>6} " + " ".join(f"{seconds[name]:>10.1f}" for name in results))
     if args.json:
         args.json.write_text(json.dumps({"title": title, "psnr": results, "seconds": seconds,
                                          "photos": len(photos)}, indent=1) + "\n")

@@ -2,9 +2,11 @@
 
 Runs the command as a user would (a fresh process), once on a single photo to measure the
 fixed start-up cost (imports, model loading) and once on the whole folder; prints the
-total rate and the steady rate with start-up taken out. Without ``--model`` a randomly
-initialised checkpoint of ``--arch`` is used (speed does not depend on the weights);
-without ``--photos`` N photos of ``--size`` are generated.
+total rate and the steady rate with start-up taken out, and the CPU seconds per photo
+(user + system of the command's process tree: the cost that scales out). Without
+``--model`` a randomly initialised checkpoint of ``--arch`` is used (speed does not
+depend on the weights); without ``--photos`` N photos of ``--size`` are generated. CLI
+options go after ``--``, e.g. ``-- --engine ray --workers 2`` or ``-- --backend torch``.
 
     python benchmarks/throughput.py -n 50
     python benchmarks/throughput.py --photos ../shared/data/photos/val -n 100 --model runs/x/best
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import resource
 import shutil
 import subprocess
 import sys
@@ -47,16 +50,24 @@ def random_checkpoint(folder: Path, arch: str) -> Path:
     return path
 
 
-def run_cli(in_dir: Path, out_dir: Path, model: Path | str, extra: list[str]) -> float:
-    """Seconds ``chromatize colorize in_dir -o out_dir --model model`` takes; exits on failure."""
+def cpu_seconds() -> float:
+    """CPU time (user + system) of the child processes waited for so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_cli(in_dir: Path, out_dir: Path, model: Path | str, extra: list[str],
+            ) -> tuple[float, float]:
+    """Wall and CPU seconds ``chromatize colorize in_dir -o out_dir --model model`` takes
+    (CPU: the command's own process tree, so not Ray's workers); exits on failure."""
     cmd = [sys.executable, "-m", "chromatize.cli", "colorize", str(in_dir), "-o", str(out_dir),
            "--model", str(model), *extra]
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), cpu_seconds()
     done = subprocess.run(cmd, capture_output=True, text=True)
     seconds = time.perf_counter() - start
     if done.returncode != 0:
         sys.exit(f"command failed ({done.returncode}): {' '.join(cmd)}\n{done.stderr.strip()}")
-    return seconds
+    return seconds, cpu_seconds() - cpu
 
 
 def main() -> None:
@@ -84,15 +95,18 @@ def main() -> None:
         shutil.copy(in_dir / sources[0].name, one_dir / sources[0].name)
         model = args.model or random_checkpoint(tmp, args.arch)
 
-        startup = run_cli(one_dir, tmp / "out_one", model, args.extra)
-        total = run_cli(in_dir, tmp / "out", model, args.extra)
+        startup, startup_cpu = run_cli(one_dir, tmp / "out_one", model, args.extra)
+        total, total_cpu = run_cli(in_dir, tmp / "out", model, args.extra)
         n = len(sources)
         print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, "
-              f"torch threads {os.environ.get('OMP_NUM_THREADS', 'default')}")
+              f"torch threads {os.environ.get('OMP_NUM_THREADS', 'default')}, "
+              f"load average {os.getloadavg()[0]:.1f}")
         print(f"{'photos':>8} {'total s':>9} {'images/s':>9} {'1-photo s':>10} "
-              f"{'steady images/s':>16}")
+              f"{'steady images/s':>16} {'steady CPU s/photo':>19}")
         steady = (n - 1) / max(total - startup, 1e-9)
-        print(f"{n:>8} {total:>9.2f} {n / total:>9.2f} {startup:>10.2f} {steady:>16.2f}")
+        cpu = (total_cpu - startup_cpu) / (n - 1)
+        print(f"{n:>8} {total:>9.2f} {n / total:>9.2f} {startup:>10.2f} {steady:>16.2f} "
+              f"{cpu:>19.3f}")
 
 
 if __name__ == "__main__":

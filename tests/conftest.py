@@ -26,6 +26,17 @@ def make_color_photo(h: int = 48, w: int = 64, seed: int = 0) -> Image.Image:
     return Image.fromarray((rgb * 255).astype(np.uint8), "RGB")
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _onnx_cache(tmp_path_factory: pytest.TempPathFactory):
+    """Graphs that ``Colorizer.load`` exports for its ONNX Runtime backend (``auto``, with
+    the scale extra installed) are cached in the session's temporary folder, not in the
+    user's ``~/.cache``."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("CHROMATIZE_CACHE", str(tmp_path_factory.mktemp("onnx_cache")))
+    yield
+    patch.undo()
+
+
 @pytest.fixture
 def color_photo() -> Image.Image:
     return make_color_photo()

@@ -170,7 +170,16 @@ def test_same_size_photos_share_a_batch_and_a_bad_one_does_not_sink_it(
             raise RuntimeError("model blew up")
         return real(self, images, size=size)
 
+    real_one = Colorizer.network_output
+
+    def flaky_one(self, src, size=None):  # one photo at a time (Colorizer.colorize)
+        calls.append(1)
+        if src[0, 0] == 0:
+            raise RuntimeError("model blew up")
+        return real_one(self, src, size=size)
+
     monkeypatch.setattr(Colorizer, "colorize_batch", flaky)
+    monkeypatch.setattr(Colorizer, "network_output", flaky_one)
     monkeypatch.setattr(batch, "GROUP_PHOTOS", 3)
     bad = gray_photo()
     bad.putpixel((0, 0), 0)
@@ -286,12 +295,18 @@ def test_marks_steer_a_hint_model(tmp_path, hint_model):
         assert not np.array_equal(np.asarray(p), np.asarray(h))
 
 
-def test_marks_need_a_hint_model_and_one_photo(photos, tmp_path, tiny_checkpoint, hint_model):
+def test_marks_work_with_any_model_but_one_photo(photos, tmp_path, tiny_checkpoint, hint_model):
     marks = _points(tmp_path / "marks.json")
-    result = run(photos / "a.jpg", "--model", tiny_checkpoint, "--marks", marks)
-    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1
-    assert "no colour hints" in result.output and "hints.yaml" in result.output
-    assert "chromatize scribble" in result.output
+    plain = run(photos / "a.jpg", "-o", tmp_path / "plain", "--model", tiny_checkpoint)
+    result = run(photos / "a.jpg", "-o", tmp_path / "marked", "--model", tiny_checkpoint,
+                 "--marks", marks)
+    assert plain.exit_code == 0 and result.exit_code == 0, result.output
+    with Image.open(tmp_path / "marked" / "a.jpg") as m:
+        lab = color.rgb_to_lab_np(np.asarray(m.convert("RGB"), np.float64) / 255)
+    with Image.open(tmp_path / "plain" / "a.jpg") as p:
+        plain_lab = color.rgb_to_lab_np(np.asarray(p.convert("RGB"), np.float64) / 255)
+    # the red mark at (10, 10) turns its neighbourhood red (a* up), JPEG or not
+    assert lab[8:13, 8:13, 1].mean() > plain_lab[8:13, 8:13, 1].mean() + 10
     result = run(photos, "--model", hint_model, "--marks", marks)
     assert result.exit_code == 2 and "one photo" in result.output
     assert not list(photos.rglob("*_colorized*"))

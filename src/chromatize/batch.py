@@ -203,7 +203,9 @@ class BatchOptions:
     ``recolor``. ``size`` is the working resolution (long side) and ``max_pixels`` the
     largest photo read. ``samples=K`` writes K plausible colorings per photo (see
     :func:`sample_outputs`), reproducible with ``seed``; ``marks`` (see
-    :mod:`chromatize.inference.hints`) are colour hints for a single photo.
+    :mod:`chromatize.inference.hints`) are colour marks for a single photo: hint models
+    take them as input, other models' colours are corrected by them
+    (:meth:`Colorizer.colorize`).
     """
 
     out_dir: Path | None = None
@@ -232,9 +234,7 @@ def colorize_files(inputs: Sequence[str | os.PathLike[str]], colorizer: Colorize
     :class:`~chromatize.errors.UsageError` for options the model or the inputs do not
     allow, before any photo is read.
     """
-    colorizer.check(samples=options.samples, hints=options.marks is not None, size=options.size)
-    if options.seed is not None and options.samples is None:
-        raise UsageError("a seed only applies to samples")
+    check_options(colorizer, options)
     jobs, failed = plan_jobs(inputs, options.out_dir, options.fmt)
     if options.marks is not None and len(jobs) + len(failed) != 1:
         raise UsageError(f"marks belong to one photo, but the inputs hold "
@@ -250,14 +250,31 @@ def colorize_files(inputs: Sequence[str | os.PathLike[str]], colorizer: Colorize
             run.summary.failed.extend((job.source, reason) for job in jobs)
             run.report()
             return run.summary
-    # Samples and marks are per photo: no batches to share.
-    most = 1 if options.samples is not None or options.marks is not None else GROUP_PHOTOS
     try:
-        for group in _groups(run.readable(jobs), most):
-            run.finish(group, _colorize_group(colorizer, group, options))
+        run.colorize(jobs)
     finally:
         run.release_all()
     return run.summary
+
+
+def check_options(colorizer: Colorizer, options: BatchOptions) -> None:
+    """Raise :class:`~chromatize.errors.UsageError` for options the model does not allow."""
+    colorizer.check(samples=options.samples, size=options.size)
+    if options.seed is not None and options.samples is None:
+        raise UsageError("a seed only applies to samples")
+
+
+def colorize_jobs(jobs: Sequence[Job], colorizer: Colorizer, options: BatchOptions,
+                  summary: BatchSummary) -> None:
+    """Run planned jobs (skip, read, colorize, write atomically), recording each photo's
+    outcome in ``summary``: what :func:`colorize_files` does after planning, and what
+    every other engine (``chromatize.batch_ray``) runs its photos through, so that the
+    rules and the outputs are the same."""
+    run = _Run(colorizer, options, summary, len(jobs), None)
+    try:
+        run.colorize(jobs)
+    finally:
+        run.release_all()
 
 
 @dataclass
@@ -277,7 +294,19 @@ class _Run:
         if self.progress is not None:
             self.progress(self.summary.total, self.total)
 
-    def readable(self, jobs: list[Job]) -> Iterator[tuple[Job, Photo]]:
+    def colorize(self, jobs: Sequence[Job]) -> None:
+        """Skip, read, colorize and write the planned ``jobs``."""
+        opts = self.options
+        # Samples and marks are per photo: no batches to share.
+        most = 1 if opts.samples is not None or opts.marks is not None else GROUP_PHOTOS
+        # Groups never straddle chunks of GROUP_PHOTOS planned jobs: a photo's companions
+        # in a forward pass (which can move float rounding, and so an 8-bit level) are
+        # then the same whichever engine runs its chunk.
+        for start in range(0, len(jobs), GROUP_PHOTOS):
+            for group in _groups(self.readable(jobs[start:start + GROUP_PHOTOS]), most):
+                self.finish(group, _colorize_group(self.colorizer, group, opts))
+
+    def readable(self, jobs: Sequence[Job]) -> Iterator[tuple[Job, Photo]]:
         """The photos to colorize, their missing outputs claimed; the others go to the
         summary as they are met."""
         opts = self.options

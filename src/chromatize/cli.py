@@ -218,6 +218,29 @@ def ab_prior(
                   f"({summary['skipped_gray']} gray, {summary['skipped_unreadable']} unreadable skipped)")
 
 
+class Engine(str, Enum):
+    local = "local"
+    ray = "ray"
+
+
+class Backend(str, Enum):
+    auto = "auto"
+    torch = "torch"
+    onnx = "onnx"
+
+
+@command()
+def export(
+    model: str = typer.Argument(..., help="Checkpoint path or shipped model name."),
+    output: Path = typer.Option(..., "-o", "--output", help="ONNX file to write (.onnx)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing file."),
+) -> None:
+    """Export a model's network to ONNX, for `colorize --model FILE.onnx` (ONNX Runtime)."""
+    from chromatize.inference.onnx import export_model
+
+    console.print(f"wrote {export_model(model, output, overwrite=overwrite)}")
+
+
 class _RateColumn(ProgressColumn):
     """Images per second, from Rich's own moving speed estimate."""
 
@@ -277,31 +300,54 @@ def colorize(
                                        "colorings per photo as <stem>_1..<stem>_K "
                                        "(classification models; K at most 64)."),
     seed: int | None = typer.Option(None, "--seed", help="Seed of --samples (default 0)."),
-    marks: Path | None = typer.Option(None, "--marks", help="Colour hints for a single "
-                                      "photo: a scribble image or a JSON list of points "
-                                      "(models trained as effnet_lite0_hints)."),
+    marks: Path | None = typer.Option(None, "--marks", help="Colour marks for a single "
+                                      "photo: strokes drawn on a copy, a transparent layer "
+                                      "or a JSON list of points (any model)."),
     boost: float | None = typer.Option(None, "--boost", help="Classification models: "
                                        "favour rare, saturated colours (0 muted, ~0.5-1 vivid; "
                                        "at most 3)."),
+    backend: Backend = typer.Option(Backend.auto, "--backend", help="Run a checkpoint in "
+                                    "torch or onnx (ONNX Runtime); auto: onnx on the CPU when "
+                                    "installed."),
+    engine: Engine = typer.Option(Engine.local, "--engine", help="local: this process; ray: "
+                                  "a Ray Data pipeline over a pool of workers."),
+    address: str | None = typer.Option(None, "--address", help="--engine ray: the cluster "
+                                       "(auto, or HOST:PORT); default: a local Ray instance."),
+    workers: int | None = typer.Option(None, "--workers", min=1, help="--engine ray: number "
+                                       "of workers (default: one per CPU of the cluster)."),
 ) -> None:
     """Colorize black-and-white photos. Exit code 0 only if no photo failed."""
     from chromatize.batch import BatchOptions, colorize_files
     from chromatize.inference.pipeline import Colorizer
 
-    try:
-        colorizer = Colorizer.load(model, device=device, boost=boost)
-    except UsageError:
-        raise  # an option out of range, not the model's fault: reported as it is
-    except ChromatizeError as e:
-        fail(f"cannot load model: {e}")
+    if engine is Engine.local and (address is not None or workers is not None):
+        fail("--address and --workers apply to --engine ray")
+    if engine is Engine.ray and marks is not None:
+        fail("--marks colour a single photo; use --engine local")
     options = BatchOptions(out_dir=out_dir, fmt=fmt.value if fmt else None,
                            overwrite=overwrite, recolor=recolor, size=size,
                            max_pixels=max_pixels, samples=samples, seed=seed, marks=marks)
     columns = (*Progress.get_default_columns(), MofNCompleteColumn(), _RateColumn())
-    with Progress(*columns, console=err_console, disable=quiet, transient=True) as bar:
-        task = bar.add_task("colorizing", total=None)
-        summary = colorize_files(inputs, colorizer, options, progress=lambda finished, total:
-                                 bar.update(task, completed=finished, total=total))
+    if engine is Engine.ray:
+        from chromatize.batch_ray import colorize_files_ray
+
+        with Progress(*columns, console=err_console, disable=quiet, transient=True) as bar:
+            task = bar.add_task("colorizing", total=None)
+            summary = colorize_files_ray(
+                inputs, model, options, device=device, boost=boost, backend=backend.value,
+                address=address, workers=workers, progress=lambda finished, total:
+                bar.update(task, completed=finished, total=total))
+    else:
+        try:
+            colorizer = Colorizer.load(model, device=device, boost=boost, backend=backend.value)
+        except UsageError:
+            raise  # an option out of range, not the model's fault: reported as it is
+        except ChromatizeError as e:
+            fail(f"cannot load model: {e}")
+        with Progress(*columns, console=err_console, disable=quiet, transient=True) as bar:
+            task = bar.add_task("colorizing", total=None)
+            summary = colorize_files(inputs, colorizer, options, progress=lambda finished,
+                                     total: bar.update(task, completed=finished, total=total))
     if summary.total == 0:
         fail("no photos found in " + " ".join(inputs))
     _print_summary(summary, quiet)
@@ -357,6 +403,88 @@ def video(
                       f"{stats.fps:.1f} fps" + (f", {stats.cuts} scene cuts" if stats.cuts else "")
                       + (f", {stats.audio_streams} audio stream(s) copied"
                          if stats.audio_streams else ""), highlight=False, soft_wrap=True)
+
+
+def _parse_point(text: str) -> tuple[float, float]:
+    """``"X,Y"`` -> (x, y) in image pixels."""
+    try:
+        x, y = (float(v) for v in text.split(","))
+    except ValueError:
+        raise UsageError(f"--at {text!r}: expected X,Y in image pixels, e.g. --at 120,45"
+                         ) from None
+    return x, y
+
+
+@command()
+def suggest(
+    photo: Path = typer.Argument(..., help="Black-and-white photo."),
+    at: str = typer.Option(..., "--at", help="The pixel X,Y (from the top left corner)."),
+    k: int = typer.Option(6, "-k", "--k", min=1, help="How many colours."),
+    model: str | None = typer.Option(None, "--model", "-m", help="Checkpoint path or the "
+                                     "name of a shipped model (default: 'default')."),
+    size: int | None = typer.Option(None, "--size", min=16, help="Working resolution "
+                                    "(long side in pixels); default: the model's."),
+    device: str = typer.Option("auto", "--device", help="cpu, cuda, mps or auto."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON: [{color, probability}]."),
+) -> None:
+    """The k most likely colours at a pixel, with their probabilities (classification
+    models): a palette to pick marks from."""
+    import json
+
+    from chromatize.inference.pipeline import Colorizer
+
+    x, y = _parse_point(at)
+    colours = Colorizer.load(model, device=device).suggest(photo, x, y, k=k, size=size)
+    if as_json:
+        print(json.dumps([{"color": c, "probability": round(p, 4)} for c, p in colours]))
+        return
+    for c, p in colours:
+        console.print(f"[on {c}]      [/] {c}  {p:6.1%}", highlight=False)
+
+
+@command()
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on; the default "
+                             "is this computer only. 0.0.0.0 opens it to the network."),
+    port: int = typer.Option(8000, "--port", min=1, max=65535, help="Port to listen on."),
+    model: str = typer.Option("default", "--model", "-m", help="Checkpoint path or the name "
+                              "of a shipped model."),
+    max_upload_mb: float = typer.Option(50, "--max-upload-mb", min=0.001,
+                                        help="Largest photo accepted, in MB (413 above)."),
+    max_pixels: int = typer.Option(MAX_PIXELS, "--max-pixels", min=1, help="Refuse photos "
+                                   "larger than this many pixels (decompression bombs)."),
+    workers: int | None = typer.Option(None, "--workers", min=1, help="Model calls run at "
+                                       "once (default: one per two cores, at most 4)."),
+) -> None:
+    """Colorize photos and fix their colours in the browser: a page on http://HOST:PORT/."""
+    import ipaddress
+
+    try:
+        import uvicorn
+
+        from chromatize.server import create_app
+    except ImportError as e:
+        fail(f"chromatize serve needs the serve extra ({e.name} is missing): "
+             "pip install 'chromatize[serve]'")
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name
+        loopback = False
+    if not loopback:
+        err_console.print(f"[yellow]warning:[/yellow] listening on {host}: anyone who can reach "
+                          "this machine can use the page and its CPU; there is no login",
+                          highlight=False, soft_wrap=True)
+    try:
+        web_app = create_app(model, max_upload_mb=max_upload_mb, workers=workers,
+                             max_pixels=max_pixels)
+    except ChromatizeError as e:
+        fail(f"cannot load model: {e}")
+    shown = f"[{host}]" if ":" in host else host
+    console.print(f"chromatize: open http://{'127.0.0.1' if host in ('0.0.0.0', '::') else shown}"
+                  f":{port}/ in a browser (Ctrl+C stops)", highlight=False)
+    # uvicorn handles Ctrl+C: it stops accepting, finishes running requests, then the
+    # app's lifespan drops queued model calls.
+    uvicorn.run(web_app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=10)
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -1,3 +1,4 @@
 """Inference: the :class:`~chromatize.inference.pipeline.Colorizer`, the one upsampler
-(:mod:`~chromatize.inference.upsample`) and the one hints module
-(:mod:`~chromatize.inference.hints`)."""
+(:mod:`~chromatize.inference.upsample`) the one hints module
+(:mod:`~chromatize.inference.hints`), and the ONNX Runtime backend
+(:mod:`~chromatize.inference.onnx`)."""

@@ -10,9 +10,10 @@ bool ``(H, W)``, at the photo's size. Marks come in three forms:
   et al. compare the scribbled image with the gray one); a JPEG's noise stays below it;
 * an RGBA layer with some transparency: marked are the pixels with alpha > 0;
 * points: a JSON file (``.json``) or a Python list of
-  ``{"x": int, "y": int, "color": "#rrggbb" | [r, g, b], "radius": int}``; ``color`` may
-  also be any name Pillow knows (``"red"``); ``radius`` (default 3) makes a disc of
-  ``radius`` pixels around (x, y), 0 marks the single pixel.
+  ``{"x": float, "y": float, "color": "#rrggbb" | [r, g, b], "radius": float}`` in image
+  pixels (from the top left, 0 <= x < width); ``color`` may also be any name Pillow knows
+  (``"red"``); ``radius`` (default 3) makes a disc of the pixels whose centres lie within
+  ``radius`` of (x, y); the pixel under (x, y) is always marked (radius 0: only it).
 
 Only the mark's a*b* is used; the photo's own L* is always kept. :func:`pool_hints`
 brings hints to the size the network or a coarser solver works at.
@@ -113,13 +114,29 @@ def _from_scribble(marks: np.ndarray, alpha: Image.Image | None, src: np.ndarray
         raise MarksError(f"{name}: marks are {marks.shape[1]}x{marks.shape[0]} but the photo "
                          f"is {w}x{h}; draw the marks on a copy of the photo")
     layer = None if alpha is None else np.asarray(alpha)
-    lab = color.source_lab(marks)
     if layer is not None and layer.min() < 255:  # opaque everywhere: a copy, not a layer
         mask = layer > 0
     else:
-        mask = np.sqrt(((lab - color.source_lab(src)) ** 2).sum(-1)) > threshold
-    hint_ab = np.where(mask[..., None], lab[..., 1:], 0).astype(np.float32)
+        # Lab only where the copy differs from the photo by more than 2 levels: so small a
+        # difference is far below any Delta E threshold, and full-size Lab is slow.
+        diff = np.abs(_rgb8(marks).astype(np.int16) - _rgb8(src)).max(-1) > 2
+        ys, xs = np.nonzero(diff)
+        delta = color.source_lab(marks[ys, xs][None]) - color.source_lab(src[ys, xs][None])
+        far = np.sqrt((delta[0] ** 2).sum(-1)) > threshold
+        mask = np.zeros(diff.shape, bool)
+        mask[ys[far], xs[far]] = True
+    ys, xs = np.nonzero(mask)
+    hint_ab = np.zeros(mask.shape + (2,), np.float32)
+    hint_ab[ys, xs] = color.source_lab(marks[ys, xs][None])[0, :, 1:]
     return hint_ab, mask
+
+
+def _rgb8(pixels: np.ndarray) -> np.ndarray:
+    """Source pixels (:func:`chromatize.io.to_pixels`) as 8-bit ``(H, W, 3)`` or
+    ``(H, W, 1)``, to compare a scribble with its photo cheaply."""
+    if pixels.dtype == np.uint16:
+        pixels = (pixels >> 8).astype(np.uint8)
+    return pixels if pixels.ndim == 3 else pixels[..., None]
 
 
 def parse_color(value: Any, where: str) -> tuple[int, int, int]:
@@ -141,11 +158,12 @@ def parse_color(value: Any, where: str) -> tuple[int, int, int]:
                      "[r, g, b] with integers 0..255)")
 
 
-def _int_field(point: dict[str, Any], key: str, where: str, default: int | None = None) -> int:
+def _number_field(point: dict[str, Any], key: str, where: str,
+                  default: float | None = None) -> float:
     value = point.get(key, default)
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise MarksError(f"{where}: {key!r} must be an integer, got {value!r}")
-    return value
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not np.isfinite(value):
+        raise MarksError(f"{where}: {key!r} must be a number, got {value!r}")
+    return float(value)
 
 
 def _from_points(points: Any, h: int, w: int, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -163,18 +181,20 @@ def _from_points(points: Any, h: int, w: int, name: str) -> tuple[np.ndarray, np
         if unknown or "color" not in point:
             raise MarksError(f"{where}: needs x, y, color (and optional radius)"
                              + (f"; unknown keys {sorted(unknown)}" if unknown else ""))
-        x, y = _int_field(point, "x", where), _int_field(point, "y", where)
-        radius = _int_field(point, "radius", where, DEFAULT_RADIUS)
+        x, y = _number_field(point, "x", where), _number_field(point, "y", where)
+        radius = _number_field(point, "radius", where, DEFAULT_RADIUS)
         if not (0 <= x < w and 0 <= y < h):
-            raise MarksError(f"{where}: ({x}, {y}) is outside the {w}x{h} photo")
+            raise MarksError(f"{where}: ({x:g}, {y:g}) is outside the {w}x{h} photo")
         if radius < 0:
-            raise MarksError(f"{where}: radius must be >= 0, got {radius}")
-        rgb = np.array(parse_color(point["color"], where), np.float64) / 255
+            raise MarksError(f"{where}: radius must be >= 0, got {radius:g}")
+        ab = color.rgb_to_lab_np(np.array(parse_color(point["color"], where)) / 255)[1:]
         # Paint within the disc's bounding box only: full-size masks per point are slow.
-        y0, x0 = max(0, y - radius), max(0, x - radius)
-        y1, x1 = min(h, y + radius + 1), min(w, x + radius + 1)
+        y0, x0 = max(0, int(np.ceil(y - radius))), max(0, int(np.ceil(x - radius)))
+        y1, x1 = min(h, int(np.floor(y + radius)) + 1), min(w, int(np.floor(x + radius)) + 1)
         yy, xx = np.ogrid[y0:y1, x0:x1]
         disc = (yy - y) ** 2 + (xx - x) ** 2 <= radius**2
-        hint_ab[y0:y1, x0:x1][disc] = color.rgb_to_lab_np(rgb)[1:]
+        hint_ab[y0:y1, x0:x1][disc] = ab
         mask[y0:y1, x0:x1] |= disc
+        hint_ab[int(y), int(x)] = ab
+        mask[int(y), int(x)] = True
     return hint_ab, mask

@@ -12,22 +12,28 @@ so memory stays bounded for very large photos.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from chromatize.checkpoint import load_checkpoint, pick_device, resolve_model
 from chromatize.errors import UsageError
-from chromatize.inference.hints import check_hints, pool_hints
+from chromatize import color
+from chromatize.inference.hints import Marks, check_hints, load_marks, pool_hints
 from chromatize.inference.upsample import compose, fit_guided, small_l
 from chromatize.io import ImageLike, read_source
 from chromatize.models import ColorizationModel
-from chromatize.models.heads import ClassificationHead, sample_ab
+from chromatize.models.heads import ClassificationHead, decode_ab, sample_ab
 
 
 #: Most colorings one call gives (``samples``): each is a full-size photo held in memory
@@ -47,6 +53,23 @@ def working_shape(h: int, w: int, working_size: int, multiple: int) -> tuple[int
             max(multiple, round(w * s / multiple) * multiple))
 
 
+class SuggestError(UsageError):
+    """A colour suggestion that cannot be given (a point outside the photo, a model
+    without a colour distribution); the message says why."""
+
+
+@dataclass(frozen=True)
+class NetworkOutput:
+    """The network's output for one photo at one working size (what the cache holds).
+
+    l_small: L* ``(h, w)`` float32 of the copy the network saw; ab ``(2, h', w')`` in Lab
+    units as the model decoded it; logits ``(Q, h', w')`` for classification models."""
+
+    l_small: np.ndarray
+    ab: torch.Tensor
+    logits: torch.Tensor | None
+
+
 class Colorizer:
     """A loaded colorization model and everything needed to colorize photos with it.
 
@@ -56,7 +79,7 @@ class Colorizer:
 
     def __init__(self, model: ColorizationModel, info: dict[str, Any] | None = None,
                  device: str = "auto", working_size: int | None = None,
-                 boost: float | None = None) -> None:
+                 boost: float | None = None, cache_size: int = 8) -> None:
         self.info = info or {}
         self.device = pick_device(device)
         self.model = model.to(self.device).eval()
@@ -66,18 +89,40 @@ class Colorizer:
         if boost is not None:
             self.check(boost=boost)
             self.model.head.boost = float(boost)  # type: ignore[union-attr]
+        # The network's output per (photo, working size), most recent last: new marks, a
+        # new boost or suggestions on the same photo reuse it instead of running the network.
+        self.cache_size = cache_size
+        self._cache: OrderedDict[tuple[Any, ...], NetworkOutput] = OrderedDict()
+        self._cache_lock = threading.Lock()
+        self._cache_hits = self._cache_misses = 0
 
     @classmethod
     def load(cls, path_or_name: str | os.PathLike[str] | None = None, device: str = "auto",
-             working_size: int | None = None, boost: float | None = None) -> Colorizer:
-        """Load a checkpoint path, or a model shipped in the package by name
+             working_size: int | None = None, boost: float | None = None,
+             backend: str = "auto", cache_size: int = 8) -> Colorizer:
+        """Load a checkpoint path, an exported ``.onnx`` graph (run with ONNX Runtime,
+        see :mod:`chromatize.inference.onnx`), or a model shipped in the package by name
         (None or ``"default"`` = the default model). Raises ``CheckpointError``.
 
         ``boost`` (classification models) sets how strongly rare, saturated colours are
         favoured when decoding (see :class:`~chromatize.models.heads.ClassificationHead`):
-        0 gives the most likely, muted colours; about 0.5-1 vivid ones."""
-        model, info = load_checkpoint(resolve_model(path_or_name))
-        return cls(model, info, device=device, working_size=working_size, boost=boost)
+        0 gives the most likely, muted colours; about 0.5-1 vivid ones.
+
+        ``backend`` runs a checkpoint in ``torch``, in ``onnx`` (ONNX Runtime, its graph
+        exported once and cached) or, with ``auto``, in ONNX Runtime when it is installed
+        and the device is the CPU (see :func:`chromatize.inference.onnx.select_backend`)."""
+        path = resolve_model(path_or_name)
+        if path.suffix.lower() == ".onnx":  # an exported graph, run by ONNX Runtime
+            from chromatize.inference.onnx import load_onnx
+
+            model, info = load_onnx(path)
+        else:
+            from chromatize.inference.onnx import select_backend
+
+            model, info = load_checkpoint(path)
+            model = select_backend(model, info, path, backend, pick_device(device))
+        return cls(model, info, device=device, working_size=working_size, boost=boost,
+                   cache_size=cache_size)
 
     @property
     def takes_hints(self) -> bool:
@@ -89,10 +134,10 @@ class Colorizer:
         """Whether the model gives a distribution to sample from (``samples=K``)."""
         return isinstance(getattr(self.model, "head", None), ClassificationHead)
 
-    def check(self, samples: int | None = None, hints: bool = False,
-              boost: float | None = None, size: int | None = None) -> None:
+    def check(self, samples: int | None = None, boost: float | None = None,
+              size: int | None = None) -> None:
         """Raise :class:`~chromatize.errors.UsageError` unless this model can give
-        ``samples`` colorings (1 to :data:`MAX_SAMPLES`), take ``hints``, be
+        ``samples`` colorings (1 to :data:`MAX_SAMPLES`), be
         ``boost``-ed (a finite number from 0 to :data:`MAX_BOOST`) and work at ``size``
         pixels (a positive whole number): the one place that knows what each model can do."""
         if size is not None and (isinstance(size, bool) or not isinstance(size, int)
@@ -109,10 +154,6 @@ class Colorizer:
         if boost is not None and not self.can_sample:
             raise UsageError("boost needs a classification model (it reweights the colour "
                              "distribution); this model predicts ab directly")
-        if hints and not self.takes_hints:
-            raise UsageError("this model takes no colour hints; use a model trained with "
-                             "hints (configs/ablation/hints.yaml, e.g. effnet_lite0_hints) or "
-                             "`chromatize scribble` (Levin et al. 2004, no network)")
 
     @torch.inference_mode()
     def predict(self, l: torch.Tensor, hints: tuple[torch.Tensor, torch.Tensor] | None = None,
@@ -123,13 +164,17 @@ class Colorizer:
         hint_mask (B, 1, h, w))`` for models that take user hints."""
         kwargs = {}
         if hints is not None:
-            self.check(hints=True)
+            if not self.takes_hints:
+                raise UsageError("this model takes no colour hints as input; "
+                                 "colorize(marks=...) corrects any model's colours")
             kwargs = {"hint_ab": hints[0].to(self.device), "hint_mask": hints[1].to(self.device)}
         out = self.model(l.to(self.device), **kwargs)
         return {k: v.float().cpu() for k, v in out.items()}
 
     def colorize(self, image: ImageLike, size: int | None = None, samples: int | None = None,
-                 seed: int | None = None, hints: tuple[np.ndarray, np.ndarray] | None = None,
+                 seed: int | None = None, marks: Marks | None = None,
+                 boost: float | None = None,
+                 hints: tuple[np.ndarray, np.ndarray] | None = None,
                  ) -> Image.Image | list[Image.Image]:
         """Colorize one photo: a PIL image, a numpy array (gray ``(H, W)`` or RGB
         ``(H, W, 3)``, uint8/uint16 or float in [0, 1]) or a path.
@@ -138,24 +183,141 @@ class Colorizer:
         whose L* equals the input's. ``size`` overrides the working resolution (long side).
         With ``samples=K`` returns a list of K different plausible colorings instead
         (classification models only; see :func:`chromatize.models.heads.sample_ab`),
-        reproducible with ``seed``. ``hints``: user marks as ``(hint_ab (H, W, 2)`` in Lab
-        units, ``hint_mask (H, W)`` bool) at the photo's size, for hint models (see
-        :mod:`chromatize.inference.hints`).
+        reproducible with ``seed``. ``boost`` (classification models) overrides the
+        model's decoding boost for this call only.
+
+        ``marks``: colour marks in image pixels, as
+        :func:`chromatize.inference.hints.load_marks` reads them (a path to strokes drawn
+        on a copy, a transparent layer or a JSON file, or a list of ``{"x", "y", "color",
+        "radius"}`` points); ``hints``: the same already as ``(hint_ab (H, W, 2)`` in Lab
+        units, ``hint_mask (H, W)`` bool). Hint models take them as input; any other model
+        keeps its colours and the marks correct them (:mod:`chromatize.inference.steer`):
+        marked pixels get the marks' colour, which spreads over regions of similar
+        lightness. No marks (an empty list) gives the automatic result, exactly. The
+        network's output is cached (:meth:`cache_info`), so new marks, a new ``boost`` or
+        :meth:`suggest` on the same photo do not run the network again. Raises
+        ``MarksError`` for unusable marks and ``UsageError`` for options the model does
+        not allow.
         """
-        if samples is None and hints is None:
-            return self.colorize_batch([image], size=size)[0]
-        self.check(samples=samples, hints=hints is not None, size=size)
+        self.check(samples=samples, boost=boost, size=size)
+        if marks is not None and hints is not None:
+            raise UsageError("give marks or hints, not both")
         src, alpha = read_source(image)
-        l_small = self._small(src, size)
-        small_hints = None if hints is None else self._small_hints(src, hints, l_small.shape)
-        out = self.predict(torch.from_numpy(l_small)[None, None], small_hints)
-        if samples is None:
-            return self._finish(src, alpha, l_small, out["ab"][0])
+        if marks is not None and not (isinstance(marks, (list, tuple)) and len(marks) == 0):
+            hints = load_marks(marks, src)
+        if hints is not None:
+            check_hints(*hints, src.shape)
+            if not hints[1].any():
+                hints = None  # no mark: the automatic result, exactly
+        if hints is not None and self.takes_hints:
+            # Hint networks take the marks as input: the output depends on them, no cache.
+            l_small = self._small(src, size)
+            out = self.predict(torch.from_numpy(l_small)[None, None],
+                               self._small_hints(src, hints, l_small.shape))
+            net = NetworkOutput(l_small, out["ab"][0],
+                                out["logits"][0] if "logits" in out else None)
+            return self._render(src, alpha, net, samples, seed, boost, None)
+        return self._render(src, alpha, self.network_output(src, size), samples, seed, boost,
+                            hints)
+
+    def network_output(self, src: np.ndarray, size: int | None = None) -> NetworkOutput:
+        """The network's output for source pixels (:func:`chromatize.io.to_pixels`) at the
+        working size, from the cache when these pixels were seen at this size before."""
+        shape = working_shape(*src.shape[:2], size or self.working_size,
+                              self.model.size_multiple)
+        src = np.ascontiguousarray(src)
+        key = (hashlib.blake2b(src.data, digest_size=16).hexdigest(), src.shape,
+               src.dtype.str, shape)
+        with self._cache_lock:
+            if key in self._cache:
+                self._cache_hits += 1
+                self._cache.move_to_end(key)
+                return self._cache[key]
+            self._cache_misses += 1
+        l_small = small_l(src, shape)
+        out = self.predict(torch.from_numpy(l_small)[None, None])
+        net = NetworkOutput(l_small, out["ab"][0], out["logits"][0] if "logits" in out else None)
+        with self._cache_lock:
+            self._cache[key] = net
+            while len(self._cache) > max(self.cache_size, 0):
+                self._cache.popitem(last=False)
+        return net
+
+    def cache_info(self) -> dict[str, int]:
+        """Counts of the network-output cache: ``hits``, ``misses`` (network runs),
+        ``size`` (entries held) and ``max_size``."""
+        with self._cache_lock:
+            return {"hits": self._cache_hits, "misses": self._cache_misses,
+                    "size": len(self._cache), "max_size": self.cache_size}
+
+    def cache_clear(self) -> None:
+        """Forget every cached network output (the counts stay)."""
+        with self._cache_lock:
+            self._cache.clear()
+
+    def _decoding_logits(self, logits: torch.Tensor, boost: float | None) -> torch.Tensor:
+        """Logits ``(B, Q, h, w)`` reweighted by ``boost`` (None: the model's own), as
+        :meth:`~chromatize.models.heads.ClassificationHead.decoding_logits` does."""
         head = self.model.head  # type: ignore[union-attr]
-        gen = torch.Generator().manual_seed(0 if seed is None else seed)
-        logits = head.decoding_logits(out["logits"].to(head.bins.device)).cpu()
-        abs_ = sample_ab(logits, head.bins.cpu(), samples, gen, head.temperature)
-        return [self._finish(src, alpha, l_small, ab) for ab in abs_]
+        if boost is None:
+            boost = head.boost
+        if not boost:
+            return logits
+        return logits + boost * torch.log(head.class_weights.cpu())[None, :, None, None]
+
+    def _render(self, src: np.ndarray, alpha: Image.Image | None, net: NetworkOutput,
+                samples: int | None, seed: int | None, boost: float | None,
+                hints: tuple[np.ndarray, np.ndarray] | None,
+                ) -> Image.Image | list[Image.Image]:
+        """The network's output (decoded with ``boost``, or sampled) -> full-size photos,
+        corrected by ``hints`` when given."""
+        if samples is None and (boost is None or net.logits is None):
+            abs_ = [net.ab]  # the model's own decoding
+        else:
+            head = self.model.head  # type: ignore[union-attr]
+            logits = self._decoding_logits(net.logits[None], boost)  # type: ignore[index]
+            if samples is None:
+                abs_ = [decode_ab(logits, head.bins.cpu(), head.temperature)[0]]
+            else:
+                gen = torch.Generator().manual_seed(0 if seed is None else seed)
+                abs_ = list(sample_ab(logits, head.bins.cpu(), samples, gen, head.temperature))
+        outs = [self._finish(src, alpha, net.l_small, ab, hints, net.logits) for ab in abs_]
+        return outs[0] if samples is None else outs
+
+    def suggest(self, image: ImageLike, x: float, y: float, k: int = 6,
+                size: int | None = None) -> list[tuple[str, float]]:
+        """The ``k`` most likely colours at pixel ``(x, y)`` (image pixels from the top
+        left, x to the right): ``[("#rrggbb", probability), ...]`` by decreasing
+        probability, from the classification head's distribution there (its ab bins,
+        shown with the photo's L* at that pixel; bins that look the same in 8-bit sRGB are
+        merged). The probabilities sum to at most 1. Uses the cached network output when
+        the photo was seen before. Raises :class:`SuggestError` for a point outside the
+        photo, a bad ``k`` or a model without a colour distribution (regression head).
+        """
+        if not self.can_sample:
+            raise SuggestError("colour suggestions need a classification model (a colour "
+                               "distribution per pixel); this model predicts ab directly")
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise SuggestError(f"k must be a positive integer, got {k!r}")
+        src, _ = read_source(image)
+        h, w = src.shape[:2]
+        for name, v, n in (("x", x, w), ("y", y, h)):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < n:
+                raise SuggestError(f"{name}={v!r} is outside the {w}x{h} photo "
+                                   f"(0 <= {name} < {n})")
+        logits = self.network_output(src, size).logits[None]  # type: ignore[index]
+        # The logits at the pixel's centre, bilinearly, in grid_sample's [-1, 1] units.
+        at = torch.tensor([[[[(x + 0.5) / w * 2 - 1, (y + 0.5) / h * 2 - 1]]]],
+                          dtype=logits.dtype)
+        p = F.softmax(F.grid_sample(logits, at, align_corners=False)[0, :, 0, 0], 0)
+        bins = self.model.head.bins.cpu().float()  # type: ignore[union-attr]
+        l = float(color.luminance(src[int(y):int(y) + 1, int(x):int(x) + 1])[0, 0])
+        lab = torch.cat([torch.full((1, len(bins), 1), l), bins.T[:, :, None]])
+        merged: dict[str, float] = {}
+        for (r, g, b), prob in zip(color.lab_to_rgb8(lab)[:, 0].tolist(), p.tolist()):
+            key = f"#{r:02x}{g:02x}{b:02x}"
+            merged[key] = merged.get(key, 0.0) + prob
+        return sorted(merged.items(), key=lambda kv: -kv[1])[:k]
 
     def colorize_batch(self, images: Sequence[ImageLike], size: int | None = None,
                        ) -> list[Image.Image]:
@@ -187,11 +349,24 @@ class Colorizer:
         return (torch.from_numpy(ab).permute(2, 0, 1)[None],
                 torch.from_numpy(mask.astype(np.float32))[None, None])
 
-    @staticmethod
-    def _finish(src: np.ndarray, alpha: Image.Image | None, l_small: np.ndarray,
-                ab: torch.Tensor) -> Image.Image:
-        """Low-res ab ``(2, h', w')`` -> the full-size photo, guided by its L*."""
-        return compose(src, fit_guided(l_small, ab), alpha)
+    def _finish(self, src: np.ndarray, alpha: Image.Image | None, l_small: np.ndarray,
+                ab: torch.Tensor, hints: tuple[np.ndarray, np.ndarray] | None = None,
+                logits: torch.Tensor | None = None) -> Image.Image:
+        """Low-res ab ``(2, h', w')`` -> the full-size photo, guided by its L*; with
+        ``hints`` (full-size marks) corrected by them (see :mod:`chromatize.inference.steer`)."""
+        coef = fit_guided(l_small, ab)
+        if hints is None:
+            return compose(src, coef, alpha)
+        from chromatize.inference import steer  # scipy's sparse solvers, only for marks
+
+        # The network's colours at the working size, as compose would upsample them.
+        up = F.interpolate(coef[None], size=l_small.shape, mode="bilinear",
+                           align_corners=False)[0]
+        prior = (up[:2] * torch.from_numpy(l_small)[None] / 100 + up[2:]).permute(1, 2, 0)
+        bins = self.model.head.bins.cpu() if logits is not None else None  # type: ignore[union-attr]
+        delta = steer.correction(l_small, prior.numpy(), ab, logits, bins, *hints)
+        extra = fit_guided(l_small, torch.from_numpy(delta).permute(2, 0, 1))
+        return compose(src, coef, alpha, extra=extra, marks=hints)
 
 
-__all__ = ["Colorizer"]
+__all__ = ["Colorizer", "NetworkOutput", "SuggestError"]

@@ -59,6 +59,13 @@ def bilinear_matrix(n_out: int, n_in: int) -> np.ndarray:
     return m
 
 
+def bilinear_resize(x: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Bilinear resize (half-pixel centres, as :func:`bilinear_matrix`) of ``(H, W)`` or
+    ``(H, W, C)`` to ``shape`` (h, w): float32."""
+    ry, rx = bilinear_matrix(shape[0], x.shape[0]), bilinear_matrix(shape[1], x.shape[1])
+    return np.einsum("yh,hw...,xw->yx...", ry, np.asarray(x, np.float32), rx)
+
+
 def _box(x: torch.Tensor, r: int) -> torch.Tensor:
     return F.avg_pool2d(x, 2 * r + 1, stride=1, padding=r, count_include_pad=False)
 
@@ -134,14 +141,27 @@ def _image(rgb: np.ndarray, alpha: Image.Image | None) -> Image.Image:
 
 
 def compose(src: np.ndarray, coef: torch.Tensor, alpha: Image.Image | None = None,
-            ) -> Image.Image:
+            extra: torch.Tensor | None = None,
+            marks: tuple[np.ndarray, np.ndarray] | None = None) -> Image.Image:
     """The full-size photo from source pixels (:func:`chromatize.io.to_pixels`) and the
     guided coefficients of :func:`fit_guided`: ab = A * L/100 + B joined with the source's
-    own L*. RGB, or RGBA with ``alpha``."""
+    own L*. RGB, or RGBA with ``alpha``.
+
+    ``extra``: more coefficients ``(4, h2, w2)`` at another resolution whose ab is added
+    (a correction, see :mod:`chromatize.inference.steer`). ``marks``: ``(hint_ab (H, W, 2),
+    hint_mask (H, W))``, whose marked pixels get exactly the marks' ab."""
     out = np.empty(src.shape[:2] + (3,), np.uint8)
-    for r0, r1, c in _strips(coef, src.shape[:2]):
+    strips = _strips(coef, src.shape[:2])
+    more = _strips(extra, src.shape[:2]) if extra is not None else None
+    for r0, r1, c in strips:
+        if more is not None:
+            c = c + next(more)[2]
         l = torch.from_numpy(color.luminance(src[r0:r1]))
-        out[r0:r1] = color.lab_to_rgb8(torch.cat([l[None], _apply(c, l)]))
+        ab = _apply(c, l)
+        if marks is not None and marks[1][r0:r1].any():
+            here = marks[1][r0:r1]
+            ab[:, torch.from_numpy(here)] = torch.from_numpy(marks[0][r0:r1][here]).T.float()
+        out[r0:r1] = color.lab_to_rgb8(torch.cat([l[None], ab]))
     return _image(out, alpha)
 
 

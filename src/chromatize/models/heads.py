@@ -52,10 +52,15 @@ class ClassificationHead(nn.Module):
             return logits
         return logits + self.boost * torch.log(self.class_weights)[None, :, None, None]
 
+    def decode(self, logits: torch.Tensor) -> torch.Tensor:
+        """Logits ``(B, Q, h, w)`` -> ab ``(B, 2, h, w)`` in Lab units, with this head's
+        ``boost`` and ``temperature`` (also used by runtimes that compute the logits
+        elsewhere, such as :class:`chromatize.inference.onnx.OnnxModel`)."""
+        return decode_ab(self.decoding_logits(logits), self.bins, self.temperature)
+
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         logits = self.conv(x)
-        ab = decode_ab(self.decoding_logits(logits), self.bins, self.temperature)
-        return {"logits": logits, "ab": ab}
+        return {"logits": logits, "ab": self.decode(logits)}
 
 
 def decode_ab(logits: torch.Tensor, bins: torch.Tensor, temperature: float = 0.38) -> torch.Tensor:

@@ -1,0 +1,110 @@
+"""Colour marks on top of any model's automatic colours: the correction a few marks make
+to the network's a*b*, spread where the network and the photo say it belongs.
+
+A mark says "the colour here is c"; the network said ``p`` there, so the mark asks for a
+correction ``c - p``. The correction is spread in two steps, both on the network's output
+already computed (so new marks never run the network again):
+
+1. **Non-local, at the network's output resolution.** Each pixel takes a weighted mean of
+   the marks' corrections, the weights falling with the distance in the image, in L* and
+   in the network's own prediction (its logits, for classification models: pixels the
+   network thinks alike, such as all of the sky, move together even when they do not
+   touch). A pixel far from every mark in all three keeps the network's colour (the
+   weights compete with ``KAPPA``). This is a kernel regression in the bilateral space of
+   Barron and Poole's bilateral solver, with the network's prediction as extra dimensions.
+2. **Local, at the working resolution.** What still separates the marks from step 1 is
+   spread by Levin et al.'s optimisation (:mod:`chromatize.inference.propagate`) with a
+   data term holding the correction to 0 where the network is confident (for
+   classification models, the probability mass near the colour it predicted; regression
+   models count as moderately confident everywhere). Marked pixels get their exact colour.
+
+With no mark the result is the automatic colorization, exactly (the caller short-circuits).
+The constants were chosen on 40 training photos (``benchmarks/hint_sweep.py --photos
+../shared/data/photos/train``) and then reported on val (docs/hints.md).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from chromatize.inference.hints import pool_hints
+from chromatize.inference.propagate import propagate
+from chromatize.inference.upsample import area_resize, bilinear_resize
+
+SIGMA_XY = 0.3      # image distance, in units of the photo's sides
+SIGMA_L = 10.0      # L* difference
+SIGMA_LOGITS = 8.0  # Euclidean distance of the pixel-centred logit vectors
+KAPPA = 0.1         # weight of "keep the network's colour" against the marks'
+SCREEN = 1e-3       # data term of the local step, times confidence ** CONFIDENCE_POWER
+CONFIDENCE_POWER = 2.0
+CONFIDENCE_RADIUS = 10.0  # ab distance (Lab units) of "near the predicted colour"
+REGRESSION_CONFIDENCE = 0.5
+COARSEST_SIDE = 32
+
+
+def confidence(logits: torch.Tensor, ab: torch.Tensor, bins: torch.Tensor,
+               radius: float = CONFIDENCE_RADIUS) -> torch.Tensor:
+    """Probability mass near the predicted colour: ``sum_q p_q exp(-|bin_q - ab|^2 / 2r^2)``.
+
+    logits ``(Q, h, w)``; ab ``(2, h, w)`` the decoded colour in Lab units; bins ``(Q, 2)``.
+    Returns ``(h, w)`` in [0, 1]: near 1 where the network is sure of its colour.
+    """
+    p = F.softmax(logits, 0)
+    dist2 = ((bins * bins).sum(1)[:, None, None] + (ab * ab).sum(0)[None]
+             - 2 * torch.einsum("qc,chw->qhw", bins, ab))
+    return (p * torch.exp(-dist2.clamp_(min=0) / (2 * radius * radius))).sum(0)
+
+
+def _nonlocal_correction(l_net: np.ndarray, features: np.ndarray | None,
+                         target: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Step 1 at the network's resolution ``(h, w)``: l_net L* ``(h, w)``; features
+    ``(F, h, w)`` or None; target ``(h, w, 2)`` corrections at the marked pixels of ``mask``.
+    Returns the corrections ``(h, w, 2)``."""
+    h, w = l_net.shape
+    ys, xs = np.nonzero(mask)
+    yy, xx = np.mgrid[0:h, 0:w]
+    d2 = ((yy[..., None] - ys) / h) ** 2 + ((xx[..., None] - xs) / w) ** 2  # (h, w, K)
+    log_w = -d2 / (2 * SIGMA_XY**2)
+    log_w -= (l_net[..., None] - l_net[ys, xs]) ** 2 / (2 * SIGMA_L**2)
+    if features is not None:
+        z = features.reshape(features.shape[0], -1)
+        z = z - z.mean(0, keepdims=True)  # softmax ignores a per-pixel offset of the logits
+        zk = z[:, ys * w + xs]
+        dz = (z * z).sum(0)[:, None] + (zk * zk).sum(0)[None] - 2 * z.T @ zk
+        log_w -= np.maximum(dz, 0).reshape(h, w, -1) / (2 * SIGMA_LOGITS**2)
+    wgt = np.exp(log_w)
+    return (wgt @ target[ys, xs]) / (KAPPA + wgt.sum(-1))[..., None]
+
+
+def correction(l_small: np.ndarray, prior: np.ndarray, ab_net: torch.Tensor,
+               logits: torch.Tensor | None, bins: torch.Tensor | None,
+               hint_ab: np.ndarray, hint_mask: np.ndarray) -> np.ndarray:
+    """The change the marks make to the network's colours, at the working resolution.
+
+    l_small: L* ``(h, w)`` of the copy the network saw; prior: the network's ab brought
+    to ``(h, w, 2)``; ab_net ``(2, h', w')`` and logits ``(Q, h', w')`` (classification
+    models, else None) at the network's output resolution, with ``bins`` ``(Q, 2)``;
+    hint_ab ``(H, W, 2)`` and hint_mask ``(H, W)`` bool the marks at the photo's size
+    (at least one). Returns ``(h, w, 2)`` float32 in Lab units, such that ``prior + it``
+    has the marks' colours at the marked pixels (pooled to ``(h, w)``).
+    """
+    shape, net_shape = l_small.shape, tuple(ab_net.shape[-2:])
+    marks_ab, marks = pool_hints(hint_ab, hint_mask, shape)
+    target = np.where(marks[..., None], marks_ab - prior, 0).astype(np.float32)
+    net_target, net_marks = pool_hints(target, marks, net_shape)
+    features = None if logits is None else logits.numpy()
+    coarse = _nonlocal_correction(area_resize(l_small, net_shape), features, net_target,
+                                  net_marks)
+    base = bilinear_resize(coarse, shape)
+    if logits is not None:
+        conf = confidence(logits, ab_net, bins)[None, None]  # type: ignore[arg-type]
+        conf = F.interpolate(conf, size=shape, mode="bilinear", align_corners=False)[0, 0]
+        screen = SCREEN * conf.numpy() ** CONFIDENCE_POWER
+    else:
+        screen = np.full(shape, SCREEN * REGRESSION_CONFIDENCE**CONFIDENCE_POWER, np.float32)
+    # The data term keeps this system well conditioned: a small coarsest level will do.
+    local = propagate(l_small, np.where(marks[..., None], target - base, 0), marks, screen,
+                      coarsest_side=COARSEST_SIDE)
+    return base + local

@@ -1,0 +1,311 @@
+"""The web app of ``chromatize serve``: one page and a small JSON/multipart API.
+
+API (every error is a 4xx/5xx with the body ``{"error": "one line"}``):
+
+* ``GET /api/health`` -> ``{"status": "ok", "model": NAME}``.
+* ``POST /api/colorize`` (multipart): ``image`` (file) or ``photo`` (an id from
+  ``/api/photos``), optional ``marks`` (JSON list of ``{"x", "y", "color", "radius"}`` in
+  image pixels), ``boost`` (float), ``format`` (``png``, the default, or ``jpeg``) ->
+  the photo colorized at its own size, its L* kept. Header ``X-Photo-Id``: the photo's id.
+  Optional ``preview`` (a long side in pixels): a smaller result, for the page's display.
+* ``POST /api/suggest`` (multipart): ``image`` or ``photo``, ``x``, ``y``, optional ``k``
+  (default 6) -> ``{"colors": ["#rrggbb", ...], "probs": [...]}``, most likely first.
+* ``POST /api/photos`` (multipart ``image``) -> ``{"id", "name", "width", "height"}``: upload
+  once, then send ``photo=ID`` instead of the file (404 once it has been evicted).
+* ``GET /api/photos/{id}/gray`` -> the photo's L* as a gray PNG.
+* ``POST /api/alternatives``: ``image`` or ``photo``, ``k`` (default 4), ``seed``, ``boost``,
+  ``marks`` -> ``{"images": [data URL, ...]}``, K plausible colorings.
+* ``GET /api/info`` -> what the page needs to know (limits, model abilities).
+
+Status codes: 400 unreadable image, bad marks or fields; 404 unknown photo id; 413 body
+above ``max_upload_mb``; 415 not multipart or not an image type; 503 worker queue full.
+Nothing is loaded from another host: the page's files are package data and FastAPI's
+``/docs`` and ``/redoc`` (Swagger UI and ReDoc from a CDN) are off.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import FormData, UploadFile
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from chromatize.io import MAX_PIXELS
+from chromatize.server.engine import (
+    FORMATS,
+    Engine,
+    RequestError,
+    StoredPhoto,
+    WorkerPool,
+    default_workers,
+)
+
+log = logging.getLogger("chromatize.server")
+
+MB = 1 << 20
+#: Room for the form fields and multipart framing around the image itself.
+FORM_SLACK = 1 * MB
+MAX_K = 16
+#: Content Security Policy of every response: the page may only talk to its own origin.
+CSP = ("default-src 'self'; img-src 'self' blob: data:; style-src 'self'; "
+       "script-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+       "form-action 'self'; frame-ancestors 'none'")
+STATIC = Path(str(resources.files("chromatize.server") / "static"))
+
+
+class BodyLimit:
+    """ASGI middleware: refuse request bodies above ``max_bytes`` with 413, from the
+    Content-Length header before reading anything, and while streaming for bodies sent
+    without one (chunked) or that lie about it."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.max_bytes
+        too_large = f"upload too large: more than {limit // MB} MB (--max-upload-mb)"
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > limit:
+            await JSONResponse({"error": too_large}, 413)(scope, receive, send)
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                # Raised from inside form parsing; the HTTPException handler answers 413.
+                raise HTTPException(413, too_large)
+            return message
+
+        await self.app(scope, limited, send)
+
+
+def create_app(colorizer_or_model: Any = "default", max_upload_mb: float = 50,
+               workers: int | None = None, queue: int = 32, max_pixels: int = MAX_PIXELS,
+               store_mb: int = 1024, model_name: str | None = None) -> FastAPI:
+    """The app for a :class:`~chromatize.Colorizer`, or for a model to load (a checkpoint
+    path or a shipped name such as ``"default"``).
+
+    ``max_upload_mb``: largest upload (413 above); ``workers`` threads run model calls with
+    at most ``queue`` more waiting (503 beyond); ``max_pixels``: the decompression-bomb
+    limit of :func:`chromatize.io.read_photo`; ``store_mb``: memory for decoded photos
+    (least recently used dropped first); ``model_name``: what ``/api/health`` reports.
+    """
+    if isinstance(colorizer_or_model, (str, os.PathLike)):
+        from chromatize import Colorizer
+
+        model_name = model_name or Path(colorizer_or_model).name
+        # Each photo the page shows takes two entries (its preview and its full size).
+        colorizer = Colorizer.load(colorizer_or_model, cache_size=32)
+    else:
+        colorizer = colorizer_or_model
+        model_name = model_name or str(colorizer.info.get("model", {}).get("name", "custom"))
+    engine = Engine(colorizer, max_pixels=max_pixels, store_bytes=store_mb * MB)
+    pool = WorkerPool(workers or default_workers(), queue)
+    max_upload = int(max_upload_mb * MB)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        pool.shutdown()
+
+    app = FastAPI(title="chromatize", docs_url=None, redoc_url=None,
+                  openapi_url="/api/openapi.json", lifespan=lifespan)
+    app.state.engine, app.state.pool = engine, pool
+    app.add_middleware(BodyLimit, max_bytes=max_upload + FORM_SLACK)
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next: Any) -> Response:
+        response = await call_next(request)
+        response.headers["Content-Security-Policy"] = CSP
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        return response
+
+    @app.exception_handler(RequestError)
+    async def request_error(_: Request, exc: RequestError) -> JSONResponse:
+        return JSONResponse({"error": str(exc)}, exc.status)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
+        return JSONResponse({"error": str(exc.detail)}, exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"error": f"bad request: {exc.errors()}"}, 400)
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+        # A bug, not the client's fault: keep the traceback in the log, answer one line.
+        log.exception("%s %s failed", request.method, request.url.path)
+        return JSONResponse({"error": f"internal error: {type(exc).__name__}: {exc}"}, 500)
+
+    async def read_form(request: Request) -> FormData:
+        ctype = request.headers.get("content-type", "")
+        if not ctype.startswith("multipart/form-data"):
+            raise RequestError(415, f"send multipart/form-data, not {ctype or 'no content type'}")
+        return await request.form(max_files=2, max_fields=16)
+
+    async def photo_of(form: FormData) -> StoredPhoto:
+        """The ``image`` upload (decoded in a worker) or the stored ``photo`` id."""
+        upload = form.get("image")
+        if isinstance(upload, UploadFile):
+            ctype = (upload.content_type or "").split(";")[0].strip().lower()
+            if ctype and not ctype.startswith("image/") and ctype != "application/octet-stream":
+                raise RequestError(415, f"{_safe_name(upload.filename)}: {ctype} is not an "
+                                        "image type")
+            data = await upload.read()
+            if len(data) > max_upload:
+                raise RequestError(413, f"upload too large: more than {max_upload_mb:g} MB "
+                                        "(--max-upload-mb)")
+            return await pool.run(engine.add, data, _safe_name(upload.filename))
+        if upload is not None:
+            raise RequestError(400, "field 'image' must be a file")
+        pid = form.get("photo")
+        if not isinstance(pid, str) or not pid:
+            raise RequestError(400, "missing field 'image' (a file) or 'photo' (an id)")
+        photo = engine.store.get(pid)
+        if photo is None:
+            raise RequestError(404, f"unknown photo {pid[:40]!r} (expired); upload it again")
+        return photo
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/api/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok", "model": model_name}
+
+    @app.get("/api/info")
+    async def info() -> dict[str, Any]:
+        head = getattr(colorizer.model, "head", None)
+        return {"model": model_name, "max_upload_mb": max_upload_mb,
+                "can_sample": bool(colorizer.can_sample),
+                "boost": float(getattr(head, "boost", 0.0) or 0.0),
+                "workers": pool.workers, "formats": list(FORMATS)}
+
+    @app.post("/api/photos")
+    async def upload_photo(request: Request) -> dict[str, Any]:
+        photo = await photo_of(await read_form(request))
+        return {"id": photo.id, "name": photo.name, "width": photo.size[0],
+                "height": photo.size[1]}
+
+    @app.get("/api/photos/{pid}/gray")
+    async def gray(pid: str) -> Response:
+        photo = engine.store.get(pid)
+        if photo is None:
+            raise RequestError(404, f"unknown photo {pid[:40]!r} (expired); upload it again")
+        return Response(await pool.run(engine.gray, photo), media_type="image/png",
+                        headers={"Cache-Control": "private, max-age=3600"})
+
+    @app.post("/api/colorize")
+    async def colorize(request: Request) -> Response:
+        form = await read_form(request)
+        fmt = _choice(form, "format", "png", FORMATS)
+        marks, boost = _marks(form), _number(form, "boost", float, None, 0.0, 10.0)
+        preview = _number(form, "preview", int, None, 16, 100_000)
+        photo = await photo_of(form)
+        data = await pool.run(engine.colorize, photo, marks, boost, fmt, preview)
+        return Response(data, media_type=FORMATS[fmt][1], headers={"X-Photo-Id": photo.id})
+
+    @app.post("/api/suggest")
+    async def suggest(request: Request) -> dict[str, list[Any]]:
+        form = await read_form(request)
+        x, y = _number(form, "x", int), _number(form, "y", int)
+        k = _number(form, "k", int, 6, 1, MAX_K)
+        photo = await photo_of(form)
+        w, h = photo.size
+        if not (0 <= x < w and 0 <= y < h):  # type: ignore[operator]
+            raise RequestError(400, f"({x}, {y}) is outside the {w}x{h} photo")
+        return await pool.run(engine.suggest, photo, x, y, k)
+
+    @app.post("/api/alternatives")
+    async def alternatives(request: Request) -> dict[str, list[str]]:
+        form = await read_form(request)
+        if not colorizer.can_sample:
+            raise RequestError(400, "this model gives a single coloring (no alternatives)")
+        k = _number(form, "k", int, 4, 1, MAX_K)
+        seed = _number(form, "seed", int, None)
+        marks, boost = _marks(form), _number(form, "boost", float, None, 0.0, 10.0)
+        fmt = _choice(form, "format", "jpeg", FORMATS)
+        photo = await photo_of(form)
+        images = await pool.run(engine.alternatives, photo, k, seed, marks, boost, fmt)
+        return {"images": images}
+
+    return app
+
+
+def _safe_name(filename: str | None) -> str:
+    """The client's file name, for messages only (never a path on this machine)."""
+    name = Path((filename or "image").replace("\\", "/")).name
+    return "".join(c for c in name if c.isprintable())[:100] or "image"
+
+
+def _field(form: FormData, key: str) -> str | None:
+    value = form.get(key)
+    if isinstance(value, UploadFile):
+        raise RequestError(400, f"field {key!r} must be text, not a file")
+    return value if value not in (None, "") else None
+
+
+def _number(form: FormData, key: str, kind: type, default: Any = ..., lo: float | None = None,
+            hi: float | None = None) -> Any:
+    """A numeric form field: required when ``default`` is ``...``, checked against
+    [lo, hi]; 400 otherwise."""
+    text = _field(form, key)
+    if text is None:
+        if default is ...:
+            raise RequestError(400, f"missing field {key!r}")
+        return default
+    try:
+        value = kind(text)
+    except ValueError:
+        what = "an integer" if kind is int else "a number"
+        raise RequestError(400, f"field {key!r} must be {what}, got {text[:40]!r}") from None
+    if value != value or (lo is not None and value < lo) or (hi is not None and value > hi):
+        raise RequestError(400, f"field {key!r} must be between {lo:g} and {hi:g}, "
+                                f"got {text[:40]!r}")
+    return value
+
+
+def _choice(form: FormData, key: str, default: str, allowed: Any) -> str:
+    value = (_field(form, key) or default).lower()
+    value = "jpeg" if value == "jpg" else value
+    if value not in allowed:
+        raise RequestError(400, f"field {key!r} must be one of {', '.join(allowed)}, "
+                                f"got {value[:40]!r}")
+    return value
+
+
+def _marks(form: FormData) -> list[dict[str, Any]] | None:
+    """The ``marks`` field: a JSON list of points (checked in detail by the Colorizer)."""
+    text = _field(form, "marks")
+    if text is None:
+        return None
+    try:
+        marks = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise RequestError(400, f"marks: not valid JSON ({e})") from None
+    if not isinstance(marks, list) or not all(isinstance(m, dict) for m in marks):
+        raise RequestError(400, 'marks: expected a JSON list of {"x", "y", "color", "radius"}')
+    return marks

@@ -1,0 +1,254 @@
+"""Colour marks on a model's colours (``Colorizer.colorize(marks=...)``), suggestions at a
+point, the network-output cache, and the shared propagation solver."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from chromatize import Colorizer, color
+from chromatize.cli import app
+from chromatize.color import luminance
+from chromatize.errors import UsageError
+from chromatize.inference.hints import MarksError
+from chromatize.inference.pipeline import SuggestError
+from chromatize.inference.propagate import affinity_system, propagate
+from conftest import save_tiny_model
+
+RED = (40.0, 25.0)  # in the sRGB gamut at the L* of gray 90 (37.6)
+
+
+def _lab(image: Image.Image) -> np.ndarray:
+    return color.rgb_to_lab_np(np.asarray(image.convert("RGB"), np.float64) / 255)
+
+
+def _hex(ab: tuple[float, float], gray: int) -> str:
+    l = float(luminance(np.array([[gray]], np.uint8))[0, 0])
+    rgb = color.lab_to_rgb_np(np.array([l, *ab]))
+    return "#" + "".join(f"{round(v * 255):02x}" for v in rgb)
+
+
+def _two_regions(h: int = 48, w: int = 96) -> Image.Image:
+    """Dark gray (90) on the left, light gray (170) on the right: one strong edge."""
+    gray = np.full((h, w), 90, np.uint8)
+    gray[:, w // 2:] = 170
+    return Image.fromarray(gray, "L")
+
+
+@pytest.fixture
+def classifier(tmp_path) -> Colorizer:
+    """A tiny random classification model, counting its forward calls in ``.calls``."""
+    c = Colorizer.load(save_tiny_model(tmp_path, "effnet_lite0_cls", width=8), device="cpu",
+                       backend="torch")  # counts the torch module's forward calls
+    c.calls = 0  # type: ignore[attr-defined]
+
+    def count(*_: object) -> None:
+        c.calls += 1  # type: ignore[attr-defined]
+
+    c.model.register_forward_hook(count)
+    return c
+
+
+def _red_mark(x: int = 12, y: int = 24, gray: int = 90) -> list[dict]:
+    return [{"x": x, "y": y, "color": _hex(RED, gray), "radius": 2}]
+
+
+def test_marked_pixels_keep_the_marks_colour(classifier):
+    photo = _two_regions()
+    lab = _lab(classifier.colorize(photo, marks=_red_mark()))
+    disc = lab[22:27, 10:15][np.hypot(*np.mgrid[-2:3, -2:3]) <= 2]
+    np.testing.assert_allclose(disc[:, 1:], np.tile(RED, (len(disc), 1)), atol=1.5)
+    # and L* stays the photo's everywhere
+    np.testing.assert_allclose(lab[..., 0], luminance(np.asarray(photo)), atol=0.6)
+
+
+def test_marks_spread_over_similar_lightness_and_stop_at_edges(classifier):
+    photo = _two_regions()
+    auto = _lab(classifier.colorize(photo))[..., 1:]
+    marked = _lab(classifier.colorize(photo, marks=_red_mark()))[..., 1:]
+    wanted = np.asarray(RED) - auto[24, 12]
+    moved = ((marked - auto) @ wanted) / (wanted @ wanted)  # 1 = fully the mark's correction
+    assert moved[:, :40].mean() > 0.6  # the mark's region (same lightness) takes it
+    assert np.abs(moved[:, 56:]).mean() < 0.1  # across the strong edge: the network's
+
+
+def test_far_from_marks_the_network_colours_stay(classifier):
+    ramp = np.tile(np.linspace(60, 200, 256).astype(np.uint8), (32, 1))
+    photo = Image.fromarray(ramp, "L")
+    auto = _lab(classifier.colorize(photo))[..., 1:]
+    l = float(luminance(ramp[:1, 6:7])[0, 0])
+    mark = [{"x": 6, "y": 16, "color": _hex(RED, int(ramp[0, 6])), "radius": 2}]
+    marked = _lab(classifier.colorize(photo, marks=mark))[..., 1:]
+    change = np.hypot(*(marked - auto).transpose(2, 0, 1))
+    assert l > 0 and change[:, :12].mean() > 10
+    assert change[:, 230:].mean() < 0.25 * change[:, :12].mean()
+
+
+def test_no_marks_is_the_automatic_result_exactly(classifier, color_photo):
+    gray = color_photo.convert("L")
+    auto = np.asarray(classifier.colorize(gray))
+    assert np.array_equal(np.asarray(classifier.colorize(gray, marks=[])), auto)
+    empty = (np.zeros((48, 64, 2), np.float32), np.zeros((48, 64), bool))
+    assert np.array_equal(np.asarray(classifier.colorize(gray, hints=empty)), auto)
+    # ... and the same as the batched path (colorize_batch) that folders take
+    assert np.array_equal(np.asarray(classifier.colorize_batch([gray])[0]), auto)
+
+
+def test_cache_runs_the_network_once_per_photo(classifier, color_photo, tmp_path):
+    gray = color_photo.convert("L")
+    classifier.colorize(gray)
+    classifier.colorize(gray, marks=_red_mark(10, 10))
+    classifier.colorize(gray, marks=_red_mark(30, 20), boost=0.7)
+    classifier.suggest(gray, 5, 5)
+    gray.save(tmp_path / "g.png")
+    classifier.colorize(tmp_path / "g.png")  # the same pixels read from a file
+    assert classifier.calls == 1
+    assert classifier.cache_info() == {"hits": 4, "misses": 1, "size": 1, "max_size": 8}
+    classifier.colorize(gray, size=32)  # another working size is another network run
+    other = Image.fromarray(np.asarray(gray)[::-1].copy())
+    classifier.colorize(other)
+    assert classifier.calls == 3 and classifier.cache_info()["size"] == 3
+
+
+def test_cache_is_bounded_and_least_recently_used_goes(tmp_path):
+    c = Colorizer.load(save_tiny_model(tmp_path, "effnet_lite0_cls", width=8), device="cpu",
+                       cache_size=2)
+    photos = [Image.fromarray(np.full((16, 16), v, np.uint8)) for v in (50, 100, 150)]
+    for p in (photos[0], photos[1], photos[0], photos[2], photos[0]):
+        c.colorize(p)
+    assert c.cache_info() == {"hits": 2, "misses": 3, "size": 2, "max_size": 2}
+    c.colorize(photos[1])  # evicted by photos[2]
+    assert c.cache_info()["misses"] == 4
+
+
+def test_concurrent_calls_agree_with_sequential_ones(classifier, color_photo):
+    gray = color_photo.convert("L")
+    marks = [_red_mark(5 + 6 * i, 20) for i in range(6)]
+    expected = [np.asarray(classifier.colorize(gray, marks=m)) for m in marks]
+    classifier.cache_clear()
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda m: np.asarray(classifier.colorize(gray, marks=m)), marks))
+    assert all(np.array_equal(a, b) for a, b in zip(expected, got))
+
+
+def test_boost_per_call_leaves_the_model_alone(classifier, color_photo):
+    gray = color_photo.convert("L")
+    weights = classifier.model.head.class_weights
+    weights.copy_(torch.linspace(0.2, 5, len(weights)))  # rare colours weigh more
+    before = np.asarray(classifier.colorize(gray))
+    vivid = np.asarray(classifier.colorize(gray, boost=2.0))
+    assert classifier.model.head.boost == 0
+    assert not np.array_equal(before, vivid)
+    assert np.array_equal(np.asarray(classifier.colorize(gray)), before)
+    with pytest.raises(UsageError, match="boost must be"):
+        classifier.colorize(gray, boost=-1)
+
+
+def test_suggest_gives_k_sorted_colours_led_by_the_predicted_one(classifier):
+    head = classifier.model.head
+    q = int(np.argmin(np.hypot(*(head.bins.numpy() - (30, 20)).T)))
+    head.conv.bias.data[q] += 6  # a confident network: bin q is the likely colour
+    photo = _two_regions()
+    colours = classifier.suggest(photo, 20.5, 10, k=4)
+    assert len(colours) == 4 and all(c.startswith("#") and len(c) == 7 for c, _ in colours)
+    probs = [p for _, p in colours]
+    assert probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1 + 1e-6
+    predicted = _lab(classifier.colorize(photo))[10, 20, 1:]
+    top = color.rgb_to_lab_np(np.array([int(colours[0][0][i:i + 2], 16) / 255
+                                        for i in (1, 3, 5)]))[1:]
+    assert np.hypot(*(top - predicted)) < 8 and probs[0] > 0.5
+
+
+@pytest.mark.parametrize("x, y, k, message", [
+    (96, 0, 6, "outside the 96x48 photo"), (-1, 0, 6, "outside"), (0, 48.5, 6, "outside"),
+    (0, 0, 0, "k must be"),
+])
+def test_suggest_rejects_bad_points(classifier, x, y, k, message):
+    with pytest.raises(SuggestError, match=message):
+        classifier.suggest(_two_regions(), x, y, k=k)
+
+
+def test_regression_models_take_marks_but_give_no_suggestions(tiny_checkpoint):
+    c = Colorizer.load(tiny_checkpoint, device="cpu")
+    photo = _two_regions()
+    lab = _lab(c.colorize(photo, marks=_red_mark()))
+    assert np.abs(lab[24, 12, 1:] - RED).max() < 1.5
+    with pytest.raises(SuggestError, match="classification model"):
+        c.suggest(photo, 1, 1)
+    with pytest.raises(UsageError, match="boost needs a classification model"):
+        c.colorize(photo, boost=0.5)
+
+
+def test_bad_marks_raise_marks_error(classifier, tmp_path):
+    with pytest.raises(MarksError, match="outside the 96x48 photo"):
+        classifier.colorize(_two_regions(), marks=[{"x": 96, "y": 0, "color": "red"}])
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(MarksError, match="not valid JSON"):
+        classifier.colorize(_two_regions(), marks=bad)
+
+
+def test_screened_propagation_decays_and_plain_propagation_fills():
+    l = np.full((40, 200), 50, np.float32)
+    target = np.zeros((40, 200, 1), np.float32)
+    mask = np.zeros((40, 200), bool)
+    target[18:22, 0:4], mask[18:22, 0:4] = 10, True
+    plain = propagate(l, target, mask)[..., 0]
+    screened = propagate(l, target, mask, np.full(l.shape, 1e-2, np.float32))[..., 0]
+    assert np.abs(plain - 10).max() < 0.5  # one mark, no data term: it fills everything
+    assert screened[:, 190:].max() < 0.5 and screened[20, 5] > 5  # decays away from it
+    a_mat, _ = affinity_system(l, target, mask, np.full(l.shape, 1e-2))
+    assert abs(a_mat - a_mat.T).max() == 0
+
+
+# ----------------------------------------------------------------------------- CLI
+
+runner = CliRunner()
+
+
+def test_cli_colorize_with_json_points_and_suggest(tmp_path):
+    model = save_tiny_model(tmp_path, "effnet_lite0_cls", width=8)
+    _two_regions().save(tmp_path / "photo.png")
+    (tmp_path / "points.json").write_text(json.dumps(_red_mark()))
+    result = runner.invoke(app, ["colorize", str(tmp_path / "photo.png"), "-o",
+                                 str(tmp_path / "out"), "--model", str(model),
+                                 "--marks", str(tmp_path / "points.json")])
+    assert result.exit_code == 0, result.output
+    with Image.open(tmp_path / "out" / "photo.png") as out:
+        assert np.abs(_lab(out)[24, 12, 1:] - RED).max() < 1.5
+    result = runner.invoke(app, ["suggest", str(tmp_path / "photo.png"), "--at", "12,24",
+                                 "-k", "3", "--json", "--model", str(model)])
+    assert result.exit_code == 0, result.output
+    colours = json.loads(result.output)
+    assert len(colours) == 3 and set(colours[0]) == {"color", "probability"}
+    result = runner.invoke(app, ["suggest", str(tmp_path / "photo.png"), "--at", "12,24",
+                                 "--model", str(model)])
+    assert result.exit_code == 0 and len(result.output.strip().splitlines()) == 6
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--at", "12"], "expected X,Y"),
+    (["--at", "a,b"], "expected X,Y"),
+    (["--at", "500,3"], "outside the 96x48 photo"),
+])
+def test_cli_suggest_errors_are_one_line(tmp_path, args, message):
+    model = save_tiny_model(tmp_path, "effnet_lite0_cls", width=8)
+    _two_regions().save(tmp_path / "photo.png")
+    result = runner.invoke(app, ["suggest", str(tmp_path / "photo.png"), *args,
+                                 "--model", str(model)])
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
+
+
+def test_cli_suggest_needs_a_classification_model(tmp_path, tiny_checkpoint):
+    _two_regions().save(tmp_path / "photo.png")
+    result = runner.invoke(app, ["suggest", str(tmp_path / "photo.png"), "--at", "1,1",
+                                 "--model", str(tiny_checkpoint)])
+    assert result.exit_code == 2 and "classification model" in result.output
+    assert len(result.output.strip().splitlines()) == 1
