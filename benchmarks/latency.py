@@ -55,8 +55,9 @@ def peak_rss_mib() -> float:
 def load(args: argparse.Namespace, backend: str) -> Colorizer:
     """The benchmarked model in ``backend`` (``torch`` or ``onnx``)."""
     if not args.arch:
+        # no network-output cache: every timed call must run the network, as a new photo does
         return Colorizer.load(args.model, device=args.device, working_size=args.size,
-                              backend=backend)
+                              backend=backend, cache_size=0)
     torch.manual_seed(0)
     model = create_model(args.arch).eval()
     if backend == "onnx":
@@ -64,7 +65,7 @@ def load(args: argparse.Namespace, backend: str) -> Colorizer:
 
         model = OnnxModel(export_graph(model))
     size = args.size or ARCH_WORKING_SIZE.get(args.arch, DEFAULT_WORKING_SIZE)
-    return Colorizer(model, device=args.device, working_size=size)
+    return Colorizer(model, device=args.device, working_size=size, cache_size=0)
 
 
 def main() -> None:
