@@ -63,7 +63,9 @@ def bilinear_resize(x: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """Bilinear resize (half-pixel centres, as :func:`bilinear_matrix`) of ``(H, W)`` or
     ``(H, W, C)`` to ``shape`` (h, w): float32."""
     ry, rx = bilinear_matrix(shape[0], x.shape[0]), bilinear_matrix(shape[1], x.shape[1])
-    return np.einsum("yh,hw...,xw->yx...", ry, np.asarray(x, np.float32), rx)
+    # Two matrix products (BLAS): rows, then columns.
+    rows = np.tensordot(ry, np.asarray(x, np.float32), axes=(1, 0))  # (h, W, ...)
+    return np.moveaxis(np.tensordot(rows, rx, axes=(1, 1)), -1, 1)
 
 
 def _box(x: torch.Tensor, r: int) -> torch.Tensor:
