@@ -13,7 +13,7 @@ import functools
 from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -29,6 +29,14 @@ if TYPE_CHECKING:
 #: ``chromatize.io.MAX_PIXELS``, repeated so that --help does not import numpy and Pillow
 #: (a test checks that the two agree).
 MAX_PIXELS = 200_000_000
+
+
+# Options that several commands share, declared once.
+ModelOption = Annotated[str | None, typer.Option(
+    "--model", "-m", help="Checkpoint path or the name of a shipped model (default: 'default').")]
+SizeOption = Annotated[int | None, typer.Option(
+    "--size", min=16, help="Working resolution (long side in pixels); default: the model's.")]
+DeviceOption = Annotated[str, typer.Option("--device", help="cpu, cuda, mps or auto.")]
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Colorize black-and-white photographs.")
@@ -283,13 +291,11 @@ def colorize(
                                        "or glob patterns such as 'scans/**/*.tif'."),
     out_dir: Path | None = typer.Option(None, "-o", "--out-dir", help="Output folder; "
                                         "default: beside each input as <stem>_colorized.<ext>."),
-    model: str | None = typer.Option(None, "--model", "-m", help="Checkpoint path or the "
-                                     "name of a shipped model (default: 'default')."),
+    model: ModelOption = None,
     fmt: OutputFormat | None = typer.Option(None, "--format", "-f", help="Output format; "
                                             "default: the input's (PNG if it cannot be written)."),
-    size: int | None = typer.Option(None, "--size", min=16, help="Working resolution "
-                                    "(long side in pixels); default: the model's."),
-    device: str = typer.Option("auto", "--device", help="cpu, cuda, mps or auto."),
+    size: SizeOption = None,
+    device: DeviceOption = "auto",
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
     recolor: bool = typer.Option(False, "--recolor", help="Also colorize photos that are "
                                  "already in colour (from their luminance)."),
@@ -369,8 +375,7 @@ def video(
     output: Path | None = typer.Option(None, "-o", "--output", help="Output video (.mp4, "
                                        ".mkv, .mov, .webm, .avi); default: <stem>_colorized "
                                        "beside the input, in its container if writable."),
-    model: str | None = typer.Option(None, "--model", "-m", help="Checkpoint path or the "
-                                     "name of a shipped model (default: 'default')."),
+    model: ModelOption = None,
     boost: float | None = typer.Option(None, "--boost", min=0.0, help="Classification models: "
                                        "favour rare, saturated colours (0 muted, ~0.5-1 vivid)."),
     temporal: bool = typer.Option(True, "--temporal/--no-temporal", help="Carry colours "
@@ -420,11 +425,9 @@ def suggest(
     photo: Path = typer.Argument(..., help="Black-and-white photo."),
     at: str = typer.Option(..., "--at", help="The pixel X,Y (from the top left corner)."),
     k: int = typer.Option(6, "-k", "--k", min=1, help="How many colours."),
-    model: str | None = typer.Option(None, "--model", "-m", help="Checkpoint path or the "
-                                     "name of a shipped model (default: 'default')."),
-    size: int | None = typer.Option(None, "--size", min=16, help="Working resolution "
-                                    "(long side in pixels); default: the model's."),
-    device: str = typer.Option("auto", "--device", help="cpu, cuda, mps or auto."),
+    model: ModelOption = None,
+    size: SizeOption = None,
+    device: DeviceOption = "auto",
     as_json: bool = typer.Option(False, "--json", help="Print JSON: [{color, probability}]."),
 ) -> None:
     """The k most likely colours at a pixel, with their probabilities (classification
