@@ -308,3 +308,17 @@ def test_resume_from_a_state_file_cut_in_half_is_one_line(tiny_yaml: Path, tmp_p
     assert f"{state}: unreadable resume state, damaged or cut short" in flat(result.output)
     assert "Traceback" not in result.output
     assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+
+
+def test_cosine_by_time_follows_the_budget_that_ends_first() -> None:
+    from chromatize.training.config import TrainConfig
+    from chromatize.training.train import _lr_factor
+
+    by_steps = TrainConfig(schedule="cosine", max_steps=1000)
+    by_time = TrainConfig(schedule="cosine", max_steps=1000, max_minutes=1.0, schedule_by_time=True)
+    assert _lr_factor(by_steps, 100, 1000, time_done=0.99) == pytest.approx(_lr_factor(by_steps, 100, 1000))
+    # Half the time spent at 10% of the steps: the cosine is at its middle.
+    assert _lr_factor(by_time, 100, 1000, time_done=0.5) == pytest.approx(0.5)
+    assert _lr_factor(by_time, 100, 1000, time_done=1.0) == pytest.approx(0.0, abs=1e-9)
+    # Steps ahead of time: the step count rules.
+    assert _lr_factor(by_time, 900, 1000, time_done=0.1) == pytest.approx(_lr_factor(by_steps, 900, 1000))

@@ -114,6 +114,10 @@ class TrainConfig:
     # stop (and save) after this much training wall time in this process, e.g. for
     # ablations at equal time; a resumed run gets the budget again
     max_minutes: float | None = None
+    # with max_minutes and the cosine schedule: the cosine runs over whichever of
+    # max_steps and max_minutes ends first, so a run cut by time still ends at lr ~ 0
+    # (the lr then depends on wall time: a resume is no longer bit-exact)
+    schedule_by_time: bool = False
     channels_last: bool = False
 
 

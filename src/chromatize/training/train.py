@@ -52,12 +52,15 @@ class TrainError(ChromatizeError, ValueError):
     """Training cannot start: the message names the file or setting and the reason."""
 
 
-def _lr_factor(cfg: cfgmod.TrainConfig, step: int, max_steps: int) -> float:
-    """Multiplier of the base lr at ``step``: linear warm-up, then constant or cosine."""
+def _lr_factor(cfg: cfgmod.TrainConfig, step: int, max_steps: int, time_done: float = 0.0) -> float:
+    """Multiplier of the base lr at ``step``: linear warm-up, then constant or cosine.
+    ``time_done``: the fraction of ``max_minutes`` spent, used by ``schedule_by_time``."""
     if step < cfg.warmup_steps:
         return (step + 1) / cfg.warmup_steps
     if cfg.schedule == "cosine":
         t = (step - cfg.warmup_steps) / max(1, max_steps - cfg.warmup_steps)
+        if cfg.schedule_by_time:
+            t = max(t, time_done)
         return 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
     return 1.0
 
@@ -367,6 +370,7 @@ class Trainer:
                 window_loss, window_n, t0 = 0.0, 0, time.perf_counter()
                 deadline = (None if t.max_minutes is None
                             else time.perf_counter() + 60 * t.max_minutes)
+                started = time.perf_counter()
                 while self.step < self.max_steps and not self.stop_requested:
                     frozen = self.step < self.cfg.model.freeze_encoder_steps
                     if frozen != self.frozen:
@@ -378,7 +382,9 @@ class Trainer:
                         batches = (kind, iter(self._feature_batches() if cached else self._loader()))
                     for opt in self.optimizers:
                         for group in opt.param_groups:
-                            group["lr"] = group["base_lr"] * _lr_factor(t, self.step, self.max_steps)
+                            group["lr"] = group["base_lr"] * _lr_factor(
+                                t, self.step, self.max_steps,
+                                0.0 if deadline is None else (time.perf_counter() - started) / (deadline - started))
                     if cached:
                         feats, ab = next(batches[1])
                         out = self._cached_step(feats, ab)
