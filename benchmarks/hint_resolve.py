@@ -6,7 +6,7 @@ cache miss); each later call moves ``--marks`` random point marks (radius 4, the
 true colour there) and colours the photo again from the cached output: that re-solve is
 what a user waits for after each click. Printed: the first call, the re-solve (median of
 ``--repeats``, full-size output included), and its parts: the correction at the working
-size (``steer.correction``) and everything else (reading the marks, the full-size
+size (``steer.correct``) and everything else (reading the marks, the full-size
 composition in strips). The cache counts confirm the network ran once per size.
 
     python benchmarks/hint_resolve.py --threads 2
@@ -43,11 +43,11 @@ def random_points(rgb: np.ndarray, n: int, rng: np.random.Generator) -> list[dic
 
 
 class _Timed:
-    """Wraps ``steer.correction`` to add up the time spent in it."""
+    """Wraps ``steer.correct`` to add up the time spent in it."""
 
     def __init__(self) -> None:
         self.seconds = 0.0
-        self.inner = steer.correction
+        self.inner = steer.correct
 
     def __call__(self, *args, **kwargs):  # noqa: ANN002, ANN003 - passes everything through
         start = time.perf_counter()
@@ -70,7 +70,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     colorizer = Colorizer.load(args.model, device="cpu")
     timed = _Timed()
-    steer.correction = timed  # type: ignore[assignment]
+    steer.correct = timed  # type: ignore[assignment]
     print(f"# {platform.processor() or platform.machine()}, model {args.model}, photo "
           f"{args.photo.name}, {args.marks} point marks, median of {args.repeats}, "
           f"{torch.get_num_threads()} torch threads")

@@ -112,3 +112,13 @@ def test_sepia_and_tinted_jpegs_are_black_and_white_colour_photos_are_not():
     colour = np.asarray(make_color_photo(120, 160, seed=3), np.float64)
     textured = np.clip(colour + rng.normal(0, 12, colour.shape), 0, 255).astype(np.uint8)
     assert color.is_color(_jpeg(textured, 80))
+
+
+def test_lab_to_rgb8_table_matches_the_formulas_within_one_level():
+    torch.manual_seed(0)
+    lab = torch.stack([torch.rand(64, 200) * 100, torch.randn(64, 200) * 40,
+                       torch.randn(64, 200) * 40])
+    want = (color.lab_to_rgb(lab, gamut="preserve_l").permute(1, 2, 0) * 255 + 0.5).to(torch.uint8)
+    got = color.lab_to_rgb8(lab)
+    diff = np.abs(got.astype(int) - want.numpy().astype(int))
+    assert diff.max() <= 1 and (diff > 0).mean() < 0.002

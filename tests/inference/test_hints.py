@@ -91,3 +91,22 @@ def test_bad_scribble_images_raise_a_clear_error(tmp_path):
     (tmp_path / "broken.json").write_text("[{")
     with pytest.raises(MarksError, match="broken.json: not valid JSON"):
         load_marks(tmp_path / "broken.json", gray)
+
+
+@pytest.mark.parametrize("shape_in, shape_out", [((866, 1155), (192, 256)), ((100, 77), (33, 20)),
+                                                 ((31, 17), (7, 5)), ((64, 64), (64, 64)),
+                                                 ((50, 50), (64, 40))])
+def test_pool_hints_visits_marks_only_and_matches_the_area_resize(shape_in, shape_out):
+    from chromatize.inference.hints import pool_hints
+    from chromatize.inference.upsample import area_resize
+
+    rng = np.random.default_rng(0)
+    mask = rng.random(shape_in) < 0.03
+    ab = (rng.normal(size=shape_in + (2,)) * 30).astype(np.float32)
+    frac = area_resize(mask.astype(np.float32), shape_out)
+    total = area_resize(np.where(mask[..., None], ab, 0), shape_out)
+    want_mask = frac > 1e-6
+    want = np.where(want_mask[..., None], total / np.maximum(frac, 1e-6)[..., None], 0)
+    got, got_mask = pool_hints(ab, mask, shape_out)
+    assert (got_mask == want_mask).all()
+    np.testing.assert_allclose(got, want, atol=1e-4)

@@ -252,3 +252,18 @@ def test_cli_suggest_needs_a_classification_model(tmp_path, tiny_checkpoint):
                                  "--model", str(tiny_checkpoint)])
     assert result.exit_code == 2 and "classification model" in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_a_resolve_from_the_memo_equals_a_fresh_solve():
+    from chromatize import Colorizer
+
+    rng = np.random.default_rng(3)
+    gray = (rng.random((70, 90)) * 255).astype(np.uint8)
+    marks = [{"x": 10, "y": 12, "color": "#c02020", "radius": 3},
+             {"x": 60, "y": 50, "color": "#2040c0", "radius": 2}]
+    warm = Colorizer.load("default", device="cpu")
+    warm.colorize(gray, marks=[{"x": 40, "y": 30, "color": "#20c020", "radius": 3}])
+    again = np.asarray(warm.colorize(gray, marks=marks))
+    assert warm.cache_info()["misses"] == 1
+    fresh = np.asarray(Colorizer.load("default", device="cpu").colorize(gray, marks=marks))
+    assert np.array_equal(again, fresh)

@@ -55,14 +55,45 @@ def check_hints(hint_ab: np.ndarray, hint_mask: np.ndarray, shape: tuple[int, ..
                          f"{hint_ab.shape} and {hint_mask.shape}")
 
 
+def _box_cells(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pillow's BOX weights for shrinking ``n_in`` to ``n_out <= n_in`` samples, per input
+    sample: the output cell it falls in and its weight there (one over the cell's count),
+    both ``(n_in,)``. Mirrors Pillow's ``precompute_coeffs``: the box filter is 1 on
+    (-0.5, 0.5] of a cell, so every input sample falls in exactly one cell."""
+    scale = n_in / n_out
+    centre = (np.arange(n_out) + 0.5) * scale
+    x = np.arange(n_in) + 0.5  # input sample centres
+    # Cell k holds the samples with (x - centre_k) / scale in (-0.5, 0.5].
+    cell = np.clip(np.ceil(x / scale - 1).astype(np.int64), 0, n_out - 1)
+    inside = (x - centre[cell]) / scale
+    cell = np.where(inside <= -0.5, cell - 1, np.where(inside > 0.5, cell + 1, cell))
+    counts = np.bincount(cell, minlength=n_out)
+    return cell, (1.0 / counts[cell]).astype(np.float64)
+
+
 def pool_hints(hint_ab: np.ndarray, hint_mask: np.ndarray,
                shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """Hints at a smaller ``shape`` (h, w): a small pixel is marked if any pixel under it
     is, with the mean colour of those marked pixels (areas weighted as
     :func:`~chromatize.inference.upsample.area_resize` weights them). Returns
-    ``(ab (h, w, 2) float32, mask (h, w) bool)``."""
-    frac = area_resize(hint_mask.astype(np.float32), shape)
-    total = area_resize(np.where(hint_mask[..., None], hint_ab, 0), shape)
+    ``(ab (h, w, 2) float32, mask (h, w) bool)``.
+
+    When shrinking, only the marked pixels are visited (marks are sparse: a re-solve on a
+    12 MP photo must not pay for its size); otherwise the dense area resize."""
+    (h_in, w_in), (h, w) = hint_mask.shape, shape
+    if h > h_in or w > w_in:
+        frac = area_resize(hint_mask.astype(np.float32), shape)
+        total = area_resize(np.where(hint_mask[..., None], hint_ab, 0), shape)
+    else:
+        ys, xs = np.nonzero(hint_mask)
+        cy, wy = _box_cells(h_in, h)
+        cx, wx = _box_cells(w_in, w)
+        cell = cy[ys] * w + cx[xs]
+        weight = wy[ys] * wx[xs]
+        frac = np.bincount(cell, weight, h * w).reshape(h, w)
+        ab = hint_ab[ys, xs].astype(np.float64)
+        total = np.stack([np.bincount(cell, weight * ab[:, c], h * w) for c in (0, 1)],
+                         -1).reshape(h, w, 2)
     mask = frac > 1e-6
     ab = np.where(mask[..., None], total / np.maximum(frac, 1e-6)[..., None], 0)
     return ab.astype(np.float32), mask

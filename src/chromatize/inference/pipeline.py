@@ -18,7 +18,7 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -68,6 +68,8 @@ class NetworkOutput:
     l_small: np.ndarray
     ab: torch.Tensor
     logits: torch.Tensor | None
+    # What marks reuse from this output (pipeline's _steer_prior), filled on first use.
+    memo: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 class Colorizer:
@@ -281,7 +283,8 @@ class Colorizer:
             else:
                 gen = torch.Generator().manual_seed(0 if seed is None else seed)
                 abs_ = list(sample_ab(logits, head.bins.cpu(), samples, gen, head.temperature))
-        outs = [self._finish(src, alpha, net.l_small, ab, hints, net.logits) for ab in abs_]
+        outs = [self._finish(src, alpha, net.l_small, ab, hints, net.logits, net.memo)
+                for ab in abs_]
         return outs[0] if samples is None else outs
 
     def suggest(self, image: ImageLike, x: float, y: float, k: int = 6,
@@ -351,22 +354,39 @@ class Colorizer:
 
     def _finish(self, src: np.ndarray, alpha: Image.Image | None, l_small: np.ndarray,
                 ab: torch.Tensor, hints: tuple[np.ndarray, np.ndarray] | None = None,
-                logits: torch.Tensor | None = None) -> Image.Image:
+                logits: torch.Tensor | None = None,
+                memo: dict[Any, Any] | None = None) -> Image.Image:
         """Low-res ab ``(2, h', w')`` -> the full-size photo, guided by its L*; with
         ``hints`` (full-size marks) corrected by them (see :mod:`chromatize.inference.steer`)."""
-        coef = fit_guided(l_small, ab)
         if hints is None:
-            return compose(src, coef, alpha)
+            return compose(src, fit_guided(l_small, ab), alpha)
         from chromatize.inference import steer  # scipy's sparse solvers, only for marks
 
+        coef, prior = self._steer_prior(l_small, ab, logits, memo)
+        delta = steer.correct(prior, *hints)
+        extra = fit_guided(l_small, torch.from_numpy(delta).permute(2, 0, 1))
+        return compose(src, coef, alpha, extra=extra, marks=hints)
+
+    def _steer_prior(self, l_small: np.ndarray, ab: torch.Tensor, logits: torch.Tensor | None,
+                     memo: dict[Any, Any] | None) -> tuple[torch.Tensor, Any]:
+        """The guided coefficients of ``ab`` and the :class:`~chromatize.inference.steer.Prior`
+        that marks correct, kept in ``memo`` (the cached network output's) under ``ab``'s
+        decoding, so a re-solve after new marks does not compute them again."""
+        from chromatize.inference import steer
+
+        key = ("steer", hashlib.blake2b(ab.numpy().tobytes(), digest_size=16).hexdigest())
+        if memo is not None and key in memo:
+            return memo[key]
+        coef = fit_guided(l_small, ab)
         # The network's colours at the working size, as compose would upsample them.
         up = F.interpolate(coef[None], size=l_small.shape, mode="bilinear",
                            align_corners=False)[0]
         prior = (up[:2] * torch.from_numpy(l_small)[None] / 100 + up[2:]).permute(1, 2, 0)
         bins = self.model.head.bins.cpu() if logits is not None else None  # type: ignore[union-attr]
-        delta = steer.correction(l_small, prior.numpy(), ab, logits, bins, *hints)
-        extra = fit_guided(l_small, torch.from_numpy(delta).permute(2, 0, 1))
-        return compose(src, coef, alpha, extra=extra, marks=hints)
+        out = coef, steer.prepare(l_small, prior.numpy(), ab, logits, bins)
+        if memo is not None:
+            memo[key] = out
+        return out
 
 
 __all__ = ["Colorizer", "NetworkOutput", "SuggestError"]

@@ -25,6 +25,8 @@ The constants were chosen on 40 training photos (``benchmarks/hint_sweep.py --ph
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -57,11 +59,44 @@ def confidence(logits: torch.Tensor, ab: torch.Tensor, bins: torch.Tensor,
     return (p * torch.exp(-dist2.clamp_(min=0) / (2 * radius * radius))).sum(0)
 
 
+@dataclass(frozen=True)
+class Prior:
+    """What marks correct, from one network output (see :func:`prepare`): everything in
+    it is computed once per photo and decoding, so a re-solve after new marks costs only
+    :func:`correct`.
+
+    l_small ``(h, w)`` L* and prior ``(h, w, 2)`` ab at the working size; l_net ``(h', w')``
+    L* at the network's output size; features ``(F, h' * w')`` the centred logits (or
+    None); screen ``(h, w)`` the local step's data term."""
+
+    l_small: np.ndarray
+    prior: np.ndarray
+    l_net: np.ndarray
+    features: np.ndarray | None
+    screen: np.ndarray
+
+
+def prepare(l_small: np.ndarray, prior: np.ndarray, ab_net: torch.Tensor,
+            logits: torch.Tensor | None, bins: torch.Tensor | None) -> Prior:
+    """The mark-independent part of :func:`correction` (arguments as there)."""
+    shape, net_shape = l_small.shape, tuple(ab_net.shape[-2:])
+    features = None
+    if logits is not None:
+        z = logits.numpy().reshape(logits.shape[0], -1)
+        features = z - z.mean(0, keepdims=True)  # softmax ignores a per-pixel offset
+        conf = confidence(logits, ab_net, bins)[None, None]  # type: ignore[arg-type]
+        conf = F.interpolate(conf, size=shape, mode="bilinear", align_corners=False)[0, 0]
+        screen = SCREEN * conf.numpy() ** CONFIDENCE_POWER
+    else:
+        screen = np.full(shape, SCREEN * REGRESSION_CONFIDENCE**CONFIDENCE_POWER, np.float32)
+    return Prior(l_small, prior, area_resize(l_small, net_shape), features, screen)
+
+
 def _nonlocal_correction(l_net: np.ndarray, features: np.ndarray | None,
                          target: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Step 1 at the network's resolution ``(h, w)``: l_net L* ``(h, w)``; features
-    ``(F, h, w)`` or None; target ``(h, w, 2)`` corrections at the marked pixels of ``mask``.
-    Returns the corrections ``(h, w, 2)``."""
+    ``(F, h * w)`` centred logits or None; target ``(h, w, 2)`` corrections at the marked
+    pixels of ``mask``. Returns the corrections ``(h, w, 2)``."""
     h, w = l_net.shape
     ys, xs = np.nonzero(mask)
     yy, xx = np.mgrid[0:h, 0:w]
@@ -69,13 +104,28 @@ def _nonlocal_correction(l_net: np.ndarray, features: np.ndarray | None,
     log_w = -d2 / (2 * SIGMA_XY**2)
     log_w -= (l_net[..., None] - l_net[ys, xs]) ** 2 / (2 * SIGMA_L**2)
     if features is not None:
-        z = features.reshape(features.shape[0], -1)
-        z = z - z.mean(0, keepdims=True)  # softmax ignores a per-pixel offset of the logits
+        z = features
         zk = z[:, ys * w + xs]
         dz = (z * z).sum(0)[:, None] + (zk * zk).sum(0)[None] - 2 * z.T @ zk
         log_w -= np.maximum(dz, 0).reshape(h, w, -1) / (2 * SIGMA_LOGITS**2)
     wgt = np.exp(log_w)
     return (wgt @ target[ys, xs]) / (KAPPA + wgt.sum(-1))[..., None]
+
+
+def correct(p: Prior, hint_ab: np.ndarray, hint_mask: np.ndarray) -> np.ndarray:
+    """The change the marks ``hint_ab (H, W, 2)``, ``hint_mask (H, W)`` (at the photo's
+    size, at least one) make to ``p.prior``: ``(h, w, 2)`` float32 in Lab units at the
+    working size, such that ``prior + it`` has the marks' colours at the marked pixels."""
+    shape, net_shape = p.l_small.shape, p.l_net.shape
+    marks_ab, marks = pool_hints(hint_ab, hint_mask, shape)
+    target = np.where(marks[..., None], marks_ab - p.prior, 0).astype(np.float32)
+    net_target, net_marks = pool_hints(target, marks, net_shape)
+    coarse = _nonlocal_correction(p.l_net, p.features, net_target, net_marks)
+    base = bilinear_resize(coarse, shape)
+    # The data term keeps this system well conditioned: a small coarsest level will do.
+    local = propagate(p.l_small, np.where(marks[..., None], target - base, 0), marks,
+                      p.screen, coarsest_side=COARSEST_SIDE)
+    return base + local
 
 
 def correction(l_small: np.ndarray, prior: np.ndarray, ab_net: torch.Tensor,
@@ -88,23 +138,7 @@ def correction(l_small: np.ndarray, prior: np.ndarray, ab_net: torch.Tensor,
     models, else None) at the network's output resolution, with ``bins`` ``(Q, 2)``;
     hint_ab ``(H, W, 2)`` and hint_mask ``(H, W)`` bool the marks at the photo's size
     (at least one). Returns ``(h, w, 2)`` float32 in Lab units, such that ``prior + it``
-    has the marks' colours at the marked pixels (pooled to ``(h, w)``).
+    has the marks' colours at the marked pixels (pooled to ``(h, w)``). The same as
+    ``correct(prepare(...), hint_ab, hint_mask)``.
     """
-    shape, net_shape = l_small.shape, tuple(ab_net.shape[-2:])
-    marks_ab, marks = pool_hints(hint_ab, hint_mask, shape)
-    target = np.where(marks[..., None], marks_ab - prior, 0).astype(np.float32)
-    net_target, net_marks = pool_hints(target, marks, net_shape)
-    features = None if logits is None else logits.numpy()
-    coarse = _nonlocal_correction(area_resize(l_small, net_shape), features, net_target,
-                                  net_marks)
-    base = bilinear_resize(coarse, shape)
-    if logits is not None:
-        conf = confidence(logits, ab_net, bins)[None, None]  # type: ignore[arg-type]
-        conf = F.interpolate(conf, size=shape, mode="bilinear", align_corners=False)[0, 0]
-        screen = SCREEN * conf.numpy() ** CONFIDENCE_POWER
-    else:
-        screen = np.full(shape, SCREEN * REGRESSION_CONFIDENCE**CONFIDENCE_POWER, np.float32)
-    # The data term keeps this system well conditioned: a small coarsest level will do.
-    local = propagate(l_small, np.where(marks[..., None], target - base, 0), marks, screen,
-                      coarsest_side=COARSEST_SIDE)
-    return base + local
+    return correct(prepare(l_small, prior, ab_net, logits, bins), hint_ab, hint_mask)

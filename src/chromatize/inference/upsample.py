@@ -106,18 +106,36 @@ def fit_guided(l_small: np.ndarray, ab: torch.Tensor, radius: int = 2,
     return torch.cat([coef_a, coef_b], 1)[0]
 
 
+def bilinear_taps(n_out: int, n_in: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The two taps of each row of :func:`bilinear_matrix`: ``(i0, i1, t)``, each
+    ``(n_out,)``, such that output ``k`` is ``(1 - t[k]) * x[i0[k]] + t[k] * x[i1[k]]``."""
+    x = np.clip((np.arange(n_out) + 0.5) * n_in / n_out - 0.5, 0, n_in - 1)
+    i0 = np.floor(x).astype(np.int64)
+    return i0, np.minimum(i0 + 1, n_in - 1), (x - i0).astype(np.float32)
+
+
+def _lerp(x: torch.Tensor, taps: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+          dim: int) -> torch.Tensor:
+    """Bilinear resampling of ``x`` along ``dim`` by precomputed taps (two gathers and a
+    blend: O(output), where a dense resampling matrix costs O(output x input))."""
+    i0, i1, t = taps
+    shape = [1] * x.dim()
+    shape[dim] = -1
+    a, b = x.index_select(dim, i0), x.index_select(dim, i1)
+    return torch.lerp(a, b, t.view(shape))
+
+
 def _strips(coef: torch.Tensor, shape: tuple[int, int],
             ) -> Iterator[tuple[int, int, torch.Tensor]]:
     """Coefficients ``(4, h', w')`` upsampled bilinearly to ``shape`` (H, W) one strip of
     rows at a time: ``(r0, r1, coefficients (4, r1 - r0, W))``."""
     h_full, w_full = shape
-    ry = bilinear_matrix(h_full, coef.shape[1])
-    rx_t = torch.from_numpy(bilinear_matrix(w_full, coef.shape[2]).T.copy())
-    # Columns first (cheap: h' rows), then rows per strip by a small matmul.
-    cols = coef @ rx_t  # (4, h', W)
+    ry = [torch.from_numpy(a) for a in bilinear_taps(h_full, coef.shape[1])]
+    rx = [torch.from_numpy(a) for a in bilinear_taps(w_full, coef.shape[2])]
+    cols = _lerp(coef.float(), rx, 2)  # (4, h', W): columns first, h' rows only
     for r0 in range(0, h_full, STRIP_ROWS):
         r1 = min(h_full, r0 + STRIP_ROWS)
-        yield r0, r1, torch.from_numpy(ry[r0:r1]) @ cols
+        yield r0, r1, _lerp(cols, [a[r0:r1] for a in ry], 1)
 
 
 def _apply(c: torch.Tensor, l: torch.Tensor) -> torch.Tensor:
