@@ -45,9 +45,9 @@ def make_inputs(photo: Path, size: tuple[int, int], strokes: int, folder: Path,
     return folder / "photo.jpg", folder / "strokes.png"
 
 
-def timed(fn, *args):  # noqa: ANN001, ANN002, ANN201 - a stopwatch around any call
+def timed(fn, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN201 - a stopwatch
     start = time.perf_counter()
-    out = fn(*args)
+    out = fn(*args, **kwargs)
     return out, time.perf_counter() - start
 
 
@@ -66,11 +66,11 @@ def main() -> None:
                    str(strokes), "-o", str(folder / "out.png"), "--overwrite"]
         walls = []
         for _ in range(args.repeats):
-            _, seconds = timed(subprocess.run, command, dict(check=True, capture_output=True))
+            _, seconds = timed(subprocess.run, command, check=True, capture_output=True)
             walls.append(seconds)
         _, imports = timed(subprocess.run, [sys.executable, "-c",
                                             "import chromatize.cli, chromatize.classical"],
-                           dict(check=True))
+                           check=True)
         from chromatize.classical import levin_colorize
         from chromatize.inference.hints import load_marks
         from chromatize.io import read_source, write_photo

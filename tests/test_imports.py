@@ -35,6 +35,32 @@ def test_light_modules_import_no_torch(code):
     assert _heavy_after(code) == []
 
 
+def test_scribble_runs_without_torch(tmp_path):
+    """``chromatize scribble`` (Levin, no network) runs end to end, photo larger than its
+    solve size so the guided upsampling runs too, without importing torch."""
+    import numpy as np
+    from PIL import Image
+
+    ramp = np.linspace(90, 170, 700)[None].repeat(600, 0)
+    Image.fromarray(ramp.astype(np.uint8)).save(tmp_path / "g.png")
+    marks = '[{"x": 100, "y": 80, "color": "#c03030", "radius": 4}]'
+    (tmp_path / "m.json").write_text(marks)
+    code = f"""
+from typer.testing import CliRunner
+from chromatize.cli import app
+r = CliRunner().invoke(app, ["scribble", {str(tmp_path / "g.png")!r}, "--marks",
+                             {str(tmp_path / "m.json")!r}, "-o", {str(tmp_path / "o.png")!r}])
+assert r.exit_code == 0, r.output
+"""
+    assert _heavy_after(code) == []
+    from chromatize.color import rgb_to_lab_np
+
+    out = np.asarray(Image.open(tmp_path / "o.png").convert("RGB"))
+    assert out.shape == (600, 700, 3)
+    got, want = rgb_to_lab_np(out[80, 100] / 255), rgb_to_lab_np(np.array([192, 48, 48]) / 255)
+    assert np.abs(got[1:] - want[1:]).max() < 3  # the mark's a*b* on the photo's L*
+
+
 def test_every_help_loads_no_torch_and_no_model():
     code = """
 from typer.testing import CliRunner

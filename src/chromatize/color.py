@@ -191,40 +191,42 @@ def desaturate_into_gamut(lin: torch.Tensor) -> torch.Tensor:
 
 
 _SRGB8_BITS = 18  # LUT index resolution in linear light: rounding within 0.01 of a level
-_srgb8_table: Any = None
+_SRGB8_TABLE = np.floor(np.clip(linear_to_srgb(np.linspace(0, 1, 2**_SRGB8_BITS)), 0, 1)
+                        * 255 + 0.5).astype(np.uint8)
 
 
-def _srgb8_lut() -> torch.Tensor:
-    """uint8 sRGB of every linear value ``k / (2**_SRGB8_BITS - 1)`` (built once)."""
-    global _srgb8_table
-    if _srgb8_table is None:
-        import torch
-
-        lin = np.linspace(0, 1, 2**_SRGB8_BITS, dtype=np.float64)
-        _srgb8_table = torch.from_numpy(
-            np.floor(np.clip(linear_to_srgb(lin), 0, 1) * 255 + 0.5).astype(np.uint8))
-    return _srgb8_table
-
-
-def lab_to_rgb8(lab: torch.Tensor) -> np.ndarray:
-    """Lab ``(*, 3, h, w)`` -> sRGB uint8 ``(*, h, w, 3)``, desaturated into the gamut at
-    constant luminance, so the output keeps the given L*.
+def lab_to_rgb8(lab: Array) -> np.ndarray:
+    """Lab ``(*, 3, h, w)`` (a tensor, or a numpy array: then torch is not needed) ->
+    sRGB uint8 ``(*, h, w, 3)``, desaturated into the gamut at constant luminance, so the
+    output keeps the given L*.
 
     The sRGB companding and rounding to 8 bits go through a table indexed by linear
     light (one gather instead of a power per channel; the same bytes as
     ``lab_to_rgb(lab, "preserve_l")`` rounded, but within 0.01 of a level from a half)."""
+    top = 2**_SRGB8_BITS - 1
+    if isinstance(lab, np.ndarray):
+        if lab.ndim < 3 or lab.shape[-3] != 3:
+            raise ValueError(f"lab must have shape (*, 3, H, W), got {lab.shape}")
+        lab = lab.astype(np.float32, copy=False)
+        lin = np.stack(_lab_to_linear_planes(lab[..., 0, :, :], lab[..., 1, :, :],
+                                             lab[..., 2, :, :]), -1)
+        out = (lin.min(-1) < 0) | (lin.max(-1) > 1)
+        if out.any():
+            bad = lin[out]
+            lin[out] = np.stack(_desaturate_planes(bad[:, 0], bad[:, 1], bad[:, 2]), -1)
+        idx = np.clip(lin * top + 0.5, 0, top).astype(np.int32)
+        return _SRGB8_TABLE[idx]
     import torch
 
     _check_channels(lab, "lab")
-    lin = torch.stack(_lab_to_linear_planes(*lab.float().unbind(-3)), -1)  # (..., 3)
+    lin_t = torch.stack(_lab_to_linear_planes(*lab.float().unbind(-3)), -1)  # (..., 3)
     # Few pixels leave the gamut: desaturate only those.
-    out = (lin.amin(-1) < 0) | (lin.amax(-1) > 1)
-    if bool(out.any()):
-        bad = lin[out]  # (k, 3)
-        lin[out] = torch.stack(_desaturate_planes(*bad.unbind(-1)), -1)
-    top = 2**_SRGB8_BITS - 1
-    idx = lin.mul_(top).add_(0.5).clamp_(0, top).to(torch.int32)
-    return _srgb8_lut()[idx].numpy()
+    out_t = (lin_t.amin(-1) < 0) | (lin_t.amax(-1) > 1)
+    if bool(out_t.any()):
+        bad_t = lin_t[out_t]  # (k, 3)
+        lin_t[out_t] = torch.stack(_desaturate_planes(*bad_t.unbind(-1)), -1)
+    idx_t = lin_t.mul_(top).add_(0.5).clamp_(0, top).to(torch.int32)
+    return torch.from_numpy(_SRGB8_TABLE)[idx_t].numpy()
 
 
 # ----------------------------------------------------------------------------- numpy

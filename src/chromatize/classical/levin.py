@@ -15,7 +15,6 @@ back. This multiresolution path is what meets 1 MP in about a second and 12 MP i
 from __future__ import annotations
 
 import numpy as np
-import torch
 from PIL import Image
 
 from chromatize.color import luminance
@@ -32,7 +31,7 @@ __all__ = ["MAX_PIXELS", "affinity_system", "levin_colorize", "levin_colorize_ma
 
 def _guided_upsample(l: np.ndarray, l_small: np.ndarray, ab_small: np.ndarray) -> np.ndarray:
     """ab ``(h, w, 2)`` solved on L* ``l_small`` -> ab ``(H, W, 2)`` guided by L* ``l``."""
-    ab = torch.from_numpy(np.ascontiguousarray(ab_small, np.float32)).permute(2, 0, 1)
+    ab = np.ascontiguousarray(ab_small.transpose(2, 0, 1), np.float32)
     return upsample_ab(l, fit_guided(l_small, ab))
 
 

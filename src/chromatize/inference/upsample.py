@@ -8,18 +8,26 @@ full-resolution L*, so colour edges follow luminance edges instead of bleeding a
 them. Full-size work runs in strips of rows, so memory stays bounded for very large
 photos; the output keeps the photo's own L* (colours that would leave the sRGB gamut are
 desaturated at constant luminance).
+
+Coefficients and ab may be numpy arrays or torch tensors: the network pipeline passes
+tensors (its ops run on every core), the classical methods numpy arrays, so that
+``chromatize scribble`` never imports torch (seconds of a command's wall time).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING, Union
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from chromatize import color
+
+if TYPE_CHECKING:
+    import torch
+
+Array = Union[np.ndarray, "torch.Tensor"]
 
 STRIP_ROWS = 256
 
@@ -68,21 +76,31 @@ def bilinear_resize(x: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return np.moveaxis(np.tensordot(rows, rx, axes=(1, 1)), -1, 1)
 
 
-def _box(x: torch.Tensor, r: int) -> torch.Tensor:
+def _box(x: Array, r: int) -> Array:
+    """Mean over the ``(2r+1)^2`` window of each pixel of ``(1, C, h, w)``, counting only
+    the pixels inside the image (as ``avg_pool2d(count_include_pad=False)``)."""
+    if isinstance(x, np.ndarray):
+        from scipy.ndimage import uniform_filter
+
+        size = (1, 1, 2 * r + 1, 2 * r + 1)
+        count = uniform_filter(np.ones(x.shape[-2:], np.float32), 2 * r + 1, mode="constant")
+        return uniform_filter(x, size, mode="constant") / count
+    import torch.nn.functional as F
+
     return F.avg_pool2d(x, 2 * r + 1, stride=1, padding=r, count_include_pad=False)
 
 
-def guided_coefficients(guide: torch.Tensor, src: torch.Tensor, radius: int = 2,
-                        eps: float = 1e-3) -> tuple[torch.Tensor, torch.Tensor]:
+def guided_coefficients(guide: Array, src: Array, radius: int = 2,
+                        eps: float = 1e-3) -> tuple[Array, Array]:
     """Guided filter coefficients at low resolution.
 
-    guide: ``(1, 1, h, w)`` L*/100; src: ``(1, C, h, w)``. Returns ``(A, B)`` each
-    ``(1, C, h, w)``, already box-averaged, so that ``A * guide_full + B`` (with A and B
-    upsampled) is the edge-aware upsampled ``src``.
+    guide: ``(1, 1, h, w)`` L*/100; src: ``(1, C, h, w)`` (both numpy or both torch).
+    Returns ``(A, B)`` each ``(1, C, h, w)``, already box-averaged, so that
+    ``A * guide_full + B`` (with A and B upsampled) is the edge-aware upsampled ``src``.
     """
     radius = max(1, min(radius, (min(guide.shape[-2:]) - 1) // 2)) if min(guide.shape[-2:]) > 2 else 0
     if radius == 0:
-        return torch.zeros_like(src), src
+        return src * 0, src
     mean_i = _box(guide, radius)
     mean_p = _box(src, radius)
     cov = _box(guide * src, radius) - mean_i * mean_p
@@ -92,17 +110,26 @@ def guided_coefficients(guide: torch.Tensor, src: torch.Tensor, radius: int = 2,
     return _box(a, radius), _box(b, radius)
 
 
-def fit_guided(l_small: np.ndarray, ab: torch.Tensor, radius: int = 2,
-               eps: float = 1e-3) -> torch.Tensor:
+def fit_guided(l_small: np.ndarray, ab: Array, radius: int = 2, eps: float = 1e-3) -> Array:
     """Guided filter coefficients ``(4, h', w')`` (A for a*, b*, then B) for low-res ab.
 
     l_small: L* ``(h, w)`` in [0, 100] of the small copy; ab: ``(2, h', w')`` in Lab units,
     at that size or smaller (a network's output stride): the guide is ``l_small``
-    area-averaged to ab's size.
+    area-averaged to ab's size. A numpy ``ab`` gives numpy coefficients, a tensor a tensor.
     """
-    guide = torch.from_numpy(np.array(l_small, np.float32))[None, None] / 100
-    guide = F.adaptive_avg_pool2d(guide, ab.shape[-2:])
-    coef_a, coef_b = guided_coefficients(guide, ab[None].float(), radius=radius, eps=eps)
+    if isinstance(ab, np.ndarray):
+        guide = np.asarray(l_small, np.float32)
+        if guide.shape != ab.shape[-2:]:
+            guide = area_resize(guide, ab.shape[-2:])
+        coef_a, coef_b = guided_coefficients((guide / 100)[None, None],
+                                             ab[None].astype(np.float32), radius, eps)
+        return np.concatenate([coef_a, coef_b], 1)[0]
+    import torch
+    import torch.nn.functional as F
+
+    guide_t = torch.from_numpy(np.array(l_small, np.float32))[None, None] / 100
+    guide_t = F.adaptive_avg_pool2d(guide_t, ab.shape[-2:])
+    coef_a, coef_b = guided_coefficients(guide_t, ab[None].float(), radius=radius, eps=eps)
     return torch.cat([coef_a, coef_b], 1)[0]
 
 
@@ -114,42 +141,53 @@ def bilinear_taps(n_out: int, n_in: int) -> tuple[np.ndarray, np.ndarray, np.nda
     return i0, np.minimum(i0 + 1, n_in - 1), (x - i0).astype(np.float32)
 
 
-def _lerp(x: torch.Tensor, taps: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
-          dim: int) -> torch.Tensor:
-    """Bilinear resampling of ``x`` along ``dim`` by precomputed taps (two gathers and a
+def _lerp(x: Array, taps: tuple[np.ndarray, np.ndarray, np.ndarray], axis: int) -> Array:
+    """Bilinear resampling of ``x`` along ``axis`` by precomputed taps (two gathers and a
     blend: O(output), where a dense resampling matrix costs O(output x input))."""
     i0, i1, t = taps
-    shape = [1] * x.dim()
-    shape[dim] = -1
-    a, b = x.index_select(dim, i0), x.index_select(dim, i1)
-    return torch.lerp(a, b, t.view(shape))
+    shape = [1] * x.ndim
+    shape[axis] = -1
+    if isinstance(x, np.ndarray):
+        a = np.take(x, i0, axis)
+        return a + (np.take(x, i1, axis) - a) * t.reshape(shape)
+    import torch
+
+    i0_t, i1_t = torch.from_numpy(i0), torch.from_numpy(i1)
+    return torch.lerp(x.index_select(axis, i0_t), x.index_select(axis, i1_t),
+                      torch.from_numpy(t).view(shape))
 
 
-def _strips(coef: torch.Tensor, shape: tuple[int, int],
-            ) -> Iterator[tuple[int, int, torch.Tensor]]:
+def _strips(coef: Array, shape: tuple[int, int]) -> Iterator[tuple[int, int, Array]]:
     """Coefficients ``(4, h', w')`` upsampled bilinearly to ``shape`` (H, W) one strip of
-    rows at a time: ``(r0, r1, coefficients (4, r1 - r0, W))``."""
+    rows at a time: ``(r0, r1, coefficients (4, r1 - r0, W))``, of ``coef``'s kind."""
     h_full, w_full = shape
-    ry = [torch.from_numpy(a) for a in bilinear_taps(h_full, coef.shape[1])]
-    rx = [torch.from_numpy(a) for a in bilinear_taps(w_full, coef.shape[2])]
-    cols = _lerp(coef.float(), rx, 2)  # (4, h', W): columns first, h' rows only
+    ry = bilinear_taps(h_full, coef.shape[1])
+    coef = coef.astype(np.float32) if isinstance(coef, np.ndarray) else coef.float()
+    cols = _lerp(coef, bilinear_taps(w_full, coef.shape[2]), 2)  # (4, h', W): h' rows only
     for r0 in range(0, h_full, STRIP_ROWS):
         r1 = min(h_full, r0 + STRIP_ROWS)
-        yield r0, r1, _lerp(cols, [a[r0:r1] for a in ry], 1)
+        yield r0, r1, _lerp(cols, tuple(a[r0:r1] for a in ry), 1)  # type: ignore[arg-type]
 
 
-def _apply(c: torch.Tensor, l: torch.Tensor) -> torch.Tensor:
+def _apply(c: Array, l: Array) -> Array:
     """ab ``(2, rows, W)`` = A * L/100 + B, from coefficients ``(4, rows, W)`` and L*."""
-    return (c[:2] * (l / 100) + c[2:]).clamp_(-110, 110)
+    ab = c[:2] * (l / 100) + c[2:]
+    return np.clip(ab, -110, 110, out=ab) if isinstance(ab, np.ndarray) else ab.clamp_(-110, 110)
 
 
-def upsample_ab(l: np.ndarray, coef: torch.Tensor) -> np.ndarray:
+def upsample_ab(l: np.ndarray, coef: Array) -> np.ndarray:
     """Edge-aware ab ``(H, W, 2)`` float32 from the full-size L* ``(H, W)`` in [0, 100] and
-    the coefficients of :func:`fit_guided`."""
+    the coefficients of :func:`fit_guided` (numpy or torch)."""
     out = np.empty(l.shape + (2,), np.float32)
+    numpy = isinstance(coef, np.ndarray)
     for r0, r1, c in _strips(coef, l.shape):
-        out[r0:r1] = _apply(c, torch.from_numpy(np.array(l[r0:r1], np.float32))
-                            ).permute(1, 2, 0).numpy()
+        rows = np.array(l[r0:r1], np.float32)
+        if numpy:
+            out[r0:r1] = _apply(c, rows).transpose(1, 2, 0)
+        else:
+            import torch
+
+            out[r0:r1] = _apply(c, torch.from_numpy(rows)).permute(1, 2, 0).numpy()
     return out
 
 
@@ -160,38 +198,47 @@ def _image(rgb: np.ndarray, alpha: Image.Image | None) -> Image.Image:
     return image
 
 
-def compose(src: np.ndarray, coef: torch.Tensor, alpha: Image.Image | None = None,
-            extra: torch.Tensor | None = None,
+def compose(src: np.ndarray, coef: Array, alpha: Image.Image | None = None,
+            extra: Array | None = None,
             marks: tuple[np.ndarray, np.ndarray] | None = None) -> Image.Image:
     """The full-size photo from source pixels (:func:`chromatize.io.to_pixels`) and the
-    guided coefficients of :func:`fit_guided`: ab = A * L/100 + B joined with the source's
-    own L*. RGB, or RGBA with ``alpha``.
+    guided coefficients of :func:`fit_guided` (numpy or torch): ab = A * L/100 + B joined
+    with the source's own L*. RGB, or RGBA with ``alpha``.
 
     ``extra``: more coefficients ``(4, h2, w2)`` at another resolution whose ab is added
     (a correction, see :mod:`chromatize.inference.steer`). ``marks``: ``(hint_ab (H, W, 2),
     hint_mask (H, W))``, whose marked pixels get exactly the marks' ab."""
+    numpy = isinstance(coef, np.ndarray)
+    if not numpy:
+        import torch
     out = np.empty(src.shape[:2] + (3,), np.uint8)
     strips = _strips(coef, src.shape[:2])
     more = _strips(extra, src.shape[:2]) if extra is not None else None
     for r0, r1, c in strips:
         if more is not None:
             c = c + next(more)[2]
-        l = torch.from_numpy(color.luminance(src[r0:r1]))
+        l_np = color.luminance(src[r0:r1])
+        l = l_np if numpy else torch.from_numpy(l_np)
         ab = _apply(c, l)
         if marks is not None and marks[1][r0:r1].any():
             here = marks[1][r0:r1]
-            ab[:, torch.from_numpy(here)] = torch.from_numpy(marks[0][r0:r1][here]).T.float()
-        out[r0:r1] = color.lab_to_rgb8(torch.cat([l[None], ab]))
+            got = marks[0][r0:r1][here].T.astype(np.float32)
+            if numpy:
+                ab[:, here] = got
+            else:
+                ab[:, torch.from_numpy(here)] = torch.from_numpy(got)
+        out[r0:r1] = color.lab_to_rgb8(np.concatenate([l[None], ab]) if numpy
+                                       else torch.cat([l[None], ab]))
     return _image(out, alpha)
 
 
 def render(l: np.ndarray, ab: np.ndarray, alpha: Image.Image | None = None) -> Image.Image:
     """L* ``(H, W)`` in [0, 100] and ab ``(H, W, 2)`` -> RGB (RGBA with ``alpha``) image
-    whose L* is ``l``, converted in strips of rows."""
+    whose L* is ``l``, converted in strips of rows (numpy only: no torch needed)."""
     h = l.shape[0]
     out = np.empty(l.shape + (3,), np.uint8)
     for r0 in range(0, h, STRIP_ROWS):
         r1 = min(h, r0 + STRIP_ROWS)
-        lab = np.concatenate([l[r0:r1, :, None], ab[r0:r1]], -1).astype(np.float32)
-        out[r0:r1] = color.lab_to_rgb8(torch.from_numpy(lab).permute(2, 0, 1))
+        lab = np.concatenate([l[None, r0:r1], ab[r0:r1].transpose(2, 0, 1)]).astype(np.float32)
+        out[r0:r1] = color.lab_to_rgb8(lab)
     return _image(out, alpha)
