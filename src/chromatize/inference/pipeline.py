@@ -364,14 +364,16 @@ class Colorizer:
 
         coef, prior = self._steer_prior(l_small, ab, logits, memo)
         delta = steer.correct(prior, *hints)
-        extra = fit_guided(l_small, torch.from_numpy(delta).permute(2, 0, 1))
-        return compose(src, coef, alpha, extra=extra, marks=hints)
+        # Both sets of coefficients at the working size: one upsampling to full size.
+        coef = coef + fit_guided(l_small, torch.from_numpy(delta).permute(2, 0, 1))
+        return compose(src, coef, alpha, marks=hints)
 
     def _steer_prior(self, l_small: np.ndarray, ab: torch.Tensor, logits: torch.Tensor | None,
                      memo: dict[Any, Any] | None) -> tuple[torch.Tensor, Any]:
-        """The guided coefficients of ``ab`` and the :class:`~chromatize.inference.steer.Prior`
-        that marks correct, kept in ``memo`` (the cached network output's) under ``ab``'s
-        decoding, so a re-solve after new marks does not compute them again."""
+        """The guided coefficients of ``ab`` brought to the working size ``(4, h, w)`` and the
+        :class:`~chromatize.inference.steer.Prior` that marks correct, kept in ``memo`` (the
+        cached network output's) under ``ab``'s decoding, so a re-solve after new marks
+        does not compute them again."""
         from chromatize.inference import steer
 
         key = ("steer", hashlib.blake2b(ab.numpy().tobytes(), digest_size=16).hexdigest())
@@ -383,7 +385,7 @@ class Colorizer:
                            align_corners=False)[0]
         prior = (up[:2] * torch.from_numpy(l_small)[None] / 100 + up[2:]).permute(1, 2, 0)
         bins = self.model.head.bins.cpu() if logits is not None else None  # type: ignore[union-attr]
-        out = coef, steer.prepare(l_small, prior.numpy(), ab, logits, bins)
+        out = up, steer.prepare(l_small, prior.numpy(), ab, logits, bins)
         if memo is not None:
             memo[key] = out
         return out
