@@ -150,3 +150,44 @@ def test_sizes_and_samples_out_of_range_are_refused(tmp_path, color_photo):
     with pytest.raises(UsageError, match=f"samples must be from 1 to {MAX_SAMPLES}, got 1000"):
         colorizer.colorize(color_photo, samples=1000)
     assert len(colorizer.colorize(color_photo, samples=2)) == 2
+
+
+def test_one_torch_thread_restores_the_setting_and_nests():
+    import threading
+
+    import torch
+
+    from chromatize.inference.pipeline import one_torch_thread
+
+    before = torch.get_num_threads()
+    seen = []
+
+    def inner():
+        with one_torch_thread():
+            seen.append(torch.get_num_threads())
+
+    with one_torch_thread():
+        seen.append(torch.get_num_threads())
+        t = threading.Thread(target=inner)
+        t.start()
+        t.join()
+        seen.append(torch.get_num_threads())  # the other block left; this one still holds
+    assert seen == [1, 1, 1] and torch.get_num_threads() == before
+
+
+def test_strips_in_parallel_give_the_sequential_result():
+    import numpy as np
+    import torch
+
+    from chromatize.inference import upsample
+
+    rng = np.random.default_rng(0)
+    src = (rng.random((700, 300)) * 255).astype(np.uint8)
+    coef = torch.randn(4, 40, 30) * 3
+    want = np.concatenate([upsample._apply(c, torch.from_numpy(upsample.color.luminance(
+        src[r0:r1]))).numpy() for r0, r1, c in upsample._strips(coef, src.shape)], 1)
+    got_rgb = np.asarray(upsample.compose(src, coef))
+    lab = upsample.color.rgb_to_lab_np(got_rgb / 255)
+    # The composed photo's ab is the strips' ab (up to 8-bit rounding and gamut fitting).
+    inside = np.abs(want).max(0) < 20
+    assert np.median(np.abs(lab[..., 1:].transpose(2, 0, 1) - want)[:, inside]) < 1.0

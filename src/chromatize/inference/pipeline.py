@@ -12,12 +12,13 @@ so memory stays bounded for very large photos.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +40,30 @@ from chromatize.models.heads import ClassificationHead, decode_ab, sample_ab
 #: Most colorings one call gives (``samples``): each is a full-size photo held in memory
 #: until written (about 10 MB for a 3-megapixel photo), so 64 stay under a gigabyte.
 MAX_SAMPLES = 64
+_threads_lock = threading.Lock()
+_threads_users = 0
+_threads_saved = 1
+
+
+@contextlib.contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """Run the block with one torch intra-op thread: for the many small tensor operations
+    of a re-solve, waking the thread pool after numpy/SciPy work costs more than it
+    saves. Re-entrant and thread-safe (the setting is per process: the last block to
+    leave restores it; other threads' work meanwhile only runs on one thread too)."""
+    global _threads_users, _threads_saved
+    with _threads_lock:
+        if _threads_users == 0:
+            _threads_saved = torch.get_num_threads()
+            torch.set_num_threads(1)
+        _threads_users += 1
+    try:
+        yield
+    finally:
+        with _threads_lock:
+            _threads_users -= 1
+            if _threads_users == 0:
+                torch.set_num_threads(_threads_saved)
 #: Largest ``boost``: the colour distribution is reweighted by class weight ** boost, and
 #: beyond this only the rarest colours are left.
 MAX_BOOST = 3.0
@@ -362,10 +387,11 @@ class Colorizer:
             return compose(src, fit_guided(l_small, ab), alpha)
         from chromatize.inference import steer  # scipy's sparse solvers, only for marks
 
-        coef, prior = self._steer_prior(l_small, ab, logits, memo)
-        delta = steer.correct(prior, *hints)
-        # Both sets of coefficients at the working size: one upsampling to full size.
-        coef = coef + fit_guided(l_small, torch.from_numpy(delta).permute(2, 0, 1))
+        with one_torch_thread():  # working-size tensors: waking a thread pool costs more
+            coef, prior = self._steer_prior(l_small, ab, logits, memo)
+            delta = steer.correct(prior, *hints)
+            # Both sets of coefficients at the working size: one upsampling to full size.
+            coef = coef + fit_guided(l_small, torch.from_numpy(delta).permute(2, 0, 1))
         return compose(src, coef, alpha, marks=hints)
 
     def _steer_prior(self, l_small: np.ndarray, ab: torch.Tensor, logits: torch.Tensor | None,

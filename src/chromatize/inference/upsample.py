@@ -16,7 +16,10 @@ tensors (its ops run on every core), the classical methods numpy arrays, so that
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Union
 
 import numpy as np
@@ -129,7 +132,9 @@ def fit_guided(l_small: np.ndarray, ab: Array, radius: int = 2, eps: float = 1e-
 
     guide_t = torch.from_numpy(np.array(l_small, np.float32))[None, None] / 100
     guide_t = F.adaptive_avg_pool2d(guide_t, ab.shape[-2:])
-    coef_a, coef_b = guided_coefficients(guide_t, ab[None].float(), radius=radius, eps=eps)
+    # Contiguous: the box filters run 3x slower on a permuted (H, W, C) view.
+    coef_a, coef_b = guided_coefficients(guide_t, ab[None].float().contiguous(), radius=radius,
+                                         eps=eps)
     return torch.cat([coef_a, coef_b], 1)[0]
 
 
@@ -160,13 +165,41 @@ def _lerp(x: Array, taps: tuple[np.ndarray, np.ndarray, np.ndarray], axis: int) 
 def _strips(coef: Array, shape: tuple[int, int]) -> Iterator[tuple[int, int, Array]]:
     """Coefficients ``(4, h', w')`` upsampled bilinearly to ``shape`` (H, W) one strip of
     rows at a time: ``(r0, r1, coefficients (4, r1 - r0, W))``, of ``coef``'s kind."""
+    rows = _row_upsampler(coef, shape)
+    for r0 in range(0, shape[0], STRIP_ROWS):
+        r1 = min(shape[0], r0 + STRIP_ROWS)
+        yield r0, r1, rows(r0, r1)
+
+
+def _row_upsampler(coef: Array, shape: tuple[int, int]) -> Callable[[int, int], Array]:
+    """``rows(r0, r1)``: rows ``r0:r1`` of ``coef`` ``(4, h', w')`` upsampled bilinearly to
+    ``shape`` (H, W), as ``(4, r1 - r0, W)``; the column pass is done once, here."""
     h_full, w_full = shape
     ry = bilinear_taps(h_full, coef.shape[1])
     coef = coef.astype(np.float32) if isinstance(coef, np.ndarray) else coef.float()
     cols = _lerp(coef, bilinear_taps(w_full, coef.shape[2]), 2)  # (4, h', W): h' rows only
-    for r0 in range(0, h_full, STRIP_ROWS):
-        r1 = min(h_full, r0 + STRIP_ROWS)
-        yield r0, r1, _lerp(cols, tuple(a[r0:r1] for a in ry), 1)  # type: ignore[arg-type]
+    return lambda r0, r1: _lerp(cols, tuple(a[r0:r1] for a in ry), 1)  # type: ignore[arg-type]
+
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _each_strip(h: int, job: Callable[[int, int], None]) -> None:
+    """``job(r0, r1)`` for every strip of ``STRIP_ROWS`` rows of ``h``, on a small shared
+    pool of threads: torch and numpy release the GIL, so strips run in parallel without
+    waking an intra-op thread pool for every operation (12 MP: 0.58 -> 0.43 s)."""
+    global _pool
+    starts = range(0, h, STRIP_ROWS)
+    if len(starts) == 1:
+        job(0, h)
+        return
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max(1, min(4, os.cpu_count() or 1)),
+                                       thread_name_prefix="chromatize-strips")
+    for future in [_pool.submit(job, r0, min(h, r0 + STRIP_ROWS)) for r0 in starts]:
+        future.result()
 
 
 def _apply(c: Array, l: Array) -> Array:
@@ -212,11 +245,13 @@ def compose(src: np.ndarray, coef: Array, alpha: Image.Image | None = None,
     if not numpy:
         import torch
     out = np.empty(src.shape[:2] + (3,), np.uint8)
-    strips = _strips(coef, src.shape[:2])
-    more = _strips(extra, src.shape[:2]) if extra is not None else None
-    for r0, r1, c in strips:
+    rows = _row_upsampler(coef, src.shape[:2])
+    more = _row_upsampler(extra, src.shape[:2]) if extra is not None else None
+
+    def strip(r0: int, r1: int) -> None:
+        c = rows(r0, r1)
         if more is not None:
-            c = c + next(more)[2]
+            c = c + more(r0, r1)
         l_np = color.luminance(src[r0:r1])
         l = l_np if numpy else torch.from_numpy(l_np)
         ab = _apply(c, l)
@@ -229,16 +264,19 @@ def compose(src: np.ndarray, coef: Array, alpha: Image.Image | None = None,
                 ab[:, torch.from_numpy(here)] = torch.from_numpy(got)
         out[r0:r1] = color.lab_to_rgb8(np.concatenate([l[None], ab]) if numpy
                                        else torch.cat([l[None], ab]))
+
+    _each_strip(src.shape[0], strip)
     return _image(out, alpha)
 
 
 def render(l: np.ndarray, ab: np.ndarray, alpha: Image.Image | None = None) -> Image.Image:
     """L* ``(H, W)`` in [0, 100] and ab ``(H, W, 2)`` -> RGB (RGBA with ``alpha``) image
     whose L* is ``l``, converted in strips of rows (numpy only: no torch needed)."""
-    h = l.shape[0]
     out = np.empty(l.shape + (3,), np.uint8)
-    for r0 in range(0, h, STRIP_ROWS):
-        r1 = min(h, r0 + STRIP_ROWS)
+
+    def strip(r0: int, r1: int) -> None:
         lab = np.concatenate([l[None, r0:r1], ab[r0:r1].transpose(2, 0, 1)]).astype(np.float32)
         out[r0:r1] = color.lab_to_rgb8(lab)
+
+    _each_strip(l.shape[0], strip)
     return _image(out, alpha)
