@@ -2,9 +2,10 @@
 
 Starts the app with uvicorn on a free localhost port, opens the page in headless Chromium
 (Debian's ``chromium`` + ``chromium-driver``, driven by Selenium), opens a photo resized
-to about ``--megapixels`` MP, then places ``--points`` colour points one by one (a click opens the point's palette),
-each recoloured through the page's colour input, and drags one. For every change the page
-records the time from the change (click, swatch, drag end) to the new result on screen
+to about ``--megapixels`` MP, then places ``--points`` colour points one by one (a click
+opens the point's palette), each recoloured through the page's colour input, and drags
+one. For every change the page records the time from the change (recolour, drag end) to
+the new result on screen
 (``window.chromatizeStats``, including its short debounce); the script prints the median
 and the worst.
 
