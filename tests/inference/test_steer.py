@@ -267,3 +267,21 @@ def test_a_resolve_from_the_memo_equals_a_fresh_solve():
     assert warm.cache_info()["misses"] == 1
     fresh = np.asarray(Colorizer.load("default", device="cpu").colorize(gray, marks=marks))
     assert np.array_equal(again, fresh)
+
+
+def test_propagate_reuses_its_pyramid_for_new_marks_with_the_same_result():
+    from chromatize.inference.propagate import propagate
+
+    rng = np.random.default_rng(1)
+    l = np.cumsum(rng.random((150, 170)), 1).astype(np.float32) / 1.7
+    screen = np.full(l.shape, 1e-3, np.float32)
+    cache: dict = {}
+    for seed in (2, 3):  # two sets of marks on the same photo
+        r = np.random.default_rng(seed)
+        mask = np.zeros(l.shape, bool)
+        mask[r.integers(0, 150, 8), r.integers(0, 170, 8)] = True
+        target = np.where(mask[..., None], r.normal(size=l.shape + (2,)) * 20, 0).astype(np.float32)
+        fresh = propagate(l, target, mask, screen, coarsest_side=32)
+        kept = propagate(l, target, mask, screen, coarsest_side=32, cache=cache)
+        assert np.array_equal(fresh, kept)
+    assert ("pyramid", 32) in cache

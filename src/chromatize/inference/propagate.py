@@ -30,6 +30,8 @@ fraction of the time of an exact one.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import scipy.sparse as sp
 from scipy.ndimage import uniform_filter
@@ -52,15 +54,11 @@ def _pair_slices(dy: int, dx: int, h: int, w: int) -> tuple[tuple[slice, slice],
     return a, b
 
 
-def affinity_system(l: np.ndarray, target: np.ndarray, mask: np.ndarray,
-                    screen: np.ndarray | None = None) -> tuple[sp.csr_matrix, np.ndarray]:
-    """The system ``A x = b`` minimising the energy of the module docstring.
-
-    l: L* ``(H, W)`` in [0, 100]; target ``(H, W, C)`` (used at marked pixels); mask
-    ``(H, W)`` bool, the marked pixels; screen ``(H, W)`` >= 0 or None. Returns ``A``
-    (H*W, H*W) CSR, symmetric positive definite (identity rows and columns at marked
-    pixels), and ``b`` ``(H*W, C)``; the solution is ``u`` in row-major order.
-    """
+def neighbour_weights(l: np.ndarray) -> list[np.ndarray]:
+    """The affinity of each neighbour pair of L* ``(H, W)`` in [0, 100], one array per
+    offset of ``_OFFSETS`` (shaped like that offset's overlap): what
+    :func:`affinity_system` needs from the photo alone, so it can be kept between solves
+    with other marks."""
     h, w = l.shape
     y = l.astype(np.float64) / 100
     mean = uniform_filter(y, 3, mode="nearest")
@@ -72,14 +70,30 @@ def affinity_system(l: np.ndarray, target: np.ndarray, mask: np.ndarray,
         np.minimum(nearest[a], d2, out=nearest[a])
         np.minimum(nearest[b], d2, out=nearest[b])
     sigma2 = np.maximum(np.maximum(0.6 * var, nearest / np.log(100)), MIN_SIGMA2)
+    return [np.exp(-2 * d2 / (sigma2[a] + sigma2[b])) for (a, b), d2 in zip(pairs, diff2)]
 
+
+def affinity_system(l: np.ndarray, target: np.ndarray, mask: np.ndarray,
+                    screen: np.ndarray | None = None,
+                    weights: list[np.ndarray] | None = None) -> tuple[sp.csr_matrix, np.ndarray]:
+    """The system ``A x = b`` minimising the energy of the module docstring.
+
+    l: L* ``(H, W)`` in [0, 100]; target ``(H, W, C)`` (used at marked pixels); mask
+    ``(H, W)`` bool, the marked pixels; screen ``(H, W)`` >= 0 or None; weights: ``l``'s
+    :func:`neighbour_weights` if already known. Returns ``A`` (H*W, H*W) CSR, symmetric
+    positive definite (identity rows and columns at marked pixels), and ``b`` ``(H*W, C)``;
+    the solution is ``u`` in row-major order.
+    """
+    h, w = l.shape
+    if weights is None:
+        weights = neighbour_weights(l)
+    pairs = [_pair_slices(dy, dx, h, w) for dy, dx in _OFFSETS]
     free = ~mask
     known = np.where(mask[..., None], target, 0).astype(np.float64)
     degree = np.zeros((h, w)) if screen is None else screen.astype(np.float64).copy()
     rhs = np.zeros((h, w, target.shape[-1]))
     bands, offsets = [degree.ravel()], [0]
-    for (dy, dx), (a, b), d2 in zip(_OFFSETS, pairs, diff2):
-        wgt = np.exp(-2 * d2 / (sigma2[a] + sigma2[b]))
+    for (dy, dx), (a, b), wgt in zip(_OFFSETS, pairs, weights):
         degree[a] += wgt
         degree[b] += wgt
         rhs[a] += wgt[..., None] * known[b]  # known is zero at free pixels
@@ -128,24 +142,35 @@ def _pcg(a_mat: sp.csr_matrix, b: np.ndarray, x: np.ndarray, iterations: int) ->
 
 def propagate(l: np.ndarray, target: np.ndarray, mask: np.ndarray,
               screen: np.ndarray | None = None, iterations: int = ITERATIONS,
-              coarsest_side: int = COARSEST_SIDE) -> np.ndarray:
+              coarsest_side: int = COARSEST_SIDE,
+              cache: dict[Any, Any] | None = None) -> np.ndarray:
     """Spread ``target`` from the marked pixels over the photo (see the module docstring).
 
     l: L* ``(H, W)`` in [0, 100]; target ``(H, W, C)`` (only its marked pixels count);
     mask ``(H, W)`` bool with at least one mark; screen ``(H, W)`` >= 0 or None (pure
     Levin). ``iterations``: conjugate gradient steps on each pyramid level above the
-    coarsest, whose short side is ``coarsest_side`` to twice that. Returns ``(H, W, C)``
-    float32, equal to ``target`` at marked pixels.
+    coarsest, whose short side is ``coarsest_side`` to twice that. ``cache``: a dict kept
+    between solves on the same ``l`` and ``screen`` (other marks): the pyramid of L* and
+    screen and the neighbour weights of each level are computed once. Returns
+    ``(H, W, C)`` float32, equal to ``target`` at marked pixels.
     """
-    levels = [(l, target, mask, screen)]
-    while min(levels[-1][0].shape) >= 2 * coarsest_side:
-        l_k, t_k, m_k, s_k = levels[-1]
-        shape = ((l_k.shape[0] + 1) // 2, (l_k.shape[1] + 1) // 2)
-        levels.append((area_resize(l_k, shape), *pool_hints(t_k, m_k, shape),
-                       None if s_k is None else 4 * area_resize(s_k, shape)))
+    cache = {} if cache is None else cache
+    if ("pyramid", coarsest_side) not in cache:
+        pyramid = [(l, screen)]
+        while min(pyramid[-1][0].shape) >= 2 * coarsest_side:
+            l_k, s_k = pyramid[-1]
+            shape = ((l_k.shape[0] + 1) // 2, (l_k.shape[1] + 1) // 2)
+            pyramid.append((area_resize(l_k, shape),
+                            None if s_k is None else 4 * area_resize(s_k, shape)))
+        cache[("pyramid", coarsest_side)] = [(l_k, s_k, neighbour_weights(l_k))
+                                             for l_k, s_k in pyramid]
+    pyramid = cache[("pyramid", coarsest_side)]
+    marks = [(target, mask)]
+    for l_k, _, _ in pyramid[1:]:
+        marks.append(pool_hints(*marks[-1], l_k.shape))
     u: np.ndarray | None = None
-    for l_k, t_k, m_k, s_k in reversed(levels):
-        a_mat, rhs = affinity_system(l_k, t_k, m_k, s_k)
+    for (l_k, s_k, w_k), (t_k, m_k) in zip(reversed(pyramid), reversed(marks)):
+        a_mat, rhs = affinity_system(l_k, t_k, m_k, s_k, weights=w_k)
         if u is None:
             x = spsolve(a_mat.tocsc(), rhs)
         else:

@@ -27,7 +27,8 @@ They are reported on val (docs/hints.md), never chosen there.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -76,6 +77,8 @@ class Prior:
     l_net: np.ndarray
     features: np.ndarray | None
     screen: np.ndarray
+    # the local step's pyramid and neighbour weights (propagate's cache), filled on use
+    solver: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 def prepare(l_small: np.ndarray, prior: np.ndarray, ab_net: torch.Tensor,
@@ -126,7 +129,7 @@ def correct(p: Prior, hint_ab: np.ndarray, hint_mask: np.ndarray) -> np.ndarray:
     base = bilinear_resize(coarse, shape)
     # The data term keeps this system well conditioned: a small coarsest level will do.
     local = propagate(p.l_small, np.where(marks[..., None], target - base, 0), marks,
-                      p.screen, coarsest_side=COARSEST_SIDE)
+                      p.screen, coarsest_side=COARSEST_SIDE, cache=p.solver)
     out = base + local
     # Far from every mark the correction decays below float32's normal range; denormal
     # arithmetic is 10-100x slower on x86, and such values are 0 for any colour.
