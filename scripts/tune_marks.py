@@ -11,6 +11,7 @@ the mean by more than 0.01 dB. Val is for reporting only (benchmarks/hint_sweep.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -36,6 +37,8 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=60)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--levin", action="store_true", help="also print Levin's row")
+    parser.add_argument("--grid", type=json.loads, default=GRID,
+                        help='JSON {"CONSTANT": [values...]} to try instead of the default grid')
     args = parser.parse_args()
     photos, _, _ = select_photos(list_images(args.photos), 256, args.limit, args.seed)
     photos = [_square(p, 256) for p in photos]
@@ -58,9 +61,9 @@ def main() -> None:
 
     if args.levin:
         show("levin", hint_sweep(levin, photos, NS))
-    base = {key: getattr(steer, key) for key in GRID}
+    base = {key: getattr(steer, key) for key in args.grid}
     best = show(f"current {base}", run(base))
-    for key, values in GRID.items():
+    for key, values in args.grid.items():
         for value in values:
             cfg = dict(base, **{key: value})
             score = show(f"{key}={value}", run(cfg))
