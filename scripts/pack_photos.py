@@ -16,7 +16,9 @@ import zipfile
 from multiprocessing import Pool
 from pathlib import Path
 
-from PIL import Image, ImageOps
+from PIL import Image
+
+from chromatize.training.data import decode
 
 SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 
@@ -25,7 +27,7 @@ def shrink(job: tuple[Path, int, int]) -> bytes | None:
     """One photo -> WebP bytes of its centre square at ``side`` px, or None if unreadable."""
     path, side, quality = job
     try:
-        im = ImageOps.exif_transpose(Image.open(path)).convert("RGB")
+        im = decode(path, side).convert("RGB")  # upright, as the training loader reads it
     except (OSError, ValueError):
         return None
     w, h = im.size

@@ -13,7 +13,7 @@ D65, 2 degree observer), so results agree with it to well below 1e-3 Lab units.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Union
 
 import numpy as np
 from PIL import Image
@@ -203,30 +203,30 @@ def lab_to_rgb8(lab: Array) -> np.ndarray:
     The sRGB companding and rounding to 8 bits go through a table indexed by linear
     light (one gather instead of a power per channel; the same bytes as
     ``lab_to_rgb(lab, "preserve_l")`` rounded, but within 0.01 of a level from a half)."""
-    top = 2**_SRGB8_BITS - 1
-    if isinstance(lab, np.ndarray):
+    numpy = isinstance(lab, np.ndarray)
+    if numpy:
         if lab.ndim < 3 or lab.shape[-3] != 3:
             raise ValueError(f"lab must have shape (*, 3, H, W), got {lab.shape}")
         lab = lab.astype(np.float32, copy=False)
-        lin = np.stack(_lab_to_linear_planes(lab[..., 0, :, :], lab[..., 1, :, :],
-                                             lab[..., 2, :, :]), -1)
-        out = (lin.min(-1) < 0) | (lin.max(-1) > 1)
-        if out.any():
-            bad = lin[out]
-            lin[out] = np.stack(_desaturate_planes(bad[:, 0], bad[:, 1], bad[:, 2]), -1)
-        idx = np.clip(lin * top + 0.5, 0, top).astype(np.int32)
-        return _SRGB8_TABLE[idx]
-    import torch
+        planes = [lab[..., c, :, :] for c in range(3)]
+        stack = np.stack
+    else:
+        import torch
 
-    _check_channels(lab, "lab")
-    lin_t = torch.stack(_lab_to_linear_planes(*lab.float().unbind(-3)), -1)  # (..., 3)
+        _check_channels(lab, "lab")
+        planes = list(lab.float().unbind(-3))
+        stack = torch.stack
+    lin = stack(_lab_to_linear_planes(*planes), -1)  # (..., 3)
     # Few pixels leave the gamut: desaturate only those.
-    out_t = (lin_t.amin(-1) < 0) | (lin_t.amax(-1) > 1)
-    if bool(out_t.any()):
-        bad_t = lin_t[out_t]  # (k, 3)
-        lin_t[out_t] = torch.stack(_desaturate_planes(*bad_t.unbind(-1)), -1)
-    idx_t = lin_t.mul_(top).add_(0.5).clamp_(0, top).to(torch.int32)
-    return torch.from_numpy(_SRGB8_TABLE)[idx_t].numpy()
+    outside = ((lin < 0) | (lin > 1)).any(-1)
+    if bool(outside.any()):
+        bad = lin[outside]  # (k, 3)
+        lin[outside] = stack(_desaturate_planes(bad[:, 0], bad[:, 1], bad[:, 2]), -1)
+    top = 2**_SRGB8_BITS - 1
+    idx = _clamp(lin * top + 0.5, 0, top)
+    if numpy:
+        return _SRGB8_TABLE[idx.astype(np.int32)]
+    return torch.from_numpy(_SRGB8_TABLE)[idx.to(torch.int32)].numpy()
 
 
 # ----------------------------------------------------------------------------- numpy

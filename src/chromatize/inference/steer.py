@@ -83,7 +83,10 @@ class Prior:
 
 def prepare(l_small: np.ndarray, prior: np.ndarray, ab_net: torch.Tensor,
             logits: torch.Tensor | None, bins: torch.Tensor | None) -> Prior:
-    """The mark-independent part of :func:`correction` (arguments as there)."""
+    """The mark-independent part of the correction: l_small L* ``(h, w)`` of the copy the
+    network saw; prior its ab brought to ``(h, w, 2)``; ab_net ``(2, h', w')`` and logits
+    ``(Q, h', w')`` (classification models, else None) at the network's output
+    resolution, with ``bins`` ``(Q, 2)``."""
     shape, net_shape = l_small.shape, tuple(ab_net.shape[-2:])
     features = None
     if logits is not None:
@@ -136,18 +139,3 @@ def correct(p: Prior, hint_ab: np.ndarray, hint_mask: np.ndarray) -> np.ndarray:
     out[np.abs(out) < 1e-6] = 0
     return out
 
-
-def correction(l_small: np.ndarray, prior: np.ndarray, ab_net: torch.Tensor,
-               logits: torch.Tensor | None, bins: torch.Tensor | None,
-               hint_ab: np.ndarray, hint_mask: np.ndarray) -> np.ndarray:
-    """The change the marks make to the network's colours, at the working resolution.
-
-    l_small: L* ``(h, w)`` of the copy the network saw; prior: the network's ab brought
-    to ``(h, w, 2)``; ab_net ``(2, h', w')`` and logits ``(Q, h', w')`` (classification
-    models, else None) at the network's output resolution, with ``bins`` ``(Q, 2)``;
-    hint_ab ``(H, W, 2)`` and hint_mask ``(H, W)`` bool the marks at the photo's size
-    (at least one). Returns ``(h, w, 2)`` float32 in Lab units, such that ``prior + it``
-    has the marks' colours at the marked pixels (pooled to ``(h, w)``). The same as
-    ``correct(prepare(...), hint_ab, hint_mask)``.
-    """
-    return correct(prepare(l_small, prior, ab_net, logits, bins), hint_ab, hint_mask)

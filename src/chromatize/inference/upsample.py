@@ -236,26 +236,21 @@ def _image(rgb: np.ndarray, alpha: Image.Image | None) -> Image.Image:
 
 
 def compose(src: np.ndarray, coef: Array, alpha: Image.Image | None = None,
-            extra: Array | None = None,
             marks: tuple[np.ndarray, np.ndarray] | None = None) -> Image.Image:
     """The full-size photo from source pixels (:func:`chromatize.io.to_pixels`) and the
     guided coefficients of :func:`fit_guided` (numpy or torch): ab = A * L/100 + B joined
     with the source's own L*. RGB, or RGBA with ``alpha``.
 
-    ``extra``: more coefficients ``(4, h2, w2)`` at another resolution whose ab is added
-    (a correction, see :mod:`chromatize.inference.steer`). ``marks``: ``(hint_ab (H, W, 2),
-    hint_mask (H, W))``, whose marked pixels get exactly the marks' ab."""
+    ``marks``: ``(hint_ab (H, W, 2), hint_mask (H, W))``, whose marked pixels get exactly
+    the marks' ab."""
     numpy = isinstance(coef, np.ndarray)
     if not numpy:
         import torch
     out = np.empty(src.shape[:2] + (3,), np.uint8)
     rows = _row_upsampler(coef, src.shape[:2])
-    more = _row_upsampler(extra, src.shape[:2]) if extra is not None else None
 
     def strip(r0: int, r1: int) -> None:
         c = rows(r0, r1)
-        if more is not None:
-            c = c + more(r0, r1)
         l_np = color.luminance(src[r0:r1])
         l = l_np if numpy else torch.from_numpy(l_np)
         ab = _apply(c, l)
