@@ -47,6 +47,9 @@ def main() -> None:
     parser.add_argument("--side", type=int, default=160)
     parser.add_argument("--quality", type=int, default=65)
     args = parser.parse_args()
+    missing = [str(f) for f in args.folders if not f.is_dir()]
+    if missing:
+        parser.error(f"not a folder: {', '.join(missing)}")
     paths = [p for folder in args.folders for p in sorted(folder.iterdir())
              if p.suffix.lower() in SUFFIXES]
     total = 0

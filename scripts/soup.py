@@ -17,6 +17,7 @@ import argparse
 from pathlib import Path
 
 from chromatize.checkpoint import load_checkpoint, save_checkpoint
+from chromatize.errors import ChromatizeError
 
 
 def main() -> None:
@@ -28,8 +29,11 @@ def main() -> None:
     args = parser.parse_args()
     if not 0 <= args.alpha <= 1:
         parser.error(f"--alpha must be in [0, 1], got {args.alpha}")
-    model_a, info_a = load_checkpoint(args.a)
-    model_b, info_b = load_checkpoint(args.b)
+    try:
+        model_a, info_a = load_checkpoint(args.a)
+        model_b, info_b = load_checkpoint(args.b)
+    except ChromatizeError as e:
+        parser.error(str(e))
     if info_a["model"]["name"] != info_b["model"]["name"]:
         parser.error(f"{args.a} is {info_a['model']['name']}, {args.b} is {info_b['model']['name']}")
     sb = model_b.state_dict()
