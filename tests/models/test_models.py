@@ -10,6 +10,7 @@ from chromatize.models.base import count_parameters
 TINY = {"unet_thesis": {"base": 4, "depth": 2}, "unet_small": {"base": 4},
         "effnet_lite0": {"width": 8}, "effnet_lite0_cls": {"width": 8},
         "effnet_lite0_cls_fusion": {"width": 8}, "effnet_lite0_hints": {"width": 8},
+        "effnet_lite0_cls_hints": {"width": 8}, "effnet_lite2_cls": {"width": 8},
         "pix2pix": {"generator": "unet_tiny", "d_channels": 4}}
 
 
@@ -105,3 +106,31 @@ def test_pix2pix_trains_stably_on_the_cpu():
     assert all(step["loss_d"] < 1.0 for step in logs[10:])  # the critic never blows up
     first, last = logs[0]["loss"], sum(s["loss"] for s in logs[-5:]) / 5
     assert last < 0.6 * first
+
+
+def test_simulated_hints_carry_patch_means():
+    from chromatize.models.efficientnet import simulate_hints
+
+    torch.manual_seed(0)
+    ab = torch.zeros(32, 2, 40, 50)
+    ab[:, 0, :, 25:] = 30.0  # two flat halves: every hint is 0 or 30, or a mix at the seam
+    ab[:, 1] = -12.5
+    hint_ab, mask = simulate_hints(ab, p=1 / 4, max_hints=16, max_patch=5)
+    assert hint_ab.shape == ab.shape and mask.shape == (32, 1, 40, 50)
+    assert set(mask.unique().tolist()) <= {0.0, 1.0}
+    assert 0 < (mask.flatten(1).sum(1) == 0).sum() < 32  # some images get no hint
+    on = mask[:, 0] > 0
+    assert torch.all(hint_ab[:, 1][on] == -12.5) and torch.all(hint_ab[:, :, ~on.any(0)] == 0)
+    a = hint_ab[:, 0][on]
+    assert torch.all((a >= 0) & (a <= 30))
+    # a hint far from the seam carries the exact colour of its half
+    assert torch.all(hint_ab[:, 0, :, :18][on[:, :, :18]] == 0)
+    assert torch.all(hint_ab[:, 0, :, 31:][on[:, :, 31:]] == 30)
+
+
+def test_lite2_encoder_matches_the_published_shapes():
+    model = create_model("effnet_lite2_cls", width=8)
+    assert model.splits == {4: 1, 7: 2, 15: 3, 21: 4}
+    feats = model.encode(torch.rand(1, 1, 64, 64) * 100)
+    assert [f.shape[1] for f in feats] == [24, 48, 120, 352]
+    assert [f.shape[-1] for f in feats] == [16, 8, 4, 2]

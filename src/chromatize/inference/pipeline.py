@@ -243,7 +243,8 @@ class Colorizer:
                                self._small_hints(src, hints, l_small.shape))
             net = NetworkOutput(l_small, out["ab"][0],
                                 out["logits"][0] if "logits" in out else None)
-            return self._render(src, alpha, net, samples, seed, boost, None)
+            # ...and are then corrected by them like any model, so marks stay exact.
+            return self._render(src, alpha, net, samples, seed, boost, hints)
         return self._render(src, alpha, self.network_output(src, size), samples, seed, boost,
                             hints)
 

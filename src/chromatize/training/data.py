@@ -252,6 +252,79 @@ class ShardCrops(IterableDataset):
                 yield to_lab(random_crop(im, self.cfg.crop, self.cfg.scale_jitter, self.cfg.flip, rng))
 
 
+class DeviceCrops:
+    """Endless ``(l (B, 1, c, c), ab (B, 2, c, c))`` batches cut on the training device
+    from cached photos kept there (``data.device_cache``): for a GPU whose loader workers
+    cannot keep up (one H200 trains the default at several thousand crops a second, about
+    ten loader processes' worth).
+
+    The photos (``PhotoSet.images``) are copied once into one zero-padded uint8 tensor
+    ``(N, 3, Hmax, Wmax)``; a photo whose long side exceeds twice its short side keeps its
+    centre part of that shape. Each batch takes the same ``(index, epoch)`` keys and the
+    same per-sample random draws as :class:`PhotoCrops` (so it resumes exactly, and crops
+    the same windows) and cuts every window with one bilinear ``grid_sample``; Lab is then
+    computed on the device. Bilinear without antialiasing: the crops are resized by at
+    most ``1 + scale_jitter``, so nothing is shrunk enough to alias.
+    """
+
+    def __init__(self, photos: PhotoSet, crop: int, scale_jitter: float, flip: bool,
+                 batch_size: int, seed: int, device: torch.device, rank: int = 0,
+                 world: int = 1, start: int = 0) -> None:
+        if photos.images is None:
+            raise DataError("data.device_cache needs data.cache: true (photos kept decoded)")
+        arrays = [_centre_part(a) for a in photos.images]
+        self.sizes = np.array([a.shape[:2] for a in arrays])  # (N, 2): h, w
+        hmax, wmax = self.sizes.max(0)
+        store = torch.zeros(len(arrays), 3, int(hmax), int(wmax), dtype=torch.uint8)
+        for i, a in enumerate(arrays):
+            store[i, :, :a.shape[0], :a.shape[1]] = torch.tensor(a).permute(2, 0, 1)
+        self.store = store.to(device)
+        self.crop, self.jitter, self.flip, self.seed = crop, scale_jitter, flip, seed
+        self.batch_size, self.device = batch_size, device
+        self.keys = iter(StreamSampler(len(arrays), seed, rank, world, start))
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return self
+
+    def __next__(self) -> tuple[torch.Tensor, torch.Tensor]:
+        keys = [next(self.keys) for _ in range(self.batch_size)]
+        index = np.array([k[0] for k in keys])
+        theta = np.zeros((len(keys), 2, 3), np.float32)
+        hmax, wmax = self.store.shape[-2:]
+        for j, (i, epoch) in enumerate(keys):
+            # The draws of random_crop, in its order.
+            rng = np.random.default_rng([self.seed, epoch, i])
+            h, w = self.sizes[i]
+            scale = self.crop * (1 + rng.uniform(0, self.jitter)) / min(w, h)
+            side = min(self.crop / scale, w, h)
+            x0, y0 = rng.uniform(0, w - side), rng.uniform(0, h - side)
+            mirror = self.flip and rng.random() < 0.5
+            # Output coordinate u in [-1, 1] -> source x0 + (u + 1) / 2 * side, normalised.
+            theta[j, 0] = [(-1 if mirror else 1) * side / wmax, 0, (2 * x0 + side) / wmax - 1]
+            theta[j, 1] = [0, side / hmax, (2 * y0 + side) / hmax - 1]
+        src = self.store[torch.from_numpy(index).to(self.device)].float().div_(255)
+        grid = torch.nn.functional.affine_grid(torch.from_numpy(theta).to(self.device),
+                                               [len(keys), 3, self.crop, self.crop],
+                                               align_corners=False)
+        rgb = torch.nn.functional.grid_sample(src, grid, mode="bilinear", padding_mode="border",
+                                              align_corners=False).clamp_(0, 1)
+        lab = color.rgb_to_lab(rgb)
+        return lab[:, :1].contiguous(), lab[:, 1:].contiguous()
+
+
+def _centre_part(a: np.ndarray, max_aspect: float = 2.0) -> np.ndarray:
+    """The centre of ``a`` ``(H, W, 3)`` with its long side at most ``max_aspect`` x the
+    short one."""
+    h, w = a.shape[:2]
+    if w > max_aspect * h:
+        keep = int(max_aspect * h)
+        return a[:, (w - keep) // 2:(w - keep) // 2 + keep]
+    if h > max_aspect * w:
+        keep = int(max_aspect * w)
+        return a[(h - keep) // 2:(h - keep) // 2 + keep]
+    return a
+
+
 def center_crops(photos: PhotoSet, crop: int, limit: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The first ``limit`` photos, short side resized to ``crop``, centre square:
     ``(l (N, 1, crop, crop), ab (N, 2, crop, crop))``."""

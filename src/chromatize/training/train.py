@@ -76,6 +76,8 @@ class Trainer:
             self.device = pick_device(cfg.train.device, int(os.environ.get("LOCAL_RANK", "0")))
         except DeviceError as e:
             raise ConfigError(f"train.device: {e}") from None
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # crops have one fixed size
         if self.world > 1 and not dist.is_initialized():
             if self.device.type == "cuda":
                 torch.cuda.set_device(self.device)
@@ -146,12 +148,18 @@ class Trainer:
         if m.pretrained and not hasattr(model, "load_pretrained_encoder"):
             raise ConfigError(f"model.pretrained: {m.name!r} has no pretrained encoder")
         if fresh and m.init is not None:
+            # A model may start from another one whose weights it holds all of, except
+            # inputs it adds with a neutral start (a hint model from the automatic one).
+            extra = tuple(getattr(model, "added_inputs", ()))
             try:
-                src, _ = load_checkpoint(m.init, expect_model=m.name)
+                src, _ = load_checkpoint(m.init, expect_model=None if extra else m.name)
             except ValueError as e:  # CheckpointError
                 raise TrainError(f"model.init: {e}") from None
             try:
-                model.load_state_dict(src.state_dict())
+                missing, unexpected = model.load_state_dict(src.state_dict(), strict=False)
+                missing = [k for k in missing if not k.startswith(extra)]
+                if missing or unexpected:
+                    raise RuntimeError(f"header\nmissing {missing[:3]}, unexpected {unexpected[:3]}")
             except RuntimeError as e:
                 # The first line is a generic header; the next one says what differs.
                 detail = next((ln.strip() for ln in str(e).splitlines()[1:] if ln.strip()), "")
@@ -187,12 +195,12 @@ class Trainer:
         if d.feature_cache is None or (self.step >= m.freeze_encoder_steps
                                        and not m.frozen_blocks):
             return None
-        from chromatize.models.efficientnet import SPLITS
         from chromatize.training import features
 
-        if m.frozen_blocks and m.frozen_blocks not in SPLITS:
+        splits = getattr(self.model, "splits", {})
+        if m.frozen_blocks and m.frozen_blocks not in splits:
             raise ConfigError(f"model.frozen_blocks: with data.feature_cache one of "
-                              f"{sorted(SPLITS)}, got {m.frozen_blocks}")
+                              f"{sorted(splits)}, got {m.frozen_blocks}")
 
         if not features.supports_cache(self.model):
             raise ConfigError(f"data.feature_cache: {m.name!r} cannot train from cached "
@@ -315,11 +323,12 @@ class Trainer:
         return self._update(out, ab.to(self.device))
 
     def _step(self, l: torch.Tensor, ab: torch.Tensor) -> dict[str, float]:
-        hook = getattr(self.model, "train_step", None)
-        if hook is not None:
-            return hook(l, ab, self.loss_fn, self.optimizers)
         if self.cfg.train.channels_last:
             l = l.contiguous(memory_format=torch.channels_last)
+        hook = getattr(self.model, "train_step", None)
+        if hook is not None:
+            with self._autocast():
+                return hook(l, ab, self.loss_fn, self.optimizers)
         with self._autocast():
             out = self.net(l)
         return self._update(out, ab)
@@ -334,15 +343,19 @@ class Trainer:
         return {"loss": loss.item()}
 
     def _feature_batches(self) -> Any:
-        from chromatize.models.efficientnet import SPLITS
         from chromatize.training.features import FeatureBatches
 
-        maps = None if self.frozen else SPLITS[self.cfg.model.frozen_blocks]
+        maps = None if self.frozen else self.model.splits[self.cfg.model.frozen_blocks]
         return FeatureBatches(self.features, self.cfg.train.batch_size, self.cfg.train.seed,
                               self.samples, maps)
 
-    def _loader(self) -> torch.utils.data.DataLoader:
+    def _loader(self) -> Any:
         t = self.cfg.train
+        if self.cfg.data.device_cache:
+            d = self.cfg.data
+            return datamod.DeviceCrops(self.train_data, d.crop, d.scale_jitter, d.flip,
+                                       t.batch_size, t.seed, self.device, self.rank,
+                                       self.world, self.samples // self.world)
         return datamod.train_loader(self.train_data, self.cfg.data, t.batch_size, t.seed,
                                     self.rank, self.world, self.samples // self.world)
 
