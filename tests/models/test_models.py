@@ -11,6 +11,7 @@ TINY = {"unet_thesis": {"base": 4, "depth": 2}, "unet_small": {"base": 4},
         "effnet_lite0": {"width": 8}, "effnet_lite0_cls": {"width": 8},
         "effnet_lite0_cls_fusion": {"width": 8}, "effnet_lite0_hints": {"width": 8},
         "effnet_lite0_cls_hints": {"width": 8}, "effnet_lite2_cls": {"width": 8},
+        "effnet_lite0_cls_adapters": {"width": 8},
         "pix2pix": {"generator": "unet_tiny", "d_channels": 4}}
 
 
@@ -23,7 +24,11 @@ def test_forward_backward_shapes(name):
     torch.manual_seed(0)
     model = create_model(name, **TINY.get(name, {}))
     l = torch.rand(2, 1, 64, 96) * 100
-    out = model(l)
+    if getattr(model, "hints", False):  # with hints, so that every hint input gets a gradient
+        mask = (torch.rand(2, 1, 64, 96) < 0.05).float()
+        out = model(l, torch.randn(2, 2, 64, 96) * 30 * mask, mask)
+    else:
+        out = model(l)
     s = model.ab_stride
     assert out["ab"].shape == (2, 2, 64 // s, 96 // s)
     assert torch.isfinite(out["ab"]).all() and out["ab"].abs().max() <= 128
@@ -134,3 +139,29 @@ def test_lite2_encoder_matches_the_published_shapes():
     feats = model.encode(torch.rand(1, 1, 64, 64) * 100)
     assert [f.shape[1] for f in feats] == [24, 48, 120, 352]
     assert [f.shape[-1] for f in feats] == [16, 8, 4, 2]
+
+
+def test_hint_adapters_leave_the_automatic_model_unchanged():
+    torch.manual_seed(0)
+    auto = create_model("effnet_lite0_cls", width=8).eval()
+    model = create_model("effnet_lite0_cls_adapters", width=8)
+    missing, unexpected = model.load_state_dict(auto.state_dict(), strict=False)
+    assert not unexpected and all(k.startswith("adapters.") for k in missing)
+    for adapter in model.adapters:  # as if trained: the adapters now change the features
+        torch.nn.init.normal_(adapter.body[-1].weight, std=0.1)
+    model.train()  # only the adapters train; the frozen model's batch norms stay in eval
+    assert not model.smooth[0][1].training and model.adapters[0].training
+    l = torch.rand(2, 1, 64, 64) * 100
+    mask = torch.zeros(2, 1, 64, 64)
+    mask[0, :, 8:14, 8:14] = 1  # a hint on the first photo only
+    hint_ab = torch.full((2, 2, 64, 64), 40.0) * mask
+    with torch.no_grad():
+        want = auto(l)["logits"]
+        assert torch.equal(model(l)["logits"], want)  # no hints: the automatic output
+        got = model(l, hint_ab, mask)["logits"]
+    assert torch.equal(got[1], want[1])  # the photo without a hint is untouched
+    assert not torch.allclose(got[0], want[0])
+    opts = model.configure_optimizers(1e-3)
+    trained = {id(p) for g in opts[0].param_groups for p in g["params"]}
+    assert trained == {id(p) for p in model.adapters.parameters()}
+    assert not any(p.requires_grad for n, p in model.named_parameters() if not n.startswith("adapters."))

@@ -152,3 +152,24 @@ def test_sparse_soft_encoding_equals_the_dense_one() -> None:
     logits = torch.randn(2, len(bins), 24, 24, generator=gen)
     want = -(dense * torch.log_softmax(logits, 1)).sum(1).mean()
     torch.testing.assert_close(loss({"logits": logits, "ab": ab}, ab), want, atol=1e-4, rtol=0)
+
+
+def test_hint_adapters_train_alone_from_cached_features(tmp_path: Path, photo_tree: Path) -> None:
+    """A hint-adapter model starts from an automatic checkpoint, trains from the feature
+    cache with simulated hints, and changes nothing but its adapters."""
+    from chromatize.checkpoint import save_checkpoint
+
+    torch.manual_seed(0)
+    auto = create_model("effnet_lite0_cls", width=8)
+    save_checkpoint(tmp_path / "auto", auto, "effnet_lite0_cls", {"width": 8})
+    path = tmp_path / "adapters.yaml"
+    path.write_text(TINY.replace("TRAIN", str(photo_tree)).replace("CACHE", str(tmp_path / "cache"))
+                    .replace("name: effnet_lite0,", f"name: effnet_lite0_cls_adapters, init: {tmp_path / 'auto'},")
+                    .replace("freeze_encoder_steps: 2, frozen_blocks: 5,", "freeze_encoder_steps: 100,")
+                    .replace("loss: {name: l1}", "loss: {name: rebalanced_ce, kwargs: {rebalance: false}}"))
+    run = train(config(path, tmp_path / "run", "--data.val=null"))
+    model, info = load_checkpoint(run / "model")
+    assert info["model"]["name"] == "effnet_lite0_cls_adapters"
+    before, after = auto.state_dict(), model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert any(v.abs().sum() > 0 for k, v in after.items() if k.startswith("adapters.") and ".body.2." in k)

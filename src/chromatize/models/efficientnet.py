@@ -299,11 +299,11 @@ def effnet_lite0_cls_fusion(**kw: object) -> EffNetColorizer:
 
 
 def simulate_hints(ab: torch.Tensor, p: float = 1 / 8, max_hints: int = 64,
-                   max_patch: int = 9) -> tuple[torch.Tensor, torch.Tensor]:
+                   max_patch: int = 9, min_hints: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Random user hints from true ab ``(B, 2, H, W)`` (Zhang et al. 2017's training).
 
     Per image: a count drawn from a geometric distribution with success ``p`` (so 0 hints
-    one time in eight), each hint a square patch of side 1..``max_patch`` at a uniform
+    one time in eight; at least ``min_hints``), each hint a square patch of side 1..``max_patch`` at a uniform
     position carrying the patch's mean true colour (where patches overlap, the later one
     wins). Vectorised over images and hints (patch means from a summed-area table), so it
     costs a few kernels per batch on a GPU. Uses torch's global RNG, so a seeded run is
@@ -311,7 +311,8 @@ def simulate_hints(ab: torch.Tensor, p: float = 1 / 8, max_hints: int = 64,
     """
     b, _, h, w = ab.shape
     dev, k = ab.device, max_hints
-    counts = torch.distributions.Geometric(torch.tensor(p)).sample((b,)).clamp(max=k).to(dev)
+    counts = torch.distributions.Geometric(torch.tensor(p)).sample((b,))
+    counts = counts.clamp(min=min_hints, max=k).to(dev)
     size = torch.randint(1, max_patch + 1, (b, k), device=dev)
     size = torch.minimum(size, torch.tensor(min(h, w), device=dev))
     y0 = (torch.rand(b, k, device=dev) * (h - size + 1)).long()
@@ -375,3 +376,108 @@ def effnet_lite0_cls_hints(**kw: object) -> HintEffNetColorizer:
     ``effnet_lite0_cls``, so it can start from the shipped default (``model.init``); the
     zero-initialised hint inputs then leave the default's output unchanged at step 0."""
     return HintEffNetColorizer(**{"head": "classification", **kw})
+
+
+class HintAdapter(nn.Module):
+    """Reads one decoder level's features ``(B, width, h, w)`` with the hints pooled to that
+    level ``(B, 4, h, w)`` (mean hint ab, normalised; hinted or not; square root of the
+    hinted fraction) and returns a change of the features. Its last convolution starts at
+    zero, so a new adapter changes nothing (as in ControlNet, Zhang et al. 2023)."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(width + 4, width, 3, padding=1), nn.ReLU(inplace=True),
+                                  nn.Conv2d(width, width, 3, padding=1))
+        nn.init.zeros_(self.body[-1].weight)
+        nn.init.zeros_(self.body[-1].bias)
+
+    def forward(self, x: torch.Tensor, hint: torch.Tensor) -> torch.Tensor:
+        return self.body(torch.cat([x, hint.to(x.dtype)], dim=1))
+
+
+class HintAdapterColorizer(EffNetColorizer):
+    """The automatic classification model, unchanged, plus a :class:`HintAdapter` at each
+    of the decoder's four levels (strides 32 to 4) that reads user hints.
+
+    Only the adapters train (:meth:`configure_optimizers`); everything else keeps the
+    weights of the automatic model it starts from (``model.init``), batch-norm statistics
+    included. So without hints, or for a photo with none, the output *is* the automatic
+    model's, exactly. Hints reach the coarsest level too, where two 3x3 convolutions see
+    the whole of a 256-px photo: a hint can recolour everything the features say belongs
+    with it. The encoder never sees the hints, so training runs from cached encoder
+    features (``data.feature_cache``), with hints simulated at the cache's chroma
+    resolution (:meth:`cached_hint`).
+
+    Input: L ``(B, 1, H, W)`` in [0, 100]; optional ``hint_ab`` ``(B, 2, H, W)`` in Lab
+    units and ``hint_mask`` ``(B, 1, H, W)`` in {0, 1}. Output as :class:`EffNetColorizer`.
+    """
+
+    added_inputs = ("adapters.",)
+    hints_enter_encoder = False
+
+    def __init__(self, **kw: object) -> None:
+        super().__init__(**{"head": "classification", **kw})  # type: ignore[arg-type]
+        if self.fusion is not None:
+            raise ValueError("hint adapters are not made for the fusion variant")
+        self.hints = True
+        width = self.lateral[0].out_channels
+        self.adapters = nn.ModuleList(HintAdapter(width) for _ in range(4))
+
+    def forward(self, l: torch.Tensor, hint_ab: torch.Tensor | None = None,
+                hint_mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        self.check_input(l)
+        hint = None
+        if hint_ab is not None and hint_mask is not None:
+            hint = torch.cat([color.normalize_ab(hint_ab) * hint_mask, hint_mask], dim=1)
+        return self.decode(self.encode(l), hint)
+
+    def decode(self, feats: list[torch.Tensor], hint: torch.Tensor | None = None,
+               ) -> dict[str, torch.Tensor]:
+        """As :meth:`EffNetColorizer.decode`; ``hint`` ``(B, 3, h, w)`` (normalised ab times
+        the mask, and the mask) at any resolution of at least the stride-4 map's."""
+        f4, f8, f16, f32 = feats
+        x = self._adapt(0, self.lateral[3](f32), hint)
+        for k, (lat, smooth, skip) in enumerate(zip(self.lateral[2::-1], self.smooth, (f16, f8, f4)), 1):
+            x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            x = smooth(self._adapt(k, x + lat(skip), hint))
+        return self.head(x)
+
+    def _adapt(self, k: int, x: torch.Tensor, hint: torch.Tensor | None) -> torch.Tensor:
+        if hint is None:
+            return x
+        pooled = F.adaptive_avg_pool2d(hint.float(), x.shape[-2:])
+        frac = pooled[:, 2:]
+        on = (frac > 0).float()
+        ab = pooled[:, :2] / frac.clamp(min=1e-6) * on
+        # Photos without any hint keep the automatic output exactly.
+        gate = (hint[:, 2:].flatten(1).amax(1) > 0).to(x.dtype)[:, None, None, None]
+        return x + self.adapters[k](x, torch.cat([ab, on, frac.sqrt()], dim=1)) * gate
+
+    def cached_hint(self, ab: torch.Tensor) -> torch.Tensor:
+        """Simulated hints for a batch of cached targets ``ab`` ``(B, 2, h, w)`` (Lab units,
+        at the chroma stride): 1 to 64 patches of 1-2 cells (a 6-px mark on a 256-px photo
+        covers about 1.5 cells), at least one per photo. Returns ``(B, 3, h, w)`` as
+        :meth:`decode` takes it."""
+        hint_ab, mask = simulate_hints(ab, max_patch=2, min_hints=1)
+        return torch.cat([color.normalize_ab(hint_ab) * mask, mask], dim=1)
+
+    def configure_optimizers(self, lr: float, betas: tuple[float, float] = (0.9, 0.999),
+                             ) -> list[torch.optim.Optimizer]:
+        """Adam over the adapters alone; the rest is frozen here."""
+        for name, p in self.named_parameters():
+            p.requires_grad_(name.startswith("adapters."))
+        return [torch.optim.Adam(self.adapters.parameters(), lr=lr, betas=betas)]
+
+    def train(self, mode: bool = True) -> "HintAdapterColorizer":
+        """Training mode for the adapters only: the frozen model's batch norms keep their
+        statistics."""
+        super().train(False)
+        self.adapters.train(mode)
+        return self
+
+
+@MODELS.register("effnet_lite0_cls_adapters")
+def effnet_lite0_cls_adapters(**kw: object) -> HintAdapterColorizer:
+    """The automatic classification model plus trainable hint adapters; see
+    :class:`HintAdapterColorizer`."""
+    return HintAdapterColorizer(**kw)

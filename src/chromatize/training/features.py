@@ -30,7 +30,6 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +39,10 @@ _CHUNK = 64  # photos' views encoded per forward pass
 
 def supports_cache(model: torch.nn.Module) -> bool:
     """Whether ``model`` can train from cached features (an ``encode``/``decode`` pair and
-    no user-hint input, which enters the encoder)."""
+    no user-hint input into the encoder; hints that only the decoder reads are simulated
+    from the cached targets by the model's ``cached_hint``)."""
     return (callable(getattr(model, "encode", None)) and callable(getattr(model, "decode", None))
-            and not getattr(model, "hints", False))
+            and not getattr(model, "hints_enter_encoder", getattr(model, "hints", False)))
 
 
 def _digest(model: torch.nn.Module) -> str:

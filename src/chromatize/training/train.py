@@ -316,11 +316,14 @@ class Trainer:
         frozen, else the encoder after its frozen prefix too."""
         fmt = torch.channels_last if self.cfg.train.channels_last else torch.contiguous_format
         feats = [f.to(self.device, memory_format=fmt) for f in feats]
+        ab = ab.to(self.device)
+        hint_fn = getattr(self.model, "cached_hint", None)  # hint models read by the decoder
         with self._autocast():
             if not self.frozen:
                 feats = self.model.encode_rest(feats, self.cfg.model.frozen_blocks)  # type: ignore[operator]
-            out = self.model.decode(feats)  # type: ignore[operator]
-        return self._update(out, ab.to(self.device))
+            out = (self.model.decode(feats, hint_fn(ab)) if hint_fn is not None  # type: ignore[operator]
+                   else self.model.decode(feats))  # type: ignore[operator]
+        return self._update(out, ab)
 
     def _step(self, l: torch.Tensor, ab: torch.Tensor) -> dict[str, float]:
         if self.cfg.train.channels_last:
