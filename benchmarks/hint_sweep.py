@@ -64,15 +64,17 @@ def hint_net(checkpoint: str) -> HintMethod:
     return colorize
 
 
-def make_methods(hint_model: str | None, model: str) -> dict[str, Callable[[], HintMethod]]:
+def make_methods(hint_model: str | None, model: str, adapters_model: str | None = None,
+                 ) -> dict[str, Callable[[], HintMethod]]:
     """Method name -> factory (networks are loaded only when asked for)."""
-    def load_net() -> HintMethod:
-        if hint_model is None:
-            raise SystemExit("hint-net needs --hint-model CHECKPOINT")
-        return hint_net(hint_model)
+    def load(checkpoint: str | None, flag: str) -> HintMethod:
+        if checkpoint is None:
+            raise SystemExit(f"this method needs {flag} CHECKPOINT")
+        return hint_net(checkpoint)
 
     return {"gray": lambda: gray, "paint": lambda: paint_hints, "levin": lambda: levin,
-            "hint-net": load_net, "marks": lambda: hint_net(model)}
+            "hint-net": lambda: load(hint_model, "--hint-model"), "marks": lambda: hint_net(model),
+            "adapters": lambda: load(adapters_model, "--adapters-model")}
 
 
 def plot(results: dict[str, dict[int, float]], path: Path, title: str) -> None:
@@ -105,9 +107,11 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--methods", default="gray,paint,levin",
-                        help="comma-separated: gray, paint, levin, hint-net, marks")
+                        help="comma-separated: gray, paint, levin, hint-net, marks, adapters")
     parser.add_argument("--hint-model", help="hint network checkpoint for hint-net")
     parser.add_argument("--model", default="default", help="model of the marks method")
+    parser.add_argument("--adapters-model", help="hint-adapter checkpoint (marks on its "
+                        "hinted output) for the adapters method")
     parser.add_argument("--threads", type=int, help="torch CPU threads")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--plot", type=Path, help="also plot PSNR vs N here (matplotlib)")
@@ -115,7 +119,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    factories = make_methods(args.hint_model, args.model)
+    factories = make_methods(args.hint_model, args.model, args.adapters_model)
     names = args.methods.split(",")
     unknown = [n for n in names if n not in factories]
     if unknown:
