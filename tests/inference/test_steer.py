@@ -68,6 +68,16 @@ def test_marked_pixels_keep_the_marks_colour(classifier):
     np.testing.assert_allclose(lab[..., 0], luminance(np.asarray(photo)), atol=0.6)
 
 
+@pytest.mark.parametrize("name", ["effnet_lite0_hints", "effnet_lite0_cls_adapters"])
+def test_hint_networks_keep_the_marks_colour_too(tmp_path, name):
+    """Networks that take hints as input are corrected by the marks like any other model."""
+    torch.manual_seed(0)
+    c = Colorizer.load(save_tiny_model(tmp_path, name, width=8), device="cpu")
+    lab = _lab(c.colorize(_two_regions(), marks=_red_mark()))
+    disc = lab[22:27, 10:15][np.hypot(*np.mgrid[-2:3, -2:3]) <= 2]
+    np.testing.assert_allclose(disc[:, 1:], np.tile(RED, (len(disc), 1)), atol=1.5)
+
+
 def test_marks_spread_over_similar_lightness_and_stop_at_edges(classifier):
     photo = _two_regions()
     auto = _lab(classifier.colorize(photo))[..., 1:]
