@@ -199,6 +199,10 @@ def test_model_hooks(tiny_yaml: Path, tmp_path: Path) -> None:
     (["--data.crop=4992"], "data.crop 4992 is larger than the short side of 6 of 6 photos"),
     (["--run_dir=FILE"], "is a file, not a folder"),
     (["--run_dir=FILE/run"], "cannot be created: FILE is a file"),
+    (["--data.device_cache=true", "--data.cache=false"], "data.device_cache: needs data.cache: true"),
+    (["--data.device_cache=true", "--data.cache=true", "--data.train=shard-{000..001}.tar"],
+     "data.device_cache: needs folders or lists, not shards"),
+    (["--model.name=effnet_lite0_cls_adapters", "--model.init=CKPT"], "weights do not fit"),
 ])
 def test_bad_input_is_one_clear_line(tiny_yaml: Path, tmp_path: Path, tiny_checkpoint: Path,
                                      args: list[str], message: str) -> None:

@@ -108,6 +108,8 @@ class Trainer:
         if self.world > 1 and hasattr(self.model, "train_step"):
             raise TrainError(f"model {cfg.model.name!r} has its own train_step, which "
                              "distributed training does not support yet")
+        if cfg.data.device_cache and not isinstance(self.train_data, datamod.PhotoSet):
+            raise ConfigError("data.device_cache: needs folders or lists, not shards")
         self.frozen: bool | None = None
         self.features = self._feature_cache()
         self.stop_requested = False
