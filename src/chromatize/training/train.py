@@ -160,13 +160,14 @@ class Trainer:
             try:
                 missing, unexpected = model.load_state_dict(src.state_dict(), strict=False)
                 missing = [k for k in missing if not k.startswith(extra)]
-                if missing or unexpected:
-                    raise RuntimeError(f"header\nmissing {missing[:3]}, unexpected {unexpected[:3]}")
+                detail = (f"missing {missing[:3]}, unexpected {unexpected[:3]}"
+                          if missing or unexpected else "")
             except RuntimeError as e:
                 # The first line is a generic header; the next one says what differs.
-                detail = next((ln.strip() for ln in str(e).splitlines()[1:] if ln.strip()), "")
+                detail = next((ln.strip() for ln in str(e).splitlines()[1:] if ln.strip()), "?")
+            if detail:
                 raise TrainError(f"model.init: {m.init}: weights do not fit {m.name} with "
-                                 f"kwargs {m.kwargs}: {detail}") from None
+                                 f"kwargs {m.kwargs}: {detail}")
         elif fresh and m.pretrained:
             model.load_pretrained_encoder()  # type: ignore[operator]
         if m.frozen_blocks and not hasattr(model, "encoder_prefix"):
