@@ -415,8 +415,12 @@ class HintAdapterColorizer(EffNetColorizer):
     added_inputs = ("adapters.",)
     hints_enter_encoder = False
 
-    def __init__(self, **kw: object) -> None:
+    def __init__(self, hint_p: float = 1 / 8, partial_cells: bool = False, **kw: object) -> None:
+        """``hint_p``, ``partial_cells``: how :meth:`cached_hint` simulates hints (the
+        geometric count's success probability; whether a hinted cell is only partly
+        covered, as a small mark covers parts of cells)."""
         super().__init__(**{"head": "classification", **kw})  # type: ignore[arg-type]
+        self.hint_p, self.partial_cells = hint_p, partial_cells
         if self.fusion is not None:
             raise ValueError("hint adapters are not made for the fusion variant")
         self.hints = True
@@ -458,7 +462,9 @@ class HintAdapterColorizer(EffNetColorizer):
         at the chroma stride): 1 to 64 patches of 1-2 cells (a 6-px mark on a 256-px photo
         covers about 1.5 cells), at least one per photo. Returns ``(B, 3, h, w)`` as
         :meth:`decode` takes it."""
-        hint_ab, mask = simulate_hints(ab, max_patch=2, min_hints=1)
+        hint_ab, mask = simulate_hints(ab, p=self.hint_p, max_patch=2, min_hints=1)
+        if self.partial_cells:  # the hinted fraction of each cell, 0.1 to 1
+            mask = mask * (0.1 + 0.9 * torch.rand_like(mask))
         return torch.cat([color.normalize_ab(hint_ab) * mask, mask], dim=1)
 
     def configure_optimizers(self, lr: float, betas: tuple[float, float] = (0.9, 0.999),
