@@ -1,7 +1,7 @@
 """Copy a trained checkpoint into the package as a shipped model, in float16.
 
     PYTHONPATH=src python scripts/ship_model.py RUN_DIR/model NAME --boost 0.3 \
-        --trained-on "..." --terms "..." [--metrics report/metrics.json]
+        --trained-on "..." --terms "..." [--metrics report/metrics.json] [--chosen-by "..."]
 
 Writes ``src/chromatize/weights/NAME.safetensors`` + ``NAME.json``: the run's own
 metadata (config, data, step, git revision) plus the decoding chosen on val (``boost``,
@@ -32,6 +32,8 @@ def main() -> None:
     parser.add_argument("--trained-on", required=True)
     parser.add_argument("--terms", required=True)
     parser.add_argument("--metrics", type=Path, default=None)
+    parser.add_argument("--chosen-by", default="scripts/tune_decoding.py on ../shared/data/photos/val",
+                        help="how the boost was chosen (written to the metadata)")
     args = parser.parse_args()
     model, info = load_checkpoint(args.checkpoint)
     kwargs = {**info["model"]["kwargs"], "boost": args.boost}
@@ -41,7 +43,7 @@ def main() -> None:
              if k not in ("format", "format_version", "model", "chromatize_version", "git_revision")}
     extra.update(trained_on=args.trained_on, terms=args.terms,
                  decoding={"boost": args.boost, "temperature": model.head.temperature,
-                           "chosen_by": "scripts/tune_decoding.py on ../shared/data/photos/val"})
+                           "chosen_by": args.chosen_by})
     if args.metrics:
         extra["metrics"] = json.loads(args.metrics.read_text())["metrics"]
     out = save_checkpoint(WEIGHTS / args.name, model, info["model"]["name"], kwargs, **extra)

@@ -33,7 +33,8 @@ MAX_PIXELS = 200_000_000
 
 # Options that several commands share, declared once.
 ModelOption = Annotated[str | None, typer.Option(
-    "--model", "-m", help="Checkpoint path or the name of a shipped model (default: 'default').")]
+    "--model", "-m", help="Checkpoint path or a shipped model: default, open (free of research-use terms) or "
+         "hints (default plus hint adapters, for --marks).")]
 SizeOption = Annotated[int | None, typer.Option(
     "--size", min=16, help="Working resolution (long side in pixels); default: the model's.")]
 DeviceOption = Annotated[str, typer.Option("--device", help="cpu, cuda, mps or auto.")]
@@ -450,8 +451,8 @@ def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on; the default "
                              "is this computer only. 0.0.0.0 opens it to the network."),
     port: int = typer.Option(8000, "--port", min=1, max=65535, help="Port to listen on."),
-    model: str = typer.Option("default", "--model", "-m", help="Checkpoint path or the name "
-                              "of a shipped model."),
+    model: str = typer.Option("default", "--model", "-m", help="Checkpoint path or a "
+                              "shipped model: default, open, or hints (marks spread further)."),
     max_upload_mb: float = typer.Option(50, "--max-upload-mb", min=0.001,
                                         help="Largest photo accepted, in MB (413 above)."),
     max_pixels: int = typer.Option(MAX_PIXELS, "--max-pixels", min=1, help="Refuse photos "

@@ -130,6 +130,24 @@ def test_shipped_default_model_colours_a_gray_photo(color_photo):
     assert np.hypot(lab[..., 1], lab[..., 2]).mean() > 1.0  # it adds colour
 
 
+
+def test_shipped_hints_model_is_the_default_until_marked(color_photo):
+    """`--model hints`: the default plus hint adapters. No marks: the default's colours,
+    bit for bit (same backend); marks: their colour exactly where drawn, and the adapters
+    change the colours the default's marks solver alone would give."""
+    gray = color_photo.convert("L").resize((160, 120))
+    hints = Colorizer.load("hints", device="cpu", backend="torch")
+    default = Colorizer.load("default", device="cpu", backend="torch")
+    assert hints.takes_hints and hints.info["model"]["name"] == "effnet_lite0_cls_adapters"
+    assert np.array_equal(np.asarray(hints.colorize(gray)), np.asarray(default.colorize(gray)))
+    truth = np.asarray(color_photo.convert("RGB").resize((160, 120)))
+    marks = [{"x": 40, "y": 30, "color": [int(v) for v in truth[30, 40]], "radius": 3}]
+    out = np.asarray(hints.colorize(gray, marks=marks))
+    # the mark's a*b* (the photo's own colour there: in gamut), up to 8-bit rounding
+    lab, want = skc.rgb2lab(out / 255), skc.rgb2lab(truth / 255)
+    assert np.abs(lab[30, 40, 1:] - want[30, 40, 1:]).max() < 2
+    assert not np.array_equal(out, np.asarray(default.colorize(gray, marks=marks)))
+
 @pytest.mark.parametrize("kwargs, message", [
     ({"working_size": -5}, "working size must be a positive whole number"),
     ({"working_size": 2.5}, "working size must be a positive whole number"),

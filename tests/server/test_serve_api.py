@@ -309,3 +309,18 @@ def test_preview_is_smaller_and_scales_the_marks(client):
     marks = [{"x": 127, "y": 10, "color": "#ff0000", "radius": 6}, {"x": 3, "y": 95, "color": "red"}]
     assert scale_marks(marks, 0.5, (64, 48)) == [
         {"x": 63, "y": 5, "color": "#ff0000", "radius": 3}, {"x": 1, "y": 47, "color": "red"}]
+
+
+def test_the_hints_model_serves_marks():
+    """`chromatize serve --model hints`: the page's marks go into the network too, and
+    still keep their colour."""
+    with TestClient(create_app("hints", model_name="hints")) as c:
+        assert c.get("/api/health").json() == {"status": "ok", "model": "hints"}
+        marks = [{"x": 20, "y": 30, "color": "#2050e0", "radius": 3}]
+        r = post_image(c, data={"marks": json.dumps(marks)})
+        assert r.status_code == 200, r.text
+        got = lab(decode(r.content))[30, 20, 1:]
+        want = color.rgb_to_lab_np(np.array([0x20, 0x50, 0xE0]) / 255)[1:]
+        assert hue_difference(got, want) < 10 and np.hypot(*got) > 20
+        assert c.post("/api/suggest", data={"x": 5, "y": 5},
+                      files={"image": ("p.png", photo_bytes(), PNG)}).status_code == 200
