@@ -1,10 +1,12 @@
-"""One photo of the hint sweep, side by side: gray | hints | Levin | hint network | truth.
+"""One photo of the hint sweep, side by side: gray | hints | Levin | models | truth.
 
 The photo is resized to SIZE x SIZE and given N random 6x6 hints of its true colour,
 exactly as in ``hint_sweep.py`` (the hints of photo index 0 for ``--seed``); each hint is
-circled in the hints panel. Prints the PSNR of each panel.
+circled in the hints panel. Prints the PSNR of each panel. The model panels: the shipped
+default corrected by the hints (``--model``), and, if given, a hint network
+(``--hint-model``) and the hint adapters (``--adapters-model``, e.g. the shipped ``hints``).
 
-    python benchmarks/hint_example.py PHOTO --hint-model runs/hints -o docs/hints_example.png
+    python benchmarks/hint_example.py PHOTO --adapters-model hints -o docs/hints_example.png
 """
 
 from __future__ import annotations
@@ -40,7 +42,9 @@ def circled(rgb: np.ndarray, hint_mask: np.ndarray) -> Image.Image:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("photo", type=Path)
-    parser.add_argument("--hint-model", required=True)
+    parser.add_argument("--model", default="default", help="model whose colours the hints correct")
+    parser.add_argument("--hint-model", help="a hint network checkpoint (optional panel)")
+    parser.add_argument("--adapters-model", help="hint adapters, e.g. hints (optional panel)")
     parser.add_argument("--hints", type=int, default=10)
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--seed", type=int, default=0)
@@ -55,9 +59,13 @@ def main() -> None:
         "gray input": gray(l, hint_ab, hint_mask),
         f"{args.hints} hints": paint_hints(l, hint_ab, hint_mask),
         "Levin et al. 2004": levin(l, hint_ab, hint_mask),
-        "hint network": hint_net(args.hint_model)(l, hint_ab, hint_mask),
-        "truth": truth,
     }
+    if args.hint_model:
+        panels["hint network"] = hint_net(args.hint_model)(l, hint_ab, hint_mask)
+    panels[f"{args.model} + marks"] = hint_net(args.model)(l, hint_ab, hint_mask)
+    if args.adapters_model:
+        panels[f"{args.adapters_model} + marks"] = hint_net(args.adapters_model)(l, hint_ab, hint_mask)
+    panels["truth"] = truth
     side = args.size
     sheet = Image.new("RGB", (side * len(panels), side + LABEL_ROWS), (255, 255, 255))
     draw = ImageDraw.Draw(sheet)

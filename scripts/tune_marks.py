@@ -2,7 +2,7 @@
 photos: mean PSNR of the hint sweep at N = 1, 2, 5, 10, 20, one constant moved at a time.
 
     PYTHONPATH=src python scripts/tune_marks.py --photos ../shared/data/photos/train \
-        --limit 60 [--levin]
+        --limit 60 [--levin] [--model hints]
 
 Prints one line per setting (PSNR per N and their mean); a change is kept when it raises
 the mean by more than 0.01 dB. Val is for reporting only (benchmarks/hint_sweep.py).
@@ -36,13 +36,14 @@ def main() -> None:
     parser.add_argument("--photos", type=Path, default=Path("../shared/data/photos/train"))
     parser.add_argument("--limit", type=int, default=60)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--model", default="default", help="the model whose colours marks correct")
     parser.add_argument("--levin", action="store_true", help="also print Levin's row")
     parser.add_argument("--grid", type=json.loads, default=GRID,
                         help='JSON {"CONSTANT": [values...]} to try instead of the default grid')
     args = parser.parse_args()
     photos, _, _ = select_photos(list_images(args.photos), 256, args.limit, args.seed)
     photos = [_square(p, 256) for p in photos]
-    colorizer = Colorizer.load("default", device="cpu", cache_size=len(photos) + 1)
+    colorizer = Colorizer.load(args.model, device="cpu", cache_size=len(photos) + 1)
 
     def marks(l: np.ndarray, ab: np.ndarray, mask: np.ndarray) -> np.ndarray:
         return np.asarray(colorizer.colorize(gray_input(l)[0], hints=(ab, mask)))
