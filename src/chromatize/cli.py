@@ -33,8 +33,8 @@ MAX_PIXELS = 200_000_000
 
 # Options that several commands share, declared once.
 ModelOption = Annotated[str | None, typer.Option(
-    "--model", "-m", help="Checkpoint path or a shipped model: default, open (free of research-use terms) or "
-         "hints (default plus hint adapters, for --marks).")]
+    "--model", "-m", help="Checkpoint path or a shipped model: default (the default), open "
+    "(free of research-use terms) or hints (default plus hint adapters, for --marks).")]
 SizeOption = Annotated[int | None, typer.Option(
     "--size", min=16, help="Working resolution (long side in pixels); default: the model's.")]
 DeviceOption = Annotated[str, typer.Option("--device", help="cpu, cuda, mps or auto.")]
