@@ -130,7 +130,6 @@ def test_shipped_default_model_colours_a_gray_photo(color_photo):
     assert np.hypot(lab[..., 1], lab[..., 2]).mean() > 1.0  # it adds colour
 
 
-
 def test_shipped_hints_model_is_the_default_until_marked(color_photo):
     """`--model hints`: the default plus hint adapters. No marks: the default's colours,
     bit for bit (same backend); marks: their colour exactly where drawn, and the adapters
@@ -147,6 +146,7 @@ def test_shipped_hints_model_is_the_default_until_marked(color_photo):
     lab, want = skc.rgb2lab(out / 255), skc.rgb2lab(truth / 255)
     assert np.abs(lab[30, 40, 1:] - want[30, 40, 1:]).max() < 2
     assert not np.array_equal(out, np.asarray(default.colorize(gray, marks=marks)))
+
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"working_size": -5}, "working size must be a positive whole number"),
