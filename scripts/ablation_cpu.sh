@@ -3,7 +3,7 @@
 # recipe of configs/default.yaml, each changing one thing), then scored on val.
 #   bash scripts/ablation_cpu.sh RUNS_DIR [MINUTES [CANDIDATE...]]
 # Run from the repository root. Run folders go to RUNS_DIR (keep it outside the repo).
-# Without candidates named, all of round 2's run (lite2, added in round 3, is run by name).
+# Without candidates named, all of round 2's run (lite2 and stride2, added later, run by name).
 set -euo pipefail
 runs=${1:?usage: ablation_cpu.sh RUNS_DIR [MINUTES [CANDIDATE...]]}
 minutes=${2:-4}
@@ -18,6 +18,8 @@ declare -A cand=(
   [train_only_data]="--data.train=../shared/data/photos/train --data.feature_cache=~/.cache/chromatize/features/train_only"
   # EfficientNet-Lite2: its own feature cache; blocks 0-6 are Lite0's 0-4 (the first two taps)
   [lite2]="--model.name=effnet_lite2_cls --model.frozen_blocks=7 --data.feature_cache=~/.cache/chromatize/features/lite2"
+  # chroma at stride 2 (models/stride2.py): its cache holds the stride-2 map and targets too
+  [stride2]="--model.name=effnet_lite0_cls_s2 --data.feature_cache=~/.cache/chromatize/features/s2"
 )
 names=("$@")
 [ ${#names[@]} -gt 0 ] || names=(ce ce_l1 rebal_lam0.8 encoder_trains train_only_data)

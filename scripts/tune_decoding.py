@@ -1,7 +1,8 @@
 """Choose a classification model's decoding settings on val: colour error against vividness.
 
     PYTHONPATH=src python scripts/tune_decoding.py MODEL [--boost 0 0.15 0.3 ...]
-        [--temperature 0.38] [--limit N] [--data ../shared/data/photos/val] [--json out.json]
+        [--temperature 0.38] [--working-size 256 ...] [--limit N]
+        [--data ../shared/data/photos/val] [--json out.json]
 
 For each (boost, temperature) prints the mean CIEDE2000 and colourfulness ratio over the
 val photos at full size, computed as ``chromatize evaluate`` computes them (same gray
@@ -42,6 +43,8 @@ def main() -> None:
     parser.add_argument("--data", default="../shared/data/photos/val")
     parser.add_argument("--boost", type=float, nargs="+", default=[0, 0.15, 0.3, 0.45, 0.6])
     parser.add_argument("--temperature", type=float, nargs="+", default=[0.38])
+    parser.add_argument("--working-size", type=int, nargs="+", default=[None],
+                        help="long side the network sees (default: the checkpoint's)")
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--flip", action="store_true", help="test-time flip averaging: the "
@@ -49,14 +52,14 @@ def main() -> None:
                         "network's cost; measured here, not shipped)")
     args = parser.parse_args()
     photos, _, _ = select_photos(list_images(Path(args.data)), None, args.limit, 0)
-    settings = [(b, t) for t in args.temperature for b in args.boost]
+    settings = [(b, t, w) for w in args.working_size for t in args.temperature for b in args.boost]
     colorizers = {}
-    for b, t in settings:
-        c = Colorizer.load(args.model, boost=b, device="cpu")
+    for b, t, w in settings:
+        c = Colorizer.load(args.model, boost=b, device="cpu", working_size=w)
         c.model.head.temperature = t
         if args.flip:
             _flip_average(c)
-        colorizers[(b, t)] = c
+        colorizers[(b, t, w)] = c
     sums = {s: np.zeros(2) for s in settings}
     for path in photos:
         truth = load_truth(path)
@@ -68,13 +71,15 @@ def main() -> None:
             sums[s] += (metrics.ciede2000(metrics.to_lab(pred), true_lab),
                         metrics.colorfulness(pred) / max(c_true, 1e-6))
     table = Table(title=f"{args.model} on {len(photos)} photos of {args.data}")
-    for col in ("boost", "temperature", "CIEDE2000", "colourfulness ratio"):
+    for col in ("boost", "temperature", "working size", "CIEDE2000", "colourfulness ratio"):
         table.add_column(col, justify="right")
     rows = []
-    for (b, t), total in sums.items():
+    for (b, t, w), total in sums.items():
         de, ratio = total / len(photos)
-        rows.append({"boost": b, "temperature": t, "ciede2000": de, "colorfulness_ratio": ratio})
-        table.add_row(f"{b:g}", f"{t:g}", f"{de:.2f}", f"{ratio:.3f}")
+        w = colorizers[(b, t, w)].working_size
+        rows.append({"boost": b, "temperature": t, "working_size": w, "ciede2000": de,
+                     "colorfulness_ratio": ratio})
+        table.add_row(f"{b:g}", f"{t:g}", f"{w}", f"{de:.2f}", f"{ratio:.3f}")
     Console().print(table)
     if args.json:
         args.json.write_text(json.dumps({"model": args.model, "photos": len(photos), "rows": rows},

@@ -173,3 +173,67 @@ def test_hint_adapters_train_alone_from_cached_features(tmp_path: Path, photo_tr
     before, after = auto.state_dict(), model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert any(v.abs().sum() > 0 for k, v in after.items() if k.startswith("adapters.") and ".body.2." in k)
+
+
+def test_stride2_decoder_trains_from_its_own_cache(tmp_path: Path, photo_tree: Path) -> None:
+    """The stride-2 candidate caches the encoder's stride-2 map and targets at stride 2,
+    trains from them, and its encoder prefix can train on after the frozen phase."""
+    path = tmp_path / "s2.yaml"
+    path.write_text(TINY.replace("TRAIN", str(photo_tree)).replace("CACHE", str(tmp_path / "cache"))
+                    .replace("name: effnet_lite0,", "name: effnet_lite0_cls_s2,")
+                    .replace("{width: 8}", "{width: 8, fine_width: 4}")
+                    .replace("loss: {name: l1}", "loss: {name: rebalanced_ce, kwargs: {rebalance: false}}"))
+    run = train(config(path, tmp_path / "run", "--data.val=null"))
+    meta = json.loads((tmp_path / "cache" / features.CACHE_JSON).read_text())
+    assert meta["maps"] == 5
+    assert np.load(tmp_path / "cache" / "ab.npy", mmap_mode="r").shape[-2:] == (16, 16)
+    assert np.load(tmp_path / "cache" / "f0.npy", mmap_mode="r").shape[-3:] == (16, 16, 16)
+    model, _ = load_checkpoint(run / "model")
+    out = model.eval()(torch.rand(1, 1, 64, 96) * 100)
+    assert out["ab"].shape == (1, 2, 32, 48)
+    with torch.no_grad():  # the split still holds with the extra map
+        maps = model.encode(torch.rand(1, 1, 64, 64) * 100)
+        rest = model.encode_rest(maps[:model.splits[5]], 5)
+    assert all(torch.equal(a, b) for a, b in zip(rest, maps))
+
+
+def test_gan_finetune_trains_decoder_and_critic_from_the_cache(tmp_path: Path,
+                                                              photo_tree: Path) -> None:
+    """The short GAN fine-tune starts from an automatic checkpoint, updates its decoder and
+    its critic from cached features, and leaves the frozen encoder as it was."""
+    from chromatize.checkpoint import save_checkpoint
+
+    torch.manual_seed(0)
+    auto = create_model("effnet_lite0_cls", width=8)
+    save_checkpoint(tmp_path / "auto", auto, "effnet_lite0_cls", {"width": 8})
+    path = tmp_path / "gan.yaml"
+    path.write_text(TINY.replace("TRAIN", str(photo_tree)).replace("CACHE", str(tmp_path / "cache"))
+                    .replace("name: effnet_lite0,", f"name: effnet_lite0_cls_gan, init: {tmp_path / 'auto'},")
+                    .replace("{width: 8}", "{width: 8, d_channels: 4, d_layers: 1}")
+                    .replace("freeze_encoder_steps: 2, frozen_blocks: 5,", "freeze_encoder_steps: 100,")
+                    .replace("loss: {name: l1}", "loss: {name: rebalanced_ce, kwargs: {rebalance: false}}"))
+    run = train(config(path, tmp_path / "run", "--data.val=null"))
+    log = (run / "log.csv").read_text()
+    model, info = load_checkpoint(run / "model")
+    assert info["model"]["name"] == "effnet_lite0_cls_gan"
+    before, after = auto.state_dict(), model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before if k.startswith("encoder."))
+    assert not torch.equal(before["head.conv.weight"], after["head.conv.weight"])
+    assert "train_loss" in log
+
+
+def test_gan_finetune_step_updates_the_decoder_and_the_critic() -> None:
+    torch.manual_seed(0)
+    model = create_model("effnet_lite0_cls_gan", width=8, d_channels=4, d_layers=1)
+    model.encoder.requires_grad_(False)
+    with torch.no_grad():
+        maps = model.encode(torch.rand(2, 1, 32, 32) * 100)
+    ab = torch.randn(2, 2, 8, 8) * 20
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    logs = model.cached_train_step(maps, ab, LOSSES.create("rebalanced_ce", model=model, rebalance=False),
+                                   model.configure_optimizers(1e-3))
+    after = model.state_dict()
+    assert set(logs) == {"loss", "loss_g_adv", "loss_d"} and all(np.isfinite(list(logs.values())))
+    assert not torch.equal(before["head.conv.weight"], after["head.conv.weight"])
+    assert not torch.equal(before["critic.net.0.weight"], after["critic.net.0.weight"])
+    assert all(torch.equal(before[k], after[k]) for k in before if k.startswith("encoder.") and "weight" in k)

@@ -10,5 +10,6 @@ from chromatize.models.base import MODELS, ColorizationModel, create_model
 from chromatize.models import unet as _unet  # noqa: F401,E402
 from chromatize.models import efficientnet as _efficientnet  # noqa: F401,E402
 from chromatize.models import gan as _gan  # noqa: F401,E402
+from chromatize.models import stride2 as _stride2  # noqa: F401,E402
 
 __all__ = ["MODELS", "ColorizationModel", "create_model"]

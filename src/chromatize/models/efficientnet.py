@@ -129,6 +129,15 @@ def _conv_bn_relu(cin: int, cout: int, k: int = 3) -> nn.Sequential:
                          nn.ReLU(inplace=True))
 
 
+def make_head(head: str, channels: int, temperature: float = 0.38, boost: float = 0.0) -> nn.Module:
+    """The output head named ``head`` ("regression" or "classification") on ``channels``."""
+    if head == "regression":
+        return RegressionHead(channels)
+    if head == "classification":
+        return ClassificationHead(channels, temperature, boost=boost)
+    raise ValueError(f"head must be 'regression' or 'classification', got {head!r}")
+
+
 class GlobalFusion(nn.Module):
     """Iizuka et al. 2016: a global feature vector pooled over the whole image, fused into
     every position of a mid-level map by concatenation and a 1x1 convolution."""
@@ -181,12 +190,7 @@ class EffNetColorizer(ColorizationModel):
         self.lateral = nn.ModuleList(nn.Conv2d(c, width, 1) for c in channels[1:])
         self.fusion = GlobalFusion(channels[-1], width) if fusion else None
         self.smooth = nn.ModuleList(_conv_bn_relu(width, width) for _ in range(3))
-        if head == "regression":
-            self.head: nn.Module = RegressionHead(width)
-        elif head == "classification":
-            self.head = ClassificationHead(width, temperature, boost=boost)
-        else:
-            raise ValueError(f"head must be 'regression' or 'classification', got {head!r}")
+        self.head = make_head(head, width, temperature, boost)
 
     @staticmethod
     def encoder_input(l: torch.Tensor) -> torch.Tensor:
@@ -227,6 +231,10 @@ class EffNetColorizer(ColorizationModel):
         """Feature maps from :meth:`encode` -> the model's output dict (``ab``, and
         ``logits`` for the classification head) at stride 4. ``hint``: ``(B, 3, H, W)``
         normalised hint ab and mask, for hint models."""
+        return self.head(self.trunk(feats, hint))
+
+    def trunk(self, feats: list[torch.Tensor], hint: torch.Tensor | None = None) -> torch.Tensor:
+        """The decoder before its head: maps f4..f32 -> features ``(B, width, H/4, W/4)``."""
         f4, f8, f16, f32 = feats
         x = self.lateral[3](f32)
         if self.fusion is not None:
@@ -235,7 +243,7 @@ class EffNetColorizer(ColorizationModel):
         for k, (lat, smooth, skip) in enumerate(zip(self.lateral[2::-1], self.smooth, (f16, f8, f4)), 1):
             x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
             x = smooth(self._inject(k, x + lat(skip), hint))
-        return self.head(x)
+        return x
 
     def _inject(self, level: int, x: torch.Tensor, hint: torch.Tensor | None) -> torch.Tensor:
         """Hints into decoder level ``level`` (0 = stride 32 ... 3 = stride 4): here at

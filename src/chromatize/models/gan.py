@@ -4,6 +4,9 @@ the generator, a PatchGAN discriminator that sees L and ab, and GAN loss + lambd
 The model owns the order of its updates (:meth:`Pix2Pix.train_step`): first the
 discriminator on real and (detached) fake ab, then the generator on fooling it plus the
 reconstruction loss. At inference it is just its generator.
+
+:class:`CriticFinetune` is the short GAN fine-tune of issue 10's ablation: the shipped
+classifier's decoder, trained from cached encoder features with a critic beside it.
 """
 
 from __future__ import annotations
@@ -16,15 +19,17 @@ from torch import nn
 
 from chromatize import color
 from chromatize.models.base import MODELS, ColorizationModel, create_model
+from chromatize.models.efficientnet import EffNetColorizer
 
 
 class PatchDiscriminator(nn.Module):
     """PatchGAN critic: ``(B, 3, H, W)`` normalised (L, a, b) -> ``(B, 1, H/8-2, W/8-2)``
-    real/fake logits, one per 70x70 receptive field (with ``layers=3``)."""
+    real/fake logits, one per 70x70 receptive field (with ``layers=3``). ``self.net`` takes
+    any ``(B, in_channels, H, W)`` input, for critics conditioned on other maps than L."""
 
-    def __init__(self, channels: int = 64, layers: int = 3) -> None:
+    def __init__(self, channels: int = 64, layers: int = 3, in_channels: int = 3) -> None:
         super().__init__()
-        seq: list[nn.Module] = [nn.Conv2d(3, channels, 4, 2, 1), nn.LeakyReLU(0.2, True)]
+        seq: list[nn.Module] = [nn.Conv2d(in_channels, channels, 4, 2, 1), nn.LeakyReLU(0.2, True)]
         c = channels
         for i in range(1, layers + 1):
             c_out = channels * min(2**i, 8)
@@ -120,3 +125,69 @@ class Pix2Pix(ColorizationModel):
 def pix2pix(**kw: Any) -> Pix2Pix:
     """pix2pix with a configurable generator (default ``unet_small``)."""
     return Pix2Pix(**kw)
+
+
+class CriticFinetune(EffNetColorizer):
+    """A classification :class:`EffNetColorizer` (start it from a trained one with
+    ``model.init``) plus a PatchGAN critic for a short adversarial fine-tune of its
+    decoder from cached encoder features (``data.feature_cache``, encoder frozen).
+
+    The critic sees the decoded chroma at the model's stride 4, ``(B, 2, H/4, W/4)``
+    normalised, beside the encoder's stride-4 map ``(B, 24, H/4, W/4)`` (Lite0), which
+    stands in for L: the cache holds no L, and the map tells the critic what is where.
+    The generator's loss is ``adv + lambda_rec * loss_fn`` (the recipe's cross-entropy),
+    its adversarial part on the annealed-mean ab, boost included: what users see. At
+    inference the critic is unused (forward is :class:`EffNetColorizer`'s).
+    """
+
+    added_inputs = ("critic.",)
+
+    def __init__(self, gan_mode: str = "lsgan", lambda_rec: float = 10.0, d_channels: int = 64,
+                 d_layers: int = 2, **kw: Any) -> None:
+        super().__init__(**{"head": "classification", **kw})
+        gan_loss(torch.zeros(1), True, gan_mode)  # validate the mode now, not mid-training
+        if self.hints:
+            raise ValueError("the critic fine-tune has no hint input")
+        self.gan_mode, self.lambda_rec = gan_mode, lambda_rec
+        self.critic = PatchDiscriminator(d_channels, d_layers, self.variant.tap_channels[1] + 2)
+
+    def score(self, f4: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
+        """Critic logits for ab ``(B, 2, h, w)`` (Lab units) beside the stride-4 map ``f4``."""
+        return self.critic.net(torch.cat([f4, color.normalize_ab(ab).to(f4.dtype)], dim=1))
+
+    def configure_optimizers(self, lr: float, betas: tuple[float, float] = (0.5, 0.999),
+                             ) -> list[torch.optim.Optimizer]:
+        """[the colorizer's Adam, the critic's Adam]; frozen parameters get no updates."""
+        critic = {id(p) for p in self.critic.parameters()}
+        own = [p for p in self.parameters() if id(p) not in critic]
+        return [torch.optim.Adam(own, lr=lr, betas=betas),
+                torch.optim.Adam(self.critic.parameters(), lr=lr, betas=betas)]
+
+    def cached_train_step(self, feats: list[torch.Tensor], ab: torch.Tensor, loss_fn: nn.Module,
+                          optimizers: list[torch.optim.Optimizer]) -> dict[str, float]:
+        """One update from cached maps ``feats`` (f4..f32) and targets ``ab``
+        ``(B, 2, h, w)`` at the chroma stride: the critic on real and (detached) decoded
+        ab, then the decoder on fooling it plus ``lambda_rec`` x the recipe's loss."""
+        opt_g, opt_d = optimizers
+        out = self.decode(feats)
+        fake, f4 = out["ab"], feats[0].detach()
+        self.critic.requires_grad_(True)
+        loss_d = 0.5 * (gan_loss(self.score(f4, ab).float(), True, self.gan_mode)
+                        + gan_loss(self.score(f4, fake.detach()).float(), False, self.gan_mode))
+        opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        opt_d.step()
+        self.critic.requires_grad_(False)
+        loss_adv = gan_loss(self.score(f4, fake).float(), True, self.gan_mode)
+        loss_rec = loss_fn(out, ab)
+        opt_g.zero_grad(set_to_none=True)
+        (loss_adv + self.lambda_rec * loss_rec).backward()
+        opt_g.step()
+        self.critic.requires_grad_(True)
+        return {"loss": loss_rec.item(), "loss_g_adv": loss_adv.item(), "loss_d": loss_d.item()}
+
+
+@MODELS.register("effnet_lite0_cls_gan")
+def effnet_lite0_cls_gan(**kw: Any) -> CriticFinetune:
+    """The classifier with a critic for a short GAN fine-tune; see :class:`CriticFinetune`."""
+    return CriticFinetune(**kw)

@@ -1,7 +1,7 @@
 """The training loop: ``train(config) -> run folder``, on one CPU/GPU or under torchrun.
 
 The trainer knows nothing of the task beyond the model contract. Models customise it
-through two optional hooks, so a new family needs no change here:
+through optional hooks, so a new family needs no change here:
 
 * ``model.configure_optimizers(lr: float, betas: tuple[float, float]) -> list[Optimizer]``:
   the optimizers to use; otherwise one Adam over the trainable parameters (the
@@ -9,7 +9,9 @@ through two optional hooks, so a new family needs no change here:
 * ``model.train_step(l, ab, loss_fn, optimizers) -> dict[str, float]``: one full update
   on a batch (``l`` ``(B, 1, c, c)`` in [0, 100], ``ab`` ``(B, 2, c, c)`` Lab units),
   e.g. a GAN owning the order of its G/D steps; the dict must hold ``"loss"``. Otherwise
-  the default step: forward, ``loss_fn(out, ab)``, backward, step. (Not yet supported under
+  the default step: forward, ``loss_fn(out, ab)``, backward, step.
+* ``model.cached_train_step(feats, ab, loss_fn, optimizers)``: the same, for a step from
+  cached encoder maps while the encoder is frozen (``ab`` at the chroma stride). (Not yet supported under
   torchrun: there the default step runs through DistributedDataParallel.)
 
 Run folder: ``config.yaml`` (resolved), ``log.csv``, ``tb/``, ``grids/step_XXXXXX.png``,
@@ -320,6 +322,10 @@ class Trainer:
         fmt = torch.channels_last if self.cfg.train.channels_last else torch.contiguous_format
         feats = [f.to(self.device, memory_format=fmt) for f in feats]
         ab = ab.to(self.device)
+        hook = getattr(self.model, "cached_train_step", None)
+        if hook is not None and self.frozen:  # a model owning its update (a critic's)
+            with self._autocast():
+                return hook(feats, ab, self.loss_fn, self.optimizers)
         hint_fn = getattr(self.model, "cached_hint", None)  # hint models read by the decoder
         with self._autocast():
             if not self.frozen:
