@@ -141,6 +141,7 @@ class CriticFinetune(EffNetColorizer):
     """
 
     added_inputs = ("critic.",)
+    own_kwargs = ("gan_mode", "lambda_rec", "d_channels", "d_layers")  # not the colorizer's
 
     def __init__(self, gan_mode: str = "lsgan", lambda_rec: float = 10.0, d_channels: int = 64,
                  d_layers: int = 2, **kw: Any) -> None:
