@@ -154,20 +154,29 @@ def test_sparse_soft_encoding_equals_the_dense_one() -> None:
     torch.testing.assert_close(loss({"logits": logits, "ab": ab}, ab), want, atol=1e-4, rtol=0)
 
 
-def test_hint_adapters_train_alone_from_cached_features(tmp_path: Path, photo_tree: Path) -> None:
-    """A hint-adapter model starts from an automatic checkpoint, trains from the feature
-    cache with simulated hints, and changes nothing but its adapters."""
+def _train_from_automatic(tmp_path: Path, photo_tree: Path, name: str,
+                          kwargs: str = "{width: 8}") -> tuple[torch.nn.Module, Path]:
+    """A tiny automatic checkpoint, then model ``name`` (``kwargs``) started from it and
+    trained a few steps from cached features with the encoder frozen. Returns (the
+    automatic model, the run folder)."""
     from chromatize.checkpoint import save_checkpoint
 
     torch.manual_seed(0)
     auto = create_model("effnet_lite0_cls", width=8)
     save_checkpoint(tmp_path / "auto", auto, "effnet_lite0_cls", {"width": 8})
-    path = tmp_path / "adapters.yaml"
+    path = tmp_path / f"{name}.yaml"
     path.write_text(TINY.replace("TRAIN", str(photo_tree)).replace("CACHE", str(tmp_path / "cache"))
-                    .replace("name: effnet_lite0,", f"name: effnet_lite0_cls_adapters, init: {tmp_path / 'auto'},")
+                    .replace("name: effnet_lite0,", f"name: {name}, init: {tmp_path / 'auto'},")
+                    .replace("{width: 8}", kwargs)
                     .replace("freeze_encoder_steps: 2, frozen_blocks: 5,", "freeze_encoder_steps: 100,")
                     .replace("loss: {name: l1}", "loss: {name: rebalanced_ce, kwargs: {rebalance: false}}"))
-    run = train(config(path, tmp_path / "run", "--data.val=null"))
+    return auto, train(config(path, tmp_path / "run", "--data.val=null"))
+
+
+def test_hint_adapters_train_alone_from_cached_features(tmp_path: Path, photo_tree: Path) -> None:
+    """A hint-adapter model starts from an automatic checkpoint, trains from the feature
+    cache with simulated hints, and changes nothing but its adapters."""
+    auto, run = _train_from_automatic(tmp_path, photo_tree, "effnet_lite0_cls_adapters")
     model, info = load_checkpoint(run / "model")
     assert info["model"]["name"] == "effnet_lite0_cls_adapters"
     before, after = auto.state_dict(), model.state_dict()
@@ -201,18 +210,8 @@ def test_gan_finetune_trains_decoder_and_critic_from_the_cache(tmp_path: Path,
                                                               photo_tree: Path) -> None:
     """The short GAN fine-tune starts from an automatic checkpoint, updates its decoder and
     its critic from cached features, and leaves the frozen encoder as it was."""
-    from chromatize.checkpoint import save_checkpoint
-
-    torch.manual_seed(0)
-    auto = create_model("effnet_lite0_cls", width=8)
-    save_checkpoint(tmp_path / "auto", auto, "effnet_lite0_cls", {"width": 8})
-    path = tmp_path / "gan.yaml"
-    path.write_text(TINY.replace("TRAIN", str(photo_tree)).replace("CACHE", str(tmp_path / "cache"))
-                    .replace("name: effnet_lite0,", f"name: effnet_lite0_cls_gan, init: {tmp_path / 'auto'},")
-                    .replace("{width: 8}", "{width: 8, d_channels: 4, d_layers: 1}")
-                    .replace("freeze_encoder_steps: 2, frozen_blocks: 5,", "freeze_encoder_steps: 100,")
-                    .replace("loss: {name: l1}", "loss: {name: rebalanced_ce, kwargs: {rebalance: false}}"))
-    run = train(config(path, tmp_path / "run", "--data.val=null"))
+    auto, run = _train_from_automatic(tmp_path, photo_tree, "effnet_lite0_cls_gan",
+                                      "{width: 8, d_channels: 4, d_layers: 1}")
     log = (run / "log.csv").read_text()
     model, info = load_checkpoint(run / "model")
     assert info["model"]["name"] == "effnet_lite0_cls_gan"

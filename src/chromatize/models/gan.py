@@ -11,6 +11,7 @@ classifier's decoder, trained from cached encoder features with a critic beside 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -55,6 +56,31 @@ def gan_loss(logits: torch.Tensor, real: bool, mode: str) -> torch.Tensor:
     raise ValueError(f"gan_mode must be 'lsgan' or 'vanilla', got {mode!r}")
 
 
+def adversarial_update(critic: nn.Module, score: Callable[[torch.Tensor], torch.Tensor],
+                       real: torch.Tensor, fake: torch.Tensor, rec_loss: Callable[[], torch.Tensor],
+                       lambda_rec: float, gan_mode: str,
+                       optimizers: list[torch.optim.Optimizer]) -> dict[str, float]:
+    """One GAN update: the critic on ``real`` and (detached) ``fake`` ab, then the
+    generator on ``gan_loss(score(fake), real) + lambda_rec * rec_loss()``.
+    ``score(ab)`` gives the critic's logits for ab ``(B, 2, h, w)`` in Lab units;
+    ``optimizers`` are [generator's, critic's]."""
+    opt_g, opt_d = optimizers
+    critic.requires_grad_(True)
+    loss_d = 0.5 * (gan_loss(score(real).float(), True, gan_mode)
+                    + gan_loss(score(fake.detach()).float(), False, gan_mode))
+    opt_d.zero_grad(set_to_none=True)
+    loss_d.backward()
+    opt_d.step()
+    critic.requires_grad_(False)
+    loss_adv = gan_loss(score(fake).float(), True, gan_mode)
+    loss_rec = rec_loss()
+    opt_g.zero_grad(set_to_none=True)
+    (loss_adv + lambda_rec * loss_rec).backward()
+    opt_g.step()
+    critic.requires_grad_(True)
+    return {"loss": loss_rec.item(), "loss_g_adv": loss_adv.item(), "loss_d": loss_d.item()}
+
+
 class Pix2Pix(ColorizationModel):
     """Generator ``generator`` (a registered model name) + PatchGAN critic.
 
@@ -97,28 +123,13 @@ class Pix2Pix(ColorizationModel):
                    optimizers: list[torch.optim.Optimizer]) -> dict[str, float]:
         """One pix2pix update. l: ``(B, 1, H, W)``; ab: ``(B, 2, H, W)`` Lab units;
         ``loss_fn(out, ab)`` is the reconstruction loss (L1 in pix2pix)."""
-        opt_g, opt_d = optimizers
         out = self.generator(l)
         fake = out["ab"]
         l_small = F.adaptive_avg_pool2d(l, fake.shape[-2:])
         real = F.adaptive_avg_pool2d(ab, fake.shape[-2:])
-
-        self.discriminator.requires_grad_(True)
-        loss_d = 0.5 * (gan_loss(self.discriminator(l_small, real), True, self.gan_mode)
-                        + gan_loss(self.discriminator(l_small, fake.detach()), False, self.gan_mode))
-        opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        opt_d.step()
-
-        self.discriminator.requires_grad_(False)
-        loss_adv = gan_loss(self.discriminator(l_small, fake), True, self.gan_mode)
-        loss_rec = loss_fn(out, ab)
-        loss_g = loss_adv + self.lambda_l1 * loss_rec
-        opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        opt_g.step()
-        self.discriminator.requires_grad_(True)
-        return {"loss": loss_rec.item(), "loss_g_adv": loss_adv.item(), "loss_d": loss_d.item()}
+        return adversarial_update(self.discriminator, lambda x: self.discriminator(l_small, x), real,
+                                  fake, lambda: loss_fn(out, ab), self.lambda_l1, self.gan_mode,
+                                  optimizers)
 
 
 @MODELS.register("pix2pix")
@@ -169,23 +180,10 @@ class CriticFinetune(EffNetColorizer):
         """One update from cached maps ``feats`` (f4..f32) and targets ``ab``
         ``(B, 2, h, w)`` at the chroma stride: the critic on real and (detached) decoded
         ab, then the decoder on fooling it plus ``lambda_rec`` x the recipe's loss."""
-        opt_g, opt_d = optimizers
         out = self.decode(feats)
-        fake, f4 = out["ab"], feats[0].detach()
-        self.critic.requires_grad_(True)
-        loss_d = 0.5 * (gan_loss(self.score(f4, ab).float(), True, self.gan_mode)
-                        + gan_loss(self.score(f4, fake.detach()).float(), False, self.gan_mode))
-        opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        opt_d.step()
-        self.critic.requires_grad_(False)
-        loss_adv = gan_loss(self.score(f4, fake).float(), True, self.gan_mode)
-        loss_rec = loss_fn(out, ab)
-        opt_g.zero_grad(set_to_none=True)
-        (loss_adv + self.lambda_rec * loss_rec).backward()
-        opt_g.step()
-        self.critic.requires_grad_(True)
-        return {"loss": loss_rec.item(), "loss_g_adv": loss_adv.item(), "loss_d": loss_d.item()}
+        f4 = feats[0].detach()
+        return adversarial_update(self.critic, lambda x: self.score(f4, x), ab, out["ab"],
+                                  lambda: loss_fn(out, ab), self.lambda_rec, self.gan_mode, optimizers)
 
 
 @MODELS.register("effnet_lite0_cls_gan")
