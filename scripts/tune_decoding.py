@@ -1,7 +1,7 @@
 """Choose a classification model's decoding settings on val: colour error against vividness.
 
     PYTHONPATH=src python scripts/tune_decoding.py MODEL [--boost 0 0.15 0.3 ...]
-        [--temperature 0.38] [--working-size 256 ...] [--limit N]
+        [--temperature 0.38] [--working-size 256 ...] [--flip] [--multiscale 0.857] [--limit N]
         [--data ../shared/data/photos/val] [--json out.json]
 
 For each (boost, temperature) prints the mean CIEDE2000 and colourfulness ratio over the
@@ -37,6 +37,24 @@ def _flip_average(colorizer: Colorizer) -> None:
     colorizer.predict = flipped  # type: ignore[method-assign]
 
 
+def _multiscale(colorizer: Colorizer, scale: float) -> None:
+    """Make ``colorizer`` average the network's logits at its working size with those at
+    ``scale`` times it (sides rounded to multiples of 32), brought back to the same grid."""
+    import torch.nn.functional as F
+
+    predict = colorizer.predict
+
+    def both(l, hints=None):  # noqa: ANN001, ANN202 - Colorizer.predict's signature
+        out = predict(l)
+        size = tuple(max(32, round(n * scale / 32) * 32) for n in l.shape[-2:])
+        other = predict(F.interpolate(l, size=size, mode="bilinear", align_corners=False))
+        logits = (out["logits"] + F.interpolate(other["logits"], size=out["logits"].shape[-2:],
+                                                mode="bilinear", align_corners=False)) / 2
+        return {"logits": logits, "ab": colorizer.model.head.decode(logits)}
+
+    colorizer.predict = both  # type: ignore[method-assign]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model")
@@ -50,6 +68,9 @@ def main() -> None:
     parser.add_argument("--flip", action="store_true", help="test-time flip averaging: the "
                         "logits of the photo and of its mirror image, averaged (2x the "
                         "network's cost; measured here, not shipped)")
+    parser.add_argument("--multiscale", type=float, default=None, metavar="SCALE",
+                        help="test-time multi-scale: the logits at the working size and at "
+                        "SCALE x it, averaged (measured here, not shipped)")
     args = parser.parse_args()
     photos, _, _ = select_photos(list_images(Path(args.data)), None, args.limit, 0)
     settings = [(b, t, w) for w in args.working_size for t in args.temperature for b in args.boost]
@@ -59,6 +80,8 @@ def main() -> None:
         c.model.head.temperature = t
         if args.flip:
             _flip_average(c)
+        if args.multiscale:
+            _multiscale(c, args.multiscale)
         colorizers[(b, t, w)] = c
     sums = {s: np.zeros(2) for s in settings}
     for path in photos:
