@@ -1,7 +1,8 @@
 """Choose a classification model's decoding settings on val: colour error against vividness.
 
     PYTHONPATH=src python scripts/tune_decoding.py MODEL [--boost 0 0.15 0.3 ...]
-        [--temperature 0.38] [--working-size 256 ...] [--flip] [--multiscale 0.857] [--limit N]
+        [--temperature 0.38] [--working-size 256 ...] [--chroma-gain 1.2 ...] [--flip]
+        [--multiscale 0.857] [--limit N]
         [--data ../shared/data/photos/val] [--json out.json]
 
 For each (boost, temperature) prints the mean CIEDE2000 and colourfulness ratio over the
@@ -55,6 +56,19 @@ def _multiscale(colorizer: Colorizer, scale: float) -> None:
     colorizer.predict = both  # type: ignore[method-assign]
 
 
+def _chroma_gain(colorizer: Colorizer, gain: float) -> None:
+    """Make ``colorizer`` scale the decoded a*b* by ``gain`` (a plain saturation gain,
+    which keeps every hue, where the boost moves probability towards rare colours)."""
+    predict = colorizer.predict
+
+    def scaled(l, hints=None):  # noqa: ANN001, ANN202 - Colorizer.predict's signature
+        out = dict(predict(l))
+        out["ab"] = out["ab"] * gain
+        return out
+
+    colorizer.predict = scaled  # type: ignore[method-assign]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model")
@@ -71,18 +85,23 @@ def main() -> None:
     parser.add_argument("--multiscale", type=float, default=None, metavar="SCALE",
                         help="test-time multi-scale: the logits at the working size and at "
                         "SCALE x it, averaged (measured here, not shipped)")
+    parser.add_argument("--chroma-gain", type=float, nargs="+", default=[1.0],
+                        help="scale the decoded a*b* by these factors (measured here, not shipped)")
     args = parser.parse_args()
     photos, _, _ = select_photos(list_images(Path(args.data)), None, args.limit, 0)
-    settings = [(b, t, w) for w in args.working_size for t in args.temperature for b in args.boost]
+    settings = [(b, t, w, g) for g in args.chroma_gain for w in args.working_size
+                for t in args.temperature for b in args.boost]
     colorizers = {}
-    for b, t, w in settings:
+    for b, t, w, g in settings:
         c = Colorizer.load(args.model, boost=b, device="cpu", working_size=w)
         c.model.head.temperature = t
         if args.flip:
             _flip_average(c)
         if args.multiscale:
             _multiscale(c, args.multiscale)
-        colorizers[(b, t, w)] = c
+        if g != 1:
+            _chroma_gain(c, g)
+        colorizers[(b, t, w, g)] = c
     sums = {s: np.zeros(2) for s in settings}
     for path in photos:
         truth = load_truth(path)
@@ -94,15 +113,16 @@ def main() -> None:
             sums[s] += (metrics.ciede2000(metrics.to_lab(pred), true_lab),
                         metrics.colorfulness(pred) / max(c_true, 1e-6))
     table = Table(title=f"{args.model} on {len(photos)} photos of {args.data}")
-    for col in ("boost", "temperature", "working size", "CIEDE2000", "colourfulness ratio"):
+    for col in ("boost", "temperature", "working size", "chroma gain", "CIEDE2000",
+                "colourfulness ratio"):
         table.add_column(col, justify="right")
     rows = []
-    for (b, t, w), total in sums.items():
+    for (b, t, w, g), total in sums.items():
         de, ratio = total / len(photos)
-        w = colorizers[(b, t, w)].working_size
-        rows.append({"boost": b, "temperature": t, "working_size": w, "ciede2000": de,
-                     "colorfulness_ratio": ratio})
-        table.add_row(f"{b:g}", f"{t:g}", f"{w}", f"{de:.2f}", f"{ratio:.3f}")
+        w = colorizers[(b, t, w, g)].working_size
+        rows.append({"boost": b, "temperature": t, "working_size": w, "chroma_gain": g,
+                     "ciede2000": de, "colorfulness_ratio": ratio})
+        table.add_row(f"{b:g}", f"{t:g}", f"{w}", f"{g:g}", f"{de:.2f}", f"{ratio:.3f}")
     Console().print(table)
     if args.json:
         args.json.write_text(json.dumps({"model": args.model, "photos": len(photos), "rows": rows},

@@ -209,3 +209,22 @@ def test_strips_in_parallel_give_the_sequential_result():
     # The composed photo's ab is the strips' ab (up to 8-bit rounding and gamut fitting).
     inside = np.abs(want).max(0) < 20
     assert np.median(np.abs(lab[..., 1:].transpose(2, 0, 1) - want)[:, inside]) < 1.0
+
+
+def test_chroma_gain_scales_every_decoding_path(tmp_path):
+    """A checkpoint's ``gain`` scales the decoded a*b*: its own decoding, a per-call boost
+    and samples all come out about that much more saturated than the same weights at 1."""
+    photo = Image.fromarray(np.tile(np.linspace(100, 160, 64, dtype=np.uint8), (64, 1)))  # mid-grays: room in the gamut
+    plain = Colorizer.load(save_tiny_model(tmp_path / "a", "effnet_lite0_cls", width=8), device="cpu")
+    gained = Colorizer.load(save_tiny_model(tmp_path / "b", "effnet_lite0_cls", width=8, gain=1.5),
+                            device="cpu")
+    assert gained.model.head.gain == 1.5 and plain.model.head.gain == 1
+
+    def chroma(image: Image.Image) -> float:
+        return float(np.hypot(*skc.rgb2lab(np.asarray(image))[..., 1:].transpose(2, 0, 1)).mean())
+
+    for kw in ({}, {"boost": 0.5}, {"samples": 1, "seed": 0}):
+        a, b = plain.colorize(photo, **kw), gained.colorize(photo, **kw)
+        a, b = (x[0] if isinstance(x, list) else x for x in (a, b))
+        assert chroma(a) > 1
+        assert 1.35 < chroma(b) / chroma(a) < 1.65, (kw, chroma(a), chroma(b))

@@ -57,6 +57,7 @@ def test_export_keeps_metadata_and_matches_pytorch(default_onnx):
     assert onnx_c.info["model"]["name"] == "effnet_lite0_cls"
     assert meta["output"] == "logits" and len(meta["head"]["bins"]) == 261
     assert meta["head"]["boost"] == torch_c.model.head.boost
+    assert meta["head"]["gain"] == torch_c.model.head.gain  # the decoding runs in Python
     assert onnx_c.model.size_multiple == 32 and onnx_c.can_sample
     # Two photo shapes: the graph's height and width are dynamic.
     for photo in (gray_photo(48, 64), gray_photo(100, 60)):

@@ -55,7 +55,7 @@ class _Graph(nn.Module):
 
 
 def _head_meta(head: ClassificationHead) -> dict[str, Any]:
-    return {"temperature": head.temperature, "boost": head.boost,
+    return {"temperature": head.temperature, "boost": head.boost, "gain": head.gain,
             **{k: getattr(head, k).tolist() for k in ("bins", "prior", "class_weights")}}
 
 
@@ -215,7 +215,7 @@ def _build_head(meta: dict[str, Any]) -> ClassificationHead:
     """The decoding half of a classification head (its 1x1 convolution runs in the graph,
     so it is left at one input channel and never called)."""
     head = ClassificationHead(1, temperature=float(meta["temperature"]),
-                              boost=float(meta["boost"]))
+                              boost=float(meta["boost"]), gain=float(meta.get("gain", 1.0)))
     for key in ("bins", "prior", "class_weights"):
         setattr(head, key, torch.tensor(meta[key], dtype=torch.float32))
     return head.eval()

@@ -309,6 +309,8 @@ class Colorizer:
             else:
                 gen = torch.Generator().manual_seed(0 if seed is None else seed)
                 abs_ = list(sample_ab(logits, head.bins.cpu(), samples, gen, head.temperature))
+            if head.gain != 1:  # the model's chroma gain, as its own decoding applies it
+                abs_ = [ab * head.gain for ab in abs_]
         outs = [self._finish(src, alpha, net.l_small, ab, hints, net.logits, net.memo)
                 for ab in abs_]
         return outs[0] if samples is None else outs

@@ -129,12 +129,14 @@ def _conv_bn_relu(cin: int, cout: int, k: int = 3) -> nn.Sequential:
                          nn.ReLU(inplace=True))
 
 
-def make_head(head: str, channels: int, temperature: float = 0.38, boost: float = 0.0) -> nn.Module:
-    """The output head named ``head`` ("regression" or "classification") on ``channels``."""
+def make_head(head: str, channels: int, temperature: float = 0.38, boost: float = 0.0,
+              gain: float = 1.0) -> nn.Module:
+    """The output head named ``head`` ("regression" or "classification") on ``channels``;
+    ``temperature``, ``boost`` and ``gain`` are the classification head's decoding."""
     if head == "regression":
         return RegressionHead(channels)
     if head == "classification":
-        return ClassificationHead(channels, temperature, boost=boost)
+        return ClassificationHead(channels, temperature, boost=boost, gain=gain)
     raise ValueError(f"head must be 'regression' or 'classification', got {head!r}")
 
 
@@ -173,7 +175,7 @@ class EffNetColorizer(ColorizationModel):
 
     def __init__(self, width: int = 64, head: str = "regression", fusion: bool = False,
                  temperature: float = 0.38, hints: bool = False, boost: float = 0.0,
-                 encoder: str = "lite0") -> None:
+                 encoder: str = "lite0", gain: float = 1.0) -> None:
         super().__init__()
         if encoder not in VARIANTS:
             raise ValueError(f"encoder must be one of {sorted(VARIANTS)}, got {encoder!r}")
@@ -190,7 +192,7 @@ class EffNetColorizer(ColorizationModel):
         self.lateral = nn.ModuleList(nn.Conv2d(c, width, 1) for c in channels[1:])
         self.fusion = GlobalFusion(channels[-1], width) if fusion else None
         self.smooth = nn.ModuleList(_conv_bn_relu(width, width) for _ in range(3))
-        self.head = make_head(head, width, temperature, boost)
+        self.head = make_head(head, width, temperature, boost, gain)
 
     @staticmethod
     def encoder_input(l: torch.Tensor) -> torch.Tensor:

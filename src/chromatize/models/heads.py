@@ -32,10 +32,12 @@ class ClassificationHead(nn.Module):
     ``boost`` rebalances at decoding time instead of (or besides) training time: the
     distribution is reweighted to ``p * class_weights ** boost`` before decoding, which
     lifts rare, saturated colours that an unweighted loss learns to avoid. 0 = off.
+    ``gain`` scales the decoded ab (a saturation gain that keeps every hue; the annealed
+    mean of a spread distribution is duller than any of its colours). 1 = off.
     """
 
     def __init__(self, channels: int, temperature: float = 0.38, grid: float = color.AB_GRID,
-                 boost: float = 0.0):
+                 boost: float = 0.0, gain: float = 1.0):
         super().__init__()
         bins = torch.as_tensor(color.ab_bins(grid), dtype=torch.float32)
         self.register_buffer("bins", bins)
@@ -45,6 +47,7 @@ class ClassificationHead(nn.Module):
         self.conv = nn.Conv2d(channels, bins.shape[0], 1)
         self.temperature = temperature
         self.boost = boost
+        self.gain = gain
 
     def decoding_logits(self, logits: torch.Tensor) -> torch.Tensor:
         """Logits ``(B, Q, h, w)`` with the decoding-time ``boost`` applied."""
@@ -54,9 +57,10 @@ class ClassificationHead(nn.Module):
 
     def decode(self, logits: torch.Tensor) -> torch.Tensor:
         """Logits ``(B, Q, h, w)`` -> ab ``(B, 2, h, w)`` in Lab units, with this head's
-        ``boost`` and ``temperature`` (also used by runtimes that compute the logits
-        elsewhere, such as :class:`chromatize.inference.onnx.OnnxModel`)."""
-        return decode_ab(self.decoding_logits(logits), self.bins, self.temperature)
+        ``boost``, ``temperature`` and ``gain`` (also used by runtimes that compute the
+        logits elsewhere, such as :class:`chromatize.inference.onnx.OnnxModel`)."""
+        ab = decode_ab(self.decoding_logits(logits), self.bins, self.temperature)
+        return ab * self.gain if self.gain != 1 else ab
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         logits = self.conv(x)

@@ -29,7 +29,8 @@ class Stride2Colorizer(EffNetColorizer):
     ab_stride = 2
 
     def __init__(self, width: int = 64, fine_width: int = 32, head: str = "classification",
-                 temperature: float = 0.38, boost: float = 0.0, **kw: object) -> None:
+                 temperature: float = 0.38, boost: float = 0.0, gain: float = 1.0,
+                 **kw: object) -> None:
         super().__init__(width=width, head=head, temperature=temperature, boost=boost, **kw)  # type: ignore[arg-type]
         if self.hints:
             raise ValueError("the stride-2 decoder has no hint input")
@@ -37,7 +38,7 @@ class Stride2Colorizer(EffNetColorizer):
         self.lateral_fine = nn.Conv2d(c2, fine_width, 1)
         self.reduce_fine = nn.Conv2d(width, fine_width, 1)
         self.smooth_fine = _conv_bn_relu(fine_width, fine_width)
-        self.head = make_head(head, fine_width, temperature, boost)
+        self.head = make_head(head, fine_width, temperature, boost, gain)
         # encode() returns one more map (f2) than the parent's, first.
         self.splits = {k: n + 1 for k, n in self.variant.splits.items()}
 
