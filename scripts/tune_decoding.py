@@ -56,19 +56,6 @@ def _multiscale(colorizer: Colorizer, scale: float) -> None:
     colorizer.predict = both  # type: ignore[method-assign]
 
 
-def _chroma_gain(colorizer: Colorizer, gain: float) -> None:
-    """Make ``colorizer`` scale the decoded a*b* by ``gain`` (a plain saturation gain,
-    which keeps every hue, where the boost moves probability towards rare colours)."""
-    predict = colorizer.predict
-
-    def scaled(l, hints=None):  # noqa: ANN001, ANN202 - Colorizer.predict's signature
-        out = dict(predict(l))
-        out["ab"] = out["ab"] * gain
-        return out
-
-    colorizer.predict = scaled  # type: ignore[method-assign]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model")
@@ -86,7 +73,8 @@ def main() -> None:
                         help="test-time multi-scale: the logits at the working size and at "
                         "SCALE x it, averaged (measured here, not shipped)")
     parser.add_argument("--chroma-gain", type=float, nargs="+", default=[1.0],
-                        help="scale the decoded a*b* by these factors (measured here, not shipped)")
+                        help="chroma gains of the decoded a*b* (the head's gain, which keeps every "
+                        "hue, where the boost moves probability towards rare colours)")
     args = parser.parse_args()
     photos, _, _ = select_photos(list_images(Path(args.data)), None, args.limit, 0)
     settings = [(b, t, w, g) for g in args.chroma_gain for w in args.working_size
@@ -99,8 +87,7 @@ def main() -> None:
             _flip_average(c)
         if args.multiscale:
             _multiscale(c, args.multiscale)
-        if g != 1:
-            _chroma_gain(c, g)
+        c.model.head.gain = g  # the head's chroma gain (ClassificationHead.gain)
         colorizers[(b, t, w, g)] = c
     sums = {s: np.zeros(2) for s in settings}
     for path in photos:
