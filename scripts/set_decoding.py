@@ -16,8 +16,8 @@ import argparse
 import json
 from pathlib import Path
 
-from chromatize.checkpoint import load_checkpoint
 from chromatize.io import atomic_write_bytes
+from chromatize.models import create_model
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "src" / "chromatize" / "weights"
 
@@ -31,6 +31,10 @@ def main() -> None:
     parser.add_argument("--chosen-by", required=True, help="how the values were chosen")
     args = parser.parse_args()
     path = WEIGHTS / f"{args.name}.json"
+    if not path.is_file():
+        raise SystemExit(f"error: {args.name}: no shipped model of that name in {WEIGHTS}")
+    if args.working_size is not None and args.working_size < 32:
+        raise SystemExit(f"error: --working-size must be at least 32, got {args.working_size}")
     meta = json.loads(path.read_text())
     decoding = dict(meta.get("decoding", {}))
     previous = {"boost": meta["model"]["kwargs"].get("boost"),
@@ -44,8 +48,11 @@ def main() -> None:
         meta["working_size"] = decoding["working_size"] = args.working_size
     decoding.update(chosen_by=args.chosen_by, previous=previous)
     meta["decoding"] = decoding
+    try:  # the model must still build with the new settings before the file changes
+        create_model(meta["model"]["name"], **meta["model"]["kwargs"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise SystemExit(f"error: {args.name}: {e}") from None
     atomic_write_bytes(path, json.dumps(meta, indent=2, default=str).encode())
-    load_checkpoint(WEIGHTS / args.name)  # still a valid checkpoint
     kw = meta["model"]["kwargs"]
     print(f"{path}: boost {kw.get('boost')}, gain {kw.get('gain', 1.0)}, working size {meta['working_size']}")
 

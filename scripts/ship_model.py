@@ -50,9 +50,14 @@ def main() -> None:
     if args.as_model:
         own, added = tuple(getattr(model, "own_kwargs", ())), tuple(getattr(model, "added_inputs", ()))
         kwargs = {k: v for k, v in kwargs.items() if k not in own}
-        plain = create_model(args.as_model, **kwargs)
-        plain.load_state_dict({k: v for k, v in model.state_dict().items()
-                               if not k.startswith(added)}, strict=True)
+        try:
+            plain = create_model(args.as_model, **kwargs)
+            plain.load_state_dict({k: v for k, v in model.state_dict().items()
+                                   if not k.startswith(added)}, strict=True)
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:
+            lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()] or [repr(e)]
+            reason = " ".join(lines[:2])[:300]  # a state-dict error says what differs on line 2
+            raise SystemExit(f"error: --as-model {args.as_model}: {reason}") from None
         model, name = plain, args.as_model
     model.head.boost = args.boost
     model = model.half()

@@ -76,6 +76,8 @@ def main() -> None:
                         help="chroma gains of the decoded a*b* (the head's gain, which keeps every "
                         "hue, where the boost moves probability towards rare colours)")
     args = parser.parse_args()
+    if any(not 0 < g < float("inf") for g in args.chroma_gain):
+        parser.error(f"--chroma-gain: positive numbers only, got {args.chroma_gain}")
     photos, _, _ = select_photos(list_images(Path(args.data)), None, args.limit, 0)
     settings = [(b, t, w, g) for g in args.chroma_gain for w in args.working_size
                 for t in args.temperature for b in args.boost]

@@ -228,3 +228,17 @@ def test_chroma_gain_scales_every_decoding_path(tmp_path):
         a, b = (x[0] if isinstance(x, list) else x for x in (a, b))
         assert chroma(a) > 1
         assert 1.35 < chroma(b) / chroma(a) < 1.65, (kw, chroma(a), chroma(b))
+
+
+@pytest.mark.parametrize("gain", [-1, 0, "1.2", None, float("inf")])
+def test_a_bad_chroma_gain_in_a_checkpoint_is_one_clear_error(tmp_path, gain):
+    import json
+
+    ckpt = save_tiny_model(tmp_path, "effnet_lite0_cls", width=8)
+    meta_path = ckpt.with_suffix(".json")
+    meta = json.loads(meta_path.read_text())
+    meta["model"]["kwargs"]["gain"] = gain
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match=r"gain must be a positive number") as e:
+        Colorizer.load(ckpt, device="cpu")
+    assert "\n" not in str(e.value)

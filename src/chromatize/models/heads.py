@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -47,7 +49,9 @@ class ClassificationHead(nn.Module):
         self.conv = nn.Conv2d(channels, bins.shape[0], 1)
         self.temperature = temperature
         self.boost = boost
-        self.gain = gain
+        if isinstance(gain, bool) or not isinstance(gain, (int, float)) or not 0 < gain < math.inf:
+            raise ValueError(f"gain must be a positive number, got {gain!r}")
+        self.gain = float(gain)
 
     def decoding_logits(self, logits: torch.Tensor) -> torch.Tensor:
         """Logits ``(B, Q, h, w)`` with the decoding-time ``boost`` applied."""
