@@ -27,8 +27,9 @@ from chromatize.evaluation.hint_sweep import _square, hint_sweep  # noqa: E402
 from chromatize.inference import steer  # noqa: E402
 
 NS = [1, 2, 5, 10, 20]
-GRID = {"KAPPA": [0.03, 0.3], "SIGMA_XY": [0.2, 0.5], "SIGMA_LOGITS": [5.0, 12.0],
-        "SCREEN": [3e-4, 3e-3], "SIGMA_L": [6.0, 15.0]}
+GRID = {"MODE_ALPHA": [30.0, 300.0], "MODE_RADIUS": [9.0, 16.0],
+        "MODE_SIGMA_LOGITS": [8.0, 16.0], "KAPPA": [0.03, 0.3], "SIGMA_XY": [0.3, 0.5],
+        "SIGMA_LOGITS": [5.0, 12.0], "SCREEN": [3e-4, 3e-3], "SIGMA_L": [6.0, 15.0]}
 
 
 def main() -> None:

@@ -19,6 +19,7 @@ from chromatize.errors import UsageError
 from chromatize.inference.hints import MarksError
 from chromatize.inference.pipeline import SuggestError
 from chromatize.inference.propagate import affinity_system, propagate
+from chromatize.models.heads import decode_ab
 from conftest import save_tiny_model
 
 RED = (40.0, 25.0)  # in the sRGB gamut at the L* of gray 90 (37.6)
@@ -295,3 +296,37 @@ def test_propagate_reuses_its_pyramid_for_new_marks_with_the_same_result():
         kept = propagate(l, target, mask, screen, coarsest_side=32, cache=cache)
         assert np.array_equal(fresh, kept)
     assert ("pyramid", 32) in cache
+
+
+def test_a_mark_settles_the_networks_hesitation_for_pixels_like_it():
+    """Step 0 of steer: where the network hesitates between red and blue, a red mark makes
+    the pixels with that hesitation red, and pixels the network is sure of (a gray region
+    of the same lightness, with no edge between) keep their colour. Spreading the mark's
+    correction alone (no step 0) leaks into the gray region."""
+    from chromatize.inference import steer
+
+    bins = torch.tensor([RED, (-10.0, -40.0), (0.0, 0.0)])
+    h, w = 8, 32
+    logits = torch.zeros(3, h, w)
+    logits[:2, :, : w // 2] = 5.0  # left half: red or blue, even odds
+    logits[2, :, w // 2:] = 10.0  # right half: surely gray
+    l = np.full((h, w), 50.0, np.float32)
+    ab = decode_ab(logits[None], bins)[0]
+    prior = ab.permute(1, 2, 0).numpy()
+    mark_ab = np.zeros((h, w, 2), np.float32)
+    mark = np.zeros((h, w), bool)
+    mark[4, 1] = True
+    mark_ab[4, 1] = RED
+
+    def colours(decoding: steer.Decoding | None) -> np.ndarray:
+        p = steer.prepare(l, prior, ab, logits, bins, decoding)
+        return prior + steer.correct(p, mark_ab, mark)
+
+    settled = colours(steer.Decoding(logits, bins, 0.38))
+    spread = colours(None)
+    far_left = (4, w // 2 - 2)
+    assert np.abs(prior[far_left] - RED).max() > 15  # the network alone: between the two
+    assert np.abs(settled[far_left] - RED).max() < 0.5
+    np.testing.assert_allclose(settled[:, -4:], prior[:, -4:], atol=0.5)
+    assert np.abs(spread[:, -4:] - prior[:, -4:]).max() > 3
+    np.testing.assert_allclose(settled[mark], [RED], atol=1e-3)

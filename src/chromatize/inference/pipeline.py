@@ -311,8 +311,12 @@ class Colorizer:
                 abs_ = list(sample_ab(logits, head.bins.cpu(), samples, gen, head.temperature))
             if head.gain != 1:  # the model's chroma gain, as its own decoding applies it
                 abs_ = [ab * head.gain for ab in abs_]
-        outs = [self._finish(src, alpha, net.l_small, ab, hints, net.logits, net.memo)
-                for ab in abs_]
+        # Marks re-decode the network's distribution where ab is its annealed mean.
+        decoding = (self._decoding_logits(net.logits[None], boost)[0]
+                    if hints is not None and samples is None and net.logits is not None
+                    else None)
+        outs = [self._finish(src, alpha, net.l_small, ab, hints, net.logits, net.memo,
+                             decoding) for ab in abs_]
         return outs[0] if samples is None else outs
 
     def suggest(self, image: ImageLike, x: float, y: float, k: int = 6,
@@ -383,22 +387,26 @@ class Colorizer:
     def _finish(self, src: np.ndarray, alpha: Image.Image | None, l_small: np.ndarray,
                 ab: torch.Tensor, hints: tuple[np.ndarray, np.ndarray] | None = None,
                 logits: torch.Tensor | None = None,
-                memo: dict[Any, Any] | None = None) -> Image.Image:
+                memo: dict[Any, Any] | None = None,
+                decoding: torch.Tensor | None = None) -> Image.Image:
         """Low-res ab ``(2, h', w')`` -> the full-size photo, guided by its L*; with
-        ``hints`` (full-size marks) corrected by them (see :mod:`chromatize.inference.steer`)."""
+        ``hints`` (full-size marks) corrected by them (see :mod:`chromatize.inference.steer`).
+        ``decoding``: the decoding logits ``(Q, h', w')`` whose annealed mean ``ab`` is
+        (None when ``ab`` was sampled, or the model is no classifier)."""
         if hints is None:
             return compose(src, fit_guided(l_small, ab), alpha)
         from chromatize.inference import steer  # scipy's sparse solvers, only for marks
 
         with one_torch_thread():  # working-size tensors: waking a thread pool costs more
-            coef, prior = self._steer_prior(l_small, ab, logits, memo)
+            coef, prior = self._steer_prior(l_small, ab, logits, memo, decoding)
             delta = steer.correct(prior, *hints)
             # Both sets of coefficients at the working size: one upsampling to full size.
             coef = coef + fit_guided(l_small, torch.from_numpy(delta).permute(2, 0, 1))
         return compose(src, coef, alpha, marks=hints)
 
     def _steer_prior(self, l_small: np.ndarray, ab: torch.Tensor, logits: torch.Tensor | None,
-                     memo: dict[Any, Any] | None) -> tuple[torch.Tensor, Any]:
+                     memo: dict[Any, Any] | None,
+                     decoding: torch.Tensor | None = None) -> tuple[torch.Tensor, Any]:
         """The guided coefficients of ``ab`` brought to the working size ``(4, h, w)`` and the
         :class:`~chromatize.inference.steer.Prior` that marks correct, kept in ``memo`` (the
         cached network output's) under ``ab``'s decoding, so a re-solve after new marks
@@ -413,8 +421,11 @@ class Colorizer:
         up = F.interpolate(coef[None], size=l_small.shape, mode="bilinear",
                            align_corners=False)[0]
         prior = (up[:2] * torch.from_numpy(l_small)[None] / 100 + up[2:]).permute(1, 2, 0)
-        bins = self.model.head.bins.cpu() if logits is not None else None  # type: ignore[union-attr]
-        out = up, steer.prepare(l_small, prior.numpy(), ab, logits, bins)
+        head = self.model.head
+        bins = head.bins.cpu() if logits is not None else None  # type: ignore[union-attr]
+        how = None if decoding is None or bins is None else steer.Decoding(
+            decoding, bins, head.temperature, head.gain)  # type: ignore[union-attr]
+        out = up, steer.prepare(l_small, prior.numpy(), ab, logits, bins, how)
         if memo is not None:
             memo[key] = out
         return out
