@@ -330,3 +330,25 @@ def test_a_mark_settles_the_networks_hesitation_for_pixels_like_it():
     np.testing.assert_allclose(settled[:, -4:], prior[:, -4:], atol=0.5)
     assert np.abs(spread[:, -4:] - prior[:, -4:]).max() > 3
     np.testing.assert_allclose(settled[mark], [RED], atol=1e-3)
+
+
+def test_a_large_painted_layer_reads_a_bounded_subset_of_marks(classifier, monkeypatch):
+    """Steps 0 and 1 weigh cells against marked cells: a layer painted over half the photo
+    is read as an evenly spaced subset there (bounded memory), and stays exact."""
+    from chromatize.inference import steer
+
+    monkeypatch.setattr(steer, "MAX_NONLOCAL_MARKS", 16)
+    seen: list[int] = []
+    affinity = steer._affinity
+
+    def spy(l_net, features, ys, xs, sigma):  # noqa: ANN001, ANN202
+        seen.append(len(ys))
+        return affinity(l_net, features, ys, xs, sigma)
+
+    monkeypatch.setattr(steer, "_affinity", spy)
+    photo = _two_regions()
+    layer = np.zeros((48, 96, 4), np.uint8)
+    layer[:, :40] = (*[round(v * 255) for v in color.lab_to_rgb_np(np.array([37.6, *RED]))], 255)
+    lab = _lab(classifier.colorize(photo, marks=Image.fromarray(layer, "RGBA")))
+    assert seen and max(seen) == 16
+    np.testing.assert_allclose(lab[4:44, 4:36, 1:].reshape(-1, 2).mean(0), RED, atol=2)

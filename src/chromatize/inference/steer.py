@@ -62,6 +62,12 @@ COARSEST_SIDE = 32
 MODE_ALPHA = 100.0          # step 0: strength of a mark's vote for the bins near its colour
 MODE_RADIUS = 12.0          # step 0: ab distance (Lab units) of "near the mark's colour"
 MODE_SIGMA_LOGITS = 12.0    # step 0: logit distance of "alike" (wider than step 1's)
+#: Steps 0 and 1 weigh every cell against every marked cell. Beyond 1024 marked cells, or
+#: 16 M (cell, marked cell) pairs (a large painted layer at a large working size), they
+#: read an evenly spaced subset of the marked cells (at least 64), so memory and time stay
+#: bounded. Step 2 still reads every mark, which keeps them exact.
+MAX_NONLOCAL_MARKS = 1024
+MAX_NONLOCAL_PAIRS = 1 << 24
 
 
 def confidence(logits: torch.Tensor, ab: torch.Tensor, bins: torch.Tensor,
@@ -132,6 +138,17 @@ def prepare(l_small: np.ndarray, prior: np.ndarray, ab_net: torch.Tensor,
                  decoding if features is not None else None)
 
 
+def _marked_cells(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows and columns of the marked cells of ``mask`` ``(h, w)`` that steps 0 and 1
+    read: all of them, or an evenly spaced subset within the limits above."""
+    ys, xs = np.nonzero(mask)
+    most = min(MAX_NONLOCAL_MARKS, max(64, MAX_NONLOCAL_PAIRS // mask.size))
+    if len(ys) > most:
+        keep = np.linspace(0, len(ys) - 1, most).round().astype(int)
+        ys, xs = ys[keep], xs[keep]
+    return ys, xs
+
+
 def _affinity(l_net: np.ndarray, features: np.ndarray | None, ys: np.ndarray, xs: np.ndarray,
               sigma_logits: float) -> np.ndarray:
     """Weights ``(h, w, K)`` in (0, 1] of every pixel of the network's output ``(h, w)``
@@ -158,7 +175,7 @@ def _mode_choice(p: Prior, colours: np.ndarray, mask: np.ndarray) -> np.ndarray:
     alike)."""
     d = p.decoding
     assert d is not None
-    ys, xs = np.nonzero(mask)
+    ys, xs = _marked_cells(mask)
     wgt = torch.from_numpy(_affinity(p.l_net, p.features, ys, xs, MODE_SIGMA_LOGITS)).float()
     c = torch.from_numpy(colours[ys, xs]).float()  # (K, 2)
     dist2 = ((d.gain * d.bins[:, None] - c[None]) ** 2).sum(-1)  # (Q, K)
@@ -173,7 +190,7 @@ def _nonlocal_correction(l_net: np.ndarray, features: np.ndarray | None,
     """Step 1 at the network's resolution ``(h, w)``: l_net L* ``(h, w)``; features
     ``(F, h * w)`` centred logits or None; target ``(h, w, 2)`` corrections at the marked
     pixels of ``mask``. Returns the corrections ``(h, w, 2)``."""
-    ys, xs = np.nonzero(mask)
+    ys, xs = _marked_cells(mask)
     wgt = _affinity(l_net, features, ys, xs, SIGMA_LOGITS)
     return (wgt @ target[ys, xs]) / (KAPPA + wgt.sum(-1))[..., None]
 
