@@ -342,12 +342,21 @@ def test_boost_makes_colours_more_vivid_and_needs_a_classifier(tmp_path, sampler
     assert chroma_of["2"] > chroma_of["0"]
     result = run(tmp_path / "a.png", "-o", tmp_path / "r", "--model", tiny_checkpoint, "--boost", "1")
     assert result.exit_code == 2 and "classification" in result.output
+    # --gain: the same photo, more saturated by about that factor; a classifier only.
+    out = tmp_path / "g"
+    assert run(tmp_path / "a.png", "-o", out, "--model", sampler, "--boost", "0",
+               "--gain", "1.5").exit_code == 0
+    lab = color.rgb_to_lab_np(np.asarray(Image.open(out / "a.png")) / 255)
+    assert 1.25 < np.hypot(lab[..., 1], lab[..., 2]).mean() / chroma_of["0"] < 1.6
+    result = run(tmp_path / "a.png", "-o", tmp_path / "r", "--model", tiny_checkpoint, "--gain", "1.2")
+    assert result.exit_code == 2 and "classification" in result.output
 
 
 @pytest.mark.parametrize("args, message", [
     (["--boost", "inf"], "boost must be a number from 0 to 3, got inf"),
     (["--boost", "nan"], "boost must be a number from 0 to 3, got nan"),
     (["--samples", "1000"], "samples must be from 1 to 64, got 1000"),
+    (["--gain", "0"], "gain must be a number above 0 and at most 3, got 0.0"),
 ])
 def test_boost_and_samples_out_of_range_are_one_line_and_write_nothing(tmp_path, sampler,
                                                                      args, message):

@@ -48,8 +48,9 @@ class PhotoWorker:
     """A Ray Data actor: one :class:`Colorizer`, loaded once, for all its batches."""
 
     def __init__(self, model: str, device: str, boost: float | None, backend: str,
-                 options: BatchOptions) -> None:
-        self.colorizer = Colorizer.load(model, device=device, boost=boost, backend=backend)
+                 options: BatchOptions, gain: float | None = None) -> None:
+        self.colorizer = Colorizer.load(model, device=device, boost=boost, backend=backend,
+                                        gain=gain)
         self.options = options
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -91,10 +92,11 @@ def colorize_files_ray(inputs: Sequence[str | os.PathLike[str]],
                        options: BatchOptions = BatchOptions(), device: str = "cpu",
                        boost: float | None = None, backend: str = "auto",
                        address: str | None = None, workers: int | None = None,
-                       progress: Progress | None = None) -> BatchSummary:
+                       progress: Progress | None = None,
+                       gain: float | None = None) -> BatchSummary:
     """:func:`chromatize.batch.colorize_files` on Ray: the same inputs, options, outputs
     and summary, the photos spread over ``workers`` actors (default: one per CPU of the
-    cluster), each loading ``model`` itself (``device``, ``boost``, ``backend`` as in
+    cluster), each loading ``model`` itself (``device``, ``boost``, ``gain``, ``backend`` as in
     :meth:`Colorizer.load`). ``address``: a Ray cluster (``auto`` or ``HOST:PORT``);
     None starts a local instance unless this process is connected already. Raises
     :class:`~chromatize.errors.UsageError` for options the model does not allow,
@@ -106,7 +108,8 @@ def colorize_files_ray(inputs: Sequence[str | os.PathLike[str]],
         raise RayBatchError("marks colour a single photo; use the local engine")
     # Check the model and options here, once, before any worker starts.
     path = resolve_model(model)
-    check_options(Colorizer.load(path, device=device, boost=boost, backend="torch"), options)
+    check_options(Colorizer.load(path, device=device, boost=boost, gain=gain, backend="torch"),
+                  options)
     # A shipped model is found by name on every node; a file by its absolute path.
     name = os.fspath(model or "default")
     model_ref = name if path == shipped_model_path(name) else str(path.absolute())
@@ -148,7 +151,8 @@ def colorize_files_ray(inputs: Sequence[str | os.PathLike[str]],
             PhotoWorker, batch_size=1, batch_format="numpy",
             compute=ray.data.ActorPoolStrategy(size=min(n_workers, len(chunks))), num_cpus=1,
             fn_constructor_kwargs={"model": model_ref, "device": device,
-                                   "boost": boost, "backend": backend, "options": options})
+                                   "boost": boost, "gain": gain, "backend": backend,
+                                   "options": options})
         outcomes: list[tuple[tuple[int, int], str, Path, str]] = []
         finished: set[str] = set()
         for row in results.iter_rows():

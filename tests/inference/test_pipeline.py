@@ -154,9 +154,13 @@ def test_shipped_hints_model_is_the_default_until_marked(color_photo):
     ({"boost": float("inf")}, "boost must be a number from 0 to 3"),
     ({"boost": float("nan")}, "boost must be a number from 0 to 3"),
     ({"boost": -0.5}, "boost must be a number from 0 to 3"),
+    ({"gain": 0.0}, "gain must be a number above 0 and at most 3"),
+    ({"gain": float("nan")}, "gain must be a number above 0 and at most 3"),
+    ({"gain": 3.5}, "gain must be a number above 0 and at most 3"),
 ])
 def test_out_of_range_settings_are_refused(tmp_path, kwargs, message):
-    ckpt = save_tiny_model(tmp_path, "effnet_lite0_cls", width=8) if "boost" in kwargs else None
+    ckpt = (save_tiny_model(tmp_path, "effnet_lite0_cls", width=8)
+            if {"boost", "gain"} & set(kwargs) else None)
     with pytest.raises(UsageError, match=message):
         Colorizer.load(ckpt or save_tiny_model(tmp_path, "unet_tiny"), device="cpu", **kwargs)
 
@@ -228,6 +232,14 @@ def test_chroma_gain_scales_every_decoding_path(tmp_path):
         a, b = (x[0] if isinstance(x, list) else x for x in (a, b))
         assert chroma(a) > 1
         assert 1.35 < chroma(b) / chroma(a) < 1.65, (kw, chroma(a), chroma(b))
+    # The same gain given at load time, over the checkpoint's own (1.5 -> 1.2 here).
+    path = save_tiny_model(tmp_path / "b", "effnet_lite0_cls", width=8, gain=1.5)
+    reloaded = Colorizer.load(path, device="cpu", gain=1.2)
+    assert reloaded.model.head.gain == 1.2
+    ratio = chroma(reloaded.colorize(photo)) / chroma(plain.colorize(photo))
+    assert 1.1 < ratio < 1.3, ratio
+    with pytest.raises(UsageError, match="gain needs a classification model"):
+        Colorizer.load(save_tiny_model(tmp_path / "c", "unet_tiny"), device="cpu", gain=1.2)
 
 
 @pytest.mark.parametrize("gain", [-1, 0, "1.2", None, float("inf")])

@@ -16,6 +16,9 @@ pytest.importorskip("cv2", reason="OpenCV is not installed (pip install 'chromat
 
 from typer.testing import CliRunner  # noqa: E402
 
+import av  # noqa: E402
+
+from chromatize import color  # noqa: E402
 from chromatize.cli import app  # noqa: E402
 from chromatize import Colorizer  # noqa: E402
 from chromatize.video import VideoError, colorize_video  # noqa: E402
@@ -162,3 +165,26 @@ def test_missing_model_is_one_line(clip, tmp_path):
     assert result.exit_code == 2 and result.output.startswith("error:")
     assert "checkpoint not found" in result.output
     assert not (tmp_path / "o.mp4").exists()
+
+
+def test_gain_is_taken_by_the_cli_and_checked_before_any_frame(clip, tmp_path, tiny_checkpoint):
+    """``chromatize video --gain``: a classifier's colours come out more saturated; a model
+    that cannot take it (a regression head) fails in one line and writes nothing."""
+    from conftest import save_tiny_model
+
+    cls = save_tiny_model(tmp_path, "effnet_lite0_cls", width=8)
+    chroma = {}
+    for gain in ("1", "2"):
+        out = tmp_path / f"g{gain}.mp4"
+        result = runner.invoke(app, ["video", str(clip), "-o", str(out), "-m", str(cls),
+                                     "--gain", gain, "--no-temporal", "-q"])
+        assert result.exit_code == 0, result.output
+        with av.open(str(out)) as container:
+            frame = next(container.decode(video=0)).to_ndarray(format="rgb24")
+        lab = color.rgb_to_lab_np(frame / 255)
+        chroma[gain] = np.hypot(lab[..., 1], lab[..., 2]).mean()
+    assert chroma["2"] > 1.3 * chroma["1"]
+    result = runner.invoke(app, ["video", str(clip), "-o", str(tmp_path / "r.mp4"),
+                                 "-m", str(tiny_checkpoint), "--gain", "1.2"])
+    assert result.exit_code == 2 and result.output.count("\n") == 1
+    assert "classification" in result.output and not (tmp_path / "r.mp4").exists()

@@ -170,15 +170,15 @@ def _single_torch_thread() -> Iterator[None]:
 def colorize_video(input: str | os.PathLike[str], output: str | os.PathLike[str] | None = None,
                    *, model: str | os.PathLike[str] | None = None,
                    colorizer: Colorizer | None = None, boost: float | None = None,
-                   temporal: bool = True, overwrite: bool = False,
+                   gain: float | None = None, temporal: bool = True, overwrite: bool = False,
                    progress: Progress | None = None, size: int | None = None,
                    config: TemporalConfig | None = None) -> VideoStats:
     """Colorize the video ``input`` into ``output`` (default ``<stem>_colorized<suffix>``
     beside it, MP4 when the input's container cannot be written).
 
     Keeps the frame count, size, rate and time stamps, copies the audio streams unchanged
-    and keeps each frame's L*. ``model`` (a checkpoint path or shipped name) and ``boost``
-    load a :class:`~chromatize.Colorizer`, or pass a loaded ``colorizer``. ``temporal``
+    and keeps each frame's L*. ``model`` (a checkpoint path or shipped name), ``boost``
+    and ``gain`` load a :class:`~chromatize.Colorizer`, or pass a loaded ``colorizer``. ``temporal``
     carries colours along optical flow (False: each frame on its own). ``size``: the
     network's working resolution (long side). ``progress(done, total)`` is called after
     each frame (``total`` None when the container does not say).
@@ -198,9 +198,10 @@ def colorize_video(input: str | os.PathLike[str], output: str | os.PathLike[str]
         if colorizer is None:
             from chromatize import Colorizer
 
-            colorizer = Colorizer.load(model, boost=boost)
-        elif boost is not None or model is not None:
-            raise UsageError("pass model and boost to Colorizer.load, or a colorizer, not both")
+            colorizer = Colorizer.load(model, boost=boost, gain=gain)
+        elif boost is not None or gain is not None or model is not None:
+            raise UsageError("pass model, boost and gain to Colorizer.load, or a colorizer, "
+                             "not both")
         frames = FrameColorizer(colorizer, temporal=temporal, size=size, config=config)
         total = reader.info.frames or None
         start, cpu_start, cpu_network = time.perf_counter(), time.thread_time(), []
