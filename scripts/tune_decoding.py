@@ -72,14 +72,16 @@ def _bayes_ciede(colorizer: Colorizer, beta: float, step: float = 2.5) -> None:
     grid = np.arange(-110, 110 + 1e-9, step)
     cand = np.stack(np.meshgrid(grid, grid, indexing="ij"), -1).reshape(-1, 2)
     cand = cand[np.sqrt(((cand[:, None] - bins[None]) ** 2).sum(-1)).min(1) <= 7.5]
-    lab = lambda ab: np.concatenate([np.full((len(ab), 1), 50.0), ab], 1)  # noqa: E731
+    def lab(ab: np.ndarray) -> np.ndarray:  # at one L*: CIEDE2000 then reads a*b* alone
+        return np.concatenate([np.full((len(ab), 1), 50.0), ab], 1)
+
     cost = torch.from_numpy(deltaE_ciede2000(lab(cand)[:, None], lab(bins)[None])).float()
     cand_t = torch.from_numpy(cand).float()
     predict = colorizer.predict
 
     def decode(l, hints=None):  # noqa: ANN001, ANN202 - Colorizer.predict's signature
         out = predict(l)
-        p = F.softmax(colorizer._decoding_logits(out["logits"], None), 1)  # (B, Q, h, w)
+        p = F.softmax(head.decoding_logits(out["logits"]), 1)  # (B, Q, h, w)
         expected = torch.einsum("bqhw,mq->bmhw", p, cost)
         if beta <= 0:
             ab = cand_t[expected.argmin(1)].permute(0, 3, 1, 2)

@@ -38,6 +38,9 @@ ModelOption = Annotated[str | None, typer.Option(
 SizeOption = Annotated[int | None, typer.Option(
     "--size", min=16, help="Working resolution (long side in pixels); default: the model's.")]
 DeviceOption = Annotated[str, typer.Option("--device", help="cpu, cuda, mps or auto.")]
+GainOption = Annotated[float | None, typer.Option(
+    "--gain", help="Classification models: multiply the colours' saturation, every hue "
+    "kept (1 as trained; ~1.2-1.35 vivid; at most 3).")]
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Colorize black-and-white photographs.")
@@ -313,9 +316,7 @@ def colorize(
     boost: float | None = typer.Option(None, "--boost", help="Classification models: "
                                        "favour rare, saturated colours (0 muted, ~0.5-1 vivid; "
                                        "at most 3)."),
-    gain: float | None = typer.Option(None, "--gain", help="Classification models: "
-                                      "multiply the colours' saturation, every hue kept "
-                                      "(1 as trained; ~1.2-1.35 vivid; at most 3)."),
+    gain: GainOption = None,
     backend: Backend = typer.Option(Backend.auto, "--backend", help="Run a checkpoint in "
                                     "torch or onnx (ONNX Runtime); auto: onnx on the CPU when "
                                     "installed."),
@@ -384,9 +385,7 @@ def video(
     model: ModelOption = None,
     boost: float | None = typer.Option(None, "--boost", min=0.0, help="Classification models: "
                                        "favour rare, saturated colours (0 muted, ~0.5-1 vivid)."),
-    gain: float | None = typer.Option(None, "--gain", help="Classification models: "
-                                      "multiply the colours' saturation, every hue kept "
-                                      "(1 as trained; ~1.2-1.35 vivid; at most 3)."),
+    gain: GainOption = None,
     temporal: bool = typer.Option(True, "--temporal/--no-temporal", help="Carry colours "
                                   "along the motion (steady colours); --no-temporal colours "
                                   "each frame on its own."),

@@ -305,7 +305,11 @@ def test_a_mark_settles_the_networks_hesitation_for_pixels_like_it():
     correction alone (no step 0) leaks into the gray region."""
     from chromatize.inference import steer
 
+    from chromatize.models.heads import ClassificationHead
+
     bins = torch.tensor([RED, (-10.0, -40.0), (0.0, 0.0)])
+    head = ClassificationHead(1)  # its decoding, over three bins
+    head.bins = bins
     h, w = 8, 32
     logits = torch.zeros(3, h, w)
     logits[:2, :, : w // 2] = 5.0  # left half: red or blue, even odds
@@ -318,11 +322,11 @@ def test_a_mark_settles_the_networks_hesitation_for_pixels_like_it():
     mark[4, 1] = True
     mark_ab[4, 1] = RED
 
-    def colours(decoding: steer.Decoding | None) -> np.ndarray:
-        p = steer.prepare(l, prior, ab, logits, bins, decoding)
+    def colours(decoded_by: ClassificationHead | None) -> np.ndarray:
+        p = steer.prepare(l, prior, ab, logits, bins, decoded_by)
         return prior + steer.correct(p, mark_ab, mark)
 
-    settled = colours(steer.Decoding(logits, bins, 0.38))
+    settled = colours(head)
     spread = colours(None)
     far_left = (4, w // 2 - 2)
     assert np.abs(prior[far_left] - RED).max() > 15  # the network alone: between the two

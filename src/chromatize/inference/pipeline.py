@@ -34,7 +34,7 @@ from chromatize.inference.hints import Marks, check_hints, load_marks, pool_hint
 from chromatize.inference.upsample import compose, fit_guided, small_l
 from chromatize.io import ImageLike, read_source
 from chromatize.models import ColorizationModel
-from chromatize.models.heads import ClassificationHead, decode_ab, sample_ab
+from chromatize.models.heads import ClassificationHead
 
 
 #: Most colorings one call gives (``samples``): each is a full-size photo held in memory
@@ -301,16 +301,6 @@ class Colorizer:
         with self._cache_lock:
             self._cache.clear()
 
-    def _decoding_logits(self, logits: torch.Tensor, boost: float | None) -> torch.Tensor:
-        """Logits ``(B, Q, h, w)`` reweighted by ``boost`` (None: the model's own), as
-        :meth:`~chromatize.models.heads.ClassificationHead.decoding_logits` does."""
-        head = self.model.head  # type: ignore[union-attr]
-        if boost is None:
-            boost = head.boost
-        if not boost:
-            return logits
-        return logits + boost * torch.log(head.class_weights.cpu())[None, :, None, None]
-
     def _render(self, src: np.ndarray, alpha: Image.Image | None, net: NetworkOutput,
                 samples: int | None, seed: int | None, boost: float | None,
                 hints: tuple[np.ndarray, np.ndarray] | None,
@@ -321,20 +311,14 @@ class Colorizer:
             abs_ = [net.ab]  # the model's own decoding
         else:
             head = self.model.head  # type: ignore[union-attr]
-            logits = self._decoding_logits(net.logits[None], boost)  # type: ignore[index]
+            logits = net.logits[None]  # type: ignore[index]
             if samples is None:
-                abs_ = [decode_ab(logits, head.bins.cpu(), head.temperature)[0]]
+                abs_ = [head.decode(logits, boost)[0]]
             else:
                 gen = torch.Generator().manual_seed(0 if seed is None else seed)
-                abs_ = list(sample_ab(logits, head.bins.cpu(), samples, gen, head.temperature))
-            if head.gain != 1:  # the model's chroma gain, as its own decoding applies it
-                abs_ = [ab * head.gain for ab in abs_]
-        # Marks re-decode the network's distribution where ab is its annealed mean.
-        decoding = (self._decoding_logits(net.logits[None], boost)[0]
-                    if hints is not None and samples is None and net.logits is not None
-                    else None)
+                abs_ = list(head.sample(logits, samples, gen, boost))
         outs = [self._finish(src, alpha, net.l_small, ab, hints, net.logits, net.memo,
-                             decoding) for ab in abs_]
+                             annealed=samples is None, boost=boost) for ab in abs_]
         return outs[0] if samples is None else outs
 
     def suggest(self, image: ImageLike, x: float, y: float, k: int = 6,
@@ -405,26 +389,26 @@ class Colorizer:
     def _finish(self, src: np.ndarray, alpha: Image.Image | None, l_small: np.ndarray,
                 ab: torch.Tensor, hints: tuple[np.ndarray, np.ndarray] | None = None,
                 logits: torch.Tensor | None = None,
-                memo: dict[Any, Any] | None = None,
-                decoding: torch.Tensor | None = None) -> Image.Image:
+                memo: dict[Any, Any] | None = None, annealed: bool = False,
+                boost: float | None = None) -> Image.Image:
         """Low-res ab ``(2, h', w')`` -> the full-size photo, guided by its L*; with
         ``hints`` (full-size marks) corrected by them (see :mod:`chromatize.inference.steer`).
-        ``decoding``: the decoding logits ``(Q, h', w')`` whose annealed mean ``ab`` is
-        (None when ``ab`` was sampled, or the model is no classifier)."""
+        ``annealed``: ``ab`` is the head's decoding of ``logits`` with ``boost`` (not a
+        sample), so marks may re-decode the distribution."""
         if hints is None:
             return compose(src, fit_guided(l_small, ab), alpha)
         from chromatize.inference import steer  # scipy's sparse solvers, only for marks
 
         with one_torch_thread():  # working-size tensors: waking a thread pool costs more
-            coef, prior = self._steer_prior(l_small, ab, logits, memo, decoding)
+            coef, prior = self._steer_prior(l_small, ab, logits, memo, annealed, boost)
             delta = steer.correct(prior, *hints)
             # Both sets of coefficients at the working size: one upsampling to full size.
             coef = coef + fit_guided(l_small, torch.from_numpy(delta).permute(2, 0, 1))
         return compose(src, coef, alpha, marks=hints)
 
     def _steer_prior(self, l_small: np.ndarray, ab: torch.Tensor, logits: torch.Tensor | None,
-                     memo: dict[Any, Any] | None,
-                     decoding: torch.Tensor | None = None) -> tuple[torch.Tensor, Any]:
+                     memo: dict[Any, Any] | None, annealed: bool = False,
+                     boost: float | None = None) -> tuple[torch.Tensor, Any]:
         """The guided coefficients of ``ab`` brought to the working size ``(4, h, w)`` and the
         :class:`~chromatize.inference.steer.Prior` that marks correct, kept in ``memo`` (the
         cached network output's) under ``ab``'s decoding, so a re-solve after new marks
@@ -439,11 +423,10 @@ class Colorizer:
         up = F.interpolate(coef[None], size=l_small.shape, mode="bilinear",
                            align_corners=False)[0]
         prior = (up[:2] * torch.from_numpy(l_small)[None] / 100 + up[2:]).permute(1, 2, 0)
-        head = self.model.head
-        bins = head.bins.cpu() if logits is not None else None  # type: ignore[union-attr]
-        how = None if decoding is None or bins is None else steer.Decoding(
-            decoding, bins, head.temperature, head.gain)  # type: ignore[union-attr]
-        out = up, steer.prepare(l_small, prior.numpy(), ab, logits, bins, how)
+        head = self.model.head if logits is not None else None
+        bins = head.bins.cpu() if head is not None else None  # type: ignore[union-attr]
+        out = up, steer.prepare(l_small, prior.numpy(), ab, logits, bins,
+                                head if annealed else None, boost)  # type: ignore[arg-type]
         if memo is not None:
             memo[key] = out
         return out

@@ -48,7 +48,7 @@ import torch.nn.functional as F
 from chromatize.inference.hints import pool_hints
 from chromatize.inference.propagate import propagate
 from chromatize.inference.upsample import area_resize, bilinear_resize
-from chromatize.models.heads import decode_ab
+from chromatize.models.heads import ClassificationHead
 
 SIGMA_XY = 0.4      # image distance, in units of the photo's sides
 SIGMA_L = 10.0      # L* difference
@@ -84,18 +84,6 @@ def confidence(logits: torch.Tensor, ab: torch.Tensor, bins: torch.Tensor,
 
 
 @dataclass(frozen=True)
-class Decoding:
-    """How the network's ab was decoded, for step 0: ``ab = gain * annealed_mean(logits,
-    bins, temperature)`` in Lab units, logits ``(Q, h', w')`` the decoding logits (the
-    model's boost already added), bins ``(Q, 2)``."""
-
-    logits: torch.Tensor
-    bins: torch.Tensor
-    temperature: float
-    gain: float = 1.0
-
-
-@dataclass(frozen=True)
 class Prior:
     """What marks correct, from one network output (see :func:`prepare`): everything in
     it is computed once per photo and decoding, so a re-solve after new marks costs only
@@ -103,27 +91,30 @@ class Prior:
 
     l_small ``(h, w)`` L* and prior ``(h, w, 2)`` ab at the working size; l_net ``(h', w')``
     L* at the network's output size; features ``(F, h' * w')`` the centred logits (or
-    None); screen ``(h, w)`` the local step's data term; decoding: what step 0 needs
-    (None: no step 0)."""
+    None); screen ``(h, w)`` the local step's data term; head and boost: the decoding
+    that gave the prior, which step 0 repeats (head None: no step 0)."""
 
     l_small: np.ndarray
     prior: np.ndarray
     l_net: np.ndarray
     features: np.ndarray | None
     screen: np.ndarray
-    decoding: Decoding | None = None
+    head: ClassificationHead | None = None
+    boost: float | None = None
     # the local step's pyramid and neighbour weights (propagate's cache), filled on use
     solver: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 def prepare(l_small: np.ndarray, prior: np.ndarray, ab_net: torch.Tensor,
             logits: torch.Tensor | None, bins: torch.Tensor | None,
-            decoding: Decoding | None = None) -> Prior:
+            head: ClassificationHead | None = None, boost: float | None = None) -> Prior:
     """The mark-independent part of the correction: l_small L* ``(h, w)`` of the copy the
     network saw; prior its ab brought to ``(h, w, 2)``; ab_net ``(2, h', w')`` and logits
     ``(Q, h', w')`` (classification models, else None) at the network's output
-    resolution, with ``bins`` ``(Q, 2)``; decoding: how ``ab_net`` was decoded from the
-    logits, when it was (step 0 runs only then; not for sampled colours)."""
+    resolution, with ``bins`` ``(Q, 2)``; head: the classification head whose
+    :meth:`~chromatize.models.heads.ClassificationHead.decode` (with ``boost``) gave
+    ``ab_net`` from the logits, when it did (step 0 runs only then; not for sampled
+    colours)."""
     shape, net_shape = l_small.shape, tuple(ab_net.shape[-2:])
     features = None
     if logits is not None:
@@ -135,7 +126,7 @@ def prepare(l_small: np.ndarray, prior: np.ndarray, ab_net: torch.Tensor,
     else:
         screen = np.full(shape, SCREEN * REGRESSION_CONFIDENCE**CONFIDENCE_POWER, np.float32)
     return Prior(l_small, prior, area_resize(l_small, net_shape), features, screen,
-                 decoding if features is not None else None)
+                 head if features is not None else None, boost)
 
 
 def _marked_cells(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -173,16 +164,18 @@ def _mode_choice(p: Prior, colours: np.ndarray, mask: np.ndarray) -> np.ndarray:
     at the marked pixels of ``mask``. Returns the change ``(h, w, 2)`` of the network's
     ab once each pixel's distribution has been updated by the marks (0 where no mark is
     alike)."""
-    d = p.decoding
-    assert d is not None
+    head, features = p.head, p.features
+    assert head is not None and features is not None
+    h, w = p.l_net.shape
     ys, xs = _marked_cells(mask)
-    wgt = torch.from_numpy(_affinity(p.l_net, p.features, ys, xs, MODE_SIGMA_LOGITS)).float()
+    wgt = torch.from_numpy(_affinity(p.l_net, features, ys, xs, MODE_SIGMA_LOGITS)).float()
     c = torch.from_numpy(colours[ys, xs]).float()  # (K, 2)
-    dist2 = ((d.gain * d.bins[:, None] - c[None]) ** 2).sum(-1)  # (Q, K)
+    dist2 = ((head.gain * head.bins.cpu()[:, None] - c[None]) ** 2).sum(-1)  # (Q, K)
     near = torch.exp(-dist2 / (2 * MODE_RADIUS**2))
     vote = torch.log1p(MODE_ALPHA * torch.einsum("hwk,qk->qhw", wgt, near))
-    both = decode_ab(torch.stack([d.logits, d.logits + vote]), d.bins, d.temperature)
-    return (d.gain * (both[1] - both[0])).permute(1, 2, 0).numpy()
+    z = torch.from_numpy(features).float().reshape(-1, h, w)  # decodes as the logits do
+    both = head.decode(torch.stack([z, z + vote]), p.boost)
+    return (both[1] - both[0]).permute(1, 2, 0).numpy()
 
 
 def _nonlocal_correction(l_net: np.ndarray, features: np.ndarray | None,
@@ -204,7 +197,7 @@ def correct(p: Prior, hint_ab: np.ndarray, hint_mask: np.ndarray) -> np.ndarray:
     target = np.where(marks[..., None], marks_ab - p.prior, 0).astype(np.float32)
     net_target, net_marks = pool_hints(target, marks, net_shape)
     coarse = np.zeros((*net_shape, 2), np.float32)
-    if p.decoding is not None:
+    if p.head is not None:
         coarse = _mode_choice(p, pool_hints(marks_ab, marks, net_shape)[0], net_marks)
         net_target = np.where(net_marks[..., None], net_target - coarse, 0)
     coarse = coarse + _nonlocal_correction(p.l_net, p.features, net_target, net_marks)

@@ -53,17 +53,34 @@ class ClassificationHead(nn.Module):
             raise ValueError(f"gain must be a positive number, got {gain!r}")
         self.gain = float(gain)
 
-    def decoding_logits(self, logits: torch.Tensor) -> torch.Tensor:
-        """Logits ``(B, Q, h, w)`` with the decoding-time ``boost`` applied."""
-        if not self.boost:
+    def decoding_logits(self, logits: torch.Tensor, boost: float | None = None) -> torch.Tensor:
+        """Logits ``(B, Q, h, w)`` with the decoding-time boost applied: ``boost``, or this
+        head's own when None. The logits may be on another device than the head (the
+        pipeline keeps network outputs on the CPU)."""
+        boost = self.boost if boost is None else boost
+        if not boost:
             return logits
-        return logits + self.boost * torch.log(self.class_weights)[None, :, None, None]
+        weights = torch.log(self.class_weights.to(logits.device))
+        return logits + boost * weights[None, :, None, None]
 
-    def decode(self, logits: torch.Tensor) -> torch.Tensor:
+    def decode(self, logits: torch.Tensor, boost: float | None = None) -> torch.Tensor:
         """Logits ``(B, Q, h, w)`` -> ab ``(B, 2, h, w)`` in Lab units, with this head's
-        ``boost``, ``temperature`` and ``gain`` (also used by runtimes that compute the
-        logits elsewhere, such as :class:`chromatize.inference.onnx.OnnxModel`)."""
-        ab = decode_ab(self.decoding_logits(logits), self.bins, self.temperature)
+        ``temperature`` and ``gain`` and ``boost`` (the head's own when None). Also used
+        by runtimes that compute the logits elsewhere, such as
+        :class:`chromatize.inference.onnx.OnnxModel`, and by the pipeline for a per-call
+        boost."""
+        bins = self.bins.to(logits.device)
+        return self._gained(decode_ab(self.decoding_logits(logits, boost), bins, self.temperature))
+
+    def sample(self, logits: torch.Tensor, samples: int, generator: torch.Generator,
+               boost: float | None = None) -> torch.Tensor:
+        """``samples`` plausible colorings ``(samples, 2, h, w)`` of logits ``(1, Q, h, w)``
+        (:func:`sample_ab`), decoded as :meth:`decode` decodes."""
+        bins = self.bins.to(logits.device)
+        return self._gained(sample_ab(self.decoding_logits(logits, boost), bins, samples,
+                                      generator, self.temperature))
+
+    def _gained(self, ab: torch.Tensor) -> torch.Tensor:
         return ab * self.gain if self.gain != 1 else ab
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
