@@ -1,0 +1,120 @@
+"""How a classification model's colour distribution becomes colours: one frozen value.
+
+A :class:`Decoding` is passed down the one path through the
+:class:`~chromatize.inference.pipeline.Colorizer` on every call; nothing writes decoding
+state onto a model. Its fields left at ``None`` take the checkpoint's own settings
+(:meth:`Decoding.resolved`). Every face (CLI, Python API, video, Ray, the server and the
+page, which reads :data:`LIMITS` from ``/api/health``) checks a user's numbers here, once,
+with one set of limits. A leaf module: no torch, no model.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass, fields, replace
+from typing import TYPE_CHECKING, Any
+
+from chromatize.errors import UsageError
+
+if TYPE_CHECKING:
+    from chromatize.priors import ImagePrior
+
+#: Inclusive ranges of every number a user gives for decoding (``gain`` and
+#: ``temperature`` exclude 0). ``boost`` reweights the distribution by class weight **
+#: boost: beyond 3 only the rarest colours are left. ``samples``: each coloring is a
+#: full-size photo held in memory until written (about 10 MB at 3 megapixels), so 64 stay
+#: under a gigabyte. ``seed``: numpy's and torch's generators take 64-bit seeds.
+LIMITS: dict[str, tuple[float, float]] = {
+    "boost": (0.0, 3.0),
+    "gain": (0.0, 3.0),
+    "temperature": (0.0, 5.0),
+    "samples": (1, 64),
+    "seed": (0, 2**63 - 1),
+    "strength": (0.0, 3.0),
+    "variants": (1, 16),
+}
+_EXCLUSIVE_LOW = {"gain", "temperature"}
+_INTEGERS = {"samples", "seed", "variants"}
+#: Decoding strategies a classification head knows (see ``models/heads.py``'s registry).
+STRATEGIES = ("annealed_mean",)
+
+
+def check_number(name: str, value: Any) -> float | int:
+    """``value`` checked against :data:`LIMITS` ``[name]``; returns it as a float (an int
+    for whole-number settings). Raises :class:`UsageError` with one line otherwise."""
+    lo, hi = LIMITS[name]
+    if name in _INTEGERS:
+        ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+        if not ok or not lo <= int(value) <= hi:
+            raise UsageError(f"{name} must be a whole number from {int(lo)} to {int(hi)}, "
+                             f"got {_short(value)}")
+        return int(value)
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if ok:
+        ok = math.isfinite(float(value)) and lo <= float(value) <= hi
+        ok = ok and not (name in _EXCLUSIVE_LOW and float(value) == lo)
+    if not ok:
+        low = f"above {lo:g}" if name in _EXCLUSIVE_LOW else f"from {lo:g}"
+        raise UsageError(f"{name} must be a number {low} and at most {hi:g}, "
+                         f"got {_short(value)}")
+    return float(value)
+
+
+def _short(value: Any) -> str:
+    """A user's value for an error line, cut so a 5,000-digit number stays one line."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """Decoding settings for one call. ``None`` means the checkpoint's own setting.
+
+    boost: reweight the distribution towards rare, saturated colours (0 = off, at most 3);
+    gain: multiply the decoded a*b* (1 = as trained, above 0 and at most 3);
+    temperature: of the annealed mean (0.38 = Zhang et al.'s; towards 0 the mode);
+    samples: give this many plausible colorings instead of one (1 to 64);
+    seed: for ``samples`` and for variants (0 to 2**63 - 1; None = 0);
+    prior: an image-level colour prior (:class:`~chromatize.priors.ImagePrior`): which
+    colours this photo has, from a reference photo, a palette or a version;
+    strategy: how a distribution becomes one colour (``annealed_mean``).
+    """
+
+    boost: float | None = None
+    gain: float | None = None
+    temperature: float | None = None
+    samples: int | None = None
+    seed: int | None = None
+    prior: ImagePrior | None = None
+    strategy: str = "annealed_mean"
+
+    def __post_init__(self) -> None:
+        for name in ("boost", "gain", "temperature", "samples", "seed"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, check_number(name, value))
+        if self.strategy not in STRATEGIES:
+            raise UsageError(f"decoding strategy must be one of {', '.join(STRATEGIES)}, "
+                             f"got {_short(self.strategy)}")
+
+    @property
+    def changes_distribution(self) -> bool:
+        """Whether this decoding needs the model's distribution, not its own decoded ab."""
+        return any(getattr(self, f.name) is not None
+                   for f in fields(self) if f.name != "strategy")
+
+    def resolved(self, defaults: dict[str, float]) -> Decoding:
+        """This decoding with ``boost``, ``gain`` and ``temperature`` left at None taken
+        from ``defaults`` (a checkpoint's, e.g. ``{"boost": 0.2, "gain": 1.0,
+        "temperature": 0.38}``)."""
+        fill = {k: float(v) for k, v in defaults.items()
+                if k in ("boost", "gain", "temperature") and getattr(self, k) is None}
+        return replace(self, **fill) if fill else self
+
+    def with_(self, **changes: Any) -> Decoding:
+        """A copy with ``changes`` (checked like the constructor's arguments)."""
+        return replace(self, **changes)
+
+
+__all__ = ["LIMITS", "STRATEGIES", "Decoding", "check_number"]
