@@ -164,22 +164,22 @@ def test_same_size_photos_share_a_batch_and_a_bad_one_does_not_sink_it(
     calls: list[int] = []
     real = Colorizer.colorize_batch
 
-    def flaky(self, images, size=None):
+    def flaky(self, images, size=None, decoding=None):
         calls.append(len(images))
         if any(np.asarray(im)[0, 0] == 0 for im in images):  # the "bad" photo
             raise RuntimeError("model blew up")
-        return real(self, images, size=size)
+        return real(self, images, size=size, decoding=decoding)
 
-    real_one = Colorizer.network_output
+    real_one = Colorizer.infer
 
-    def flaky_one(self, src, size=None):  # one photo at a time (Colorizer.colorize)
+    def flaky_one(self, source, hints=None, cache=True):  # one photo (Colorizer.colorize)
         calls.append(1)
-        if src[0, 0] == 0:
+        if source.pixels[0, 0] == 0:
             raise RuntimeError("model blew up")
-        return real_one(self, src, size=size)
+        return real_one(self, source, hints, cache)
 
     monkeypatch.setattr(Colorizer, "colorize_batch", flaky)
-    monkeypatch.setattr(Colorizer, "network_output", flaky_one)
+    monkeypatch.setattr(Colorizer, "infer", flaky_one)
     monkeypatch.setattr(batch, "GROUP_PHOTOS", 3)
     bad = gray_photo()
     bad.putpixel((0, 0), 0)
@@ -355,7 +355,7 @@ def test_boost_makes_colours_more_vivid_and_needs_a_classifier(tmp_path, sampler
 @pytest.mark.parametrize("args, message", [
     (["--boost", "inf"], "boost must be a number from 0 to 3, got inf"),
     (["--boost", "nan"], "boost must be a number from 0 to 3, got nan"),
-    (["--samples", "1000"], "samples must be from 1 to 64, got 1000"),
+    (["--samples", "1000"], "samples must be a whole number from 1 to 64, got 1000"),
     (["--gain", "0"], "gain must be a number above 0 and at most 3, got 0.0"),
 ])
 def test_boost_and_samples_out_of_range_are_one_line_and_write_nothing(tmp_path, sampler,

@@ -18,6 +18,7 @@ from pathlib import Path
 from PIL import Image
 
 from chromatize.color import is_color
+from chromatize.decoding import Decoding
 from chromatize.errors import UsageError
 from chromatize.io import (
     IMAGE_SUFFIXES,
@@ -205,7 +206,8 @@ class BatchOptions:
     :func:`sample_outputs`), reproducible with ``seed``; ``marks`` (see
     :mod:`chromatize.inference.hints`) are colour marks for a single photo: hint models
     take them as input, other models' colours are corrected by them
-    (:meth:`Colorizer.colorize`).
+    (:meth:`Colorizer.colorize`). ``decoding`` (boost, gain, an image-level prior...)
+    applies to every photo, over the colorizer's own.
     """
 
     out_dir: Path | None = None
@@ -217,6 +219,7 @@ class BatchOptions:
     samples: int | None = None
     seed: int | None = None
     marks: Marks | None = None
+    decoding: Decoding = field(default_factory=Decoding)
 
     def outputs(self, job: Job) -> list[Path]:
         """The files one job writes: its output, or one per sample."""
@@ -260,6 +263,7 @@ def colorize_files(inputs: Sequence[str | os.PathLike[str]], colorizer: Colorize
 def check_options(colorizer: Colorizer, options: BatchOptions) -> None:
     """Raise :class:`~chromatize.errors.UsageError` for options the model does not allow."""
     colorizer.check(samples=options.samples, size=options.size)
+    colorizer.resolve(options.decoding)
     if options.seed is not None and options.samples is None:
         raise UsageError("a seed only applies to samples")
 
@@ -399,7 +403,8 @@ def _colorize_group(colorizer: Colorizer, group: list[tuple[Job, Photo]],
     images = [photo for _, photo in group]
     if len(images) > 1:
         try:
-            return [[image] for image in colorizer.colorize_batch(images, size=options.size)]
+            return [[image] for image in colorizer.colorize_batch(images, size=options.size,
+                                                                   decoding=options.decoding)]
         except Exception:  # noqa: BLE001 - retried photo by photo below
             pass
     return [_colorize_one(colorizer, image, options) for image in images]
@@ -414,7 +419,7 @@ def _colorize_one(colorizer: Colorizer, image: Photo, options: BatchOptions,
         return str(e)
     try:
         result = colorizer.colorize(image, size=options.size, samples=options.samples,
-                                    seed=options.seed, hints=hints)
+                                    seed=options.seed, hints=hints, decoding=options.decoding)
     except Exception as e:  # noqa: BLE001 - reported as this photo's failure
         return f"colorization failed ({type(e).__name__}: {e})"
     return result if isinstance(result, list) else [result]

@@ -21,6 +21,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -218,6 +219,29 @@ def from_palette(palette: str | Sequence[tuple[tuple[int, int, int], float]],
     return ImagePrior.from_array(histogram(ab, w), strength, f"palette {label}")
 
 
-__all__ = ["DEFAULT_STRENGTH", "ImagePrior", "PriorError", "bins", "from_palette",
+def image_prior(reference: Any = None, palette: Any = None,
+                strength: float | None = None) -> ImagePrior | None:
+    """The prior a user gives: a ``reference`` (one colour photo or a list, as
+    :func:`from_photos` takes them), a ``palette`` (text or parsed), both (their
+    histograms averaged) or neither (None). Raises :class:`PriorError` for a
+    ``strength`` without either."""
+    if reference is None and palette is None:
+        if strength is not None:
+            raise PriorError("strength needs a reference photo or a palette")
+        return None
+    s = DEFAULT_STRENGTH if strength is None else strength
+    parts = []
+    if reference is not None:
+        refs = reference if isinstance(reference, (list, tuple)) else [reference]
+        parts.append(from_photos(refs, s))
+    if palette is not None:
+        parts.append(from_palette(palette, s))
+    if len(parts) == 1:
+        return parts[0]
+    return ImagePrior.from_array(np.mean([p.array() for p in parts], axis=0), s,
+                                 " + ".join(p.source for p in parts))
+
+
+__all__ = ["image_prior", "DEFAULT_STRENGTH", "ImagePrior", "PriorError", "bins", "from_palette",
            "from_photos", "histogram", "logit_offset", "parse_palette", "parse_region",
            "photo_ab"]
