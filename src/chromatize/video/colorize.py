@@ -23,6 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from chromatize.decoding import Decoding
 from chromatize.errors import UsageError
 from chromatize.inference.pipeline import NetworkOutput, Source, working_shape
 from chromatize.threads import one_torch_thread
@@ -62,11 +63,14 @@ class FrameColorizer:
     """Colours frames one after another: a :class:`~chromatize.Colorizer` plus, if
     ``temporal``, the state that carries colours from frame to frame.
 
-    ``size`` is the network's working resolution (long side), default the model's."""
+    ``size`` is the network's working resolution (long side), default the model's;
+    ``decoding`` decodes every frame (default: the colorizer's)."""
 
     def __init__(self, colorizer: Colorizer, temporal: bool = True, size: int | None = None,
-                 config: TemporalConfig | None = None) -> None:
+                 config: TemporalConfig | None = None, decoding: Decoding | None = None,
+                 ) -> None:
         self.colorizer = colorizer
+        self.decoding = colorizer.resolve(decoding)
         self.size = size or colorizer.working_size
         self.filter = TemporalFilter(config) if temporal else None
 
@@ -79,7 +83,7 @@ class FrameColorizer:
         network's output, decoded as the colorizer's decoding says and carried along the
         motion by the temporal filter (its ``ab`` final: ``logits`` None)."""
         source = self.colorizer.prepare(gray, self.size)
-        out = self.colorizer.decode(self.colorizer.infer(source, cache=False))
+        out = self.colorizer.decode(self.colorizer.infer(source, cache=False), self.decoding)
         ab = out.ab[None]
         if self.filter is not None:
             # The flow needs finer pixels than the network's output (often a quarter of
@@ -156,15 +160,18 @@ def _network_stage(reader: VideoReader, frames: FrameColorizer, cpu: list[float]
 def colorize_video(input: str | os.PathLike[str], output: str | os.PathLike[str] | None = None,
                    *, model: str | os.PathLike[str] | None = None,
                    colorizer: Colorizer | None = None, boost: float | None = None,
-                   gain: float | None = None, temporal: bool = True, overwrite: bool = False,
+                   gain: float | None = None, decoding: Decoding | None = None,
+                   temporal: bool = True, overwrite: bool = False,
                    progress: Progress | None = None, size: int | None = None,
                    config: TemporalConfig | None = None) -> VideoStats:
     """Colorize the video ``input`` into ``output`` (default ``<stem>_colorized<suffix>``
     beside it, MP4 when the input's container cannot be written).
 
     Keeps the frame count, size, rate and time stamps, copies the audio streams unchanged
-    and keeps each frame's L*. ``model`` (a checkpoint path or shipped name), ``boost``
-    and ``gain`` load a :class:`~chromatize.Colorizer`, or pass a loaded ``colorizer``. ``temporal``
+    and keeps each frame's L*. ``model`` (a checkpoint path or shipped name) loads a
+    :class:`~chromatize.Colorizer`, or pass a loaded ``colorizer``. ``decoding`` (or its
+    shortcuts ``boost`` and ``gain``) decodes every frame, e.g. with one reference or
+    palette for the whole film (:class:`~chromatize.decoding.Decoding`). ``temporal``
     carries colours along optical flow (False: each frame on its own). ``size``: the
     network's working resolution (long side). ``progress(done, total)`` is called after
     each frame (``total`` None when the container does not say).
@@ -184,11 +191,12 @@ def colorize_video(input: str | os.PathLike[str], output: str | os.PathLike[str]
         if colorizer is None:
             from chromatize import Colorizer
 
-            colorizer = Colorizer.load(model, boost=boost, gain=gain)
-        elif boost is not None or gain is not None or model is not None:
-            raise UsageError("pass model, boost and gain to Colorizer.load, or a colorizer, "
-                             "not both")
-        frames = FrameColorizer(colorizer, temporal=temporal, size=size, config=config)
+            colorizer = Colorizer.load(model)
+        elif model is not None:
+            raise UsageError("pass a model or a colorizer, not both")
+        decoding = colorizer.resolve(decoding, boost=boost, gain=gain)
+        frames = FrameColorizer(colorizer, temporal=temporal, size=size, config=config,
+                                decoding=decoding)
         total = reader.info.frames or None
         start, cpu_start, cpu_network = time.perf_counter(), time.thread_time(), []
         with atomic_output(dst, overwrite=overwrite) as tmp, one_torch_thread():
