@@ -23,7 +23,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
-from chromatize import __version__
+from chromatize.version import __version__
 from chromatize.errors import ChromatizeError
 from chromatize.io import atomic_write_bytes
 from chromatize.models import ColorizationModel, create_model

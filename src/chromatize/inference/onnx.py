@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from chromatize import __version__
+from chromatize.version import __version__
 from chromatize.checkpoint import CheckpointError, load_checkpoint, resolve_model, resolve_paths
 from chromatize.extras import available, require
 from chromatize.io import atomic_write_bytes

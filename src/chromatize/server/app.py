@@ -109,7 +109,7 @@ def create_app(colorizer_or_model: Any = "default", max_upload_mb: float = 50,
     (least recently used dropped first); ``model_name``: what ``/api/health`` reports.
     """
     if isinstance(colorizer_or_model, (str, os.PathLike)):
-        from chromatize import Colorizer
+        from chromatize.inference.pipeline import Colorizer
 
         model_name = model_name or Path(colorizer_or_model).name
         # Each photo the page shows takes two entries (its preview and its full size).

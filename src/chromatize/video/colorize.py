@@ -32,7 +32,7 @@ from chromatize.video.io import (VideoError, VideoReader, VideoWriter, atomic_ou
 from chromatize.video.temporal import TemporalConfig, TemporalFilter
 
 if TYPE_CHECKING:
-    from chromatize import Colorizer
+    from chromatize.inference.pipeline import Colorizer
 
 Progress = Callable[[int, int | None], None]
 
@@ -189,7 +189,7 @@ def colorize_video(input: str | os.PathLike[str], output: str | os.PathLike[str]
         if dst.exists() and src.resolve() == dst.resolve():
             raise VideoError(f"{dst}: the output would replace the input")
         if colorizer is None:
-            from chromatize import Colorizer
+            from chromatize.inference.pipeline import Colorizer
 
             colorizer = Colorizer.load(model)
         elif model is not None:
