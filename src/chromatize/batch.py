@@ -12,13 +12,13 @@ import glob
 import os
 import re
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from PIL import Image
 
 from chromatize.color import is_color
-from chromatize.decoding import Decoding
+from chromatize.decoding import Decoding, check_capabilities
 from chromatize.errors import UsageError
 from chromatize.io import (
     IMAGE_SUFFIXES,
@@ -36,7 +36,7 @@ from chromatize.io import (
     write_photo,
 )
 from chromatize.inference.hints import Marks, MarksError, load_marks
-from chromatize.inference.pipeline import Colorizer
+from chromatize.inference.pipeline import Colorizer, check_size
 
 #: Photos are sent to the model in groups of at most this many photos and pixels, so
 #: same-size photos share a forward pass while memory stays bounded.
@@ -226,55 +226,79 @@ class BatchOptions:
         return [job.output] if self.samples is None else sample_outputs(job.output, self.samples)
 
 
+#: An engine runs planned jobs into a summary, calling ``done(finished)`` with the number
+#: of photos finished so far (the planner's failures included) as it goes.
+Engine = Callable[[list[Job], BatchSummary, Callable[[int], None]], None]
+
+
+def run_batch(inputs: Sequence[str | os.PathLike[str]], options: BatchOptions, engine: Engine,
+              progress: Progress | None = None) -> BatchSummary:
+    """The one batch planner that every engine runs: list the photos of ``inputs`` (files,
+    folders, glob patterns) and plan their outputs (:func:`plan_jobs`), refuse marks for
+    more than one photo, create the output folder, then let ``engine`` colorize the jobs
+    into the :class:`BatchSummary`. ``progress(finished, total)`` is called once before
+    the first photo and as photos finish. Raises :class:`~chromatize.errors.UsageError`
+    before any photo is read."""
+    jobs, failed = plan_jobs(inputs, options.out_dir, options.fmt)
+    total = len(jobs) + len(failed)
+    if options.marks is not None and total != 1:
+        raise UsageError(f"marks belong to one photo, but the inputs hold {total}")
+    summary = BatchSummary(failed=failed)
+
+    def done(finished: int) -> None:
+        if progress is not None:
+            progress(finished, total)
+
+    done(summary.total)
+    if options.out_dir is not None:
+        try:
+            options.out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            reason = f"cannot create output folder {options.out_dir} ({e.strerror or e})"
+            summary.failed.extend((job.source, reason) for job in jobs)
+            done(summary.total)
+            return summary
+    if jobs:
+        engine(jobs, summary, done)
+    return summary
+
+
 def colorize_files(inputs: Sequence[str | os.PathLike[str]], colorizer: Colorizer,
                    options: BatchOptions = BatchOptions(), progress: Progress | None = None,
                    ) -> BatchSummary:
     """Colorize every photo in ``inputs`` (files, folders, glob patterns) as ``options``
-    say, with the input's alpha, ICC profile and EXIF where the format allows.
+    say, with the input's alpha, ICC profile and EXIF where the format allows: the
+    planner (:func:`run_batch`) with this process as the engine.
 
     ``progress(finished, total)`` is called once before the first photo and after each
     one. A photo is skipped when all its outputs exist. Raises
     :class:`~chromatize.errors.UsageError` for options the model or the inputs do not
     allow, before any photo is read.
     """
-    check_options(colorizer, options)
-    jobs, failed = plan_jobs(inputs, options.out_dir, options.fmt)
-    if options.marks is not None and len(jobs) + len(failed) != 1:
-        raise UsageError(f"marks belong to one photo, but the inputs hold "
-                         f"{len(jobs) + len(failed)}")
-    run = _Run(colorizer, options, BatchSummary(failed=failed), len(jobs) + len(failed),
-               progress)
-    run.report()
-    if options.out_dir is not None:
-        try:
-            options.out_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            reason = f"cannot create output folder {options.out_dir} ({e.strerror or e})"
-            run.summary.failed.extend((job.source, reason) for job in jobs)
-            run.report()
-            return run.summary
-    try:
-        run.colorize(jobs)
-    finally:
-        run.release_all()
-    return run.summary
+    check_options(options, colorizer.can_sample)
+    return run_batch(inputs, options, lambda jobs, summary, done: colorize_jobs(
+        jobs, colorizer, options, summary, done), progress)
 
 
-def check_options(colorizer: Colorizer, options: BatchOptions) -> None:
-    """Raise :class:`~chromatize.errors.UsageError` for options the model does not allow."""
-    colorizer.check(samples=options.samples, size=options.size)
-    colorizer.resolve(options.decoding)
+def check_options(options: BatchOptions, classification: bool) -> None:
+    """Raise :class:`~chromatize.errors.UsageError` for options that a model with (or
+    without) a ``classification`` head does not allow: what a loaded
+    :class:`Colorizer` or a checkpoint's recorded capabilities say
+    (:func:`chromatize.checkpoint.read_capabilities`)."""
+    check_size(options.size)
+    check_capabilities(replace(options.decoding, samples=options.samples, seed=options.seed),
+                       classification)
     if options.seed is not None and options.samples is None:
         raise UsageError("a seed only applies to samples")
 
 
 def colorize_jobs(jobs: Sequence[Job], colorizer: Colorizer, options: BatchOptions,
-                  summary: BatchSummary) -> None:
+                  summary: BatchSummary, done: Callable[[int], None] | None = None) -> None:
     """Run planned jobs (skip, read, colorize, write atomically), recording each photo's
-    outcome in ``summary``: what :func:`colorize_files` does after planning, and what
-    every other engine (``chromatize.batch_ray``) runs its photos through, so that the
-    rules and the outputs are the same."""
-    run = _Run(colorizer, options, summary, len(jobs), None)
+    outcome in ``summary`` and calling ``done(summary.total)`` after each: the local
+    engine, which every other engine (``chromatize.batch_ray``'s workers) runs its photos
+    through too, so that the rules and the outputs are the same."""
+    run = _Run(colorizer, options, summary, done)
     try:
         run.colorize(jobs)
     finally:
@@ -288,15 +312,14 @@ class _Run:
     colorizer: Colorizer
     options: BatchOptions
     summary: BatchSummary
-    total: int
-    progress: Progress | None
+    done: Callable[[int], None] | None
     #: Outputs this run has claimed (see :func:`chromatize.io.claim_output`) and not yet
     #: written or given up.
     claimed: list[Path] = field(default_factory=list)
 
     def report(self) -> None:
-        if self.progress is not None:
-            self.progress(self.summary.total, self.total)
+        if self.done is not None:
+            self.done(self.summary.total)
 
     def colorize(self, jobs: Sequence[Job]) -> None:
         """Skip, read, colorize and write the planned ``jobs``."""

@@ -343,8 +343,7 @@ def colorize(
                                        "of workers (default: one per CPU of the cluster)."),
 ) -> None:
     """Colorize black-and-white photos. Exit code 0 only if no photo failed."""
-    from chromatize.batch import BatchOptions, colorize_files
-    from chromatize.inference.pipeline import Colorizer
+    from chromatize.batch import BatchOptions
 
     if engine is Engine.local and (address is not None or workers is not None):
         fail("--address and --workers apply to --engine ray")
@@ -356,32 +355,39 @@ def colorize(
                            max_pixels=max_pixels, samples=samples, seed=seed, marks=marks,
                            decoding=decoding)
     columns = (*Progress.get_default_columns(), MofNCompleteColumn(), _RateColumn())
-    if engine is Engine.ray:
-        from chromatize.batch_ray import colorize_files_ray
-
-        with Progress(*columns, console=err_console, disable=quiet, transient=True) as bar:
-            task = bar.add_task("colorizing", total=None)
-            summary = colorize_files_ray(
-                inputs, model, options, device=device, backend=backend.value,
-                address=address, workers=workers, progress=lambda finished, total:
-                bar.update(task, completed=finished, total=total))
-    else:
-        try:
-            colorizer = Colorizer.load(model, device=device, backend=backend.value)
-        except UsageError:
-            raise  # an option out of range, not the model's fault: reported as it is
-        except ChromatizeError as e:
-            fail(f"cannot load model: {e}")
-        with Progress(*columns, console=err_console, disable=quiet, transient=True) as bar:
-            task = bar.add_task("colorizing", total=None)
-            summary = colorize_files(inputs, colorizer, options, progress=lambda finished,
-                                     total: bar.update(task, completed=finished, total=total))
+    with Progress(*columns, console=err_console, disable=quiet, transient=True) as bar:
+        task = bar.add_task("colorizing", total=None)
+        summary = _colorize_batch(inputs, model, options, device, backend.value,
+                                  engine is Engine.ray, address, workers,
+                                  lambda done, total: bar.update(task, completed=done,
+                                                                 total=total))
     if summary.total == 0:
         fail("no photos found in " + " ".join(inputs))
     _print_summary(summary, quiet)
     if summary.failed:
         raise typer.Exit(1)
 
+
+
+def _colorize_batch(inputs: list[str], model: str | None, options: Any, device: str,
+                    backend: str, ray: bool, address: str | None, workers: int | None,
+                    progress: Callable[[int, int], None]) -> BatchSummary:
+    """Run the batch on Ray or in this process (loading the model here)."""
+    if ray:
+        from chromatize.batch_ray import colorize_files_ray
+
+        return colorize_files_ray(inputs, model, options, device=device, backend=backend,
+                                  address=address, workers=workers, progress=progress)
+    from chromatize.batch import colorize_files
+    from chromatize.inference.pipeline import Colorizer
+
+    try:
+        colorizer = Colorizer.load(model, device=device, backend=backend)
+    except UsageError:
+        raise  # an option out of range, not the model's fault: reported as it is
+    except ChromatizeError as e:
+        fail(f"cannot load model: {e}")
+    return colorize_files(inputs, colorizer, options, progress=progress)
 
 
 class _FpsColumn(ProgressColumn):

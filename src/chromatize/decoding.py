@@ -123,4 +123,30 @@ class Decoding:
         return replace(self, **changes)
 
 
-__all__ = ["LIMITS", "STRATEGIES", "Decoding", "check_number"]
+#: What each decoding setting needs of a model that has no colour distribution to decode
+#: (a regression head predicts ab directly).
+_NEEDS_DISTRIBUTION = {
+    "gain": "gain needs a classification model (it scales the decoded colour)",
+    "samples": "this model gives a single coloring (regression head); sampling "
+               "(--samples) needs a classification model",
+    "boost": "boost needs a classification model (it reweights the colour distribution)",
+    "prior": "a reference or palette needs a classification model (it reweights the "
+             "colour distribution)",
+    "temperature": "temperature needs a classification model",
+}
+
+
+def check_capabilities(decoding: Decoding, classification: bool) -> Decoding:
+    """``decoding`` if a model with (or without) a ``classification`` head can decode
+    with it, else :class:`UsageError`: the one place that knows what each kind of model
+    can do. The :class:`~chromatize.inference.pipeline.Colorizer` asks it with its loaded
+    model, the Ray driver with a checkpoint's recorded capabilities."""
+    if not classification:
+        for name, why in _NEEDS_DISTRIBUTION.items():
+            if getattr(decoding, name) is not None:
+                raise UsageError(why + ("" if name == "samples"
+                                        else "; this model predicts ab directly"))
+    return decoding
+
+
+__all__ = ["LIMITS", "STRATEGIES", "Decoding", "check_capabilities", "check_number"]

@@ -154,9 +154,10 @@ def test_sigterm_saves_and_stops(tiny_yaml: Path, tmp_path: Path, monkeypatch) -
 
 
 class HookedUNet(UNet):
-    """Owns its optimizer (SGD) and its update, as a GAN would."""
+    """Owns its optimizer (SGD) and its update, as a GAN would (``owns_updates``)."""
 
     calls = 0
+    owns_updates = True
 
     def configure_optimizers(self, lr: float, betas: tuple[float, float]) -> list[torch.optim.Optimizer]:
         return [torch.optim.SGD(self.parameters(), lr=lr)]

@@ -71,13 +71,13 @@ def export_graph(model: ColorizationModel, info: dict[str, Any] | None = None) -
     bytes. The graph is checked against PyTorch at a batch and shape other than the
     traced ones, so a shape frozen by tracing fails here, not later."""
     onnx = require("onnx", "ONNX export")
-    if getattr(model, "hints", False):
+    if model.hints:
         # Their area pooling of the hints to the feature size does not trace to ONNX.
         raise CheckpointError("models that take colour hints cannot be exported to ONNX "
                               "yet; they run in PyTorch (--backend torch)")
     model = model.cpu().eval()
-    head = getattr(model, "head", None)
-    output = "logits" if isinstance(head, ClassificationHead) else "ab"
+    head = model.classification_head()
+    output = "logits" if head is not None else "ab"
     axes = {"l": {0: "batch", 2: "height", 3: "width"},
             output: {0: "batch", 2: "out_height", 3: "out_width"}}
     buf = io.BytesIO()
@@ -195,6 +195,14 @@ class OnnxModel:
 
     def eval(self) -> OnnxModel:
         return self
+
+    #: The model contract (:class:`~chromatize.models.ColorizationModel`) the pipeline
+    #: reads: an exported graph takes no hints (export refuses hint models).
+    hints = False
+
+    def classification_head(self) -> ClassificationHead | None:
+        """The decoding half of the classification head, or None (a regression graph)."""
+        return self.head
 
     def run(self, l: torch.Tensor) -> torch.Tensor:
         """The graph's output tensor (``logits`` or ``ab``) for L* ``(B, 1, H, W)``."""

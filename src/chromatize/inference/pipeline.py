@@ -34,7 +34,7 @@ from PIL import Image
 
 from chromatize import color
 from chromatize.checkpoint import load_checkpoint, pick_device, resolve_model
-from chromatize.decoding import Decoding, check_number
+from chromatize.decoding import Decoding, check_capabilities
 from chromatize.errors import UsageError
 from chromatize.inference.hints import Marks, check_hints, load_marks, pool_hints
 from chromatize.inference.upsample import compose, fit_guided, small_l
@@ -54,6 +54,14 @@ def working_shape(h: int, w: int, working_size: int, multiple: int) -> tuple[int
     s = min(working_size, max(h, w)) / max(h, w)
     return (max(multiple, round(h * s / multiple) * multiple),
             max(multiple, round(w * s / multiple) * multiple))
+
+
+def check_size(size: int | None) -> None:
+    """Raise :class:`~chromatize.errors.UsageError` unless ``size`` (a working
+    resolution) is None or a positive whole number of pixels."""
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
+        raise UsageError(f"working size must be a positive whole number of pixels, "
+                         f"got {size!r}")
 
 
 class SuggestError(UsageError):
@@ -163,13 +171,12 @@ class Colorizer:
     def head(self) -> ClassificationHead | None:
         """The classification head that decodes the model's distribution, or None
         (regression models predict ab directly)."""
-        head = getattr(self.model, "head", None)
-        return head if isinstance(head, ClassificationHead) else None
+        return self.model.classification_head()
 
     @property
     def takes_hints(self) -> bool:
         """Whether the model takes user colour hints (``colorize(..., hints=...)``)."""
-        return bool(getattr(self.model, "hints", False))
+        return bool(self.model.hints)
 
     @property
     def can_sample(self) -> bool:
@@ -182,32 +189,14 @@ class Colorizer:
         """Raise :class:`~chromatize.errors.UsageError` unless this model can work at
         ``size`` pixels (a positive whole number) and decode with these settings
         (:meth:`check_decoding`)."""
-        if size is not None and (isinstance(size, bool) or not isinstance(size, int)
-                                 or size < 1):
-            raise UsageError(f"working size must be a positive whole number of pixels, "
-                             f"got {size!r}")
+        check_size(size)
         self.check_decoding(Decoding(**_given(samples=samples, boost=boost, gain=gain)))
 
     def check_decoding(self, decoding: Decoding) -> Decoding:
         """``decoding`` (its numbers are checked when it is made) if this model can decode
         with it, else :class:`~chromatize.errors.UsageError`: the one place that knows
         what each model can do. Returns it."""
-        if self.can_sample:
-            return decoding
-        for name, what in (("gain", "gain needs a classification model (it scales the "
-                                    "decoded colour)"),
-                           ("samples", "this model gives a single coloring (regression "
-                                       "head); sampling (--samples) needs a classification "
-                                       "model"),
-                           ("boost", "boost needs a classification model (it reweights the "
-                                     "colour distribution)"),
-                           ("prior", "a reference or palette needs a classification model "
-                                     "(it reweights the colour distribution)"),
-                           ("temperature", "temperature needs a classification model")):
-            if getattr(decoding, name) is not None:
-                raise UsageError(what + ("" if name == "samples"
-                                         else "; this model predicts ab directly"))
-        return decoding
+        return check_capabilities(decoding, self.can_sample)
 
     def resolve(self, decoding: Decoding | None = None, **changes: Any) -> Decoding:
         """This colorizer's decoding with ``decoding``'s settings (those not None) and
@@ -498,4 +487,5 @@ def _given(**settings: Any) -> dict[str, Any]:
     return {k: v for k, v in settings.items() if v is not None}
 
 
-__all__ = ["Colorizer", "NetworkOutput", "Source", "SuggestError", "working_shape"]
+__all__ = ["Colorizer", "NetworkOutput", "Source", "SuggestError", "check_size",
+           "working_shape"]

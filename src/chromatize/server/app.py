@@ -198,10 +198,10 @@ def create_app(colorizer_or_model: Any = "default", max_upload_mb: float = 50,
 
     @app.get("/api/info")
     async def info() -> dict[str, Any]:
-        head = getattr(colorizer.model, "head", None)
+        head = colorizer.head
         return {"model": model_name, "max_upload_mb": max_upload_mb,
                 "can_sample": bool(colorizer.can_sample),
-                "boost": float(getattr(head, "boost", 0.0) or 0.0),
+                "boost": float(head.boost) if head is not None else 0.0,
                 "workers": pool.workers, "formats": list(FORMATS)}
 
     @app.post("/api/photos")

@@ -37,14 +37,6 @@ CACHE_JSON = "cache.json"
 _CHUNK = 64  # photos' views encoded per forward pass
 
 
-def supports_cache(model: torch.nn.Module) -> bool:
-    """Whether ``model`` can train from cached features (an ``encode``/``decode`` pair and
-    no user-hint input into the encoder; hints that only the decoder reads are simulated
-    from the cached targets by the model's ``cached_hint``)."""
-    return (callable(getattr(model, "encode", None)) and callable(getattr(model, "decode", None))
-            and not getattr(model, "hints_enter_encoder", getattr(model, "hints", False)))
-
-
 def _digest(model: torch.nn.Module) -> str:
     h = hashlib.sha256()
     for name, t in sorted(model.encoder.state_dict().items()):
@@ -176,4 +168,4 @@ class FeatureBatches:
             yield self.cache.take(np.concatenate(idx), self.maps)
 
 
-__all__ = ["FeatureBatches", "FeatureCache", "build", "supports_cache"]
+__all__ = ["FeatureBatches", "FeatureCache", "build"]

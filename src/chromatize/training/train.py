@@ -107,7 +107,7 @@ class Trainer:
         self.step, self.samples = 0, 0
         if state is not None:
             self._restore(*state)
-        if self.world > 1 and hasattr(self.model, "train_step"):
+        if self.world > 1 and self.model.owns_updates:
             raise TrainError(f"model {cfg.model.name!r} has its own train_step, which "
                              "distributed training does not support yet")
         if cfg.data.device_cache and not isinstance(self.train_data, datamod.PhotoSet):
@@ -147,14 +147,14 @@ class Trainer:
             raise ConfigError(f"model.name: {e.args[0]}") from None
         except (TypeError, ValueError) as e:
             raise ConfigError(f"model.kwargs: {e}") from None
-        if (m.freeze_encoder_steps or m.encoder_lr_scale != 1) and not hasattr(model, "encoder"):
+        if (m.freeze_encoder_steps or m.encoder_lr_scale != 1) and not model.has_encoder:
             raise ConfigError(f"model.freeze_encoder_steps/encoder_lr_scale: {m.name!r} has no encoder")
-        if m.pretrained and not hasattr(model, "load_pretrained_encoder"):
+        if m.pretrained and not model.has_encoder:
             raise ConfigError(f"model.pretrained: {m.name!r} has no pretrained encoder")
         if fresh and m.init is not None:
             # A model may start from another one whose weights it holds all of, except
             # inputs it adds with a neutral start (a hint model from the automatic one).
-            extra = tuple(getattr(model, "added_inputs", ()))
+            extra = tuple(model.added_inputs)
             try:
                 src, _ = load_checkpoint(m.init, expect_model=None if extra else m.name)
             except ValueError as e:  # CheckpointError
@@ -171,8 +171,8 @@ class Trainer:
                 raise TrainError(f"model.init: {m.init}: weights do not fit {m.name} with "
                                  f"kwargs {m.kwargs}: {detail}")
         elif fresh and m.pretrained:
-            model.load_pretrained_encoder()  # type: ignore[operator]
-        if m.frozen_blocks and not hasattr(model, "encoder_prefix"):
+            model.load_pretrained_encoder()
+        if m.frozen_blocks and not model.has_encoder:
             raise ConfigError(f"model.frozen_blocks: {m.name!r} has no encoder blocks to freeze")
         # Each process draws its own dropout masks; DDP makes the weights equal.
         torch.manual_seed(self.cfg.train.seed + self.rank)
@@ -202,12 +202,12 @@ class Trainer:
             return None
         from chromatize.training import features
 
-        splits = getattr(self.model, "splits", {})
+        splits = self.model.splits
         if m.frozen_blocks and m.frozen_blocks not in splits:
             raise ConfigError(f"model.frozen_blocks: with data.feature_cache one of "
                               f"{sorted(splits)}, got {m.frozen_blocks}")
 
-        if not features.supports_cache(self.model):
+        if not self.model.caches_features:
             raise ConfigError(f"data.feature_cache: {m.name!r} cannot train from cached "
                               "features (it needs encode/decode and no hint input)")
         if self.world > 1:
@@ -234,11 +234,11 @@ class Trainer:
 
     def _optimizers(self) -> list[torch.optim.Optimizer]:
         t, betas = self.cfg.train, (self.cfg.train.betas[0], self.cfg.train.betas[1])
-        hook = getattr(self.model, "configure_optimizers", None)
-        if hook is not None:
-            optimizers = list(hook(t.lr, betas))
+        own = self.model.configure_optimizers(t.lr, betas)
+        if own is not None:
+            optimizers = list(own)
         else:
-            encoder = getattr(self.model, "encoder", None)
+            encoder = self.model.encoder_module()
             enc_ids = {id(p) for p in encoder.parameters()} if encoder is not None else set()
             rest = [p for p in self.model.parameters() if id(p) not in enc_ids and p.requires_grad]
             groups: list[dict[str, Any]] = [{"params": rest, "lr": t.lr}]
@@ -286,18 +286,18 @@ class Trainer:
     def _frozen_modules(self, frozen: bool) -> list[nn.Module]:
         """What does not train now: the whole encoder while ``frozen``, else the
         ``model.frozen_blocks`` prefix (if any)."""
-        encoder = getattr(self.model, "encoder", None)
+        encoder = self.model.encoder_module()
         if encoder is None:
             return []
         if frozen:
             return [encoder]
         k = self.cfg.model.frozen_blocks
-        return self.model.encoder_prefix(k) if k else []  # type: ignore[operator]
+        return self.model.encoder_prefix(k) if k else []
 
     def _set_frozen(self, frozen: bool) -> None:
         """Freeze or unfreeze ``model.encoder`` (all but its frozen prefix); what is frozen
         also stays in eval mode so its batch-norm statistics keep their pretrained values."""
-        encoder = getattr(self.model, "encoder", None)
+        encoder = self.model.encoder_module()
         if encoder is not None:
             encoder.requires_grad_(True)
         for module in self._frozen_modules(frozen):
@@ -322,25 +322,23 @@ class Trainer:
         fmt = torch.channels_last if self.cfg.train.channels_last else torch.contiguous_format
         feats = [f.to(self.device, memory_format=fmt) for f in feats]
         ab = ab.to(self.device)
-        hook = getattr(self.model, "cached_train_step", None)
-        if hook is not None and self.frozen:  # a model owning its update (a critic's)
-            with self._autocast():
-                return hook(feats, ab, self.loss_fn, self.optimizers)
-        hint_fn = getattr(self.model, "cached_hint", None)  # hint models read by the decoder
         with self._autocast():
-            if not self.frozen:
-                feats = self.model.encode_rest(feats, self.cfg.model.frozen_blocks)  # type: ignore[operator]
-            out = (self.model.decode(feats, hint_fn(ab)) if hint_fn is not None  # type: ignore[operator]
-                   else self.model.decode(feats))  # type: ignore[operator]
+            if self.frozen:  # a model may own its update (a critic's)
+                own = self.model.cached_train_step(feats, ab, self.loss_fn, self.optimizers)
+                if own is not None:
+                    return own
+            else:
+                feats = self.model.encode_rest(feats, self.cfg.model.frozen_blocks)
+            hint = self.model.cached_hint(ab)  # hint models read by the decoder
+            out = self.model.decode(feats, hint) if hint is not None else self.model.decode(feats)
         return self._update(out, ab)
 
     def _step(self, l: torch.Tensor, ab: torch.Tensor) -> dict[str, float]:
         if self.cfg.train.channels_last:
             l = l.contiguous(memory_format=torch.channels_last)
-        hook = getattr(self.model, "train_step", None)
-        if hook is not None:
+        if self.model.owns_updates:
             with self._autocast():
-                return hook(l, ab, self.loss_fn, self.optimizers)
+                return self.model.train_step(l, ab, self.loss_fn, self.optimizers)  # type: ignore[return-value]
         with self._autocast():
             out = self.net(l)
         return self._update(out, ab)
