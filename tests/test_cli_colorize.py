@@ -321,6 +321,25 @@ def test_bad_marks_fail_the_photo_with_one_line(photos, tmp_path, hint_model):
     assert not (photos / "a_colorized.jpg").exists()
 
 
+@pytest.mark.parametrize("text, reason", [
+    ('[{"x": 1, "y": 1, "color": "red", "radius": 1e300}]', "radius must be a number"),
+    ('[{"x": %s, "y": 1, "color": "red"}]' % ("9" * 5000), "a number of 5000 digits"),
+    ("[" * 100_000 + "]" * 100_000, "nested too deep"),
+])
+def test_marks_with_numbers_beyond_their_limits_are_one_line(photos, tmp_path, tiny_checkpoint,
+                                                              text, reason):
+    bad = tmp_path / "bad.json"
+    bad.write_text(text)
+    result = run(photos / "a.jpg", "--model", tiny_checkpoint, "--marks", bad)
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert f"failed: {photos / 'a.jpg'}: {bad}: " in " ".join(result.output.split())
+    assert reason in result.output
+    scribbled = runner.invoke(app, ["scribble", str(photos / "a.jpg"), "--marks", str(bad),
+                                    "-o", str(tmp_path / "s.png")])
+    assert scribbled.exit_code == 2 and reason in scribbled.output
+    assert len(scribbled.output.strip().splitlines()) == 1
+
+
 def test_boost_makes_colours_more_vivid_and_needs_a_classifier(tmp_path, sampler, tiny_checkpoint):
     import json
 
@@ -353,9 +372,11 @@ def test_boost_makes_colours_more_vivid_and_needs_a_classifier(tmp_path, sampler
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--boost", "inf"], "boost must be a number from 0 to 3, got inf"),
-    (["--boost", "nan"], "boost must be a number from 0 to 3, got nan"),
-    (["--samples", "1000"], "samples must be from 1 to 64, got 1000"),
+    (["--boost", "inf"], "boost must be a number from 0 and at most 3, got inf"),
+    (["--boost", "nan"], "boost must be a number from 0 and at most 3, got nan"),
+    (["--samples", "1000"], "samples must be a whole number from 1 to 64, got 1000"),
+    (["--samples", "2", "--seed", "99999999999999999999999"],
+     "seed must be a whole number from 0 to 9223372036854775807, got 99999999999999999999999"),
     (["--gain", "0"], "gain must be a number above 0 and at most 3, got 0.0"),
 ])
 def test_boost_and_samples_out_of_range_are_one_line_and_write_nothing(tmp_path, sampler,

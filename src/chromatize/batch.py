@@ -259,7 +259,7 @@ def colorize_files(inputs: Sequence[str | os.PathLike[str]], colorizer: Colorize
 
 def check_options(colorizer: Colorizer, options: BatchOptions) -> None:
     """Raise :class:`~chromatize.errors.UsageError` for options the model does not allow."""
-    colorizer.check(samples=options.samples, size=options.size)
+    colorizer.check(samples=options.samples, size=options.size, seed=options.seed)
     if options.seed is not None and options.samples is None:
         raise UsageError("a seed only applies to samples")
 

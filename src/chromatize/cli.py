@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 #: ``chromatize.io.MAX_PIXELS``, repeated so that --help does not import numpy and Pillow
 #: (a test checks that the two agree).
 MAX_PIXELS = 200_000_000
+#: ``chromatize.server.app.MAX_PIXELS``, the server's own, lower limit (likewise).
+SERVE_MAX_PIXELS = 50_000_000
 
 
 # Options that several commands share, declared once.
@@ -383,8 +385,9 @@ def video(
                                        ".mkv, .mov, .webm, .avi); default: <stem>_colorized "
                                        "beside the input, in its container if writable."),
     model: ModelOption = None,
-    boost: float | None = typer.Option(None, "--boost", min=0.0, help="Classification models: "
-                                       "favour rare, saturated colours (0 muted, ~0.5-1 vivid)."),
+    boost: float | None = typer.Option(None, "--boost", help="Classification models: "
+                                       "favour rare, saturated colours (0 muted, ~0.5-1 vivid; "
+                                       "at most 3)."),
     gain: GainOption = None,
     temporal: bool = typer.Option(True, "--temporal/--no-temporal", help="Carry colours "
                                   "along the motion (steady colours); --no-temporal colours "
@@ -462,8 +465,9 @@ def serve(
                               "shipped model: default, open, or hints (marks spread further)."),
     max_upload_mb: float = typer.Option(50, "--max-upload-mb", min=0.001,
                                         help="Largest photo accepted, in MB (413 above)."),
-    max_pixels: int = typer.Option(MAX_PIXELS, "--max-pixels", min=1, help="Refuse photos "
-                                   "larger than this many pixels (decompression bombs)."),
+    max_pixels: int = typer.Option(SERVE_MAX_PIXELS, "--max-pixels", min=1, help="Refuse "
+                                   "uploads larger than this many pixels, from their header "
+                                   "before decoding (decompression bombs)."),
     workers: int | None = typer.Option(None, "--workers", min=1, help="Model calls run at "
                                        "once (default: one per two cores, at most 4)."),
 ) -> None:

@@ -151,9 +151,9 @@ def test_shipped_hints_model_is_the_default_until_marked(color_photo):
 @pytest.mark.parametrize("kwargs, message", [
     ({"working_size": -5}, "working size must be a positive whole number"),
     ({"working_size": 2.5}, "working size must be a positive whole number"),
-    ({"boost": float("inf")}, "boost must be a number from 0 to 3"),
-    ({"boost": float("nan")}, "boost must be a number from 0 to 3"),
-    ({"boost": -0.5}, "boost must be a number from 0 to 3"),
+    ({"boost": float("inf")}, "boost must be a number from 0 and at most 3"),
+    ({"boost": float("nan")}, "boost must be a number from 0 and at most 3"),
+    ({"boost": -0.5}, "boost must be a number from 0 and at most 3"),
     ({"gain": 0.0}, "gain must be a number above 0 and at most 3"),
     ({"gain": float("nan")}, "gain must be a number above 0 and at most 3"),
     ({"gain": 3.5}, "gain must be a number above 0 and at most 3"),
@@ -169,8 +169,10 @@ def test_sizes_and_samples_out_of_range_are_refused(tmp_path, color_photo):
     colorizer = Colorizer.load(save_tiny_model(tmp_path, "effnet_lite0_cls", width=8), device="cpu")
     with pytest.raises(UsageError, match="working size must be a positive whole number"):
         colorizer.colorize(color_photo, size=-5)
-    with pytest.raises(UsageError, match=f"samples must be from 1 to {MAX_SAMPLES}, got 1000"):
+    with pytest.raises(UsageError, match=f"samples must be a whole number from 1 to {MAX_SAMPLES}, got 1000"):
         colorizer.colorize(color_photo, samples=1000)
+    with pytest.raises(UsageError, match="seed must be a whole number from 0 to 9223372036854775807"):
+        colorizer.colorize(color_photo, samples=2, seed=10**23)
     assert len(colorizer.colorize(color_photo, samples=2)) == 2
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import math
 import os
 import threading
 from collections import OrderedDict
@@ -28,6 +27,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from chromatize.checkpoint import load_checkpoint, pick_device, resolve_model
+from chromatize.decoding import LIMITS, check_number
 from chromatize.errors import UsageError
 from chromatize import color
 from chromatize.inference.hints import Marks, check_hints, load_marks, pool_hints
@@ -37,9 +37,8 @@ from chromatize.models import ColorizationModel
 from chromatize.models.heads import ClassificationHead
 
 
-#: Most colorings one call gives (``samples``): each is a full-size photo held in memory
-#: until written (about 10 MB for a 3-megapixel photo), so 64 stay under a gigabyte.
-MAX_SAMPLES = 64
+#: Most colorings one call gives (``samples``; see :data:`chromatize.decoding.LIMITS`).
+MAX_SAMPLES = int(LIMITS["samples"][1])
 _threads_lock = threading.Lock()
 _threads_users = 0
 _threads_saved = 1
@@ -64,11 +63,6 @@ def one_torch_thread() -> Iterator[None]:
             _threads_users -= 1
             if _threads_users == 0:
                 torch.set_num_threads(_threads_saved)
-#: Largest ``boost``: the colour distribution is reweighted by class weight ** boost, and
-#: beyond this only the rarest colours are left.
-MAX_BOOST = 3.0
-#: Largest chroma ``gain`` (the decoded a*b* times it; 1 leaves the model's colours).
-MAX_GAIN = 3.0
 
 
 def working_shape(h: int, w: int, working_size: int, multiple: int) -> tuple[int, int]:
@@ -172,24 +166,20 @@ class Colorizer:
         return isinstance(getattr(self.model, "head", None), ClassificationHead)
 
     def check(self, samples: int | None = None, boost: float | None = None,
-              size: int | None = None, gain: float | None = None) -> None:
+              size: int | None = None, gain: float | None = None,
+              seed: int | None = None) -> None:
         """Raise :class:`~chromatize.errors.UsageError` unless this model can give
-        ``samples`` colorings (1 to :data:`MAX_SAMPLES`), be
-        ``boost``-ed (a finite number from 0 to :data:`MAX_BOOST`), take a chroma ``gain``
-        (above 0, at most :data:`MAX_GAIN`) and work at ``size`` pixels (a positive whole
-        number): the one place that knows what each model can do."""
+        ``samples`` colorings, be ``boost``-ed, take a chroma ``gain`` with ``seed``
+        in the ranges of :data:`chromatize.decoding.LIMITS`, and work at ``size`` pixels
+        (a positive whole number): the one place that knows what each model can do."""
         if size is not None and (isinstance(size, bool) or not isinstance(size, int)
                                  or size < 1):
             raise UsageError(f"working size must be a positive whole number of pixels, "
                              f"got {size!r}")
-        if samples is not None and not 1 <= samples <= MAX_SAMPLES:
-            raise UsageError(f"samples must be from 1 to {MAX_SAMPLES}, got {samples}")
-        if boost is not None and not (math.isfinite(boost) and 0 <= boost <= MAX_BOOST):
-            raise UsageError(f"boost must be a number from 0 to {MAX_BOOST:g}, got {boost}")
-        if gain is not None and (isinstance(gain, bool) or not isinstance(gain, (int, float))
-                                 or not (math.isfinite(gain) and 0 < gain <= MAX_GAIN)):
-            raise UsageError(f"gain must be a number above 0 and at most {MAX_GAIN:g}, "
-                             f"got {gain}")
+        for name, value in (("samples", samples), ("boost", boost), ("gain", gain),
+                            ("seed", seed)):
+            if value is not None:
+                check_number(name, value)
         if gain is not None and not self.can_sample:
             raise UsageError("gain needs a classification model (it scales the decoded "
                              "colour); this model predicts ab directly")
@@ -244,7 +234,7 @@ class Colorizer:
         ``MarksError`` for unusable marks and ``UsageError`` for options the model does
         not allow.
         """
-        self.check(samples=samples, boost=boost, size=size)
+        self.check(samples=samples, boost=boost, size=size, seed=seed)
         if marks is not None and hints is not None:
             raise UsageError("give marks or hints, not both")
         src, alpha = read_source(image)
