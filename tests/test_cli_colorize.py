@@ -135,6 +135,22 @@ def test_unwritable_output_folder(photos, tmp_path, tiny_checkpoint):
     assert result.output.count("cannot create output folder") == 4
 
 
+@pytest.mark.parametrize("beside", [True, False])
+def test_read_only_media_fail_each_photo_with_one_line(photos, tmp_path, tiny_checkpoint,
+                                                       read_only, beside):
+    """Colorizing beside inputs on read-only media, or -o onto a read-only mount: the
+    claims cannot be made nor removed (EROFS even for a file that is not there)."""
+    out = tmp_path / "ro"
+    out.mkdir()
+    read_only(photos if beside else out)
+    result = run(photos, "--model", tiny_checkpoint, *([] if beside else ["-o", out]))
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    lines = result.output.strip().splitlines()
+    assert len([x for x in lines if x.startswith("failed:")]) == 4
+    assert result.output.count("Read-only file system") == 4
+    assert lines[-1] == "done 0, skipped 0, failed 4"
+
+
 def test_model_problems_exit_2_with_one_line(photos, tmp_path):
     result = run(photos, "--model", tmp_path / "nope")
     assert result.exit_code == 2

@@ -336,12 +336,11 @@ class _Run:
             return SKIP_EXISTS
         for p in todo:
             try:
-                got = claim_output(p)
+                if not claim_output(p):
+                    self._release(job)
+                    return SKIP_CLAIMED
             except OSError:
-                got = True  # an unwritable folder: the write reports it, with its reason
-            if not got:
-                self._release(job)
-                return SKIP_CLAIMED
+                continue  # an unwritable folder: no claim; the write reports it, with why
             self.claimed.append(p)
         if all(output_taken(p, opts.overwrite) for p in opts.outputs(job)):
             self._release(job)

@@ -102,7 +102,10 @@ def sweep_stale(folder: str | os.PathLike[str]) -> list[Path]:
         name = entry.name
         ours = name.startswith(".") and (_TEMPORARY.match(name) or name.endswith(_CLAIM))
         if ours and entry.is_file(follow_symlinks=False) and _is_stale(Path(entry.path)):
-            Path(entry.path).unlink(missing_ok=True)
+            try:
+                Path(entry.path).unlink(missing_ok=True)
+            except OSError:  # a read-only folder: nothing will be written there either
+                continue
             removed.append(Path(entry.path))
     return removed
 
@@ -165,9 +168,14 @@ def claim_output(path: str | os.PathLike[str]) -> bool:
 
 
 def release_output(path: str | os.PathLike[str]) -> None:
-    """Drop this process's claim on ``path`` (see :func:`claim_output`)."""
+    """Drop this process's claim on ``path`` (see :func:`claim_output`). A claim that
+    cannot be removed (the medium went read-only) is left for the next run's sweep: its
+    process is gone by then."""
     p = Path(path)
-    p.with_name(f".{p.name}{_CLAIM}").unlink(missing_ok=True)
+    try:
+        p.with_name(f".{p.name}{_CLAIM}").unlink(missing_ok=True)
+    except OSError:
+        pass
 
 
 def folder_problem(folder: str | os.PathLike[str]) -> str | None:

@@ -110,6 +110,30 @@ def test_regression_checkpoint_exports_ab(tiny_checkpoint, tmp_path):
         export_model(tiny_checkpoint, path)
 
 
+def test_export_to_unwritable_places_is_one_line(tiny_checkpoint, tmp_path, read_only,
+                                                 monkeypatch):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    (tmp_path / "taken.onnx").mkdir()
+    read_only(folder)
+    for target, extra, words in ((folder / "m.onnx", [], "ro is not writable"),
+                                 (folder / "sub" / "m.onnx", [], "cannot be created in"),
+                                 (tmp_path / "taken.onnx", ["--overwrite"], "is a folder")):
+        result = runner.invoke(app, ["export", str(tiny_checkpoint), "-o", str(target), *extra])
+        assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+        assert len(result.output.strip().splitlines()) == 1
+        assert result.output.startswith(f"error: {target}: ") and words in result.output
+    # A folder that turns read-only (or denies us) between the check and the write.
+    import chromatize.inference.onnx as onnx_module
+
+    def denied(path, data):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(onnx_module, "atomic_write_bytes", denied)
+    result = runner.invoke(app, ["export", str(tiny_checkpoint), "-o", str(tmp_path / "p.onnx")])
+    assert result.exit_code == 2 and "cannot write (Permission denied)" in result.output
+
+
 def test_auto_backend_runs_checkpoints_in_onnxruntime_from_a_cache(tiny_checkpoint, private_cache):
     assert isinstance(Colorizer.load(tiny_checkpoint).model, OnnxModel)
     cached = list(private_cache.glob("*.onnx"))

@@ -31,7 +31,7 @@ from torch import nn
 from chromatize import __version__
 from chromatize.checkpoint import CheckpointError, load_checkpoint, resolve_model, resolve_paths
 from chromatize.extras import available, require
-from chromatize.io import atomic_write_bytes
+from chromatize.io import atomic_write_bytes, folder_problem
 from chromatize.models import ColorizationModel
 from chromatize.models.heads import ClassificationHead
 
@@ -124,10 +124,18 @@ def export_model(path_or_name: str | os.PathLike[str], output: str | os.PathLike
     out = Path(output)
     if out.suffix.lower() != ".onnx":
         raise CheckpointError(f"{out}: the output must end in .onnx")
+    if out.is_dir():
+        raise CheckpointError(f"{out}: is a folder; name the .onnx file to write")
     if out.exists() and not overwrite:
         raise CheckpointError(f"{out}: already exists (pass --overwrite to replace it)")
+    problem = folder_problem(out.parent)  # before the export, which takes seconds
+    if problem is not None:
+        raise CheckpointError(f"{out}: cannot write: {out.parent} {problem}")
     model, info = load_checkpoint(resolve_model(path_or_name))
-    atomic_write_bytes(out, export_graph(model, info))
+    try:
+        atomic_write_bytes(out, export_graph(model, info))
+    except OSError as e:
+        raise CheckpointError(f"{out}: cannot write ({e.strerror or e})") from None
     return out
 
 
