@@ -151,6 +151,20 @@ def test_read_only_media_fail_each_photo_with_one_line(photos, tmp_path, tiny_ch
     assert lines[-1] == "done 0, skipped 0, failed 4"
 
 
+def test_file_names_print_as_themselves_not_as_markup(tmp_path, tiny_checkpoint):
+    root = tmp_path / "in"
+    (root / "a[").mkdir(parents=True)
+    gray_photo().save(root / "[red]x[red].png")
+    gray_photo().save(root / "a[" / "]b.png")
+    (root / "a[" / "]bad.png").write_bytes(b"not a photo")  # its path holds "[/]"
+    result = run(root, "-o", tmp_path / "out", "--model", tiny_checkpoint)
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert f"failed: {root / 'a[' / ']bad.png'}: cannot read image" in result.output
+    assert "done 2, skipped 0, failed 1" in result.output
+    again = run(root, "-o", tmp_path / "out", "--model", tiny_checkpoint)
+    assert f"skipped: {root / '[red]x[red].png'}: output exists" in again.output
+
+
 def test_model_problems_exit_2_with_one_line(photos, tmp_path):
     result = run(photos, "--model", tmp_path / "nope")
     assert result.exit_code == 2

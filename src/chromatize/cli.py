@@ -50,10 +50,18 @@ console = Console()
 err_console = Console(stderr=True)
 
 
+def say(*parts: str | tuple[str, str], err: bool = False) -> None:
+    """Print one line made of ``parts``: plain strings exactly as they are, ``(text,
+    style)`` pairs styled. Nothing is read as Rich markup, so file names and messages
+    that quote the user (``[red]x.jpg``, ``a[/]b.png``, ``[r, g, b]``) print as
+    themselves; soft_wrap keeps the line whole."""
+    (err_console if err else console).print(Text.assemble(*parts), highlight=False,
+                                            soft_wrap=True)
+
+
 def fail(message: str, code: int = 2) -> None:
     """Print one clear error line and exit with ``code``."""
-    # escape: messages quote user input such as "[r, g, b]"; soft_wrap keeps one line
-    err_console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
+    say(("error:", "red"), " ", message, err=True)
     raise typer.Exit(code)
 
 
@@ -118,7 +126,7 @@ def evaluate(
                   + ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in result["skipped"].items()))
     table.add_column("metric")
     for method in result["metrics"]:
-        table.add_column(method, justify="right")
+        table.add_column(Text(method), justify="right")  # a path: not markup
     for key, (label, higher) in SUMMARY_METRICS.items():
         table.add_row(f"{label} {'↑' if higher else '↓'}",
                       *(f"{v[key]['mean']:.3f} / {v[key]['median']:.3f}"
@@ -126,9 +134,8 @@ def evaluate(
     console.print(table)
     for reason in ("unreadable", "too_small"):
         for name in result["skipped_files"][reason]:
-            console.print(f"[yellow]skipped:[/yellow] {data_dir / name}: "
-                          f"{reason.replace('_', ' ')}", highlight=False, soft_wrap=True)
-    console.print(f"report: {out / 'report.html'}")
+            say(("skipped:", "yellow"), f" {data_dir / name}: {reason.replace('_', ' ')}")
+    say(f"report: {out / 'report.html'}")
 
 
 @command()
@@ -147,7 +154,7 @@ def scribble(
 
     image = levin_colorize_marks(read_photo(gray, max_pixels=max_pixels), marks)
     write_photo(image, output, overwrite=overwrite)
-    console.print(f"wrote {output}")
+    say(f"wrote {output}")
 
 
 @command()
@@ -181,7 +188,7 @@ def transfer(
     except UsageError as e:  # rectangles outside the photos: name the photo
         fail(f"{gray}: {e}")
     write_photo(image, output, overwrite=overwrite)
-    console.print(f"wrote {output}")
+    say(f"wrote {output}")
 
 
 @command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
@@ -214,7 +221,7 @@ def train(
                         handlers=[RichHandler(console=err_console, show_path=False)])
     run_dir = run_training(run_config(paths[0] if paths else None, overrides, resume),
                            resume=resume)
-    console.print(f"model written to {run_dir / 'model.json'}")
+    say(f"model written to {run_dir / 'model.json'}")
 
 
 @command("ab-prior")
@@ -228,8 +235,8 @@ def ab_prior(
     from chromatize.training.quantize import compute_prior_file
 
     summary = compute_prior_file(source, output, side=side)
-    console.print(f"wrote {output}: {summary['count']} photos "
-                  f"({summary['skipped_gray']} gray, {summary['skipped_unreadable']} unreadable skipped)")
+    say(f"wrote {output}: {summary['count']} photos ({summary['skipped_gray']} gray, "
+        f"{summary['skipped_unreadable']} unreadable skipped)")
 
 
 class Engine(str, Enum):
@@ -252,7 +259,7 @@ def export(
     """Export a model's network to ONNX, for `colorize --model FILE.onnx` (ONNX Runtime)."""
     from chromatize.inference.onnx import export_model
 
-    console.print(f"wrote {export_model(model, output, overwrite=overwrite)}")
+    say(f"wrote {export_model(model, output, overwrite=overwrite)}")
 
 
 class _RateColumn(ProgressColumn):
@@ -272,8 +279,7 @@ class OutputFormat(str, Enum):
 def _print_summary(summary: BatchSummary, quiet: bool) -> None:
     """Each failure on its own line; skips listed per reason (counted when many)."""
     for path, reason in summary.failed:
-        err_console.print(f"[red]failed:[/red] {path}: {reason}", highlight=False,
-                          soft_wrap=True)
+        say(("failed:", "red"), f" {path}: {reason}", err=True)
     if quiet:
         return
     by_reason: dict[str, list[Path]] = {}
@@ -281,14 +287,12 @@ def _print_summary(summary: BatchSummary, quiet: bool) -> None:
         by_reason.setdefault(reason, []).append(path)
     for reason, paths in by_reason.items():
         if len(paths) > 10:
-            console.print(f"[yellow]skipped:[/yellow] {len(paths)} photos: {reason}",
-                          soft_wrap=True)
+            say(("skipped:", "yellow"), f" {len(paths)} photos: {reason}")
             continue
         for path in paths:
-            console.print(f"[yellow]skipped:[/yellow] {path}: {reason}", highlight=False,
-                          soft_wrap=True)
-    console.print(f"done {len(summary.done)}, skipped {len(summary.skipped)}, "
-                  f"failed {len(summary.failed)}", highlight=False)
+            say(("skipped:", "yellow"), f" {path}: {reason}")
+    say(f"done {len(summary.done)}, skipped {len(summary.skipped)}, "
+        f"failed {len(summary.failed)}")
 
 
 @command()
@@ -409,16 +413,15 @@ def video(
     # No bar when stderr is not a terminal (logs, pipes): it would only add blank lines.
     with Progress(*columns, console=err_console, transient=True,
                   disable=quiet or not err_console.is_terminal) as bar:
-        task = bar.add_task(f"colorizing {source.name}", total=None)
+        task = bar.add_task(escape(f"colorizing {source.name}"), total=None)  # markup
         stats = colorize_video(
             source, output, model=model, boost=boost, gain=gain, temporal=temporal, size=size,
             overwrite=overwrite,
             progress=lambda done, total: bar.update(task, completed=done, total=total))
     if not quiet:
-        console.print(f"wrote {stats.output}: {stats.frames} frames {stats.width}x{stats.height}, "
-                      f"{stats.fps:.1f} fps" + (f", {stats.cuts} scene cuts" if stats.cuts else "")
-                      + (f", {stats.audio_streams} audio stream(s) copied"
-                         if stats.audio_streams else ""), highlight=False, soft_wrap=True)
+        say(f"wrote {stats.output}: {stats.frames} frames {stats.width}x{stats.height}, "
+            f"{stats.fps:.1f} fps" + (f", {stats.cuts} scene cuts" if stats.cuts else "")
+            + (f", {stats.audio_streams} audio stream(s) copied" if stats.audio_streams else ""))
 
 
 def _parse_point(text: str) -> tuple[float, float]:
@@ -486,17 +489,16 @@ def serve(
     except ValueError:  # a host name
         loopback = False
     if not loopback:
-        err_console.print(f"[yellow]warning:[/yellow] listening on {host}: anyone who can reach "
-                          "this machine can use the page and its CPU; there is no login",
-                          highlight=False, soft_wrap=True)
+        say(("warning:", "yellow"), f" listening on {host}: anyone who can reach this machine "
+            "can use the page and its CPU; there is no login", err=True)
     try:
         web_app = create_app(model, max_upload_mb=max_upload_mb, workers=workers,
                              max_pixels=max_pixels)
     except ChromatizeError as e:
         fail(f"cannot load model: {e}")
     shown = f"[{host}]" if ":" in host else host
-    console.print(f"chromatize: open http://{'127.0.0.1' if host in ('0.0.0.0', '::') else shown}"
-                  f":{port}/ in a browser (Ctrl+C stops)", highlight=False)
+    say(f"chromatize: open http://{'127.0.0.1' if host in ('0.0.0.0', '::') else shown}"
+        f":{port}/ in a browser (Ctrl+C stops)")
     # uvicorn handles Ctrl+C: it stops accepting, finishes running requests, then the
     # app's lifespan drops queued model calls.
     uvicorn.run(web_app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=10)

@@ -108,6 +108,9 @@ def test_regression_checkpoint_exports_ab(tiny_checkpoint, tmp_path):
     assert mean_level_diff(a, b) <= 1.0
     with pytest.raises(ValueError, match="already exists"):
         export_model(tiny_checkpoint, path)
+    named = tmp_path / "[bold]m.onnx"  # printed as itself, not as Rich markup
+    result = runner.invoke(app, ["export", str(tiny_checkpoint), "-o", str(named)])
+    assert result.exit_code == 0 and f"wrote {named}" in result.output, result.output
 
 
 def test_export_to_unwritable_places_is_one_line(tiny_checkpoint, tmp_path, read_only,
