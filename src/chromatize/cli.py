@@ -401,7 +401,8 @@ def video(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
-    """Colorize a black-and-white film: frame count, rate, time stamps and audio kept."""
+    """Colorize a black-and-white film: frame count, rate, time stamps and audio kept.
+    Exit code 1 when the film ends before the frames its container promises."""
     from rich.progress import TimeRemainingColumn
 
     try:
@@ -422,6 +423,13 @@ def video(
         say(f"wrote {stats.output}: {stats.frames} frames {stats.width}x{stats.height}, "
             f"{stats.fps:.1f} fps" + (f", {stats.cuts} scene cuts" if stats.cuts else "")
             + (f", {stats.audio_streams} audio stream(s) copied" if stats.audio_streams else ""))
+    if stats.missing_frames:
+        # The readable part is written (a cut film's start is still worth having); the
+        # exit code says it is not the whole film, as a batch's does for failed photos.
+        say(("warning:", "yellow"), f" {source}: the file says {stats.expected_frames} frames "
+            f"but only {stats.frames} could be read (truncated?); {stats.output} is short",
+            err=True)
+        raise typer.Exit(1)
 
 
 def _parse_point(text: str) -> tuple[float, float]:

@@ -11,12 +11,14 @@ leave behind is cleaned on the next write into the folder.
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import re
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,13 +46,15 @@ def _umask() -> int:
     return mask
 
 
-# Our own hidden files beside outputs: temporaries of atomic writes,
-# ``.<name>.<writer pid>.<random>.tmp``, and claims on outputs being computed,
-# ``.<name>.claim`` holding the claimant's pid. A writer killed by SIGKILL (or SIGTERM,
-# whose default action runs no clean-up) leaves them behind; the next write into the
-# folder removes those whose process is gone, or that are older than STALE_SECONDS (the
-# pid may have been reused).
+# Our own hidden files beside outputs: temporaries of atomic writes (photos, films,
+# exported graphs), ``.<name>.<writer pid>.<random>.tmp``, and claims on outputs being
+# computed, ``.<name>.claim`` holding the claimant's pid. A writer killed by SIGKILL (or
+# SIGTERM, whose default action runs no clean-up) leaves them behind; the next write into
+# the folder removes those whose process is gone, or that are older than STALE_SECONDS
+# (the pid may have been reused). Films were once written to ``.<name>.<random>.part``
+# with no pid: those go by age alone.
 _TEMPORARY = re.compile(r"^\..+\.(\d+)\.[a-z0-9_]+\.tmp$")
+_OLD_PART = re.compile(r"^\..+\.[a-z0-9_]{8}\.part$")
 _CLAIM = ".claim"
 STALE_SECONDS = 24 * 3600
 #: A claim still empty after this long lost its writer between creating and filling it.
@@ -83,6 +87,8 @@ def _is_stale(p: Path) -> bool:
         return False  # already gone
     if age > STALE_SECONDS:
         return True
+    if _OLD_PART.match(p.name):
+        return False
     match = _TEMPORARY.match(p.name)
     pid = int(match.group(1)) if match else _claim_pid(p)
     if pid is None:
@@ -100,7 +106,8 @@ def sweep_stale(folder: str | os.PathLike[str]) -> list[Path]:
         return removed
     for entry in entries:
         name = entry.name
-        ours = name.startswith(".") and (_TEMPORARY.match(name) or name.endswith(_CLAIM))
+        ours = name.startswith(".") and (_TEMPORARY.match(name) or _OLD_PART.match(name)
+                                         or name.endswith(_CLAIM))
         if ours and entry.is_file(follow_symlinks=False) and _is_stale(Path(entry.path)):
             try:
                 Path(entry.path).unlink(missing_ok=True)
@@ -118,29 +125,59 @@ def _sweep_once(folder: Path) -> None:
         sweep_stale(folder)
 
 
-def atomic_write_file(path: str | os.PathLike[str], write: Callable[[Path], None]) -> None:
-    """Call ``write(tmp)`` to fill a temporary file beside ``path``, then rename it into
-    place, so ``path`` is either absent, the old file or the complete new one. Creates
-    missing folders; a temporary left by a killed run is removed on the next write."""
+@contextmanager
+def atomic_path(path: str | os.PathLike[str], overwrite: bool = True) -> Iterator[Path]:
+    """A temporary path beside ``path`` for the block to fill, renamed to ``path`` when
+    the block ends normally and removed otherwise, so ``path`` is either absent, the old
+    file or the complete new one. Creates missing folders; a temporary left by a killed
+    run is removed on the next write into the folder. Without ``overwrite`` an existing
+    ``path`` is never replaced, not even one that another process finished while the
+    block ran: :class:`FileExistsError` instead. Other OSErrors (a read-only folder)
+    pass through."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     _sweep_once(path.parent)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.",
-                               suffix=".tmp")
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.",
+                                suffix=".tmp")
     os.close(fd)
+    tmp = Path(name)
     try:
-        write(Path(tmp))
+        yield tmp
         # mkstemp makes the file private; give it the permissions a plain open() would.
         os.chmod(tmp, 0o666 & ~_umask())
+        _put(tmp, path, overwrite)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _put(tmp: Path, path: Path, overwrite: bool) -> None:
+    """Move the finished ``tmp`` to ``path``; without ``overwrite`` a hard link, which
+    fails rather than replace a file that exists (the caller removes ``tmp``)."""
+    if overwrite:
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        return
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
         raise
+    except OSError:  # no hard links on this file system (FAT, some network mounts)
+        if path.exists():
+            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(path)) from None
+        os.replace(tmp, path)
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (see :func:`atomic_write_file`)."""
-    atomic_write_file(path, lambda tmp: tmp.write_bytes(data))
+def atomic_write_file(path: str | os.PathLike[str], write: Callable[[Path], None],
+                      overwrite: bool = True) -> None:
+    """Call ``write(tmp)`` to fill a temporary file beside ``path``, then rename it into
+    place (see :func:`atomic_path`, whose ``overwrite`` it takes)."""
+    with atomic_path(path, overwrite) as tmp:
+        write(tmp)
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes,
+                       overwrite: bool = True) -> None:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_path`)."""
+    atomic_write_file(path, lambda tmp: tmp.write_bytes(data), overwrite)
 
 
 def claim_output(path: str | os.PathLike[str]) -> bool:
@@ -424,7 +461,9 @@ def write_photo(image: Image.Image, path: str | os.PathLike[str], format: str | 
     buf = io.BytesIO()
     try:
         image.save(buf, format=fmt, **params)
-        atomic_write_bytes(p, buf.getvalue())
+        atomic_write_bytes(p, buf.getvalue(), overwrite)
+    except FileExistsError:  # written by another process meanwhile: kept
+        raise PhotoError(f"{p}: {OUTPUT_EXISTS}") from None
     except Exception as e:  # encoder errors or OSError from the folder
         reason = getattr(e, "strerror", None) or str(e) or type(e).__name__
         raise PhotoError(f"{p}: cannot write ({reason})") from None

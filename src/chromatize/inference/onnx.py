@@ -133,7 +133,9 @@ def export_model(path_or_name: str | os.PathLike[str], output: str | os.PathLike
         raise CheckpointError(f"{out}: cannot write: {out.parent} {problem}")
     model, info = load_checkpoint(resolve_model(path_or_name))
     try:
-        atomic_write_bytes(out, export_graph(model, info))
+        atomic_write_bytes(out, export_graph(model, info), overwrite)
+    except FileExistsError:  # another process wrote it meanwhile: kept
+        raise CheckpointError(f"{out}: already exists (pass --overwrite to replace it)") from None
     except OSError as e:
         raise CheckpointError(f"{out}: cannot write ({e.strerror or e})") from None
     return out
