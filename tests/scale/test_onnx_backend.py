@@ -129,7 +129,7 @@ def test_export_to_unwritable_places_is_one_line(tiny_checkpoint, tmp_path, read
     # A folder that turns read-only (or denies us) between the check and the write.
     import chromatize.inference.onnx as onnx_module
 
-    def denied(path, data):
+    def denied(path, data, overwrite=True):
         raise PermissionError(13, "Permission denied", str(path))
 
     monkeypatch.setattr(onnx_module, "atomic_write_bytes", denied)
