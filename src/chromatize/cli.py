@@ -332,13 +332,16 @@ def colorize(
                                        "(auto, or HOST:PORT); default: a local Ray instance."),
     workers: int | None = typer.Option(None, "--workers", min=1, help="--engine ray: number "
                                        "of workers (default: one per CPU of the cluster)."),
+    connect_timeout: float | None = typer.Option(
+        None, "--connect-timeout", min=0.1, help="--engine ray: seconds to wait for the "
+        "cluster at --address to answer (default 30)."),
 ) -> None:
     """Colorize black-and-white photos. Exit code 0 only if no photo failed."""
     from chromatize.batch import BatchOptions, colorize_files
     from chromatize.inference.pipeline import Colorizer
 
-    if engine is Engine.local and (address is not None or workers is not None):
-        fail("--address and --workers apply to --engine ray")
+    if engine is Engine.local and (address, workers, connect_timeout) != (None, None, None):
+        fail("--address, --workers and --connect-timeout apply to --engine ray")
     if engine is Engine.ray and marks is not None:
         fail("--marks colour a single photo; use --engine local")
     options = BatchOptions(out_dir=out_dir, fmt=fmt.value if fmt else None,
@@ -352,8 +355,9 @@ def colorize(
             task = bar.add_task("colorizing", total=None)
             summary = colorize_files_ray(
                 inputs, model, options, device=device, boost=boost, gain=gain,
-                backend=backend.value,
-                address=address, workers=workers, progress=lambda finished, total:
+                backend=backend.value, address=address, workers=workers,
+                **({} if connect_timeout is None else {"connect_timeout": connect_timeout}),
+                progress=lambda finished, total:
                 bar.update(task, completed=finished, total=total))
     else:
         try:
