@@ -165,6 +165,23 @@ def test_file_names_print_as_themselves_not_as_markup(tmp_path, tiny_checkpoint)
     assert f"skipped: {root / '[red]x[red].png'}: output exists" in again.output
 
 
+def test_a_glob_through_a_symlink_loop_finds_each_photo_once(tmp_path, tiny_checkpoint):
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    gray_photo().save(src / "a.png")
+    gray_photo().save(src / "sub" / "b.png")
+    (src / "sub" / "loop").symlink_to("..")  # src/sub/loop/sub/loop/... for ever
+    (src / ".hidden").mkdir()
+    gray_photo().save(src / ".hidden" / "c.png")
+    result = run(f"{src}/**/*.png", "-o", tmp_path / "out", "--model", tiny_checkpoint)
+    assert result.exit_code == 0, result.output
+    assert "done 2, skipped 0, failed 0" in result.output
+    assert files_under(tmp_path / "out") == ["a.png", "b.png"]
+    # As a folder input does.
+    result = run(src, "-o", tmp_path / "out2", "--model", tiny_checkpoint)
+    assert files_under(tmp_path / "out2") == ["a.png", "sub/b.png"]
+
+
 def test_model_problems_exit_2_with_one_line(photos, tmp_path):
     result = run(photos, "--model", tmp_path / "nope")
     assert result.exit_code == 2

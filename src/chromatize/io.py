@@ -308,7 +308,7 @@ def read_photo(path: str | os.PathLike[str], max_pixels: int = MAX_PIXELS) -> Ph
         raise PhotoError(f"{p}: empty file")
     try:
         with _open_checked(p, max_pixels) as im:
-            fmt = im.format
+            fmt, stored_16 = im.format, _stored_16_bit(im)
             icc, exif = im.info.get("icc_profile"), im.info.get("exif")
             # exif_transpose returns a copy with the Orientation tag removed from its EXIF.
             im = ImageOps.exif_transpose(im)
@@ -322,15 +322,27 @@ def read_photo(path: str | os.PathLike[str], max_pixels: int = MAX_PIXELS) -> Ph
     except Exception as e:  # Pillow signals bad data with many exception types
         reason = str(e) or type(e).__name__
         raise PhotoError(f"{p}: cannot read image ({reason})") from None
-    image, alpha = normalize_mode(im, icc)
+    image, alpha = normalize_mode(im, icc, sixteen_bit=stored_16)
     return Photo(image=image, alpha=alpha, icc_profile=icc, exif=exif or None, format=fmt, path=p)
 
 
-def normalize_mode(im: Image.Image, icc: bytes | None = None,
+def _stored_16_bit(im: Image.Image) -> bool:
+    """Whether an opened (not yet loaded) image of mode ``I`` holds 16-bit samples
+    (16-bit PGM, say), not 32-bit integers: Pillow gives both mode ``I``."""
+    return im.mode == "I" and any(
+        str(args if isinstance(args, str) else args[0]).startswith("I;16")
+        for args in (tile[3] for tile in im.tile) if args)
+
+
+def normalize_mode(im: Image.Image, icc: bytes | None = None, sixteen_bit: bool = False,
                    ) -> tuple[Image.Image, Image.Image | None]:
     """Any Pillow mode -> (``L`` / ``I;16`` / ``RGB`` image, ``L`` alpha or None): the one
     place where modes, transparency and 16-bit gray are decided, for files and for
-    images handed to the library. ``icc``: the profile that converts CMYK."""
+    images handed to the library. ``icc``: the profile that converts CMYK.
+
+    32-bit integer gray (mode ``I``) is read by the range its values are in, as float
+    gray is (:func:`float_to_unit`: a TIFF of 8-bit values in 32-bit integers is not
+    nearly black), unless ``sixteen_bit`` says the file stored 16-bit samples."""
     alpha = None
     if im.mode == "LA" or im.mode == "La":
         alpha, im = im.getchannel("A"), im.convert("L")
@@ -339,7 +351,8 @@ def normalize_mode(im: Image.Image, icc: bytes | None = None,
         alpha, im = im.getchannel("A"), im.convert("RGB")
     if im.mode in ("L", "I;16", "RGB"):
         return im, alpha
-    if im.mode == "F":  # 32-bit float gray, as scientific TIFFs hold it
+    if im.mode == "F" or (im.mode == "I" and not sixteen_bit):
+        # 32-bit float or integer gray, as scientific TIFFs hold it
         unit = float_to_unit(np.asarray(im, dtype=np.float64))
         return Image.fromarray((unit * 65535 + 0.5).astype(np.uint16)), alpha
     if im.mode in ("I", "I;16B", "I;16L", "I;16N"):
