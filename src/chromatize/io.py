@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageCms, ImageOps
 
-from chromatize.errors import ChromatizeError
+from chromatize.errors import ChromatizeError, UsageError
 
 
 #: Default limit on the pixels of one photo (200 MP): a 50 MP photo is fine, a
@@ -394,13 +394,28 @@ def to_pixels(image: Image.Image | np.ndarray | Photo,
     be gray ``(H, W)``/``(H, W, 1)``, RGB or RGBA, uint8/uint16 or float (see
     :func:`float_to_unit`: [0, 1], or 0..255 / 0..65535 when the values say so); PIL
     images of any mode go through the same rules as files (:func:`normalize_mode`).
+    Raises :class:`~chromatize.errors.UsageError` for anything else, and for a photo
+    without pixels (0 x 0).
     """
     if isinstance(image, Photo):
-        return np.asarray(image.image), image.alpha
-    if isinstance(image, Image.Image):
+        pixels, alpha = np.asarray(image.image), image.alpha
+    elif isinstance(image, Image.Image):
         image, alpha = normalize_mode(image)
-        return np.asarray(image), alpha
-    arr, alpha = image, None
+        pixels = np.asarray(image)
+    elif isinstance(image, np.ndarray):
+        pixels, alpha = _array_pixels(image) if image.size else (image, None)
+    else:
+        raise UsageError(f"a photo must be a path, a PIL image or a numpy array, got "
+                         f"{type(image).__name__}")
+    if pixels.size == 0:
+        h, w = (tuple(pixels.shape) + (0, 0))[:2]
+        raise UsageError(f"a photo of {w}x{h} pixels has nothing to colorize")
+    return pixels, alpha
+
+
+def _array_pixels(arr: np.ndarray) -> tuple[np.ndarray, Image.Image | None]:
+    """A numpy array -> ``(pixels, alpha)`` as :func:`to_pixels` gives them."""
+    alpha = None
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[..., 0]
     if arr.ndim == 3 and arr.shape[2] == 4:
@@ -410,7 +425,8 @@ def to_pixels(image: Image.Image | np.ndarray | Photo,
         arr = (float_to_unit(arr) * 255 + 0.5).astype(np.uint8)
     if arr.dtype not in (np.uint8, np.uint16) or arr.ndim not in (2, 3) or (
             arr.ndim == 3 and arr.shape[2] != 3):
-        raise ValueError(f"unsupported array: shape {arr.shape}, dtype {arr.dtype}")
+        raise UsageError(f"unsupported array: shape {arr.shape}, dtype {arr.dtype} (gray "
+                         "(H, W) or RGB(A) (H, W, 3 or 4), uint8, uint16 or float)")
     return np.ascontiguousarray(arr), alpha
 
 

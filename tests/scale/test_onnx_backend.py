@@ -150,6 +150,44 @@ def test_auto_backend_runs_checkpoints_in_onnxruntime_from_a_cache(tiny_checkpoi
         Colorizer.load(tiny_checkpoint, backend="tensorrt")
 
 
+@pytest.mark.parametrize("backend", ["auto", "onnx"])
+def test_a_damaged_cache_entry_is_exported_again(tiny_checkpoint, private_cache, backend):
+    assert isinstance(Colorizer.load(tiny_checkpoint).model, OnnxModel)
+    (cached,) = private_cache.glob("*.onnx")
+    good = cached.read_bytes()
+    cached.write_bytes(good[: len(good) // 2])  # a write cut short
+    # Neither a silent fall back to PyTorch (auto) nor an error (onnx): rebuilt and used.
+    assert isinstance(Colorizer.load(tiny_checkpoint, backend=backend).model, OnnxModel)
+    assert cached.read_bytes() == good
+
+
+def test_an_unreadable_cache_costs_an_export_not_a_traceback(tiny_checkpoint, private_cache,
+                                                              monkeypatch):
+    import pathlib
+
+    private_cache.mkdir()
+    real = pathlib.Path.read_bytes
+
+    def denied(self):
+        if private_cache in self.parents:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self)
+
+    monkeypatch.setattr(pathlib.Path, "read_bytes", denied)
+    for backend in ("auto", "onnx"):
+        assert isinstance(Colorizer.load(tiny_checkpoint, backend=backend).model, OnnxModel)
+
+
+def test_an_exported_graph_refuses_the_torch_backend(default_onnx, tmp_path):
+    gray_photo().save(tmp_path / "a.png")
+    result = runner.invoke(app, ["colorize", str(tmp_path / "a.png"), "--model",
+                                 str(default_onnx), "--backend", "torch"])
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith(f"error: {default_onnx}: an exported graph runs in ONNX "
+                                    "Runtime only")
+    assert not (tmp_path / "a_colorized.png").exists()
+
+
 def test_not_an_export_is_one_clear_error(tmp_path):
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"not a graph")

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from chromatize.checkpoint import load_checkpoint, pick_device, resolve_model
-from chromatize.decoding import LIMITS, check_number
+from chromatize.decoding import LIMITS, check_number, real
 from chromatize.errors import UsageError
 from chromatize import color
 from chromatize.inference.hints import Marks, check_hints, load_marks, pool_hints
@@ -146,7 +146,7 @@ class Colorizer:
         if path.suffix.lower() == ".onnx":  # an exported graph, run by ONNX Runtime
             from chromatize.inference.onnx import load_onnx
 
-            model, info = load_onnx(path)
+            model, info = load_onnx(path, backend=backend)
         else:
             from chromatize.inference.onnx import select_backend
 
@@ -329,14 +329,18 @@ class Colorizer:
         src, _ = read_source(image)
         h, w = src.shape[:2]
         for name, v, n in (("x", x, w), ("y", y, h)):
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < n:
+            if (real(v) is None or not 0 <= real(v) < n):  # type: ignore[operator]
                 raise SuggestError(f"{name}={v!r} is outside the {w}x{h} photo "
                                    f"(0 <= {name} < {n})")
+        x, y = float(x), float(y)
         logits = self.network_output(src, size).logits[None]  # type: ignore[index]
         # The logits at the pixel's centre, bilinearly, in grid_sample's [-1, 1] units.
         at = torch.tensor([[[[(x + 0.5) / w * 2 - 1, (y + 0.5) / h * 2 - 1]]]],
                           dtype=logits.dtype)
-        p = F.softmax(F.grid_sample(logits, at, align_corners=False)[0, :, 0, 0], 0)
+        # Border padding: at the last row or column the sample reaches past the last
+        # centre, and zeros there would flatten the distribution.
+        p = F.softmax(F.grid_sample(logits, at, align_corners=False,
+                                    padding_mode="border")[0, :, 0, 0], 0)
         bins = self.model.head.bins.cpu().float()  # type: ignore[union-attr]
         l = float(color.luminance(src[int(y):int(y) + 1, int(x):int(x) + 1])[0, 0])
         lab = torch.cat([torch.full((1, len(bins), 1), l), bins.T[:, :, None]])
