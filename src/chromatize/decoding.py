@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import math
 import numbers
-from dataclasses import dataclass, fields, replace
 from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any
 
 from chromatize.errors import UsageError
@@ -52,7 +52,7 @@ def check_number(name: str, value: Any,
         ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
         if not ok or not lo <= int(value) <= hi:
             raise UsageError(f"{name} must be a whole number from {int(lo)} to {int(hi)}, "
-                             f"got {_short(value)}")
+                             f"got {shown(value)}")
         return int(value)
     number = real(value)
     ok = number is not None and lo <= number <= hi
@@ -60,7 +60,7 @@ def check_number(name: str, value: Any,
     if not ok:
         low = f"above {lo:g}" if name in _EXCLUSIVE_LOW else f"from {lo:g}"
         raise UsageError(f"{name} must be a number {low} and at most {hi:g}, "
-                         f"got {_short(value)}")
+                         f"got {shown(value)}")
     return float(value)
 
 
@@ -76,7 +76,7 @@ def real(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def _short(value: Any) -> str:
+def shown(value: Any) -> str:
     """A user's value for an error line, cut so a 5,000-digit number stays one line (and
     never written out in full: Python refuses to print integers above 4,300 digits)."""
     if isinstance(value, numbers.Integral) and abs(int(value)).bit_length() > 128:
@@ -115,7 +115,7 @@ class Decoding:
                 object.__setattr__(self, name, check_number(name, value))
         if self.strategy not in STRATEGIES:
             raise UsageError(f"decoding strategy must be one of {', '.join(STRATEGIES)}, "
-                             f"got {_short(self.strategy)}")
+                             f"got {shown(self.strategy)}")
 
     @property
     def changes_distribution(self) -> bool:
@@ -136,4 +136,4 @@ class Decoding:
         return replace(self, **changes)
 
 
-__all__ = ["LIMITS", "STRATEGIES", "Decoding", "check_number", "real"]
+__all__ = ["LIMITS", "STRATEGIES", "Decoding", "check_number", "real", "shown"]

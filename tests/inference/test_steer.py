@@ -193,6 +193,8 @@ def test_suggest_at_the_edges_is_as_sure_as_inside(classifier):
 @pytest.mark.parametrize("x, y, k, message", [
     (96, 0, 6, "outside the 96x48 photo"), (-1, 0, 6, "outside"), (0, 48.5, 6, "outside"),
     (0, 0, 0, "k must be"),
+    pytest.param(10**5000, 0, 6, "x=an integer of about 5001 digits is outside", id="huge"),
+    (float("nan"), 0, 6, "outside"),
 ])
 def test_suggest_rejects_bad_points(classifier, x, y, k, message):
     with pytest.raises(SuggestError, match=message):

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from chromatize.checkpoint import load_checkpoint, pick_device, resolve_model
-from chromatize.decoding import LIMITS, check_number, real
+from chromatize.decoding import LIMITS, check_number, real, shown
 from chromatize.errors import UsageError
 from chromatize import color
 from chromatize.inference.hints import Marks, check_hints, load_marks, pool_hints
@@ -329,8 +329,9 @@ class Colorizer:
         src, _ = read_source(image)
         h, w = src.shape[:2]
         for name, v, n in (("x", x, w), ("y", y, h)):
-            if (real(v) is None or not 0 <= real(v) < n):  # type: ignore[operator]
-                raise SuggestError(f"{name}={v!r} is outside the {w}x{h} photo "
+            number = real(v)
+            if number is None or not 0 <= number < n:
+                raise SuggestError(f"{name}={shown(v)} is outside the {w}x{h} photo "
                                    f"(0 <= {name} < {n})")
         x, y = float(x), float(y)
         logits = self.network_output(src, size).logits[None]  # type: ignore[index]
