@@ -8,7 +8,6 @@ interrupted batch skips those photos.
 
 from __future__ import annotations
 
-import glob
 import os
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -79,6 +78,21 @@ def _has_magic(pattern: str) -> bool:
     return any(c in pattern for c in "*?[")
 
 
+def _glob(pattern: str) -> list[Path]:
+    """The files and folders ``pattern`` matches, sorted. ``**`` spans folders but, as a
+    folder input, does not follow symlinked folders (the standard ``glob`` does, and
+    walks a link loop forty levels deep, each level the same photos again); hidden names
+    match only a pattern that spells them out, as with ``glob``."""
+    parts = Path(pattern).parts
+    first = next(i for i, part in enumerate(parts) if _has_magic(part))
+    root = Path(*parts[:first]) if first else Path()
+    rest = parts[first:]
+    hidden_asked = any(part.startswith(".") for part in rest)
+    return sorted(m for m in root.glob(str(Path(*rest)))
+                  if hidden_asked or not any(q.startswith(".")
+                                             for q in m.relative_to(root).parts))
+
+
 def find_photos(inputs: Sequence[str | os.PathLike[str]],
                 exclude: Callable[[Path, Path | None], bool] | None = None,
                 ) -> tuple[list[tuple[Path, Path | None]], list[tuple[Path, str]]]:
@@ -106,7 +120,7 @@ def find_photos(inputs: Sequence[str | os.PathLike[str]],
         elif p.exists():
             found.setdefault(p, None)
         elif _has_magic(text):
-            matches = sorted(Path(m) for m in glob.glob(text, recursive=True))
+            matches = _glob(text)
             for m in matches:
                 if m.is_dir():
                     for f in list_photos(m):
@@ -363,12 +377,11 @@ class _Run:
             return SKIP_EXISTS
         for p in todo:
             try:
-                got = claim_output(p)
+                if not claim_output(p):
+                    self._release(job)
+                    return SKIP_CLAIMED
             except OSError:
-                got = True  # an unwritable folder: the write reports it, with its reason
-            if not got:
-                self._release(job)
-                return SKIP_CLAIMED
+                continue  # an unwritable folder: no claim; the write reports it, with why
             self.claimed.append(p)
         if all(output_taken(p, opts.overwrite) for p in opts.outputs(job)):
             self._release(job)

@@ -15,9 +15,12 @@ system, or an object store mounted with a FUSE client); see ``docs/scale.md``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-from collections.abc import Callable, Sequence
+import socket
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +42,8 @@ from chromatize.extras import require
 from chromatize.inference.pipeline import Colorizer
 
 DONE, SKIPPED, FAILED = "done", "skipped", "failed"
+#: Seconds to wait for a Ray cluster at an ``--address`` to answer (``--connect-timeout``).
+CONNECT_TIMEOUT = 30.0
 
 
 class RayBatchError(ChromatizeError):
@@ -71,19 +76,81 @@ class PhotoWorker:
                 "detail": np.array([str(r[2]) for r in rows], dtype=object)}
 
 
-def _connect(ray: Any, address: str | None) -> bool:
+def _connect(ray: Any, address: str | None, timeout: float = CONNECT_TIMEOUT) -> bool:
     """Join the cluster at ``address`` (``auto``: the one ``ray start`` runs on this
     machine), or start a local instance; reuse a running connection. Returns whether
-    this call connected (and so should disconnect)."""
+    this call connected (and so should disconnect). A cluster that does not answer
+    within ``timeout`` seconds is a :class:`RayBatchError`: Ray itself would retry for
+    ever, logging a GCS time-out every 30 s."""
     if ray.is_initialized():
         return False
+    where = f"the Ray cluster at {address}" if address else "a local Ray instance"
+    if address is None:  # started here: nothing to wait for but Ray's own start-up
+        _init(ray, address, where)
+        return True
+    if address != "auto" and "://" not in address:
+        _probe(address, timeout, where)
+    # ray.init cannot be interrupted: it runs in a daemon thread, which is left behind
+    # (and ends with the process) if the cluster never answers.
+    done: list[BaseException | None] = []
+    thread = threading.Thread(target=lambda: done.append(_try_init(ray, address, where)),
+                              name="chromatize-ray-connect", daemon=True)
+    with _quiet_thread_warning():
+        thread.start()
+        thread.join(timeout)
+    if not done:
+        raise RayBatchError(f"cannot connect to {where}: no answer within {timeout:g} s "
+                            "(--connect-timeout)")
+    if done[0] is not None:
+        raise done[0]
+    return True
+
+
+def _init(ray: Any, address: str | None, where: str) -> None:
     try:
         ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING,
                  configure_logging=True)
     except (ConnectionError, RuntimeError, ValueError) as e:
-        where = f"the Ray cluster at {address}" if address else "a local Ray instance"
         raise RayBatchError(f"cannot connect to {where}: {str(e).splitlines()[0]}") from None
-    return True
+
+
+def _try_init(ray: Any, address: str | None, where: str) -> BaseException | None:
+    """:func:`_init`, its exception returned (from a thread) instead of raised."""
+    try:
+        _init(ray, address, where)
+    except BaseException as e:  # noqa: BLE001 - handed to the waiting thread
+        return e
+    return None
+
+
+def _probe(address: str, timeout: float, where: str) -> None:
+    """Fail at once when nothing listens at ``HOST:PORT`` (a refused connection), or
+    after ``timeout`` seconds when the host does not answer at all."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise RayBatchError(f"--address must be auto or HOST:PORT, got {address!r}")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as e:
+        reason = "no answer" if isinstance(e, TimeoutError) else (e.strerror or str(e))
+        raise RayBatchError(f"cannot connect to {where}: {reason} "
+                            "(is `ray start --head` running there?)") from None
+
+
+@contextlib.contextmanager
+def _quiet_thread_warning() -> Iterator[None]:
+    """Ray warns that it sets no SIGTERM handler outside the main thread: true, and
+    harmless for a driver (SIGTERM then ends it as any program), so not shown."""
+    worker_log = logging.getLogger("ray._private.worker")
+
+    def keep(record: logging.LogRecord) -> bool:
+        return "SIGTERM handler is not set" not in record.getMessage()
+
+    worker_log.addFilter(keep)
+    try:
+        yield
+    finally:
+        worker_log.removeFilter(keep)
 
 
 def colorize_files_ray(inputs: Sequence[str | os.PathLike[str]],
@@ -91,15 +158,16 @@ def colorize_files_ray(inputs: Sequence[str | os.PathLike[str]],
                        options: BatchOptions = BatchOptions(), device: str = "cpu",
                        backend: str = "auto", address: str | None = None,
                        workers: int | None = None, progress: Progress | None = None,
-                       ) -> BatchSummary:
+                       connect_timeout: float = CONNECT_TIMEOUT) -> BatchSummary:
     """:func:`chromatize.batch.colorize_files` on Ray: the same planner
     (:func:`~chromatize.batch.run_batch`), inputs, options, outputs and summary, the
     photos spread over ``workers`` actors (default: one per CPU of the cluster), each
     loading ``model`` itself (``device`` and ``backend`` as in :meth:`Colorizer.load`; the
     decoding travels in ``options``). ``address``: a Ray cluster (``auto`` or
     ``HOST:PORT``); None starts a local instance unless this process is connected
-    already. The options are checked against the checkpoint's recorded capabilities
-    before anything starts, without loading the model. Raises
+    already; a cluster that does not answer within ``connect_timeout`` seconds is given
+    up. The options are checked against the checkpoint's recorded capabilities before
+    anything starts, without loading the model. Raises
     :class:`~chromatize.errors.UsageError` for options the model does not allow,
     :class:`~chromatize.extras.MissingExtraError` without Ray, and
     :class:`RayBatchError` when the cluster fails."""
@@ -115,7 +183,7 @@ def colorize_files_ray(inputs: Sequence[str | os.PathLike[str]],
     worker = {"model": model_ref, "device": device, "backend": backend, "options": options}
 
     def engine(jobs: list[Job], summary: BatchSummary, done: Callable[[int], None]) -> None:
-        connected = _connect(ray, address)
+        connected = _connect(ray, address, connect_timeout)
         try:
             _run_on_ray(ray, jobs, summary, done, worker, workers)
         except ray.exceptions.RayError as e:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import os
 import warnings
 from pathlib import Path
@@ -30,8 +31,9 @@ from torch import nn
 
 from chromatize.version import __version__
 from chromatize.checkpoint import CheckpointError, load_checkpoint, resolve_model, resolve_paths
+from chromatize.errors import UsageError
 from chromatize.extras import available, require
-from chromatize.io import atomic_write_bytes
+from chromatize.io import atomic_write_bytes, folder_problem
 from chromatize.models import ColorizationModel
 from chromatize.models.heads import ClassificationHead
 
@@ -40,6 +42,8 @@ FORMAT = "chromatize-onnx"
 FORMAT_VERSION = 1
 OPSET = 17
 BACKENDS = ("auto", "torch", "onnx")
+
+log = logging.getLogger("chromatize.onnx")
 
 
 class _Graph(nn.Module):
@@ -124,10 +128,20 @@ def export_model(path_or_name: str | os.PathLike[str], output: str | os.PathLike
     out = Path(output)
     if out.suffix.lower() != ".onnx":
         raise CheckpointError(f"{out}: the output must end in .onnx")
+    if out.is_dir():
+        raise CheckpointError(f"{out}: is a folder; name the .onnx file to write")
     if out.exists() and not overwrite:
         raise CheckpointError(f"{out}: already exists (pass --overwrite to replace it)")
+    problem = folder_problem(out.parent)  # before the export, which takes seconds
+    if problem is not None:
+        raise CheckpointError(f"{out}: cannot write: {out.parent} {problem}")
     model, info = load_checkpoint(resolve_model(path_or_name))
-    atomic_write_bytes(out, export_graph(model, info))
+    try:
+        atomic_write_bytes(out, export_graph(model, info), overwrite)
+    except FileExistsError:  # another process wrote it meanwhile: kept
+        raise CheckpointError(f"{out}: already exists (pass --overwrite to replace it)") from None
+    except OSError as e:
+        raise CheckpointError(f"{out}: cannot write ({e.strerror or e})") from None
     return out
 
 
@@ -229,9 +243,14 @@ def _build_head(meta: dict[str, Any]) -> ClassificationHead:
     return head.eval()
 
 
-def load_onnx(path: str | os.PathLike[str], threads: int | None = None,
+def load_onnx(path: str | os.PathLike[str], threads: int | None = None, backend: str = "auto",
               ) -> tuple[OnnxModel, dict[str, Any]]:
-    """An exported ``.onnx`` file -> (model, its checkpoint metadata)."""
+    """An exported ``.onnx`` file -> (model, its checkpoint metadata). A graph runs in
+    ONNX Runtime only: ``backend`` ``torch`` is a :class:`UsageError`, not ignored."""
+    if backend == "torch":
+        raise UsageError(f"{path}: an exported graph runs in ONNX Runtime only; --backend "
+                         "torch needs a checkpoint (chromatize export makes the .onnx "
+                         "from one)")
     if not Path(path).is_file():
         raise CheckpointError(f"{path}: ONNX file not found")
     model = OnnxModel(path, threads=threads)
@@ -247,24 +266,30 @@ def cache_dir() -> Path:
     return Path(base) / "chromatize" / "onnx"
 
 
-def cached_graph(checkpoint: str | os.PathLike[str], model: ColorizationModel,
-                 info: dict[str, Any]) -> bytes:
-    """The checkpoint's exported graph, from the cache when an export of the same weights,
-    metadata, package and torch version is there, else exported and cached (exporting
-    takes seconds; reading the cache a few milliseconds). An unwritable cache only costs
-    the export each time."""
+def cached_model(checkpoint: str | os.PathLike[str], model: ColorizationModel,
+                 info: dict[str, Any]) -> OnnxModel:
+    """The checkpoint's exported graph in ONNX Runtime, from the cache when an export of
+    the same weights, metadata, package and torch version is there, else exported and
+    cached (exporting takes seconds; reading the cache a few milliseconds). A cache entry
+    that does not load (cut short, damaged) is exported again and replaced; a cache that
+    cannot be read or written only costs the export each time."""
     digest = hashlib.sha256(f"{__version__} {torch.__version__} {OPSET}".encode())
     for p in resolve_paths(checkpoint):
         digest.update(p.read_bytes())
     path = cache_dir() / f"{digest.hexdigest()[:32]}.onnx"
-    if path.is_file():
-        return path.read_bytes()
+    try:
+        return OnnxModel(path.read_bytes())
+    except OSError:
+        pass  # not cached yet, or an unreadable cache folder
+    except Exception as e:  # noqa: BLE001 - whatever is wrong with it, export it again
+        log.warning("%s: a damaged cached graph (%s); exporting it again", path,
+                    str(e).splitlines()[0] if str(e) else type(e).__name__)
     data = export_graph(model, info)
     try:
         atomic_write_bytes(path, data)
     except OSError:
         pass  # a read-only home: the graph still serves this process
-    return data
+    return OnnxModel(data)
 
 
 def select_backend(model: ColorizationModel, info: dict[str, Any],
@@ -281,8 +306,11 @@ def select_backend(model: ColorizationModel, info: dict[str, Any],
             device.type != "cpu" or not available("onnxruntime", "onnx"))):
         return model
     try:
-        return OnnxModel(cached_graph(checkpoint, model, info)).to(device)
-    except Exception:  # noqa: BLE001 - "auto" falls back to the model that was loaded
+        return cached_model(checkpoint, model, info).to(device)
+    except Exception as e:  # noqa: BLE001 - "auto" falls back to the model that was loaded
         if backend == "onnx":
             raise
+        if not isinstance(e, CheckpointError):  # not a known limit (hint models): say so
+            log.warning("ONNX Runtime cannot run %s (%s); running it in PyTorch", checkpoint,
+                        str(e).splitlines()[0] if str(e) else type(e).__name__)
         return model

@@ -34,7 +34,7 @@ from PIL import Image
 
 from chromatize import color
 from chromatize.checkpoint import load_checkpoint, pick_device, resolve_model
-from chromatize.decoding import Decoding, check_capabilities
+from chromatize.decoding import Decoding, check_capabilities, real, shown
 from chromatize.errors import UsageError
 from chromatize.inference.hints import Marks, check_hints, load_marks, pool_hints
 from chromatize.inference.upsample import compose, fit_guided, small_l
@@ -156,7 +156,7 @@ class Colorizer:
         if path.suffix.lower() == ".onnx":  # an exported graph, run by ONNX Runtime
             from chromatize.inference.onnx import load_onnx
 
-            model, info = load_onnx(path)
+            model, info = load_onnx(path, backend=backend)
         else:
             from chromatize.inference.onnx import select_backend
 
@@ -348,10 +348,11 @@ class Colorizer:
         source = self.prepare(image, size)
         h, w = source.pixels.shape[:2]
         for name, v, n in (("x", x, w), ("y", y, h)):
-            if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) \
-                    or not 0 <= v < n:
-                raise SuggestError(f"{name}={v!r} is outside the {w}x{h} photo "
+            number = real(v)
+            if number is None or not 0 <= number < n:
+                raise SuggestError(f"{name}={shown(v)} is outside the {w}x{h} photo "
                                    f"(0 <= {name} < {n})")
+        x, y = float(x), float(y)
         logits = self.infer(source).logits[None]  # type: ignore[index]
         if prior is not None:
             logits = head.decoding_logits(logits, Decoding(boost=0, prior=prior))

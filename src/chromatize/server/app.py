@@ -2,10 +2,12 @@
 
 API (every error is a 4xx/5xx with the body ``{"error": "one line"}``):
 
-* ``GET /api/health`` -> ``{"status": "ok", "model": NAME}``.
+* ``GET /api/health`` -> ``{"status": "ok", "model": NAME, "limits": {name: [lo, hi]}}``:
+  the inclusive range of every number a client gives (decoding settings, marks, ``k``,
+  ``preview``), the same limits the CLI and the Python API check.
 * ``POST /api/colorize`` (multipart): ``image`` (file) or ``photo`` (an id from
   ``/api/photos``), optional ``marks`` (JSON list of ``{"x", "y", "color", "radius"}`` in
-  image pixels), ``boost`` (float), ``format`` (``png``, the default, or ``jpeg``) ->
+  image pixels), ``boost`` (a number), ``format`` (``png``, the default, or ``jpeg``) ->
   the photo colorized at its own size, its L* kept. Header ``X-Photo-Id``: the photo's id.
   Optional ``preview`` (a long side in pixels): a smaller result, for the page's display.
 * ``POST /api/suggest`` (multipart): ``image`` or ``photo``, ``x``, ``y``, optional ``k``
@@ -25,7 +27,6 @@ Nothing is loaded from another host: the page's files are package data and FastA
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -42,7 +43,9 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from chromatize.io import MAX_PIXELS
+from chromatize.decoding import LIMITS, check_number
+from chromatize.errors import UsageError
+from chromatize.inference.hints import MARK_LIMITS, MarksError, parse_marks_json
 from chromatize.server.engine import (
     FORMATS,
     Engine,
@@ -55,9 +58,17 @@ from chromatize.server.engine import (
 log = logging.getLogger("chromatize.server")
 
 MB = 1 << 20
+#: The server's own limit on a photo's pixels, far below the CLI's 200 MP: one worker
+#: decoding a 199-megapixel upload (24 kB of 1-bit PNG) holds about 3.6 GB for 44 s.
+#: Checked from the header, before any pixel is decoded (``chromatize serve
+#: --max-pixels``; ``chromatize.cli.SERVE_MAX_PIXELS`` repeats it).
+MAX_PIXELS = 50_000_000
 #: Room for the form fields and multipart framing around the image itself.
 FORM_SLACK = 1 * MB
 MAX_K = 16
+#: The server's own fields beside the decoding settings and marks: alternatives per
+#: request and the preview's long side.
+FORM_LIMITS = {"k": (1, MAX_K), "preview": (16, 100_000)}
 #: Content Security Policy of every response: the page may only talk to its own origin.
 CSP = ("default-src 'self'; img-src 'self' blob: data:; style-src 'self'; "
        "script-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
@@ -70,15 +81,14 @@ class BodyLimit:
     Content-Length header before reading anything, and while streaming for bodies sent
     without one (chunked) or that lie about it."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app, self.max_bytes = app, max_bytes
+    def __init__(self, app: ASGIApp, max_bytes: int, too_large: str) -> None:
+        self.app, self.max_bytes, self.too_large = app, max_bytes, too_large
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.max_bytes
-        too_large = f"upload too large: more than {limit // MB} MB (--max-upload-mb)"
+        limit, too_large = self.max_bytes, self.too_large
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None and length.isdigit() and int(length) > limit:
             await JSONResponse({"error": too_large}, 413)(scope, receive, send)
@@ -118,6 +128,8 @@ def create_app(colorizer_or_model: Any = "default", max_upload_mb: float = 50,
         colorizer = colorizer_or_model
         model_name = model_name or str(colorizer.info.get("model", {}).get("name", "custom"))
     engine = Engine(colorizer, max_pixels=max_pixels, store_bytes=store_mb * MB)
+    # Every number a client gives, [lo, hi] inclusive, for the page's controls.
+    limits = {name: list(r) for name, r in {**LIMITS, **MARK_LIMITS, **FORM_LIMITS}.items()}
     pool = WorkerPool(workers or default_workers(), queue)
     max_upload = int(max_upload_mb * MB)
 
@@ -129,7 +141,10 @@ def create_app(colorizer_or_model: Any = "default", max_upload_mb: float = 50,
     app = FastAPI(title="chromatize", docs_url=None, redoc_url=None,
                   openapi_url="/api/openapi.json", lifespan=lifespan)
     app.state.engine, app.state.pool = engine, pool
-    app.add_middleware(BodyLimit, max_bytes=max_upload + FORM_SLACK)
+    # The body may exceed the photo's limit by the form's framing; the message names the
+    # limit the user set.
+    too_large = f"upload too large: more than {max_upload_mb:g} MB (--max-upload-mb)"
+    app.add_middleware(BodyLimit, max_bytes=max_upload + FORM_SLACK, too_large=too_large)
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next: Any) -> Response:
@@ -173,8 +188,7 @@ def create_app(colorizer_or_model: Any = "default", max_upload_mb: float = 50,
                                         "image type")
             data = await upload.read()
             if len(data) > max_upload:
-                raise RequestError(413, f"upload too large: more than {max_upload_mb:g} MB "
-                                        "(--max-upload-mb)")
+                raise RequestError(413, too_large)
             return await pool.run(engine.add, data, _safe_name(upload.filename))
         if upload is not None:
             raise RequestError(400, "field 'image' must be a file")
@@ -193,8 +207,8 @@ def create_app(colorizer_or_model: Any = "default", max_upload_mb: float = 50,
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/api/health")
-    async def health() -> dict[str, str]:
-        return {"status": "ok", "model": model_name}
+    async def health() -> dict[str, Any]:
+        return {"status": "ok", "model": model_name, "limits": limits}
 
     @app.get("/api/info")
     async def info() -> dict[str, Any]:
@@ -222,8 +236,8 @@ def create_app(colorizer_or_model: Any = "default", max_upload_mb: float = 50,
     async def colorize(request: Request) -> Response:
         form = await read_form(request)
         fmt = _choice(form, "format", "png", FORMATS)
-        marks, boost = _marks(form), _number(form, "boost", float, None, 0.0, 10.0)
-        preview = _number(form, "preview", int, None, 16, 100_000)
+        marks, boost = _marks(form), _setting(form, "boost")
+        preview = _number(form, "preview", int, None, *FORM_LIMITS["preview"])
         photo = await photo_of(form)
         data = await pool.run(engine.colorize, photo, marks, boost, fmt, preview)
         return Response(data, media_type=FORMATS[fmt][1], headers={"X-Photo-Id": photo.id})
@@ -232,7 +246,7 @@ def create_app(colorizer_or_model: Any = "default", max_upload_mb: float = 50,
     async def suggest(request: Request) -> dict[str, list[Any]]:
         form = await read_form(request)
         x, y = _number(form, "x", int), _number(form, "y", int)
-        k = _number(form, "k", int, 6, 1, MAX_K)
+        k = _number(form, "k", int, 6, *FORM_LIMITS["k"])
         photo = await photo_of(form)
         w, h = photo.size
         if not (0 <= x < w and 0 <= y < h):  # type: ignore[operator]
@@ -244,9 +258,9 @@ def create_app(colorizer_or_model: Any = "default", max_upload_mb: float = 50,
         form = await read_form(request)
         if not colorizer.can_sample:
             raise RequestError(400, "this model gives a single coloring (no alternatives)")
-        k = _number(form, "k", int, 4, 1, MAX_K)
-        seed = _number(form, "seed", int, None)
-        marks, boost = _marks(form), _number(form, "boost", float, None, 0.0, 10.0)
+        k = _number(form, "k", int, 4, *FORM_LIMITS["k"])
+        seed = _setting(form, "seed")
+        marks, boost = _marks(form), _setting(form, "boost")
         fmt = _choice(form, "format", "jpeg", FORMATS)
         photo = await photo_of(form)
         images = await pool.run(engine.alternatives, photo, k, seed, marks, boost, fmt)
@@ -297,15 +311,32 @@ def _choice(form: FormData, key: str, default: str, allowed: Any) -> str:
     return value
 
 
+def _setting(form: FormData, key: str) -> float | int | None:
+    """A decoding setting (``boost``, ``seed``...) checked against
+    :data:`chromatize.decoding.LIMITS`, the limits every face uses; None when absent."""
+    text = _field(form, key)
+    if text is None:
+        return None
+    try:
+        # Python refuses integers of more than 4,300 digits: a ValueError, a 400 too.
+        value = int(text) if text.strip().lstrip("+-").isdigit() else float(text)
+    except ValueError:
+        raise RequestError(400, f"field {key!r} must be a number, got {text[:40]!r}") from None
+    try:
+        return check_number(key, value)
+    except UsageError as e:
+        raise RequestError(400, str(e)) from None
+
+
 def _marks(form: FormData) -> list[dict[str, Any]] | None:
     """The ``marks`` field: a JSON list of points (checked in detail by the Colorizer)."""
     text = _field(form, "marks")
     if text is None:
         return None
     try:
-        marks = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise RequestError(400, f"marks: not valid JSON ({e})") from None
+        marks = parse_marks_json(text)
+    except MarksError as e:
+        raise RequestError(400, str(e)) from None
     if not isinstance(marks, list) or not all(isinstance(m, dict) for m in marks):
         raise RequestError(400, 'marks: expected a JSON list of {"x", "y", "color", "radius"}')
     return marks

@@ -33,6 +33,7 @@ import torch
 from PIL import Image
 
 from chromatize import color
+from chromatize.decoding import real
 from chromatize.errors import ChromatizeError
 from chromatize.io import MAX_PIXELS, PhotoError, read_photo
 
@@ -192,13 +193,13 @@ class Engine:
         self.store.put(photo)
         return photo
 
-    def preview(self, photo: StoredPhoto, long_side: int) -> tuple[StoredPhoto, float]:
-        """A copy of the photo with its long side at most ``long_side`` (area-averaged), and
-        its scale. The page shows results at screen size: computing them at that size makes
-        each update several times cheaper. Copies live in the store beside the photo."""
+    def preview(self, photo: StoredPhoto, long_side: int) -> StoredPhoto:
+        """A copy of the photo with its long side at most ``long_side`` (area-averaged).
+        The page shows results at screen size: computing them at that size makes each
+        update several times cheaper. Copies live in the store beside the photo."""
         scale = long_side / max(photo.size)
         if scale >= 1:
-            return photo, 1.0
+            return photo
         key = f"{photo.id}@{long_side}"
         small = self.store.get(key)
         if small is None:
@@ -208,7 +209,7 @@ class Engine:
             small = StoredPhoto(key, photo.name, image.resize(size, Image.BOX), alpha,
                                 size[0] * size[1] * len(image.getbands()))
             self.store.put(small)
-        return small, small.size[0] / photo.size[0]
+        return small
 
     def colorize(self, photo: StoredPhoto, marks: list[dict[str, Any]] | None = None,
                  boost: float | None = None, fmt: str = "png", preview: int | None = None,
@@ -216,8 +217,8 @@ class Engine:
         """The photo colorized at its own size, keeping its L*, encoded as ``fmt``; with
         ``preview``, at most that long side instead (marks are scaled to it)."""
         if preview:
-            photo, scale = self.preview(photo, preview)
-            marks = scale_marks(marks, scale, photo.size)
+            small = self.preview(photo, preview)
+            marks, photo = scale_marks(marks, photo.size, small.size), small
         with _user_errors():
             out = self.colorizer.colorize(photo.image, **_steering(marks, boost))
         return encode(self._with_alpha(out, photo), fmt)
@@ -277,21 +278,29 @@ def _user_errors() -> Iterator[None]:
         raise RequestError(400, str(e)) from None
 
 
-def scale_marks(marks: list[dict[str, Any]] | None, scale: float, size: tuple[int, int],
-                ) -> list[dict[str, Any]] | None:
-    """Points in the photo's pixels -> the same points on a copy ``scale`` times its size
-    (``size``: the copy's width and height). Anything malformed is passed through as is,
-    for the Colorizer to report."""
-    if not marks or scale == 1:
+def scale_marks(marks: list[dict[str, Any]] | None, photo_size: tuple[int, int],
+                size: tuple[int, int]) -> list[dict[str, Any]] | None:
+    """Points in the pixels of a photo of ``photo_size`` (width, height) -> the same points
+    on a copy of ``size``, integers and fractions alike; radii shrink with the photo but
+    stay at least 1, so a mark never vanishes. A point outside the photo is a 400 that
+    names the photo's own size; anything malformed is passed through as is, for the
+    Colorizer to report."""
+    if not marks or photo_size == size:
         return marks
     scaled = []
-    for mark in marks:
+    for i, mark in enumerate(marks):
         mark = dict(mark)
-        for key, side in (("x", size[0]), ("y", size[1])):
-            if isinstance(mark.get(key), int) and 0 <= mark[key]:
-                mark[key] = min(side - 1, int(mark[key] * scale))
-        if isinstance(mark.get("radius"), int) and mark["radius"] > 0:
-            mark["radius"] = max(1, round(mark["radius"] * scale))
+        x, y = real(mark.get("x")), real(mark.get("y"))
+        if x is not None and y is not None:
+            (w, h), (sw, sh) = photo_size, size
+            if not (0 <= x < w and 0 <= y < h):
+                raise RequestError(400, f"marks: point {i}: ({x:g}, {y:g}) is outside the "
+                                        f"{w}x{h} photo")
+            # Still inside the copy: its last pixel spans [side - 1, side).
+            mark["x"], mark["y"] = min(sw - 0.5, x * sw / w), min(sh - 0.5, y * sh / h)
+        radius = real(mark.get("radius"))
+        if radius is not None and radius > 0:
+            mark["radius"] = max(1.0, radius * size[0] / photo_size[0])
         scaled.append(mark)
     return scaled
 

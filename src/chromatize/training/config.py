@@ -196,6 +196,54 @@ def to_dict(cfg: Config) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 
+#: Longest integer a config may hold: any count or size beyond 18 digits is a typo, and
+#: Python refuses to parse integers above 4,300 digits (a ValueError, not a YAML error).
+MAX_DIGITS = 18
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """YAML's safe loader, but a key given twice in one mapping (a section written twice:
+    YAML keeps the last, silently) and integers of more than :data:`MAX_DIGITS` digits
+    are errors."""
+
+    def construct_mapping(self, node: yaml.Node, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in getattr(node, "value", []):
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, typing.Hashable) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"{key!r} is given twice; keep one", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+    def construct_yaml_int(self, node: yaml.Node) -> int:
+        digits = sum(c.isdigit() for c in str(node.value))
+        if digits > MAX_DIGITS:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"an integer of {digits} digits (at most {MAX_DIGITS})",
+                node.start_mark)
+        return super().construct_yaml_int(node)
+
+
+_StrictLoader.add_constructor("tag:yaml.org,2002:int", _StrictLoader.construct_yaml_int)
+_StrictLoader.add_constructor("tag:yaml.org,2002:map", _StrictLoader.construct_yaml_map)
+
+
+def _load_yaml(text: str, where: str) -> Any:
+    """YAML text -> Python objects by :class:`_StrictLoader`; :class:`ConfigError`
+    naming ``where`` (a file or an override) for anything it cannot read."""
+    try:
+        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{where}: not valid YAML ({e.problem}{at})") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{where}: not valid YAML ({' '.join(str(e).split())})") from None
+    except RecursionError:
+        raise ConfigError(f"{where}: not valid YAML (nested too deep)") from None
+
+
 def parse_overrides(args: list[str]) -> dict[str, Any]:
     """``["--train.max_steps=2", "--loss.name=l2"]`` -> nested dict of YAML-parsed values."""
     tree: dict[str, Any] = {}
@@ -203,10 +251,7 @@ def parse_overrides(args: list[str]) -> dict[str, Any]:
         key, sep, raw = arg.removeprefix("--").partition("=")
         if not arg.startswith("--") or not sep or not key:
             raise ConfigError(f"override {arg!r} must look like --section.key=VALUE")
-        try:
-            value = yaml.safe_load(raw) if raw else ""
-        except yaml.YAMLError as e:
-            raise ConfigError(f"override {arg!r}: value is not valid YAML ({e})") from None
+        value = _load_yaml(raw, f"override {arg[:60]!r}") if raw else ""
         node = tree
         *parents, leaf = key.split(".")
         for part in parents:
@@ -229,14 +274,13 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     """The mapping in a YAML file; :class:`ConfigError` if missing or malformed."""
     p = Path(path)
     try:
-        data = yaml.safe_load(p.read_text())
+        text = p.read_text()
     except OSError as e:
         raise ConfigError(f"{p}: cannot read config ({e.strerror or e})") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{p}: not a text file (a config is a YAML file such as "
                           "configs/default.yaml)") from None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{p}: not valid YAML ({e})") from None
+    data = _load_yaml(text, str(p))
     if data is None:
         return {}
     if not isinstance(data, dict):
