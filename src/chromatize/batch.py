@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PIL import Image
 
@@ -36,6 +37,9 @@ from chromatize.io import (
 )
 from chromatize.inference.hints import Marks, MarksError, load_marks
 from chromatize.inference.pipeline import Colorizer
+
+if TYPE_CHECKING:
+    from chromatize.restore import Repair
 
 #: Photos are sent to the model in groups of at most this many photos and pixels, so
 #: same-size photos share a forward pass while memory stays bounded.
@@ -205,7 +209,8 @@ class BatchOptions:
     :func:`sample_outputs`), reproducible with ``seed``; ``marks`` (see
     :mod:`chromatize.inference.hints`) are colour marks for a single photo: hint models
     take them as input, other models' colours are corrected by them
-    (:meth:`Colorizer.colorize`).
+    (:meth:`Colorizer.colorize`). ``restore`` repairs each photo's gray first
+    (:mod:`chromatize.restore`); without a colorizer the repaired gray is the result.
     """
 
     out_dir: Path | None = None
@@ -217,20 +222,22 @@ class BatchOptions:
     samples: int | None = None
     seed: int | None = None
     marks: Marks | None = None
+    restore: Repair | None = None
 
     def outputs(self, job: Job) -> list[Path]:
         """The files one job writes: its output, or one per sample."""
         return [job.output] if self.samples is None else sample_outputs(job.output, self.samples)
 
 
-def colorize_files(inputs: Sequence[str | os.PathLike[str]], colorizer: Colorizer,
+def colorize_files(inputs: Sequence[str | os.PathLike[str]], colorizer: Colorizer | None,
                    options: BatchOptions = BatchOptions(), progress: Progress | None = None,
                    ) -> BatchSummary:
     """Colorize every photo in ``inputs`` (files, folders, glob patterns) as ``options``
     say, with the input's alpha, ICC profile and EXIF where the format allows.
 
     ``progress(finished, total)`` is called once before the first photo and after each
-    one. A photo is skipped when all its outputs exist. Raises
+    one. A photo is skipped when all its outputs exist. With no ``colorizer`` the photos
+    are only repaired (``options.restore``, ``chromatize restore``). Raises
     :class:`~chromatize.errors.UsageError` for options the model or the inputs do not
     allow, before any photo is read.
     """
@@ -257,8 +264,12 @@ def colorize_files(inputs: Sequence[str | os.PathLike[str]], colorizer: Colorize
     return run.summary
 
 
-def check_options(colorizer: Colorizer, options: BatchOptions) -> None:
+def check_options(colorizer: Colorizer | None, options: BatchOptions) -> None:
     """Raise :class:`~chromatize.errors.UsageError` for options the model does not allow."""
+    if colorizer is None:
+        if options.restore is None:
+            raise UsageError("nothing to do: no model and no repair")
+        return
     colorizer.check(samples=options.samples, size=options.size)
     if options.seed is not None and options.samples is None:
         raise UsageError("a seed only applies to samples")
@@ -281,7 +292,7 @@ def colorize_jobs(jobs: Sequence[Job], colorizer: Colorizer, options: BatchOptio
 class _Run:
     """One batch under way: what is done so far, and the progress reported."""
 
-    colorizer: Colorizer
+    colorizer: Colorizer | None
     options: BatchOptions
     summary: BatchSummary
     total: int
@@ -321,7 +332,7 @@ class _Run:
                     self.summary.failed.append((job.source, _reason(e, job.source)))
                 else:
                     if opts.recolor or not is_color(photo.image):
-                        yield job, photo
+                        yield job, _repaired(photo, opts.restore)
                         continue
                     self.summary.skipped.append((job.source, SKIP_COLOR))
                 self._release(job)
@@ -391,10 +402,22 @@ def _reason(error: Exception, path: Path) -> str:
     return text.removeprefix(f"{path}: ")
 
 
-def _colorize_group(colorizer: Colorizer, group: list[tuple[Job, Photo]],
+def _repaired(photo: Photo, repair: Repair | None) -> Photo:
+    if repair is None:
+        return photo
+    from chromatize.restore import restore_photo
+
+    return restore_photo(photo, repair)
+
+
+def _colorize_group(colorizer: Colorizer | None, group: list[tuple[Job, Photo]],
                     options: BatchOptions) -> list[list[Image.Image] | str]:
     """Each photo's colorings, or the reason it failed. A failing batch is retried photo by
     photo so that one bad photo does not sink the others."""
+    if colorizer is None:  # repair only: the repaired gray is the result
+        from chromatize.restore import with_alpha
+
+        return [[with_alpha(photo.image, photo.alpha)] for _, photo in group]
     # Photos, not bare images: the colorizer gives each result its photo's alpha.
     images = [photo for _, photo in group]
     if len(images) > 1:
