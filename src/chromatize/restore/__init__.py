@@ -2,7 +2,7 @@
 
 >>> from chromatize.restore import restore
 >>> gray = restore("scan.jpg")                      # every step
->>> gray = restore(array, steps="cracks,dust")       # only the damage
+>>> gray = restore(array, "cracks,dust")              # only the damage
 
 A classical layer: it uses the leaves (``color``, ``io``) and a small network of its own
 (:mod:`~chromatize.restore.net`), never the faces. See ``docs/restore.md``.

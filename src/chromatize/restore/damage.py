@@ -25,6 +25,7 @@ TOPHAT_SIZE = 9
 #: least MIN_CONTRAST (gray units).
 TOPHAT_SIGMAS = 6.0
 MIN_CONTRAST = 0.12
+TEXTURE_RATIO = 2.0
 #: A connected mark whose bounding box's long side is at least this many times its area's
 #: square root is a line, else a speck.
 LINE_ELONGATION = 2.5
@@ -46,21 +47,35 @@ def noise_sigma(gray: np.ndarray, block: int = 16) -> float:
     return float(np.percentile(rms, 10) / 6.0)
 
 
+def _local_std(x: np.ndarray, size: int) -> np.ndarray:
+    mean = cv2.blur(x, (size, size))
+    return np.sqrt(np.maximum(cv2.blur(x * x, (size, size)) - mean * mean, 0))
+
+
 def detect_morph(gray: np.ndarray, sigma: float | None = None) -> np.ndarray:
     """Classical damage mask ``(2, H, W)`` bool (lines, specks) of gray ``(H, W)`` in
-    [0, 1] by white and black top-hats; ``sigma``: the noise (default: estimated)."""
+    [0, 1] by white and black top-hats; ``sigma``: the noise (default: estimated).
+
+    A pixel is damage when it stands out from the photo with the marks taken away (an
+    opening for bright marks, a closing for dark ones) by more than TOPHAT_SIGMAS noise
+    sigmas, MIN_CONTRAST, and TEXTURE_RATIO times that background's own local spread:
+    dust on a smooth sky is found, a highlight in foliage is not."""
     g = np.asarray(gray, np.float32)
     sigma = noise_sigma(g) if sigma is None else sigma
     se = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (TOPHAT_SIZE, TOPHAT_SIZE))
-    response = np.maximum(cv2.morphologyEx(g, cv2.MORPH_TOPHAT, se),
-                          cv2.morphologyEx(g, cv2.MORPH_BLACKHAT, se))
-    found = (response > max(TOPHAT_SIGMAS * sigma, MIN_CONTRAST)).astype(np.uint8)
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(found, connectivity=8)
+    found = np.zeros(g.shape, bool)
+    for op, sign in ((cv2.MORPH_OPEN, 1), (cv2.MORPH_CLOSE, -1)):
+        background = cv2.morphologyEx(g, op, se)
+        response = sign * (g - background)
+        floor = np.maximum(max(TOPHAT_SIGMAS * sigma, MIN_CONTRAST),
+                           TEXTURE_RATIO * _local_std(g, 2 * TOPHAT_SIZE + 1))
+        found |= response > floor
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(found.astype(np.uint8), connectivity=8)
     long_side = np.maximum(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT])
     is_line = long_side >= LINE_ELONGATION * np.sqrt(np.maximum(stats[:, cv2.CC_STAT_AREA], 1))
     is_line[0] = False
-    lines = is_line[labels] & (found > 0)
-    return np.stack([lines, (found > 0) & ~lines])
+    lines = is_line[labels] & found
+    return np.stack([lines, found & ~lines])
 
 
 def grow(mask: np.ndarray, pixels: int = 1) -> np.ndarray:

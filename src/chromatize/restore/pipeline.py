@@ -138,13 +138,13 @@ def restore_pixels(pixels: np.ndarray, repair: Repair = Repair()) -> np.ndarray:
     return out
 
 
-def restore(image: ImageLike, steps: str | Iterable[str] | None = STEPS,
-            repair: Repair | None = None) -> Image.Image:
+def restore(image: ImageLike, repair: Repair | str | Iterable[str] = "all") -> Image.Image:
     """Repair a photo (path, :class:`~chromatize.io.Photo`, PIL image or array): a gray
     PIL image (``L``, or ``I;16`` for 16-bit gray sources) of the same size, with the
-    source's alpha as ``LA`` when it has one. ``steps``: see :func:`parse_steps`
-    (default: all); ``repair`` overrides it with detector and inpainting choices."""
-    repair = repair or Repair(parse_steps(steps))
+    source's alpha as ``LA`` when it has one. ``repair``: a :class:`Repair`, or the
+    steps as :func:`parse_steps` reads them (default: all)."""
+    if not isinstance(repair, Repair):
+        repair = Repair(parse_steps(repair))
     pixels, alpha = read_source(image)
     return with_alpha(Image.fromarray(restore_pixels(pixels, repair)), alpha)
 

@@ -15,7 +15,7 @@ import numpy as np
 GRAIN_SIGMA = 0.012
 #: Strength of non-local means per unit of noise sigma (OpenCV's ``h`` = this x sigma x
 #: 255); chosen on synthetic grain (``docs/restore.md``).
-NLM_STRENGTH = 1.0
+NLM_STRENGTH = 1.5
 NLM_TEMPLATE = 7
 NLM_SEARCH = 21
 

@@ -223,7 +223,7 @@ class Engine:
         if repair is not None:
             from chromatize.restore import restore
 
-            image = restore(image, repair=repair)
+            image = restore(image, repair)
         with _user_errors():
             out = self.colorizer.colorize(image, **_steering(marks, boost))
         return encode(self._with_alpha(out, photo), fmt)

@@ -28,6 +28,8 @@ import numpy as np
 
 #: Counts are per this many pixels (256 x 256).
 UNIT_AREA = 256 * 256
+#: Sigma (px) of the Gaussian that correlates the grain's noise.
+GRAIN_BLUR = 0.5
 #: cv2 drawing works in fixed point with this many fractional bits (sub-pixel lines).
 _SHIFT = 4
 
@@ -172,6 +174,8 @@ def draw_damage(clean: np.ndarray, rng: np.random.Generator,
     mask = (alpha.max(axis=1) > cfg.mask_alpha) & visible
     sigma = rng.uniform(*cfg.grain)
     if sigma > 0:
-        noise = cv2.GaussianBlur(rng.standard_normal((h, w)).astype(np.float32), (0, 0), 0.7)
+        # Grain is correlated over a pixel or so, as scanned film grain is.
+        noise = cv2.GaussianBlur(rng.standard_normal((h, w)).astype(np.float32), (0, 0),
+                                 GRAIN_BLUR)
         image = image + noise * (sigma / noise.std())
     return Damaged(np.clip(image, 0, 1).astype(np.float32), mask)

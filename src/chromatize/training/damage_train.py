@@ -91,8 +91,10 @@ def make_batch(cfg: DetectorTrainConfig, photos: list[Path], damage: DamageConfi
             torch.from_numpy(np.stack(masks).astype(np.float32)))
 
 
-def train(cfg: DetectorTrainConfig, run_dir: Path, raw: dict[str, Any]) -> Path:
-    """Train (or resume) in ``run_dir``; returns the path of the saved detector."""
+def train(cfg: DetectorTrainConfig, run_dir: Path, raw: dict[str, Any],
+          stop: int | None = None) -> Path | None:
+    """Train (or resume) in ``run_dir``; returns the path of the saved detector, or None
+    when ``stop`` (a step) ended the run early, its state saved as an interrupted run's."""
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     damage = DamageConfig.from_dict(cfg.damage)
@@ -113,7 +115,7 @@ def train(cfg: DetectorTrainConfig, run_dir: Path, raw: dict[str, Any]) -> Path:
         run_dir.mkdir(parents=True, exist_ok=True)
     weight = torch.tensor([cfg.pos_weight] * 2)[:, None, None]
     start, seen = time.time(), 0.0
-    while step < cfg.steps:
+    while step < min(cfg.steps, stop or cfg.steps):
         x, y = make_batch(cfg, photos, damage, step)
         loss = F.binary_cross_entropy_with_logits(net(x), y, pos_weight=weight)
         opt.zero_grad()
@@ -122,11 +124,13 @@ def train(cfg: DetectorTrainConfig, run_dir: Path, raw: dict[str, Any]) -> Path:
         sched.step()
         step += 1
         seen = 0.98 * seen + 0.02 * loss.item() if seen else loss.item()
-        if step % cfg.save_every == 0 or step == cfg.steps:
+        if step % cfg.save_every == 0 or step in (cfg.steps, stop):
             tensors, metas = training_tensors({"net": net}, [opt])
             save_state(run_dir, tensors, {"step": step, "optimizers": metas,
                                           "sched": sched.state_dict()})
             print(f"step {step} loss {seen:.4f} {time.time() - start:.0f}s", flush=True)
+    if step < cfg.steps:
+        return None
     meta = {"net": {"name": "DamageNet", "kwargs": {"width": cfg.width}}, "step": step,
             "config": raw, "data": {"photos": cfg.photos, "prefixes": cfg.prefixes,
                                     "count": len(photos)}}

@@ -1,0 +1,233 @@
+"""How well ``chromatize restore`` repairs old photos: val photos (their gray) with
+synthetic damage (``configs/restore_damage.yaml``'s generator, grain and fading off) at
+several strengths, and clean, grainy and faded copies.
+
+    PYTHONPATH=src python benchmarks/restore.py --limit 40 [--no-colorize] [--speed 1,4,16]
+
+Prints, per damage strength: PSNR / SSIM of the gray against the clean gray, overall and
+inside the damage (the true mask grown by 1 px), for doing nothing, for OpenCV
+inpainting with the true mask (Telea and Navier-Stokes: the ceiling of any detector),
+and for the morphological and learned detectors (Telea); the detectors' mask precision
+and recall (each counted with 1 px of tolerance); CIEDE2000 of ``colorize`` on damaged,
+repaired and clean gray against the colour original. Then PSNR of ``restore`` (every
+step) on clean photos; grain: non-local means against a Gaussian blur of the same
+sharpness; fading: the levels step; and seconds per megapixel and peak memory
+(in a fresh process per size).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import yaml
+from PIL import Image
+from skimage.metrics import structural_similarity
+
+from chromatize.restore import Repair, restore
+from chromatize.restore import damage as dmg
+from chromatize.restore import tone
+from chromatize.restore.pipeline import restore_pixels, to_gray
+from chromatize.training.damage import GRAIN_BLUR, DamageConfig, draw_damage
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
+    d = (a.astype(np.float64) - b) ** 2
+    mse = d[mask].mean() if mask is not None else d.mean()
+    return float(10 * np.log10(1 / max(mse, 1e-12)))
+
+
+def ssim(a: np.ndarray, b: np.ndarray) -> float:
+    return float(structural_similarity(a, b, data_range=1.0))
+
+
+def load(photos: Path, limit: int) -> list[tuple[str, np.ndarray]]:
+    """``limit`` photos evenly spaced through the sorted folder: (name, RGB uint8)."""
+    files = sorted(p for p in photos.iterdir() if p.suffix.lower() in (".jpg", ".png"))
+    pick = files[:: max(1, len(files) // limit)][:limit]
+    return [(p.name, np.asarray(Image.open(p).convert("RGB"))) for p in pick]
+
+
+def damage_config() -> DamageConfig:
+    raw = yaml.safe_load((ROOT / "configs/restore_damage.yaml").read_text())["damage"]
+    return dataclasses.replace(DamageConfig.from_dict(raw), grain=(0.0, 0.0), fade=(0.0, 0.0))
+
+
+def quantize(g: np.ndarray) -> np.ndarray:
+    return (np.clip(g * 255 + 0.5, 0, 255).astype(np.uint8)).astype(np.float32) / 255
+
+
+def repaired(damaged: np.ndarray, detector: str) -> tuple[np.ndarray, np.ndarray]:
+    """The damage steps with ``detector``: (gray, the detector's raw mask)."""
+    u8 = (damaged * 255 + 0.5).astype(np.uint8)
+    out = restore_pixels(u8, Repair(("cracks", "dust"), detector=detector))
+    from chromatize.restore.pipeline import _detector
+
+    return out.astype(np.float32) / 255, _detector(Repair(detector=detector))(damaged).any(0)
+
+
+def damage_rows(photos: list, strengths: list[float], colorizer) -> dict:
+    """Per strength: method -> mean metrics (see the module)."""
+    cfg, results = damage_config(), {}
+    for s in strengths:
+        rows: dict[str, list[dict]] = {}
+        for i, (name, rgb) in enumerate(photos):
+            clean = quantize(to_gray(rgb))
+            d = draw_damage(clean, np.random.default_rng([i, int(s * 100)]),
+                            dataclasses.replace(cfg, strength=s))
+            damaged, true = quantize(d.image), d.mask.any(0)
+            inside = dmg.grow(true, 1)
+            outs = {"none": (damaged, None),
+                    "true mask, telea": (dmg.inpaint(damaged, inside, "telea"), None),
+                    "true mask, ns": (dmg.inpaint(damaged, inside, "ns"), None),
+                    "morph": repaired(damaged, "morph"), "learned": repaired(damaged, "learned")}
+            for method, (out, pred) in outs.items():
+                row = {"psnr": psnr(out, clean), "ssim": ssim(out, clean),
+                       "psnr_damage": psnr(out, clean, inside) if inside.any() else np.nan}
+                if pred is not None:
+                    row["precision"] = (pred & dmg.grow(true, 1)).sum() / max(pred.sum(), 1)
+                    row["recall"] = (true & dmg.grow(pred, 1)).sum() / max(true.sum(), 1)
+                if colorizer is not None and method in ("none", "learned"):
+                    row["ciede2000"] = ciede(colorizer, out, rgb)
+                rows.setdefault(method, []).append(row)
+            if colorizer is not None:
+                rows.setdefault("clean", []).append({"ciede2000": ciede(colorizer, clean, rgb)})
+        results[s] = {m: {k: float(np.nanmean([r[k] for r in rs])) for k in rs[0]}
+                      for m, rs in rows.items()}
+    return results
+
+
+def ciede(colorizer, gray: np.ndarray, rgb: np.ndarray) -> float:
+    from chromatize.evaluation.metrics import ciede2000, to_lab
+
+    out = colorizer.colorize((gray * 255 + 0.5).astype(np.uint8))
+    return ciede2000(to_lab(np.asarray(out.convert("RGB"))), to_lab(rgb))
+
+
+def clean_rows(photos: list) -> dict:
+    """PSNR of ``restore`` (every step) against the clean photo itself."""
+    values = []
+    for _, rgb in photos:
+        clean = (to_gray(rgb) * 255 + 0.5).astype(np.uint8)
+        out = np.asarray(restore(clean), np.float32) / 255
+        values.append(psnr(out, clean.astype(np.float32) / 255))
+    v = np.array(values)
+    return {"mean": float(np.mean(np.minimum(v, 99))), "min": float(v.min()),
+            "at_least_40": int((v >= 40).sum()), "photos": len(v)}
+
+
+def sharpness(g: np.ndarray) -> float:
+    return float(np.mean(cv2.Laplacian(g, cv2.CV_32F) ** 2))
+
+
+def grain_rows(photos: list, sigmas: list[float]) -> dict:
+    """Grain: noisy, non-local means (as shipped) and the Gaussian blur whose sharpness
+    (Laplacian energy) matches it."""
+    results = {}
+    for sigma in sigmas:
+        rows = []
+        for i, (_, rgb) in enumerate(photos):
+            clean = quantize(to_gray(rgb))
+            rng = np.random.default_rng(i)
+            noise = cv2.GaussianBlur(rng.standard_normal(clean.shape).astype(np.float32),
+                                     (0, 0), GRAIN_BLUR)
+            noisy = quantize(np.clip(clean + noise * sigma / noise.std(), 0, 1))
+            est = dmg.noise_sigma(noisy)
+            nlm = tone.denoise(noisy, est)
+            target = sharpness(nlm)
+            blurs = {b: cv2.GaussianBlur(noisy, (0, 0), b) for b in np.arange(0.4, 3.01, 0.1)}
+            b = min(blurs, key=lambda k: abs(sharpness(blurs[k]) - target))
+            rows.append({"estimated_sigma": est, "noisy": psnr(noisy, clean),
+                         "nlm": psnr(nlm, clean), "gauss_matched": psnr(blurs[b], clean),
+                         "gauss_sigma": b, "nlm_ssim": ssim(nlm, clean),
+                         "gauss_ssim": ssim(blurs[b], clean)})
+        results[sigma] = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+    return results
+
+
+def fade_rows(photos: list, fades: list[float]) -> dict:
+    """Fading: PSNR of the faded and the levelled gray against the clean gray."""
+    results = {}
+    for f in fades:
+        rows = []
+        for _, rgb in photos:
+            clean = quantize(to_gray(rgb))
+            faded = quantize(f * 0.5 + (1 - f) * clean)
+            out = np.asarray(restore((faded * 255 + 0.5).astype(np.uint8), "fade"),
+                             np.float32) / 255
+            rows.append({"faded": psnr(faded, clean), "levelled": psnr(out, clean)})
+        results[f] = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+    return results
+
+
+def speed(mp: float, photo: np.ndarray) -> dict:
+    """Seconds and peak RSS of ``restore`` (every step) on a damaged ``mp``-megapixel
+    photo, in a fresh process (so the peak is this photo's)."""
+    code = f"""
+import resource, time, numpy as np
+from PIL import Image
+from chromatize.restore import restore
+from chromatize.training.damage import draw_damage
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+img = np.asarray(Image.open({str(photo)!r}).convert('L'))
+side = int(({mp} * 1e6) ** 0.5)
+big = np.asarray(Image.fromarray(img).resize((side, side)), np.float32) / 255
+damaged = (draw_damage(big, np.random.default_rng(0)).image * 255 + 0.5).astype(np.uint8)
+del big
+restore(damaged[:64, :64])
+t = time.perf_counter()
+restore(damaged)
+t = time.perf_counter() - t
+print(t, base, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split()
+    seconds, base, peak = float(out[0]), int(out[1]), int(out[2])
+    return {"seconds": seconds, "s_per_mp": seconds / mp, "peak_mb": peak / 1024,
+            "after_imports_mb": base / 1024}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--photos", type=Path, default=Path("../shared/data/photos/val"))
+    ap.add_argument("--limit", type=int, default=40)
+    ap.add_argument("--strengths", default="0.5,1,2")
+    ap.add_argument("--no-colorize", action="store_true")
+    ap.add_argument("--model", default="default")
+    ap.add_argument("--speed", default="1,4,16", help="megapixels ('' to skip)")
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+    photos = load(args.photos, args.limit)
+    print(f"{len(photos)} photos of {args.photos}, evenly spaced")
+    colorizer = None
+    if not args.no_colorize:
+        from chromatize.inference.pipeline import Colorizer
+
+        colorizer = Colorizer.load(args.model)
+    t = time.time()
+    report = {"photos": [n for n, _ in photos],
+              "damage": damage_rows(photos, [float(s) for s in args.strengths.split(",")],
+                                    colorizer),
+              "clean": clean_rows(photos), "grain": grain_rows(photos, [0.02, 0.04]),
+              "fade": fade_rows(photos, [0.3, 0.5])}
+    report["speed"] = {mp: speed(float(mp), args.photos / photos[0][0])
+                       for mp in args.speed.split(",") if mp}
+    report["wall_seconds"] = time.time() - t
+    print(json.dumps(report["damage"] | {"clean": report["clean"], "grain": report["grain"],
+                                        "fade": report["fade"], "speed": report["speed"]},
+                     indent=1, default=str))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()
