@@ -39,14 +39,35 @@ def _conv(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Sequent
                          nn.ReLU(inplace=True))
 
 
+def tophats(gray: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """White and black top-hats of ``gray`` ``(B, 1, H, W)`` with a ``size`` x ``size``
+    square: how much brighter (darker) each pixel is than the photo with everything
+    thinner than ``size`` taken away (same shape, >= 0)."""
+    pad = size // 2
+
+    def dilate(x: torch.Tensor) -> torch.Tensor:
+        return F.max_pool2d(x, size, 1, pad)
+
+    def erode(x: torch.Tensor) -> torch.Tensor:
+        return -F.max_pool2d(-x, size, 1, pad)
+
+    return gray - dilate(erode(gray)), erode(dilate(gray)) - gray
+
+
 class DamageNet(nn.Module):
     """Gray ``(B, 1, H, W)`` in [0, 1] -> damage logits ``(B, 2, H, W)`` (lines, specks).
-    Any size works; H and W need not be multiples of 4."""
+    Any size works; H and W need not be multiples of 4.
 
-    def __init__(self, width: int = 8) -> None:
+    Besides the gray, the first layer sees its white and black top-hats at each of
+    ``tophat_sizes``: thin bright and dark structures stand out in them, so the small
+    network can spend itself on telling damage from texture."""
+
+    def __init__(self, width: int = 8, tophat_sizes: tuple[int, ...] = (5, 11)) -> None:
         super().__init__()
+        self.tophat_sizes = tuple(tophat_sizes)
         w1, w2, w3 = width, 2 * width, 4 * width
-        self.at_full = nn.Sequential(_conv(1, w1), _conv(w1, w1))
+        cin = 1 + 2 * len(self.tophat_sizes)
+        self.at_full = nn.Sequential(_conv(cin, w1), _conv(w1, w1))
         self.at_half = nn.Sequential(_conv(w1, w2, stride=2), _conv(w2, w2))
         self.at_quarter = nn.Sequential(_conv(w2, w3, stride=2), _conv(w3, w3),
                                      _conv(w3, w3, dilation=2))
@@ -55,7 +76,10 @@ class DamageNet(nn.Module):
         self.out = nn.Conv2d(w1, 2, 1)
 
     def forward(self, gray: torch.Tensor) -> torch.Tensor:
-        f1 = self.at_full(gray * 2 - 1)
+        planes = [gray * 2 - 1]
+        for size in self.tophat_sizes:
+            planes.extend(4 * t for t in tophats(gray, size))
+        f1 = self.at_full(torch.cat(planes, 1))
         f2 = self.at_half(f1)
         f3 = self.at_quarter(f2)
         u2 = F.interpolate(f3, size=f2.shape[-2:], mode="bilinear", align_corners=False)

@@ -42,6 +42,7 @@ class DetectorTrainConfig:
     prefixes: list[str] = field(default_factory=list)  # keep only files starting so
     crop: int = 128
     width: int = 8
+    tophat_sizes: list[int] = field(default_factory=lambda: [5, 11])
     steps: int = 3000
     batch_size: int = 12
     lr: float = 2.0e-3
@@ -99,7 +100,7 @@ def train(cfg: DetectorTrainConfig, run_dir: Path, raw: dict[str, Any],
     torch.manual_seed(cfg.seed)
     damage = DamageConfig.from_dict(cfg.damage)
     photos = photo_list(cfg)
-    net = DamageNet(width=cfg.width)
+    net = DamageNet(width=cfg.width, tophat_sizes=tuple(cfg.tophat_sizes))
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=1e-4)
     warm = max(1, cfg.steps // 20)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warm) * 0.5
@@ -131,7 +132,8 @@ def train(cfg: DetectorTrainConfig, run_dir: Path, raw: dict[str, Any],
             print(f"step {step} loss {seen:.4f} {time.time() - start:.0f}s", flush=True)
     if step < cfg.steps:
         return None
-    meta = {"net": {"name": "DamageNet", "kwargs": {"width": cfg.width}}, "step": step,
+    kwargs = {"width": cfg.width, "tophat_sizes": list(cfg.tophat_sizes)}
+    meta = {"net": {"name": "DamageNet", "kwargs": kwargs}, "step": step,
             "config": raw, "data": {"photos": cfg.photos, "prefixes": cfg.prefixes,
                                     "count": len(photos)}}
     out = run_dir / "damage"
