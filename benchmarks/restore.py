@@ -34,7 +34,7 @@ from skimage.metrics import structural_similarity
 from chromatize.restore import Repair, restore
 from chromatize.restore import damage as dmg
 from chromatize.restore import tone
-from chromatize.restore.pipeline import restore_pixels, to_gray
+from chromatize.restore.pipeline import detector_for, restore_pixels, to_gray
 from chromatize.training.damage import GRAIN_BLUR, DamageConfig, draw_damage
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,9 +70,7 @@ def repaired(damaged: np.ndarray, detector: str) -> tuple[np.ndarray, np.ndarray
     """The damage steps with ``detector``: (gray, the detector's raw mask)."""
     u8 = (damaged * 255 + 0.5).astype(np.uint8)
     out = restore_pixels(u8, Repair(("cracks", "dust"), detector=detector))
-    from chromatize.restore.pipeline import _detector
-
-    return out.astype(np.float32) / 255, _detector(Repair(detector=detector))(damaged).any(0)
+    return out.astype(np.float32) / 255, detector_for(Repair(detector=detector))(damaged).any(0)
 
 
 def damage_rows(photos: list, strengths: list[float], colorizer) -> dict:

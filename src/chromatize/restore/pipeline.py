@@ -74,7 +74,9 @@ class Repair:
 _DETECTORS: dict[str, Detect] = {}
 
 
-def _detector(repair: Repair) -> Detect:
+def detector_for(repair: Repair) -> Detect:
+    """The damage detector ``repair`` names: gray ``(H, W)`` -> mask ``(2, H, W)``. The
+    learned one is loaded once per process."""
     if callable(repair.detector):
         return repair.detector
     if repair.detector == "morph":
@@ -110,7 +112,7 @@ def repair_strip(gray: np.ndarray, repair: Repair, sigma: float) -> np.ndarray:
     photo's noise ``sigma``; fading is the caller's (it needs the whole photo)."""
     kinds = [i for i, s in enumerate(("cracks", "dust")) if s in repair.steps]
     if kinds:
-        found = _detector(repair)(gray)
+        found = detector_for(repair)(gray)
         mask = dmg.grow(found[kinds].any(axis=0), GROW)
         gray = dmg.inpaint(gray, mask, repair.inpaint)
     if "grain" in repair.steps and sigma > tone.GRAIN_SIGMA:
