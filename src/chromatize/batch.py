@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PIL import Image
 
@@ -36,6 +37,9 @@ from chromatize.io import (
 )
 from chromatize.inference.hints import Marks, MarksError, load_marks
 from chromatize.inference.pipeline import Colorizer, check_size
+
+if TYPE_CHECKING:
+    from chromatize.restore import Repair
 
 #: Photos are sent to the model in groups of at most this many photos and pixels, so
 #: same-size photos share a forward pass while memory stays bounded.
@@ -222,6 +226,8 @@ class BatchOptions:
     take them as input, other models' colours are corrected by them
     (:meth:`Colorizer.colorize`). ``decoding`` (boost, gain, an image-level prior...)
     applies to every photo, over the colorizer's own.
+    (:meth:`Colorizer.colorize`). ``restore`` repairs each photo's gray first
+    (:mod:`chromatize.restore`); without a colorizer the repaired gray is the result.
     """
 
     out_dir: Path | None = None
@@ -234,6 +240,7 @@ class BatchOptions:
     seed: int | None = None
     marks: Marks | None = None
     decoding: Decoding = field(default_factory=Decoding)
+    restore: Repair | None = None
 
     def outputs(self, job: Job) -> list[Path]:
         """The files one job writes: its output, or one per sample."""
@@ -277,7 +284,7 @@ def run_batch(inputs: Sequence[str | os.PathLike[str]], options: BatchOptions, e
     return summary
 
 
-def colorize_files(inputs: Sequence[str | os.PathLike[str]], colorizer: Colorizer,
+def colorize_files(inputs: Sequence[str | os.PathLike[str]], colorizer: Colorizer | None,
                    options: BatchOptions = BatchOptions(), progress: Progress | None = None,
                    ) -> BatchSummary:
     """Colorize every photo in ``inputs`` (files, folders, glob patterns) as ``options``
@@ -285,11 +292,16 @@ def colorize_files(inputs: Sequence[str | os.PathLike[str]], colorizer: Colorize
     planner (:func:`run_batch`) with this process as the engine.
 
     ``progress(finished, total)`` is called once before the first photo and after each
-    one. A photo is skipped when all its outputs exist. Raises
+    one. A photo is skipped when all its outputs exist. With no ``colorizer`` the photos
+    are only repaired (``options.restore``, ``chromatize restore``). Raises
     :class:`~chromatize.errors.UsageError` for options the model or the inputs do not
     allow, before any photo is read.
     """
-    check_options(options, colorizer.can_sample)
+    if colorizer is None:
+        if options.restore is None:
+            raise UsageError("nothing to do: no model and no repair")
+    else:
+        check_options(options, colorizer.can_sample)
     return run_batch(inputs, options, lambda jobs, summary, done: colorize_jobs(
         jobs, colorizer, options, summary, done), progress)
 
@@ -306,7 +318,7 @@ def check_options(options: BatchOptions, classification: bool) -> None:
         raise UsageError("a seed only applies to samples")
 
 
-def colorize_jobs(jobs: Sequence[Job], colorizer: Colorizer, options: BatchOptions,
+def colorize_jobs(jobs: Sequence[Job], colorizer: Colorizer | None, options: BatchOptions,
                   summary: BatchSummary, done: Callable[[int], None] | None = None) -> None:
     """Run planned jobs (skip, read, colorize, write atomically), recording each photo's
     outcome in ``summary`` and calling ``done(summary.total)`` after each: the local
@@ -323,7 +335,7 @@ def colorize_jobs(jobs: Sequence[Job], colorizer: Colorizer, options: BatchOptio
 class _Run:
     """One batch under way: what is done so far, and the progress reported."""
 
-    colorizer: Colorizer
+    colorizer: Colorizer | None
     options: BatchOptions
     summary: BatchSummary
     done: Callable[[int], None] | None
@@ -362,7 +374,7 @@ class _Run:
                     self.summary.failed.append((job.source, _reason(e, job.source)))
                 else:
                     if opts.recolor or not is_color(photo.image):
-                        yield job, photo
+                        yield job, _repaired(photo, opts.restore)
                         continue
                     self.summary.skipped.append((job.source, SKIP_COLOR))
                 self._release(job)
@@ -431,10 +443,22 @@ def _reason(error: Exception, path: Path) -> str:
     return text.removeprefix(f"{path}: ")
 
 
-def _colorize_group(colorizer: Colorizer, group: list[tuple[Job, Photo]],
+def _repaired(photo: Photo, repair: Repair | None) -> Photo:
+    if repair is None:
+        return photo
+    from chromatize.restore import restore_photo
+
+    return restore_photo(photo, repair)
+
+
+def _colorize_group(colorizer: Colorizer | None, group: list[tuple[Job, Photo]],
                     options: BatchOptions) -> list[list[Image.Image] | str]:
     """Each photo's colorings, or the reason it failed. A failing batch is retried photo by
     photo so that one bad photo does not sink the others."""
+    if colorizer is None:  # repair only: the repaired gray is the result
+        from chromatize.restore import with_alpha
+
+        return [[with_alpha(photo.image, photo.alpha)] for _, photo in group]
     # Photos, not bare images: the colorizer gives each result its photo's alpha.
     images = [photo for _, photo in group]
     if len(images) > 1:

@@ -40,6 +40,9 @@ ModelOption = Annotated[str | None, typer.Option(
 SizeOption = Annotated[int | None, typer.Option(
     "--size", min=16, help="Working resolution (long side in pixels); default: the model's.")]
 DeviceOption = Annotated[str, typer.Option("--device", help="cpu, cuda, mps or auto.")]
+RestoreOption = Annotated[str | None, typer.Option(
+    "--restore", help="Repair the gray first: all, or some of cracks,dust,grain,fade "
+    "(see chromatize restore).")]
 GainOption = Annotated[float | None, typer.Option(
     "--gain", help="Classification models: multiply the colours' saturation, every hue "
     "kept (1 as trained; ~1.2-1.35 vivid; at most 3).")]
@@ -338,6 +341,7 @@ def colorize(
     reference: ReferenceOption = None,
     palette: PaletteOption = None,
     strength: StrengthOption = None,
+    restore: RestoreOption = None,
     backend: Backend = typer.Option(Backend.auto, "--backend", help="Run a checkpoint in "
                                     "torch or onnx (ONNX Runtime); auto: onnx on the CPU when "
                                     "installed."),
@@ -362,7 +366,7 @@ def colorize(
     options = BatchOptions(out_dir=out_dir, fmt=fmt.value if fmt else None,
                            overwrite=overwrite, recolor=recolor, size=size,
                            max_pixels=max_pixels, samples=samples, seed=seed, marks=marks,
-                           decoding=decoding)
+                           decoding=decoding, restore=_repair(restore))
     columns = (*Progress.get_default_columns(), MofNCompleteColumn(), _RateColumn())
     with Progress(*columns, console=err_console, disable=quiet, transient=True) as bar:
         task = bar.add_task("colorizing", total=None)
@@ -370,11 +374,60 @@ def colorize(
                                   engine is Engine.ray, address, workers, connect_timeout,
                                   lambda done, total: bar.update(task, completed=done,
                                                                  total=total))
+    _end_batch(summary, inputs, quiet)
+
+
+def _end_batch(summary: BatchSummary, inputs: list[str], quiet: bool) -> None:
+    """Report a batch; exit code 1 when a photo failed."""
     if summary.total == 0:
         fail("no photos found in " + " ".join(inputs))
     _print_summary(summary, quiet)
     if summary.failed:
         raise typer.Exit(1)
+
+
+def _repair(steps: str | None) -> Any:
+    """``--restore`` / ``--steps`` -> a :class:`chromatize.restore.Repair`, or None."""
+    if steps is None:
+        return None
+    try:
+        from chromatize.restore import Repair, parse_steps
+    except ImportError as e:
+        fail(f"repair needs OpenCV: pip install 'chromatize[restore]' ({e})")
+    chosen = parse_steps(steps)
+    return Repair(chosen) if chosen else None
+
+
+@command("restore")
+def restore_photos(
+    inputs: list[str] = typer.Argument(..., help="Photos, folders (searched recursively) "
+                                       "or glob patterns such as 'scans/**/*.tif'."),
+    out_dir: Path = typer.Option(..., "-o", "--out-dir", help="Output folder."),
+    steps: str = typer.Option("all", "--steps", help="all, or some of cracks,dust,grain,fade."),
+    fmt: OutputFormat | None = typer.Option(None, "--format", "-f", help="Output format; "
+                                            "default: the input's (PNG if it cannot be written)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
+    recolor: bool = typer.Option(False, "--recolor", help="Also repair photos that are "
+                                 "in colour (their luminance)."),
+    max_pixels: int = typer.Option(MAX_PIXELS, "--max-pixels", min=1, help="Refuse photos "
+                                   "larger than this many pixels (decompression bombs)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only failures."),
+) -> None:
+    """Repair old photos (cracks, scratches, dust, grain, fading) and write them gray,
+    named as colorize names them. Exit code 0 only if no photo failed."""
+    from chromatize.batch import BatchOptions, colorize_files
+
+    repair = _repair(steps)
+    if repair is None:
+        fail("--steps names no repair step")
+    options = BatchOptions(out_dir=out_dir, fmt=fmt.value if fmt else None, overwrite=overwrite,
+                           recolor=recolor, max_pixels=max_pixels, restore=repair)
+    with Progress(*Progress.get_default_columns(), MofNCompleteColumn(), console=err_console,
+                  disable=quiet, transient=True) as bar:
+        task = bar.add_task("repairing", total=None)
+        summary = colorize_files(inputs, None, options, progress=lambda finished, total:
+                                 bar.update(task, completed=finished, total=total))
+    _end_batch(summary, inputs, quiet)
 
 
 

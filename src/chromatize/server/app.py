@@ -10,6 +10,8 @@ API (every error is a 4xx/5xx with the body ``{"error": "one line"}``):
   image pixels), ``boost`` (a number), ``format`` (``png``, the default, or ``jpeg``) ->
   the photo colorized at its own size, its L* kept. Header ``X-Photo-Id``: the photo's id.
   Optional ``preview`` (a long side in pixels): a smaller result, for the page's display.
+  Optional ``restore`` (``1``/``all``, or some of ``cracks,dust,grain,fade``): repair the
+  gray first (:mod:`chromatize.restore`).
 * ``POST /api/suggest`` (multipart): ``image`` or ``photo``, ``x``, ``y``, optional ``k``
   (default 6) -> ``{"colors": ["#rrggbb", ...], "probs": [...]}``, most likely first.
 * ``POST /api/photos`` (multipart ``image``) -> ``{"id", "name", "width", "height"}``: upload
@@ -238,8 +240,9 @@ def create_app(colorizer_or_model: Any = "default", max_upload_mb: float = 50,
         fmt = _choice(form, "format", "png", FORMATS)
         marks, boost = _marks(form), _setting(form, "boost")
         preview = _number(form, "preview", int, None, *FORM_LIMITS["preview"])
+        repair = _repair(form)
         photo = await photo_of(form)
-        data = await pool.run(engine.colorize, photo, marks, boost, fmt, preview)
+        data = await pool.run(engine.colorize, photo, marks, boost, fmt, preview, repair)
         return Response(data, media_type=FORMATS[fmt][1], headers={"X-Photo-Id": photo.id})
 
     @app.post("/api/suggest")
@@ -326,6 +329,21 @@ def _setting(form: FormData, key: str) -> float | int | None:
         return check_number(key, value)
     except UsageError as e:
         raise RequestError(400, str(e)) from None
+
+
+def _repair(form: FormData) -> Any:
+    """The ``restore`` field as a :class:`chromatize.restore.Repair`, or None."""
+    text = _field(form, "restore")
+    if text is None:
+        return None
+    from chromatize.errors import UsageError
+    from chromatize.restore import Repair, parse_steps
+
+    try:
+        steps = parse_steps(text[:100])
+    except UsageError as e:
+        raise RequestError(400, f"restore: {e}") from None
+    return Repair(steps) if steps else None
 
 
 def _marks(form: FormData) -> list[dict[str, Any]] | None:

@@ -213,14 +213,20 @@ class Engine:
 
     def colorize(self, photo: StoredPhoto, marks: list[dict[str, Any]] | None = None,
                  boost: float | None = None, fmt: str = "png", preview: int | None = None,
-                 ) -> bytes:
+                 repair: Any = None) -> bytes:
         """The photo colorized at its own size, keeping its L*, encoded as ``fmt``; with
-        ``preview``, at most that long side instead (marks are scaled to it)."""
+        ``preview``, at most that long side instead (marks are scaled to it); with
+        ``repair`` (a :class:`chromatize.restore.Repair`), its gray repaired first."""
         if preview:
             small = self.preview(photo, preview)
             marks, photo = scale_marks(marks, photo.size, small.size), small
+        image = photo.image
+        if repair is not None:
+            from chromatize.restore import restore
+
+            image = restore(image, repair)
         with _user_errors():
-            out = self.colorizer.colorize(photo.image, **_steering(marks, boost))
+            out = self.colorizer.colorize(image, **_steering(marks, boost))
         return encode(self._with_alpha(out, photo), fmt)
 
     def alternatives(self, photo: StoredPhoto, k: int, seed: int | None,
