@@ -42,7 +42,7 @@ from chromatize.decoding import Decoding
 from chromatize.device import pick_device
 from chromatize.errors import UsageError
 from chromatize.inference.hints import Marks, check_hints, load_marks, pool_hints
-from chromatize.inference.onnx import OnnxModel
+from chromatize.inference.onnx import OnnxModel, load_onnx, select_backend
 from chromatize.inference.upsample import compose, fit_guided, small_l
 from chromatize.io import ImageLike, read_source
 from chromatize.priors import ImagePrior
@@ -154,8 +154,6 @@ class Colorizer:
         ``backend`` runs a checkpoint in ``torch``, in ``onnx`` (ONNX Runtime, its graph
         exported once and cached) or, with ``auto``, in ONNX Runtime when it is installed
         and the device is the CPU (see :func:`chromatize.inference.onnx.select_backend`)."""
-        from chromatize.inference.onnx import load_onnx, select_backend
-
         path = resolve_model(path_or_name)
         if path.suffix.lower() == ".onnx":  # an exported graph, run by ONNX Runtime
             model, info = load_onnx(path)
