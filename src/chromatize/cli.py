@@ -274,7 +274,7 @@ def export(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing file."),
 ) -> None:
     """Export a model's network to ONNX, for `colorize --model FILE.onnx` (ONNX Runtime)."""
-    from chromatize.inference.onnx import export_model
+    from chromatize.inference.onnx_export import export_model
 
     say(f"wrote {export_model(model, output, overwrite=overwrite)}")
 

@@ -38,7 +38,7 @@ LIMITS: dict[str, tuple[float, float]] = {
 }
 _EXCLUSIVE_LOW = {"gain", "temperature"}
 _INTEGERS = {"samples", "seed", "variants"}
-#: Decoding strategies a classification head knows (see ``models/heads.py``'s registry).
+#: Decoding strategies a classification head knows (see ``decoder.py``'s registry).
 STRATEGIES = ("annealed_mean",)
 
 

@@ -19,7 +19,7 @@ from chromatize.errors import UsageError
 from chromatize.inference.hints import MarksError
 from chromatize.inference.pipeline import SuggestError
 from chromatize.inference.propagate import affinity_system, propagate
-from chromatize.models.heads import decode_ab
+from chromatize.decoder import decode_ab
 from conftest import save_tiny_model
 
 RED = (40.0, 25.0)  # in the sRGB gamut at the L* of gray 90 (37.6)

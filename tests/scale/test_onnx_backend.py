@@ -20,7 +20,8 @@ pytest.importorskip("onnxruntime", reason="the ONNX backend needs onnxruntime "
                     "(pip install 'chromatize[scale]')")
 pytest.importorskip("onnx", reason="ONNX export needs onnx (pip install 'chromatize[scale]')")
 
-from chromatize.inference.onnx import OnnxModel, export_model  # noqa: E402
+from chromatize.inference.onnx import OnnxModel  # noqa: E402
+from chromatize.inference.onnx_export import export_model  # noqa: E402
 
 SIZE = 64  # working size: small, so the shipped model runs in milliseconds
 

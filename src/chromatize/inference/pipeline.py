@@ -15,6 +15,11 @@ server):
   in strips of rows so memory stays bounded for very large photos.
 
 :meth:`Colorizer.colorize` is these three calls.
+
+Arrays follow the runtime: a PyTorch model's outputs are tensors (their maths runs on
+every core), ONNX Runtime's numpy arrays, decoded and composed by the same functions
+(:mod:`chromatize.decoder`, :mod:`chromatize.inference.upsample`) without importing torch.
+Marks and suggestions work on tensors and import torch when used.
 """
 
 from __future__ import annotations
@@ -25,24 +30,28 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from chromatize import color
-from chromatize.checkpoint import load_checkpoint, pick_device, resolve_model
+from chromatize.checkpoint import read_metadata, resolve_model
+from chromatize.decoder import Array, BinDecoder
 from chromatize.decoding import Decoding, check_capabilities, real, shown
+from chromatize.device import pick_device
 from chromatize.errors import UsageError
 from chromatize.inference.hints import Marks, check_hints, load_marks, pool_hints
+from chromatize.inference.onnx import OnnxModel, load_onnx, select_backend
 from chromatize.inference.upsample import compose, fit_guided, small_l
 from chromatize.io import ImageLike, read_source
-from chromatize.models import ColorizationModel
-from chromatize.models.heads import ClassificationHead
 from chromatize.priors import ImagePrior
 from chromatize.threads import one_torch_thread
+
+if TYPE_CHECKING:
+    import torch
+
+    from chromatize.models import ColorizationModel
 
 Hints = tuple[np.ndarray, np.ndarray]
 
@@ -94,11 +103,12 @@ class NetworkOutput:
 
     l_small: L* ``(h, w)`` float32 of the copy the network saw; ab ``(2, h', w')`` in Lab
     units as the model decoded it with the checkpoint's settings; logits ``(Q, h', w')``
-    for classification models (None: ``ab`` is final, as after a temporal filter)."""
+    for classification models (None: ``ab`` is final, as after a temporal filter). ab and
+    logits are tensors for a PyTorch model, numpy float32 arrays for ONNX Runtime."""
 
     l_small: np.ndarray
-    ab: torch.Tensor
-    logits: torch.Tensor | None
+    ab: Array
+    logits: Array | None
     # What marks reuse from this output (Colorizer._steer_prior), filled on first use.
     memo: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -114,7 +124,7 @@ class Colorizer:
     field. The model itself is never changed.
     """
 
-    def __init__(self, model: ColorizationModel, info: dict[str, Any] | None = None,
+    def __init__(self, model: ColorizationModel | OnnxModel, info: dict[str, Any] | None = None,
                  device: str = "auto", working_size: int | None = None,
                  boost: float | None = None, cache_size: int = 8,
                  gain: float | None = None, decoding: Decoding | None = None) -> None:
@@ -154,23 +164,20 @@ class Colorizer:
         and the device is the CPU (see :func:`chromatize.inference.onnx.select_backend`)."""
         path = resolve_model(path_or_name)
         if path.suffix.lower() == ".onnx":  # an exported graph, run by ONNX Runtime
-            from chromatize.inference.onnx import load_onnx
-
             model, info = load_onnx(path, backend=backend)
         else:
-            from chromatize.inference.onnx import select_backend
-
-            model, info = load_checkpoint(path)
-            model = select_backend(model, info, path, backend, pick_device(device))
+            # The metadata and a cached graph are found before any torch model is built.
+            info = read_metadata(path)
+            model = select_backend(path, info, backend, pick_device(device))
         return cls(model, info, device=device, working_size=working_size, boost=boost,
                    cache_size=cache_size, gain=gain, decoding=decoding)
 
     # ------------------------------------------------------------------ capabilities
 
     @property
-    def head(self) -> ClassificationHead | None:
-        """The classification head that decodes the model's distribution, or None
-        (regression models predict ab directly)."""
+    def head(self) -> BinDecoder | None:
+        """What decodes the model's distribution (a PyTorch classification head, or its
+        tables for ONNX Runtime), or None (regression models predict ab directly)."""
         return self.model.classification_head()
 
     @property
@@ -248,8 +255,7 @@ class Colorizer:
         shapes = [s.l_small.shape for s in sources]
         for shape in dict.fromkeys(shapes):
             idx = [i for i, s in enumerate(shapes) if s == shape]
-            batch = torch.from_numpy(np.stack([sources[i].l_small for i in idx]))[:, None]
-            out = self.predict(batch)
+            out = self.predict(np.stack([sources[i].l_small for i in idx])[:, None])
             for j, i in enumerate(idx):
                 outs[i] = NetworkOutput(sources[i].l_small, out["ab"][j],
                                         out["logits"][j] if "logits" in out else None)
@@ -352,8 +358,11 @@ class Colorizer:
             if number is None or not 0 <= number < n:
                 raise SuggestError(f"{name}={shown(v)} is outside the {w}x{h} photo "
                                    f"(0 <= {name} < {n})")
+        import torch
+        import torch.nn.functional as F
+
         x, y = float(x), float(y)
-        logits = self.infer(source).logits[None]  # type: ignore[index]
+        logits = torch.as_tensor(self.infer(source).logits)[None]
         if prior is not None:
             logits = head.decoding_logits(logits, Decoding(boost=0, prior=prior))
         # The logits at the pixel's centre, bilinearly, in grid_sample's [-1, 1] units;
@@ -362,7 +371,7 @@ class Colorizer:
                           dtype=logits.dtype)
         p = F.softmax(F.grid_sample(logits, at, align_corners=False,
                                     padding_mode="border")[0, :, 0, 0], 0)
-        bins = head.bins.cpu().float()
+        bins = torch.as_tensor(head.bins).cpu().float()
         xi, yi = int(x), int(y)
         l = float(color.luminance(source.pixels[yi:yi + 1, xi:xi + 1])[0, 0])
         lab = torch.cat([torch.full((1, len(bins), 1), l), bins.T[:, :, None]])
@@ -381,30 +390,36 @@ class Colorizer:
 
     # ------------------------------------------------------------------ the network
 
-    @torch.inference_mode()
-    def predict(self, l: torch.Tensor, hints: tuple[torch.Tensor, torch.Tensor] | None = None,
-                ) -> dict[str, torch.Tensor]:
-        """L* ``(B, 1, h, w)`` in [0, 100] (sides multiples of ``size_multiple``) -> the
-        model's outputs on the CPU: ``ab`` ``(B, 2, h / s, w / s)`` in Lab units, and
-        ``logits`` for the classification family. ``hints``: ``(hint_ab (B, 2, h, w),
-        hint_mask (B, 1, h, w))`` for models that take user hints."""
-        kwargs = {}
-        if hints is not None:
-            if not self.takes_hints:
-                raise UsageError("this model takes no colour hints as input; "
-                                 "colorize(marks=...) corrects any model's colours")
-            kwargs = {"hint_ab": hints[0].to(self.device), "hint_mask": hints[1].to(self.device)}
-        out = self.model(l.to(self.device), **kwargs)
-        return {k: v.float().cpu() for k, v in out.items()}
+    def predict(self, l: Array, hints: tuple[torch.Tensor, torch.Tensor] | None = None,
+                ) -> dict[str, Array]:
+        """L* ``(B, 1, h, w)`` in [0, 100] (sides multiples of ``size_multiple``; a tensor
+        or a numpy array) -> the model's outputs on the CPU: ``ab`` ``(B, 2, h / s,
+        w / s)`` in Lab units, and ``logits`` for the classification family; tensors for a
+        PyTorch model, numpy float32 arrays for ONNX Runtime. ``hints``: ``(hint_ab (B,
+        2, h, w), hint_mask (B, 1, h, w))`` for models that take user hints."""
+        if hints is not None and not self.takes_hints:
+            raise UsageError("this model takes no colour hints as input; "
+                             "colorize(marks=...) corrects any model's colours")
+        if isinstance(self.model, OnnxModel):
+            return self.model(l)
+        import torch
+
+        with torch.inference_mode():
+            kwargs = {} if hints is None else {"hint_ab": hints[0].to(self.device),
+                                               "hint_mask": hints[1].to(self.device)}
+            out = self.model(torch.as_tensor(l).to(self.device), **kwargs)
+            return {k: v.float().cpu() for k, v in out.items()}
 
     def _run(self, l_small: np.ndarray,
              hints: tuple[torch.Tensor, torch.Tensor] | None = None) -> NetworkOutput:
-        out = self.predict(torch.from_numpy(l_small)[None, None], hints)
+        out = self.predict(l_small[None, None], hints)
         return NetworkOutput(l_small, out["ab"][0], out["logits"][0] if "logits" in out else None)
 
     @staticmethod
     def _small_hints(source: Source, hints: Hints) -> tuple[torch.Tensor, torch.Tensor]:
         """Full-size hints -> the working size: ``(1, 2, h, w)`` ab, ``(1, 1, h, w)`` mask."""
+        import torch
+
         check_hints(*hints, source.pixels.shape)
         ab, mask = pool_hints(*hints, source.l_small.shape)
         return (torch.from_numpy(ab).permute(2, 0, 1)[None],
@@ -424,7 +439,7 @@ class Colorizer:
 
     # ------------------------------------------------------------------ decoding, rendering
 
-    def _colorings(self, output: NetworkOutput, d: Decoding) -> list[torch.Tensor]:
+    def _colorings(self, output: NetworkOutput, d: Decoding) -> list[Array]:
         """The ab ``(2, h', w')`` to render: the model's own decoding when ``d`` asks for
         nothing else, else the logits decoded (or sampled) by ``d``."""
         head = self.head
@@ -437,10 +452,9 @@ class Colorizer:
         logits = output.logits[None]
         if d.samples is None:
             return [head.decode(logits, d)[0]]
-        gen = torch.Generator().manual_seed(0 if d.seed is None else d.seed)
-        return list(head.sample(logits, d.samples, gen, d))
+        return list(head.sample(logits, d.samples, 0 if d.seed is None else d.seed, d))
 
-    def _compose(self, source: Source, output: NetworkOutput, ab: torch.Tensor,
+    def _compose(self, source: Source, output: NetworkOutput, ab: Array,
                  hints: Hints | None, annealed: Decoding | None) -> Image.Image:
         """Low-res ab ``(2, h', w')`` -> the full-size photo, guided by its L*; with
         ``hints`` (full-size marks) corrected by them (see :mod:`chromatize.inference.steer`).
@@ -448,8 +462,14 @@ class Colorizer:
         so marks may re-decode the distribution."""
         if hints is None:
             return compose(source.pixels, fit_guided(output.l_small, ab), source.alpha)
+        import torch
+
         from chromatize.inference import steer  # scipy's sparse solvers, only for marks
 
+        # Marks work on tensors, whichever runtime gave the output.
+        ab = torch.as_tensor(ab)
+        if output.logits is not None:
+            output = replace(output, logits=torch.as_tensor(output.logits))
         with one_torch_thread():  # working-size tensors: waking a thread pool costs more
             coef, prior = self._steer_prior(output, ab, annealed)
             delta = steer.correct(prior, *hints)
@@ -463,6 +483,9 @@ class Colorizer:
         :class:`~chromatize.inference.steer.Prior` that marks correct, kept in the output's
         ``memo`` under ``ab``'s decoding, so a re-solve after new marks does not compute
         them again."""
+        import torch
+        import torch.nn.functional as F
+
         from chromatize.inference import steer
 
         key = ("steer", hashlib.blake2b(ab.numpy().tobytes(), digest_size=16).hexdigest())
@@ -475,7 +498,7 @@ class Colorizer:
                            align_corners=False)[0]
         prior = (up[:2] * torch.from_numpy(l_small)[None] / 100 + up[2:]).permute(1, 2, 0)
         head = self.head if output.logits is not None else None
-        bins = head.bins.cpu() if head is not None else None
+        bins = torch.as_tensor(head.bins).cpu() if head is not None else None
         d = annealed.resolved(head.defaults()) if head is not None and annealed else None
         out = up, steer.prepare(l_small, prior.numpy(), ab, output.logits, bins,
                                 head if d is not None else None, d)

@@ -42,7 +42,8 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from chromatize.training import config as cfgmod
 from chromatize.training import data as datamod
 from chromatize.training import state as ts
-from chromatize.checkpoint import DeviceError, load_checkpoint, pick_device, save_checkpoint
+from chromatize.checkpoint import load_checkpoint, save_checkpoint
+from chromatize.device import DeviceError, pick_device
 from chromatize.training.config import Config, ConfigError
 from chromatize.training.losses import LOSSES
 from chromatize.models import ColorizationModel, create_model
@@ -75,7 +76,8 @@ class Trainer:
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
         try:
-            self.device = pick_device(cfg.train.device, int(os.environ.get("LOCAL_RANK", "0")))
+            self.device = torch.device(pick_device(cfg.train.device,
+                                                    int(os.environ.get("LOCAL_RANK", "0"))))
         except DeviceError as e:
             raise ConfigError(f"train.device: {e}") from None
         if self.device.type == "cuda":

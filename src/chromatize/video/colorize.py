@@ -91,7 +91,7 @@ class FrameColorizer:
         motion by the temporal filter (its ``ab`` final: ``logits`` None)."""
         source = self.colorizer.prepare(gray, self.size)
         out = self.colorizer.decode(self.colorizer.infer(source, cache=False), self.decoding)
-        ab = out.ab[None]
+        ab = torch.as_tensor(out.ab)[None]  # ONNX Runtime gives numpy
         if self.filter is not None:
             # The flow needs finer pixels than the network's output (often a quarter of
             # the working size): carry the colours at the working size.
