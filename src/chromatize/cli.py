@@ -309,10 +309,13 @@ def colorize(
     samples: int | None = typer.Option(None, "--samples", help="Write K plausible "
                                        "colorings per photo as <stem>_1..<stem>_K "
                                        "(classification models; K at most 64)."),
-    seed: int | None = typer.Option(None, "--seed", help="Seed of --samples (default 0)."),
+    seed: int | None = typer.Option(None, "--seed", help="Seed of --samples (default 0); "
+                                    "alone: the one coloring sampled with it."),
     marks: Path | None = typer.Option(None, "--marks", help="Colour marks for a single "
-                                      "photo: strokes drawn on a copy, a transparent layer "
-                                      "or a JSON list of points (any model)."),
+                                      "photo: strokes drawn on a copy, a transparent layer, "
+                                      "a JSON list of points, or a fix saved by `chromatize "
+                                      "serve` (its boost, gain, seed and model apply unless "
+                                      "given here). Any model."),
     boost: float | None = typer.Option(None, "--boost", help="Classification models: "
                                        "favour rare, saturated colours (0 muted, ~0.5-1 vivid; "
                                        "at most 3)."),
@@ -335,6 +338,13 @@ def colorize(
         fail("--address and --workers apply to --engine ray")
     if engine is Engine.ray and marks is not None:
         fail("--marks colour a single photo; use --engine local")
+    if marks is not None and marks.suffix.lower() == ".json":
+        from chromatize.inference.hints import load_fix
+
+        # The fix's decoding reproduces the page's result; options given here win.
+        fix = load_fix(marks)
+        model, boost, gain = model or fix.model, _given(boost, fix.boost), _given(gain, fix.gain)
+        seed = fix.seed if seed is None and samples is None else seed
     options = BatchOptions(out_dir=out_dir, fmt=fmt.value if fmt else None,
                            overwrite=overwrite, recolor=recolor, size=size,
                            max_pixels=max_pixels, samples=samples, seed=seed, marks=marks)
@@ -366,6 +376,11 @@ def colorize(
     _print_summary(summary, quiet)
     if summary.failed:
         raise typer.Exit(1)
+
+
+def _given(option: Any, from_file: Any) -> Any:
+    """A command-line option, or the file's setting where the option was not given."""
+    return from_file if option is None else option
 
 
 

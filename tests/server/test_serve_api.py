@@ -3,6 +3,7 @@ the contract, every error code, limits and concurrency."""
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import re
@@ -324,3 +325,21 @@ def test_the_hints_model_serves_marks():
         assert hue_difference(got, want) < 10 and np.hypot(*got) > 20
         assert c.post("/api/suggest", data={"x": 5, "y": 5},
                       files={"image": ("p.png", photo_bytes(), PNG)}).status_code == 200
+
+
+@needs_hints
+def test_an_alternative_is_reproduced_by_its_seed_and_gain_is_per_request(client):
+    r = post_image(client, "/api/alternatives", data={"k": "2", "seed": "5",
+                                                      "format": "png"})
+    assert r.status_code == 200, r.text
+    assert r.json()["seeds"] == [5, 6]
+    second = decode(base64.b64decode(r.json()["images"][1].split(",", 1)[1]))
+    again = post_image(client, data={"seed": "6"})
+    assert again.status_code == 200, again.text
+    assert np.abs(np.asarray(decode(again.content), int) - np.asarray(second, int)).max() <= 1
+    plain = lab(decode(post_image(client).content))
+    vivid = lab(decode(post_image(client, data={"gain": "2"}).content))
+    assert np.hypot(*vivid[..., 1:].T).mean() > 1.3 * np.hypot(*plain[..., 1:].T).mean()
+    for field, value in (("gain", "0"), ("gain", "4"), ("seed", "-1"), ("seed", "1.5")):
+        r = post_image(client, data={field: value})
+        assert r.status_code == 400 and field in r.json()["error"], (field, value, r.text)

@@ -30,7 +30,7 @@ from PIL import Image
 from chromatize.checkpoint import load_checkpoint, pick_device, resolve_model
 from chromatize.errors import UsageError
 from chromatize import color
-from chromatize.inference.hints import Marks, check_hints, load_marks, pool_hints
+from chromatize.inference.hints import Marks, check_hints, load_hints, pool_hints
 from chromatize.inference.upsample import compose, fit_guided, small_l
 from chromatize.io import ImageLike, read_source
 from chromatize.models import ColorizationModel
@@ -219,8 +219,8 @@ class Colorizer:
     def colorize(self, image: ImageLike, size: int | None = None, samples: int | None = None,
                  seed: int | None = None, marks: Marks | None = None,
                  boost: float | None = None,
-                 hints: tuple[np.ndarray, np.ndarray] | None = None,
-                 ) -> Image.Image | list[Image.Image]:
+                 hints: tuple[np.ndarray, ...] | None = None,
+                 gain: float | None = None) -> Image.Image | list[Image.Image]:
         """Colorize one photo: a PIL image, a numpy array (gray ``(H, W)`` or RGB
         ``(H, W, 3)``, uint8/uint16 or float in [0, 1]) or a path.
 
@@ -228,30 +228,33 @@ class Colorizer:
         whose L* equals the input's. ``size`` overrides the working resolution (long side).
         With ``samples=K`` returns a list of K different plausible colorings instead
         (classification models only; see :func:`chromatize.models.heads.sample_ab`),
-        reproducible with ``seed``. ``boost`` (classification models) overrides the
-        model's decoding boost for this call only.
+        reproducible with ``seed`` (``samples=1``: the one coloring sampled with this
+        seed). ``boost`` and ``gain`` (classification models) override the model's
+        decoding boost and chroma gain for this call only.
 
         ``marks``: colour marks in image pixels, as
         :func:`chromatize.inference.hints.load_marks` reads them (a path to strokes drawn
         on a copy, a transparent layer or a JSON file, or a list of ``{"x", "y", "color",
-        "radius"}`` points); ``hints``: the same already as ``(hint_ab (H, W, 2)`` in Lab
-        units, ``hint_mask (H, W)`` bool). Hint models take them as input; any other model
-        keeps its colours and the marks correct them (:mod:`chromatize.inference.steer`):
-        marked pixels get the marks' colour, which spreads over regions of similar
-        lightness. No marks (an empty list) gives the automatic result, exactly. The
+        "radius", "reach"}`` points); ``hints``: the same already as ``(hint_ab (H, W, 2)``
+        in Lab units, ``hint_mask (H, W)`` bool``[, hint_reach (H, W)])`` (see
+        :func:`~chromatize.inference.hints.load_hints`). Hint models take them as input;
+        any other model keeps its colours and the marks correct them
+        (:mod:`chromatize.inference.steer`): marked pixels get the marks' colour, which
+        spreads over regions of similar lightness. No marks (an empty list) gives the automatic result, exactly. The
         network's output is cached (:meth:`cache_info`), so new marks, a new ``boost`` or
         :meth:`suggest` on the same photo do not run the network again. Raises
         ``MarksError`` for unusable marks and ``UsageError`` for options the model does
         not allow.
         """
-        self.check(samples=samples, boost=boost, size=size)
+        self.check(samples=samples, boost=boost, size=size, gain=gain)
         if marks is not None and hints is not None:
             raise UsageError("give marks or hints, not both")
         src, alpha = read_source(image)
         if marks is not None and not (isinstance(marks, (list, tuple)) and len(marks) == 0):
-            hints = load_marks(marks, src)
+            hint_ab, hint_mask, reach = load_hints(marks, src)
+            hints = (hint_ab, hint_mask) if reach is None else (hint_ab, hint_mask, reach)
         if hints is not None:
-            check_hints(*hints, src.shape)
+            check_hints(hints[0], hints[1], src.shape)
             if not hints[1].any():
                 hints = None  # no mark: the automatic result, exactly
         if hints is not None and self.takes_hints:
@@ -262,9 +265,9 @@ class Colorizer:
             net = NetworkOutput(l_small, out["ab"][0],
                                 out["logits"][0] if "logits" in out else None)
             # ...and are then corrected by them like any model, so marks stay exact.
-            return self._render(src, alpha, net, samples, seed, boost, hints)
+            return self._render(src, alpha, net, samples, seed, boost, hints, gain)
         return self._render(src, alpha, self.network_output(src, size), samples, seed, boost,
-                            hints)
+                            hints, gain)
 
     def network_output(self, src: np.ndarray, size: int | None = None) -> NetworkOutput:
         """The network's output for source pixels (:func:`chromatize.io.to_pixels`) at the
@@ -303,22 +306,23 @@ class Colorizer:
 
     def _render(self, src: np.ndarray, alpha: Image.Image | None, net: NetworkOutput,
                 samples: int | None, seed: int | None, boost: float | None,
-                hints: tuple[np.ndarray, np.ndarray] | None,
+                hints: tuple[np.ndarray, ...] | None, gain: float | None = None,
                 ) -> Image.Image | list[Image.Image]:
-        """The network's output (decoded with ``boost``, or sampled) -> full-size photos,
-        corrected by ``hints`` when given."""
-        if samples is None and (boost is None or net.logits is None):
+        """The network's output (decoded with ``boost`` and ``gain``, or sampled) ->
+        full-size photos, corrected by ``hints`` when given."""
+        if samples is None and (boost is None and gain is None or net.logits is None):
             abs_ = [net.ab]  # the model's own decoding
         else:
             head = self.model.head  # type: ignore[union-attr]
             logits = net.logits[None]  # type: ignore[index]
             if samples is None:
-                abs_ = [head.decode(logits, boost)[0]]
+                abs_ = [head.decode(logits, boost, gain)[0]]
             else:
                 gen = torch.Generator().manual_seed(0 if seed is None else seed)
-                abs_ = list(head.sample(logits, samples, gen, boost))
+                abs_ = list(head.sample(logits, samples, gen, boost, gain))
         outs = [self._finish(src, alpha, net.l_small, ab, hints, net.logits, net.memo,
-                             annealed=samples is None, boost=boost) for ab in abs_]
+                             annealed=samples is None, boost=boost, gain=gain)
+                for ab in abs_]
         return outs[0] if samples is None else outs
 
     def suggest(self, image: ImageLike, x: float, y: float, k: int = 6,
@@ -378,37 +382,39 @@ class Colorizer:
         return small_l(src, shape)
 
     @staticmethod
-    def _small_hints(src: np.ndarray, hints: tuple[np.ndarray, np.ndarray],
+    def _small_hints(src: np.ndarray, hints: tuple[np.ndarray, ...],
                      shape: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
         """Full-size hints -> the working size: ``(1, 2, h, w)`` ab, ``(1, 1, h, w)`` mask."""
-        check_hints(*hints, src.shape)
-        ab, mask = pool_hints(*hints, shape)
+        check_hints(hints[0], hints[1], src.shape)
+        ab, mask = pool_hints(hints[0], hints[1], shape)
         return (torch.from_numpy(ab).permute(2, 0, 1)[None],
                 torch.from_numpy(mask.astype(np.float32))[None, None])
 
     def _finish(self, src: np.ndarray, alpha: Image.Image | None, l_small: np.ndarray,
-                ab: torch.Tensor, hints: tuple[np.ndarray, np.ndarray] | None = None,
+                ab: torch.Tensor, hints: tuple[np.ndarray, ...] | None = None,
                 logits: torch.Tensor | None = None,
                 memo: dict[Any, Any] | None = None, annealed: bool = False,
-                boost: float | None = None) -> Image.Image:
+                boost: float | None = None, gain: float | None = None) -> Image.Image:
         """Low-res ab ``(2, h', w')`` -> the full-size photo, guided by its L*; with
-        ``hints`` (full-size marks) corrected by them (see :mod:`chromatize.inference.steer`).
-        ``annealed``: ``ab`` is the head's decoding of ``logits`` with ``boost`` (not a
-        sample), so marks may re-decode the distribution."""
+        ``hints`` (full-size marks, and maybe their reach) corrected by them (see
+        :mod:`chromatize.inference.steer`). ``annealed``: ``ab`` is the head's decoding of
+        ``logits`` with ``boost`` and ``gain`` (not a sample), so marks may re-decode the
+        distribution."""
         if hints is None:
             return compose(src, fit_guided(l_small, ab), alpha)
         from chromatize.inference import steer  # scipy's sparse solvers, only for marks
 
         with one_torch_thread():  # working-size tensors: waking a thread pool costs more
-            coef, prior = self._steer_prior(l_small, ab, logits, memo, annealed, boost)
+            coef, prior = self._steer_prior(l_small, ab, logits, memo, annealed, boost, gain)
             delta = steer.correct(prior, *hints)
             # Both sets of coefficients at the working size: one upsampling to full size.
             coef = coef + fit_guided(l_small, torch.from_numpy(delta).permute(2, 0, 1))
-        return compose(src, coef, alpha, marks=hints)
+        return compose(src, coef, alpha, marks=(hints[0], hints[1]))
 
     def _steer_prior(self, l_small: np.ndarray, ab: torch.Tensor, logits: torch.Tensor | None,
                      memo: dict[Any, Any] | None, annealed: bool = False,
-                     boost: float | None = None) -> tuple[torch.Tensor, Any]:
+                     boost: float | None = None, gain: float | None = None,
+                     ) -> tuple[torch.Tensor, Any]:
         """The guided coefficients of ``ab`` brought to the working size ``(4, h, w)`` and the
         :class:`~chromatize.inference.steer.Prior` that marks correct, kept in ``memo`` (the
         cached network output's) under ``ab``'s decoding, so a re-solve after new marks
@@ -426,7 +432,7 @@ class Colorizer:
         head = self.model.head if logits is not None else None
         bins = head.bins.cpu() if head is not None else None  # type: ignore[union-attr]
         out = up, steer.prepare(l_small, prior.numpy(), ab, logits, bins,
-                                head if annealed else None, boost)  # type: ignore[arg-type]
+                                head if annealed else None, boost, gain)  # type: ignore[arg-type]
         if memo is not None:
             memo[key] = out
         return out

@@ -63,25 +63,28 @@ class ClassificationHead(nn.Module):
         weights = torch.log(self.class_weights.to(logits.device))
         return logits + boost * weights[None, :, None, None]
 
-    def decode(self, logits: torch.Tensor, boost: float | None = None) -> torch.Tensor:
+    def decode(self, logits: torch.Tensor, boost: float | None = None,
+               gain: float | None = None) -> torch.Tensor:
         """Logits ``(B, Q, h, w)`` -> ab ``(B, 2, h, w)`` in Lab units, with this head's
-        ``temperature`` and ``gain`` and ``boost`` (the head's own when None). Also used
+        ``temperature``, and ``boost`` and ``gain`` (the head's own when None). Also used
         by runtimes that compute the logits elsewhere, such as
         :class:`chromatize.inference.onnx.OnnxModel`, and by the pipeline for a per-call
-        boost."""
+        boost and gain."""
         bins = self.bins.to(logits.device)
-        return self._gained(decode_ab(self.decoding_logits(logits, boost), bins, self.temperature))
+        return self._gained(decode_ab(self.decoding_logits(logits, boost), bins,
+                                      self.temperature), gain)
 
     def sample(self, logits: torch.Tensor, samples: int, generator: torch.Generator,
-               boost: float | None = None) -> torch.Tensor:
+               boost: float | None = None, gain: float | None = None) -> torch.Tensor:
         """``samples`` plausible colorings ``(samples, 2, h, w)`` of logits ``(1, Q, h, w)``
         (:func:`sample_ab`), decoded as :meth:`decode` decodes."""
         bins = self.bins.to(logits.device)
         return self._gained(sample_ab(self.decoding_logits(logits, boost), bins, samples,
-                                      generator, self.temperature))
+                                      generator, self.temperature), gain)
 
-    def _gained(self, ab: torch.Tensor) -> torch.Tensor:
-        return ab * self.gain if self.gain != 1 else ab
+    def _gained(self, ab: torch.Tensor, gain: float | None = None) -> torch.Tensor:
+        gain = self.gain if gain is None else gain
+        return ab * gain if gain != 1 else ab
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         logits = self.conv(x)

@@ -5,16 +5,20 @@ API (every error is a 4xx/5xx with the body ``{"error": "one line"}``):
 * ``GET /api/health`` -> ``{"status": "ok", "model": NAME}``.
 * ``POST /api/colorize`` (multipart): ``image`` (file) or ``photo`` (an id from
   ``/api/photos``), optional ``marks`` (JSON list of ``{"x", "y", "color", "radius"}`` in
-  image pixels), ``boost`` (float), ``format`` (``png``, the default, or ``jpeg``) ->
-  the photo colorized at its own size, its L* kept. Header ``X-Photo-Id``: the photo's id.
-  Optional ``preview`` (a long side in pixels): a smaller result, for the page's display.
+  image pixels, each with an optional ``reach``: ``local``, ``object`` or ``photo``),
+  ``boost`` and ``gain`` (floats), ``seed`` (start from the coloring sampled with it: an
+  alternative), ``format`` (``png``, the default, or ``jpeg``) -> the photo colorized at
+  its own size, its L* kept. Header ``X-Photo-Id``: the photo's id. Optional ``preview``
+  (a long side in pixels): a smaller result, for the page's display.
 * ``POST /api/suggest`` (multipart): ``image`` or ``photo``, ``x``, ``y``, optional ``k``
   (default 6) -> ``{"colors": ["#rrggbb", ...], "probs": [...]}``, most likely first.
 * ``POST /api/photos`` (multipart ``image``) -> ``{"id", "name", "width", "height"}``: upload
   once, then send ``photo=ID`` instead of the file (404 once it has been evicted).
 * ``GET /api/photos/{id}/gray`` -> the photo's L* as a gray PNG.
-* ``POST /api/alternatives``: ``image`` or ``photo``, ``k`` (default 4), ``seed``, ``boost``,
-  ``marks`` -> ``{"images": [data URL, ...]}``, K plausible colorings.
+* ``POST /api/alternatives``: ``image`` or ``photo``, ``k`` (default 4), ``seed`` (default
+  0), ``boost``, ``gain``, ``marks`` -> ``{"images": [data URL, ...], "seeds": [...]}``, K
+  plausible colorings, the i-th sampled with ``seed + i`` (send it to ``/api/colorize``
+  to make it the working result).
 * ``GET /api/info`` -> what the page needs to know (limits, model abilities).
 
 Status codes: 400 unreadable image, bad marks or fields; 404 unknown photo id; 413 body
@@ -42,6 +46,7 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from chromatize.decoding import LIMITS
 from chromatize.io import MAX_PIXELS
 from chromatize.server.engine import (
     FORMATS,
@@ -202,6 +207,7 @@ def create_app(colorizer_or_model: Any = "default", max_upload_mb: float = 50,
         return {"model": model_name, "max_upload_mb": max_upload_mb,
                 "can_sample": bool(colorizer.can_sample),
                 "boost": float(getattr(head, "boost", 0.0) or 0.0),
+                "gain": float(getattr(head, "gain", 1.0) or 1.0),
                 "workers": pool.workers, "formats": list(FORMATS)}
 
     @app.post("/api/photos")
@@ -223,9 +229,10 @@ def create_app(colorizer_or_model: Any = "default", max_upload_mb: float = 50,
         form = await read_form(request)
         fmt = _choice(form, "format", "png", FORMATS)
         marks, boost = _marks(form), _number(form, "boost", float, None, 0.0, 10.0)
+        gain, seed = _decoding(form, "gain", float), _decoding(form, "seed", int)
         preview = _number(form, "preview", int, None, 16, 100_000)
         photo = await photo_of(form)
-        data = await pool.run(engine.colorize, photo, marks, boost, fmt, preview)
+        data = await pool.run(engine.colorize, photo, marks, boost, fmt, preview, gain, seed)
         return Response(data, media_type=FORMATS[fmt][1], headers={"X-Photo-Id": photo.id})
 
     @app.post("/api/suggest")
@@ -240,17 +247,18 @@ def create_app(colorizer_or_model: Any = "default", max_upload_mb: float = 50,
         return await pool.run(engine.suggest, photo, x, y, k)
 
     @app.post("/api/alternatives")
-    async def alternatives(request: Request) -> dict[str, list[str]]:
+    async def alternatives(request: Request) -> dict[str, list[Any]]:
         form = await read_form(request)
         if not colorizer.can_sample:
             raise RequestError(400, "this model gives a single coloring (no alternatives)")
         k = _number(form, "k", int, 4, 1, MAX_K)
-        seed = _number(form, "seed", int, None)
+        seed = _number(form, "seed", int, 0, 0, LIMITS["seed"][1] - MAX_K)
         marks, boost = _marks(form), _number(form, "boost", float, None, 0.0, 10.0)
+        gain = _decoding(form, "gain", float)
         fmt = _choice(form, "format", "jpeg", FORMATS)
         photo = await photo_of(form)
-        images = await pool.run(engine.alternatives, photo, k, seed, marks, boost, fmt)
-        return {"images": images}
+        found = await pool.run(engine.alternatives, photo, k, seed, marks, boost, fmt, gain)
+        return {"images": [url for url, _ in found], "seeds": [s for _, s in found]}
 
     return app
 
@@ -286,6 +294,11 @@ def _number(form: FormData, key: str, kind: type, default: Any = ..., lo: float 
         raise RequestError(400, f"field {key!r} must be between {lo:g} and {hi:g}, "
                                 f"got {text[:40]!r}")
     return value
+
+
+def _decoding(form: FormData, key: str, kind: type) -> Any:
+    """An optional decoding field, within :data:`chromatize.decoding.LIMITS`."""
+    return _number(form, key, kind, None, *LIMITS[key])
 
 
 def _choice(form: FormData, key: str, default: str, allowed: Any) -> str:
