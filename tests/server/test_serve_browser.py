@@ -223,3 +223,62 @@ def test_a_first_time_user_fixes_a_colour_and_the_cli_reproduces_it(browser, col
                 url = urlparse(message["params"]["request"]["url"])
                 hosts.add(url.scheme if url.scheme in ("data", "blob") else url.netloc)
         assert hosts and hosts <= {f"127.0.0.1:{server.port}", "data", "blob"}, hosts
+
+
+@needs_hints
+def test_several_photos_keep_their_fixes_and_download_as_one_zip(browser, colorizer,  # noqa: F811
+                                                                 tmp_path):
+    import zipfile
+
+    for name, seed in (("one.png", 1), ("two.png", 2)):
+        Image.fromarray(np.roll(street(96, 64), seed * 7, axis=1)).save(tmp_path / name)
+    (tmp_path / "notes.jpg").write_bytes(b"not a photo at all")
+    by_id = lambda name: browser.find_element("id", name)  # noqa: E731
+    stats = lambda: browser.execute_script("return window.chromatizeStats")  # noqa: E731
+
+    with LiveServer(create_app(colorizer, model_name="default")) as server:
+        browser.get(server.url + "/")
+        # An unreadable file: named once, with what to do; the status stays.
+        by_id("file-input").send_keys(str(tmp_path / "notes.jpg"))
+        status = wait_for(lambda: "error" in by_id("status").get_attribute("class")
+                          and by_id("status").text, what="the error")
+        assert status.count("notes.jpg") == 1 and "JPEG, PNG, TIFF and WebP" in status
+        assert "Pillow" not in status
+        time.sleep(0.5)
+        assert by_id("status").text == status
+
+        by_id("file-input").send_keys(f"{tmp_path / 'one.png'}\n{tmp_path / 'two.png'}")
+        wait_for(lambda: len(browser.find_elements("css selector", "#photos button")) == 2,
+                 what="two photos in the strip")
+        wait_for(lambda: stats()["results"] >= 1, what="the first result")
+        # A point and a gain on the first photo; the gain goes to both.
+        click_photo(browser, 40, 30, (96, 64))
+        browser.execute_script("const g = document.getElementById('gain'); g.value = 1.6;"
+                               "g.dispatchEvent(new Event('input', {bubbles: true}));")
+        assert by_id("gain-value").text == "1.60"
+        by_id("apply-all").click()
+        assert "all 2 photos" in by_id("status").text
+        browser.find_elements("css selector", "#photos button")[1].click()
+        assert by_id("gain-value").text == "1.60"
+        assert not browser.find_elements("css selector", "#points .point")
+        # Undo on the second photo takes back the applied gain, and only there.
+        webdriver.ActionChains(browser).key_down(webdriver.Keys.CONTROL).send_keys("z") \
+            .key_up(webdriver.Keys.CONTROL).perform()
+        assert by_id("gain-value").text == "1.00"
+        browser.find_elements("css selector", "#photos button")[0].click()
+        assert by_id("gain-value").text == "1.60"
+        assert len(browser.find_elements("css selector", "#points .point")) == 1
+
+        by_id("download-all").click()
+        archive = wait_for(lambda: list(browser.downloads.glob("chromatize_photos.zip")),
+                           what="the zip")[0]
+        time.sleep(0.3)
+        with zipfile.ZipFile(archive) as z:
+            assert z.testzip() is None
+            assert sorted(z.namelist()) == ["one_colorized.png", "one_fix.json",
+                                            "two_colorized.png", "two_fix.json"]
+            fixes = {n: json.loads(z.read(f"{n}_fix.json")) for n in ("one", "two")}
+            assert (fixes["one"]["gain"], fixes["two"]["gain"]) == (1.6, 1.0)
+            assert len(fixes["one"]["marks"]) == 1 and fixes["two"]["marks"] == []
+            with z.open("two_colorized.png") as f:
+                assert Image.open(f).size == (96, 64)

@@ -42,8 +42,8 @@ const COMMON = [
   ["Khaki", "#b9a878"],
 ];
 const GUIDE = {
-  first: "Wrong colour somewhere? Click it on the photo, then choose the right colour.",
-  spread: "That colour also changed other parts of the photo. Set this point's reach to " +
+  first: () => `Wrong colour somewhere? Click it on the photo, then choose the right colour ${narrow() ? "below" : "on the right"}.`,
+  spread: () => "That colour also changed other parts of the photo. Set this point's reach to " +
     "“Local”, or choose “Keep a colour” and click what should stay as it is (Ctrl+Z first " +
     "if it has already changed).",
 };
@@ -169,7 +169,7 @@ function labToRgb([l, a, b]) {
 // The same hue at the same lightness, as saturated as sRGB allows (null for grays).
 function vivid(hex) {
   const [l, a, b] = hexToLab(hex);
-  if (Math.hypot(a, b) < 4) return null;
+  if (Math.hypot(a, b) < 6) return null;
   const h = Math.atan2(b, a);
   let lo = 0;
   let hi = 160;
@@ -208,8 +208,8 @@ function thumbnailPixels(image) {
   return { w: canvas.width, h: canvas.height, data: g.getImageData(0, 0, canvas.width, canvas.height).data };
 }
 
-// Whether a point's new colour spread far from it: the share of the photo, farther than a
-// quarter of its diagonal from the point, whose colour moved by more than 40 levels.
+// Whether a point's new colour spread far from it: more than 2% of the photo, farther than
+// a quarter of its diagonal from the point, had its colour moved by more than 40 levels.
 function spreadFar(before, after, point, photo) {
   const a = thumbnailPixels(before);
   const b = thumbnailPixels(after);
@@ -226,7 +226,7 @@ function spreadFar(before, after, point, photo) {
       if (d > 40) moved += 1;
     }
   }
-  return moved / (a.w * a.h) > 0.08;
+  return moved / (a.w * a.h) > 0.02;
 }
 
 // ---------------------------------------------------------------------------- photos
@@ -325,18 +325,24 @@ function fitSize(photo) {
 }
 
 // The viewer takes the window's height below the bar; under a narrow layout, where the
-// panel follows below, a share of it.
-function sizeViewer() {
+// panel follows below, at most 62% of it and no more than the photo needs at full width.
+const narrow = () => window.matchMedia("(max-width: 1000px)").matches;
+
+function sizeViewer(photo) {
   const top = el.viewer.getBoundingClientRect().top + window.scrollY;
-  const narrow = window.matchMedia("(max-width: 1000px)").matches;
-  const height = narrow ? window.innerHeight * 0.62 : window.innerHeight - top - 12;
-  el.viewer.style.height = `${Math.max(300, Math.round(height))}px`;
+  let height = window.innerHeight - top - 12;
+  if (narrow()) {
+    const around = el.viewer.clientHeight - el.viewport.clientHeight; // toolbar, tip, gaps
+    const needed = (el.viewport.clientWidth * photo.height) / photo.width + around;
+    height = Math.min(window.innerHeight * 0.62, needed);
+  }
+  el.viewer.style.height = `${Math.max(narrow() ? 200 : 300, Math.round(height))}px`;
 }
 
 function layout() {
   const photo = state.current;
   if (!photo) return;
-  sizeViewer();
+  sizeViewer(photo);
   const { vw, vh, w, h } = fitSize(photo);
   const v = photo.view;
   const [sw, sh] = [w * v.zoom, h * v.zoom];
@@ -503,7 +509,7 @@ function renderGuide() {
   if (photo && photo.guide === "first" && photo.points.length) dismissGuide(photo);
   const kind = photo && photo.guide;
   el.guide.hidden = !kind;
-  if (kind) el.guideText.textContent = GUIDE[kind];
+  if (kind) el.guideText.textContent = GUIDE[kind]();
 }
 
 function dismissGuide(photo) {
@@ -598,6 +604,8 @@ function addPoint(photo, x, y, keep = state.mode === "keep") {
   if (photo.guide === "spread" && keep) dismissGuide(photo);
   changed(photo);
   focusPoint(point.id);
+  // Under a narrow layout the palette is below the photo: bring its top into view.
+  if (narrow() && !keep) el.pointPanel.scrollIntoView({ block: "nearest", behavior: "smooth" });
   return point;
 }
 
@@ -726,7 +734,7 @@ function renderSuggestions({ colors, probs }) {
     const word = probs[i] >= 0.5 * top ? "likely" : "possible";
     const button = swatch(color, `${color}, ${word}`, pick);
     const bar = document.createElement("span");
-    bar.className = "bar";
+    bar.className = "likelihood";
     bar.style.width = `${Math.max(8, (probs[i] / top) * 100)}%`;
     button.append(bar);
     return button;
