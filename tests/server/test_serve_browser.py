@@ -253,6 +253,18 @@ def test_several_photos_keep_their_fixes_and_download_as_one_zip(browser, colori
         wait_for(lambda: stats()["results"] >= 1, what="the first result")
         # A point and a gain on the first photo; the gain goes to both.
         click_photo(browser, 40, 30, (96, 64))
+        # K: a click keeps the colour the photo has there (a square marker); F: back.
+        by_id("stage").send_keys("k")
+        shown = browser.execute_script(READ_PIXEL, 80, 10, 96)
+        click_photo(browser, 80, 10, (96, 64))
+        keep = wait_for(lambda: browser.find_elements("css selector", "#points .point.keep"),
+                        what="the keep point")[0]
+        rgb = [int(c) for c in keep.value_of_css_property("background-color")[5:-1]
+               .split(",")[:3]]
+        assert np.abs(np.array(rgb) - shown).max() <= 2
+        assert "this colour stays" in by_id("point-title").text
+        keep.send_keys(webdriver.Keys.DELETE)
+        by_id("stage").send_keys("f")
         browser.execute_script("const g = document.getElementById('gain'); g.value = 1.6;"
                                "g.dispatchEvent(new Event('input', {bubbles: true}));")
         assert by_id("gain-value").text == "1.60"
