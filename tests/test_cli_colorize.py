@@ -164,22 +164,22 @@ def test_same_size_photos_share_a_batch_and_a_bad_one_does_not_sink_it(
     calls: list[int] = []
     real = Colorizer.colorize_batch
 
-    def flaky(self, images, size=None):
+    def flaky(self, images, size=None, decoding=None):
         calls.append(len(images))
         if any(np.asarray(im)[0, 0] == 0 for im in images):  # the "bad" photo
             raise RuntimeError("model blew up")
-        return real(self, images, size=size)
+        return real(self, images, size=size, decoding=decoding)
 
-    real_one = Colorizer.network_output
+    real_one = Colorizer.infer
 
-    def flaky_one(self, src, size=None):  # one photo at a time (Colorizer.colorize)
+    def flaky_one(self, source, hints=None, cache=True):  # one photo (Colorizer.colorize)
         calls.append(1)
-        if src[0, 0] == 0:
+        if source.pixels[0, 0] == 0:
             raise RuntimeError("model blew up")
-        return real_one(self, src, size=size)
+        return real_one(self, source, hints, cache)
 
     monkeypatch.setattr(Colorizer, "colorize_batch", flaky)
-    monkeypatch.setattr(Colorizer, "network_output", flaky_one)
+    monkeypatch.setattr(Colorizer, "infer", flaky_one)
     monkeypatch.setattr(batch, "GROUP_PHOTOS", 3)
     bad = gray_photo()
     bad.putpixel((0, 0), 0)
@@ -247,6 +247,12 @@ def test_samples_are_numbered_differ_and_follow_the_seed(tmp_path, sampler):
     run(tmp_path / "a.png", "-o", tmp_path / "s2", "--model", sampler, "--samples", "1",
         "--seed", "2")
     assert not np.array_equal(first[0], np.asarray(Image.open(tmp_path / "s2" / "a_1.png")))
+    # A seed alone: that one sampled coloring (the page's "use this one"), as the output.
+    assert run(tmp_path / "a.png", "-o", tmp_path / "one", "--model", sampler, "--seed",
+               "2").exit_code == 0
+    assert files_under(tmp_path / "one") == ["a.png"]
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "one" / "a.png")),
+                          np.asarray(Image.open(tmp_path / "s2" / "a_1.png")))
 
 
 def test_samples_beside_inputs_are_not_taken_as_inputs_again(tmp_path, sampler):
@@ -269,7 +275,7 @@ def test_samples_beside_inputs_are_not_taken_as_inputs_again(tmp_path, sampler):
 
 @pytest.mark.parametrize("args, message", [
     (("--samples", "2"), "needs a classification model"),
-    (("--seed", "3"), "only applies to samples"),
+    (("--seed", "3"), "needs a classification model"),  # a seed alone: one sampled coloring
 ])
 def test_sampling_misuse_is_one_line_exit_2(photos, tiny_checkpoint, args, message):
     result = run(photos, "--model", tiny_checkpoint, *args)
@@ -355,7 +361,7 @@ def test_boost_makes_colours_more_vivid_and_needs_a_classifier(tmp_path, sampler
 @pytest.mark.parametrize("args, message", [
     (["--boost", "inf"], "boost must be a number from 0 to 3, got inf"),
     (["--boost", "nan"], "boost must be a number from 0 to 3, got nan"),
-    (["--samples", "1000"], "samples must be from 1 to 64, got 1000"),
+    (["--samples", "1000"], "samples must be a whole number from 1 to 64, got 1000"),
     (["--gain", "0"], "gain must be a number above 0 and at most 3, got 0.0"),
 ])
 def test_boost_and_samples_out_of_range_are_one_line_and_write_nothing(tmp_path, sampler,

@@ -18,6 +18,7 @@ from pathlib import Path
 from PIL import Image
 
 from chromatize.color import is_color
+from chromatize.decoding import Decoding
 from chromatize.errors import UsageError
 from chromatize.io import (
     IMAGE_SUFFIXES,
@@ -206,7 +207,8 @@ class BatchOptions:
     one coloring sampled with it, written as the photo's output); ``marks`` (see
     :mod:`chromatize.inference.hints`) are colour marks for a single photo: hint models
     take them as input, other models' colours are corrected by them
-    (:meth:`Colorizer.colorize`).
+    (:meth:`Colorizer.colorize`). ``decoding`` (boost, gain, an image-level prior...)
+    applies to every photo, over the colorizer's own.
     """
 
     out_dir: Path | None = None
@@ -218,6 +220,7 @@ class BatchOptions:
     samples: int | None = None
     seed: int | None = None
     marks: Marks | None = None
+    decoding: Decoding = field(default_factory=Decoding)
 
     def outputs(self, job: Job) -> list[Path]:
         """The files one job writes: its output, or one per sample."""
@@ -262,6 +265,7 @@ def check_options(colorizer: Colorizer, options: BatchOptions) -> None:
     """Raise :class:`~chromatize.errors.UsageError` for options the model does not allow."""
     one = 1 if options.seed is not None else None  # a seed alone: one sampled coloring
     colorizer.check(samples=options.samples or one, size=options.size)
+    colorizer.resolve(options.decoding)
 
 
 def colorize_jobs(jobs: Sequence[Job], colorizer: Colorizer, options: BatchOptions,
@@ -400,7 +404,8 @@ def _colorize_group(colorizer: Colorizer, group: list[tuple[Job, Photo]],
     images = [photo for _, photo in group]
     if len(images) > 1:
         try:
-            return [[image] for image in colorizer.colorize_batch(images, size=options.size)]
+            return [[image] for image in colorizer.colorize_batch(images, size=options.size,
+                                                                   decoding=options.decoding)]
         except Exception:  # noqa: BLE001 - retried photo by photo below
             pass
     return [_colorize_one(colorizer, image, options) for image in images]
@@ -419,7 +424,7 @@ def _colorize_one(colorizer: Colorizer, image: Photo, options: BatchOptions,
     samples = 1 if options.seed is not None and options.samples is None else options.samples
     try:
         result = colorizer.colorize(image, size=options.size, samples=samples,
-                                    seed=options.seed, hints=hints)
+                                    seed=options.seed, hints=hints, decoding=options.decoding)
     except Exception as e:  # noqa: BLE001 - reported as this photo's failure
         return f"colorization failed ({type(e).__name__}: {e})"
     return result if isinstance(result, list) else [result]

@@ -47,10 +47,8 @@ class RayBatchError(ChromatizeError):
 class PhotoWorker:
     """A Ray Data actor: one :class:`Colorizer`, loaded once, for all its batches."""
 
-    def __init__(self, model: str, device: str, boost: float | None, backend: str,
-                 options: BatchOptions, gain: float | None = None) -> None:
-        self.colorizer = Colorizer.load(model, device=device, boost=boost, backend=backend,
-                                        gain=gain)
+    def __init__(self, model: str, device: str, backend: str, options: BatchOptions) -> None:
+        self.colorizer = Colorizer.load(model, device=device, backend=backend)
         self.options = options
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -90,14 +88,13 @@ def _connect(ray: Any, address: str | None) -> bool:
 def colorize_files_ray(inputs: Sequence[str | os.PathLike[str]],
                        model: str | os.PathLike[str] | None = None,
                        options: BatchOptions = BatchOptions(), device: str = "cpu",
-                       boost: float | None = None, backend: str = "auto",
-                       address: str | None = None, workers: int | None = None,
-                       progress: Progress | None = None,
-                       gain: float | None = None) -> BatchSummary:
+                       backend: str = "auto", address: str | None = None,
+                       workers: int | None = None, progress: Progress | None = None,
+                       ) -> BatchSummary:
     """:func:`chromatize.batch.colorize_files` on Ray: the same inputs, options, outputs
     and summary, the photos spread over ``workers`` actors (default: one per CPU of the
-    cluster), each loading ``model`` itself (``device``, ``boost``, ``gain``, ``backend`` as in
-    :meth:`Colorizer.load`). ``address``: a Ray cluster (``auto`` or ``HOST:PORT``);
+    cluster), each loading ``model`` itself (``device`` and ``backend`` as in
+    :meth:`Colorizer.load`; the decoding travels in ``options``). ``address``: a Ray cluster (``auto`` or ``HOST:PORT``);
     None starts a local instance unless this process is connected already. Raises
     :class:`~chromatize.errors.UsageError` for options the model does not allow,
     :class:`~chromatize.extras.MissingExtraError` without Ray, and
@@ -108,8 +105,7 @@ def colorize_files_ray(inputs: Sequence[str | os.PathLike[str]],
         raise RayBatchError("marks colour a single photo; use the local engine")
     # Check the model and options here, once, before any worker starts.
     path = resolve_model(model)
-    check_options(Colorizer.load(path, device=device, boost=boost, gain=gain, backend="torch"),
-                  options)
+    check_options(Colorizer.load(path, device=device, backend="torch"), options)
     # A shipped model is found by name on every node; a file by its absolute path.
     name = os.fspath(model or "default")
     model_ref = name if path == shipped_model_path(name) else str(path.absolute())
@@ -151,8 +147,7 @@ def colorize_files_ray(inputs: Sequence[str | os.PathLike[str]],
             PhotoWorker, batch_size=1, batch_format="numpy",
             compute=ray.data.ActorPoolStrategy(size=min(n_workers, len(chunks))), num_cpus=1,
             fn_constructor_kwargs={"model": model_ref, "device": device,
-                                   "boost": boost, "gain": gain, "backend": backend,
-                                   "options": options})
+                                   "backend": backend, "options": options})
         outcomes: list[tuple[tuple[int, int], str, Path, str]] = []
         finished: set[str] = set()
         for row in results.iter_rows():

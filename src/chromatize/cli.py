@@ -42,6 +42,20 @@ GainOption = Annotated[float | None, typer.Option(
     "--gain", help="Classification models: multiply the colours' saturation, every hue "
     "kept (1 as trained; ~1.2-1.35 vivid; at most 3).")]
 
+BoostOption = Annotated[float | None, typer.Option(
+    "--boost", help="Classification models: favour rare, saturated colours (0 muted, "
+    "~0.5-1 vivid; at most 3).")]
+ReferenceOption = Annotated[list[str] | None, typer.Option(
+    "--reference", help="A colour photo of the same place, people or era whose colours "
+    "this photo has (repeatable; PATH:x0,y0,x1,y1 takes a region). The network still "
+    "places the colours. Classification models.")]
+PaletteOption = Annotated[str | None, typer.Option(
+    "--palette", help="Colours you know the photo has, e.g. '#8b2e2e,#2e4d8b:0.3,#d8b48a' "
+    "(optional weights after ':'). Classification models.")]
+StrengthOption = Annotated[float | None, typer.Option(
+    "--strength", help="How strongly --reference/--palette steer the colours (default "
+    "0.5; 0 off; at most 3).")]
+
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Colorize black-and-white photographs.")
 console = Console()
@@ -314,12 +328,13 @@ def colorize(
     marks: Path | None = typer.Option(None, "--marks", help="Colour marks for a single "
                                       "photo: strokes drawn on a copy, a transparent layer, "
                                       "a JSON list of points, or a fix saved by `chromatize "
-                                      "serve` (its boost, gain, seed and model apply unless "
-                                      "given here). Any model."),
-    boost: float | None = typer.Option(None, "--boost", help="Classification models: "
-                                       "favour rare, saturated colours (0 muted, ~0.5-1 vivid; "
-                                       "at most 3)."),
+                                      "serve` (its boost, gain, seed, palette, strength and "
+                                      "model apply unless given here). Any model."),
+    boost: BoostOption = None,
     gain: GainOption = None,
+    reference: ReferenceOption = None,
+    palette: PaletteOption = None,
+    strength: StrengthOption = None,
     backend: Backend = typer.Option(Backend.auto, "--backend", help="Run a checkpoint in "
                                     "torch or onnx (ONNX Runtime); auto: onnx on the CPU when "
                                     "installed."),
@@ -344,10 +359,13 @@ def colorize(
         # The fix's decoding reproduces the page's result; options given here win.
         fix = load_fix(marks)
         model, boost, gain = model or fix.model, _given(boost, fix.boost), _given(gain, fix.gain)
+        palette, strength = _given(palette, fix.palette), _given(strength, fix.strength)
         seed = fix.seed if seed is None and samples is None else seed
+    decoding = _decoding(boost, gain, reference, palette, strength, max_pixels)
     options = BatchOptions(out_dir=out_dir, fmt=fmt.value if fmt else None,
                            overwrite=overwrite, recolor=recolor, size=size,
-                           max_pixels=max_pixels, samples=samples, seed=seed, marks=marks)
+                           max_pixels=max_pixels, samples=samples, seed=seed, marks=marks,
+                           decoding=decoding)
     columns = (*Progress.get_default_columns(), MofNCompleteColumn(), _RateColumn())
     if engine is Engine.ray:
         from chromatize.batch_ray import colorize_files_ray
@@ -355,14 +373,12 @@ def colorize(
         with Progress(*columns, console=err_console, disable=quiet, transient=True) as bar:
             task = bar.add_task("colorizing", total=None)
             summary = colorize_files_ray(
-                inputs, model, options, device=device, boost=boost, gain=gain,
-                backend=backend.value,
+                inputs, model, options, device=device, backend=backend.value,
                 address=address, workers=workers, progress=lambda finished, total:
                 bar.update(task, completed=finished, total=total))
     else:
         try:
-            colorizer = Colorizer.load(model, device=device, boost=boost, gain=gain,
-                                       backend=backend.value)
+            colorizer = Colorizer.load(model, device=device, backend=backend.value)
         except UsageError:
             raise  # an option out of range, not the model's fault: reported as it is
         except ChromatizeError as e:
@@ -383,7 +399,6 @@ def _given(option: Any, from_file: Any) -> Any:
     return from_file if option is None else option
 
 
-
 class _FpsColumn(ProgressColumn):
     """Frames per second, from Rich's own moving speed estimate."""
 
@@ -398,9 +413,11 @@ def video(
                                        ".mkv, .mov, .webm, .avi); default: <stem>_colorized "
                                        "beside the input, in its container if writable."),
     model: ModelOption = None,
-    boost: float | None = typer.Option(None, "--boost", min=0.0, help="Classification models: "
-                                       "favour rare, saturated colours (0 muted, ~0.5-1 vivid)."),
+    boost: BoostOption = None,
     gain: GainOption = None,
+    reference: ReferenceOption = None,
+    palette: PaletteOption = None,
+    strength: StrengthOption = None,
     temporal: bool = typer.Option(True, "--temporal/--no-temporal", help="Carry colours "
                                   "along the motion (steady colours); --no-temporal colours "
                                   "each frame on its own."),
@@ -416,6 +433,7 @@ def video(
         from chromatize.video import colorize_video
     except ImportError as e:
         fail(f"chromatize video needs PyAV and OpenCV: pip install 'chromatize[video]' ({e})")
+    decoding = _decoding(boost, gain, reference, palette, strength)
     columns = (*Progress.get_default_columns()[:-1], MofNCompleteColumn(), _FpsColumn(),
                TimeRemainingColumn())
     # No bar when stderr is not a terminal (logs, pipes): it would only add blank lines.
@@ -423,7 +441,7 @@ def video(
                   disable=quiet or not err_console.is_terminal) as bar:
         task = bar.add_task(f"colorizing {source.name}", total=None)
         stats = colorize_video(
-            source, output, model=model, boost=boost, gain=gain, temporal=temporal, size=size,
+            source, output, model=model, decoding=decoding, temporal=temporal, size=size,
             overwrite=overwrite,
             progress=lambda done, total: bar.update(task, completed=done, total=total))
     if not quiet:
@@ -431,6 +449,18 @@ def video(
                       f"{stats.fps:.1f} fps" + (f", {stats.cuts} scene cuts" if stats.cuts else "")
                       + (f", {stats.audio_streams} audio stream(s) copied"
                          if stats.audio_streams else ""), highlight=False, soft_wrap=True)
+
+
+def _decoding(boost: float | None, gain: float | None, reference: list[str] | None,
+              palette: str | None, strength: float | None,
+              max_pixels: int = MAX_PIXELS) -> Any:
+    """The run's :class:`~chromatize.decoding.Decoding`, checked (and its reference photos
+    read) once, before any photo or frame: a bad value is one line."""
+    from chromatize.decoding import Decoding
+    from chromatize.priors import image_prior
+
+    prior = image_prior(reference or None, palette, strength, max_pixels=max_pixels)
+    return Decoding(boost=boost, gain=gain, prior=prior)
 
 
 def _parse_point(text: str) -> tuple[float, float]:

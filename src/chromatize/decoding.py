@@ -10,6 +10,7 @@ with one set of limits. A leaf module: no torch, no model.
 
 from __future__ import annotations
 
+import copy
 import math
 import numbers
 from dataclasses import dataclass, fields, replace
@@ -55,9 +56,9 @@ def check_number(name: str, value: Any) -> float | int:
         ok = math.isfinite(float(value)) and lo <= float(value) <= hi
         ok = ok and not (name in _EXCLUSIVE_LOW and float(value) == lo)
     if not ok:
-        low = f"above {lo:g}" if name in _EXCLUSIVE_LOW else f"from {lo:g}"
-        raise UsageError(f"{name} must be a number {low} and at most {hi:g}, "
-                         f"got {_short(value)}")
+        span = (f"above {lo:g} and at most {hi:g}" if name in _EXCLUSIVE_LOW
+                else f"from {lo:g} to {hi:g}")
+        raise UsageError(f"{name} must be a number {span}, got {_short(value)}")
     return float(value)
 
 
@@ -110,7 +111,12 @@ class Decoding:
         "temperature": 0.38}``)."""
         fill = {k: float(v) for k, v in defaults.items()
                 if k in ("boost", "gain", "temperature") and getattr(self, k) is None}
-        return replace(self, **fill) if fill else self
+        if not fill:
+            return self
+        out = copy.copy(self)  # a checkpoint's own settings are not a user's to check
+        for k, v in fill.items():
+            object.__setattr__(out, k, v)
+        return out
 
     def with_(self, **changes: Any) -> Decoding:
         """A copy with ``changes`` (checked like the constructor's arguments)."""

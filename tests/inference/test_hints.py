@@ -142,7 +142,7 @@ def test_a_fix_carries_marks_and_decoding_and_a_plain_list_still_reads(tmp_path)
 
 
 @pytest.mark.parametrize("fix, reason", [
-    ({"marks": [], "boost": 9}, "boost must be a number from 0 and at most 3"),
+    ({"marks": [], "boost": 9}, "boost must be a number from 0 to 3"),
     ({"marks": [], "gain": 0}, "gain must be a number above 0"),
     ({"marks": [], "seed": 1.5}, "seed must be a whole number"),
     ({"marks": [], "boots": 1}, r"unknown keys \['boots'\]"),

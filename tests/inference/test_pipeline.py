@@ -6,7 +6,8 @@ from PIL import Image
 from chromatize.checkpoint import CheckpointError
 from chromatize.checkpoint import resolve_model
 from chromatize.errors import UsageError
-from chromatize.inference.pipeline import MAX_SAMPLES, Colorizer
+from chromatize.decoding import LIMITS
+from chromatize.inference.pipeline import Colorizer
 from chromatize.inference.upsample import guided_coefficients
 from conftest import save_tiny_model
 
@@ -169,7 +170,7 @@ def test_sizes_and_samples_out_of_range_are_refused(tmp_path, color_photo):
     colorizer = Colorizer.load(save_tiny_model(tmp_path, "effnet_lite0_cls", width=8), device="cpu")
     with pytest.raises(UsageError, match="working size must be a positive whole number"):
         colorizer.colorize(color_photo, size=-5)
-    with pytest.raises(UsageError, match=f"samples must be from 1 to {MAX_SAMPLES}, got 1000"):
+    with pytest.raises(UsageError, match=f"samples must be a whole number from 1 to {LIMITS['samples'][1]}, got 1000"):
         colorizer.colorize(color_photo, samples=1000)
     assert len(colorizer.colorize(color_photo, samples=2)) == 2
 
@@ -179,7 +180,7 @@ def test_one_torch_thread_restores_the_setting_and_nests():
 
     import torch
 
-    from chromatize.inference.pipeline import one_torch_thread
+    from chromatize.threads import one_torch_thread
 
     before = torch.get_num_threads()
     seen = []
@@ -235,7 +236,7 @@ def test_chroma_gain_scales_every_decoding_path(tmp_path):
     # The same gain given at load time, over the checkpoint's own (1.5 -> 1.2 here).
     path = save_tiny_model(tmp_path / "b", "effnet_lite0_cls", width=8, gain=1.5)
     reloaded = Colorizer.load(path, device="cpu", gain=1.2)
-    assert reloaded.model.head.gain == 1.2
+    assert reloaded.decoding.gain == 1.2 and reloaded.model.head.gain == 1.5  # model unchanged
     ratio = chroma(reloaded.colorize(photo)) / chroma(plain.colorize(photo))
     assert 1.1 < ratio < 1.3, ratio
     with pytest.raises(UsageError, match="gain needs a classification model"):

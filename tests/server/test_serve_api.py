@@ -262,13 +262,14 @@ def test_the_page_loads_nothing_from_another_host(client):
     page = client.get("/")
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
     assert "default-src 'self'" in page.headers["content-security-policy"]
-    for name in ("index.html", "app.js", "style.css"):
+    scripts = ("colour.js", "zip.js", "app.js", "points.js", "view.js", "actions.js")
+    for name in ("index.html", "style.css", *scripts):
         text = (STATIC / name).read_text()
         assert not re.search(r"(https?:)?//[a-z0-9.-]+\.[a-z]{2,}", text, re.I), name
         if name != "index.html":
             assert client.get(f"/static/{name}").status_code == 200
     assert {m.group(1) for m in re.finditer(r'(?:src|href)="([^"]+)"', page.text)} == {
-        "data:,", "/static/style.css", "/static/app.js"}
+        "data:,", "/static/style.css", *(f"/static/{name}" for name in scripts)}
     # FastAPI's Swagger UI and ReDoc pages pull their scripts from a CDN: they are off.
     assert client.get("/docs").status_code == 404
     assert client.get("/redoc").status_code == 404

@@ -252,7 +252,9 @@ def test_several_photos_keep_their_fixes_and_download_as_one_zip(browser, colori
                  what="two photos in the strip")
         wait_for(lambda: stats()["results"] >= 1, what="the first result")
         # A point and a gain on the first photo; the gain goes to both.
+        results = stats()["results"]
         click_photo(browser, 40, 30, (96, 64))
+        wait_for(lambda: stats()["results"] > results, what="the result with the point")
         # K: a click keeps the colour the photo has there (a square marker); F: back.
         by_id("stage").send_keys("k")
         shown = browser.execute_script(READ_PIXEL, 80, 10, 96)

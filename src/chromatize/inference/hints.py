@@ -52,8 +52,8 @@ REACH = {"local": 0.35, "object": 1.0, "photo": 3.0}
 DEFAULT_REACH = "object"
 #: Decoding settings a fix may carry besides its marks (each checked as the command
 #: line's own option is), and what it says for information only.
-FIX_SETTINGS = ("boost", "gain", "seed")
-FIX_INFO = ("model", "photo", "version")
+FIX_SETTINGS = ("boost", "gain", "seed", "strength")
+FIX_INFO = ("model", "palette", "photo", "version")
 
 Marks = str | os.PathLike[str] | Image.Image | Sequence[dict[str, Any]]
 
@@ -160,19 +160,23 @@ class Fix:
     """A fix made on the page: its points (``{"x", "y", "color", "radius", "reach"}``
     dicts, checked when painted) and the decoding that gave the page's result (None:
     not recorded, the model's own). ``seed``: the result is the coloring sampled with this
-    seed (an alternative the page made the working result), corrected by the points."""
+    seed (an alternative the page made the working result), corrected by the points;
+    ``palette`` and ``strength``: an image-level prior (:func:`chromatize.priors.from_palette`)."""
 
     marks: list[dict[str, Any]]
     boost: float | None = None
     gain: float | None = None
     seed: int | None = None
+    strength: float | None = None
+    palette: str | None = None
     model: str | None = None
 
 
 def load_fix(path: str | os.PathLike[str]) -> Fix:
     """Read a JSON file of marks: the page's object ``{"marks": [...], "boost", "gain",
-    "seed", "model"}`` (plus ``"photo"`` and ``"version"``, for information), or a plain
-    list of points. Raises :class:`MarksError` naming the file and the reason."""
+    "seed", "model"}`` (optionally ``"palette"`` and ``"strength"``; ``"photo"`` and
+    ``"version"`` for information), or a plain list of points. Raises
+    :class:`MarksError` naming the file and the reason."""
     path = Path(path)
     data = _read_json(path)
     if isinstance(data, list):
@@ -191,10 +195,11 @@ def load_fix(path: str | os.PathLike[str]) -> Fix:
                 settings[key] = check_number(key, data[key])
             except ChromatizeError as e:
                 raise MarksError(f"{path}: {e}") from None
-    model = data.get("model")
-    if model is not None and not (isinstance(model, str) and model):
-        raise MarksError(f"{path}: \"model\" must be a model name or path, got {model!r}")
-    return Fix(data["marks"], model=model, **settings)
+    for key in ("model", "palette"):
+        value = data.get(key)
+        if value is not None and not (isinstance(value, str) and value):
+            raise MarksError(f"{path}: {key!r} must be a non-empty string, got {value!r}")
+    return Fix(data["marks"], model=data.get("model"), palette=data.get("palette"), **settings)
 
 
 def _read_json(path: Path) -> Any:

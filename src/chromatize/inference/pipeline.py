@@ -1,25 +1,30 @@
 """Inference: photo -> L* -> model at a working resolution -> ab -> full-size photo.
 
-The network sees a small copy of the photo (long side ``working_size``, sides rounded to
-its ``size_multiple``). Its ab, often at a quarter of that, is brought back to the full
-size by a fast guided filter (He and Sun 2015) guided by L*: the filter's linear
-coefficients are fitted at low resolution, upsampled bilinearly and applied to the
-full-resolution L*, so colour edges follow luminance edges instead of bleeding across
-them. The output keeps the photo's own L* untouched (colours that would leave the sRGB
-gamut are desaturated at constant luminance), and full-size work runs in strips of rows,
-so memory stays bounded for very large photos.
+One way through, in three stages that every face uses (the CLI, batch, Ray, film, the
+server):
+
+* :meth:`Colorizer.prepare`: pixels, alpha and the L* of the small copy the network sees
+  (long side ``working_size``, sides rounded to the model's ``size_multiple``): a
+  :class:`Source`;
+* :meth:`Colorizer.infer`: the network's output for it (:class:`NetworkOutput`, cached per
+  photo and working size);
+* :meth:`Colorizer.finish`: the output decoded as a :class:`~chromatize.decoding.Decoding`
+  says (boost, gain, an image-level prior, samples), corrected by marks, brought back to
+  the full size by a fast guided filter guided by L* (He and Sun 2015: colour edges follow
+  luminance edges instead of bleeding across them) and joined with the photo's own L*,
+  in strips of rows so memory stays bounded for very large photos.
+
+:meth:`Colorizer.colorize` is these three calls.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import math
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -27,48 +32,21 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from chromatize.checkpoint import load_checkpoint, pick_device, resolve_model
-from chromatize.errors import UsageError
 from chromatize import color
+from chromatize.checkpoint import load_checkpoint, pick_device, resolve_model
+from chromatize.decoding import Decoding, check_number
+from chromatize.errors import UsageError
 from chromatize.inference.hints import Marks, check_hints, load_hints, pool_hints
 from chromatize.inference.upsample import compose, fit_guided, small_l
 from chromatize.io import ImageLike, read_source
 from chromatize.models import ColorizationModel
 from chromatize.models.heads import ClassificationHead
+from chromatize.priors import ImagePrior
+from chromatize.threads import one_torch_thread
 
-
-#: Most colorings one call gives (``samples``): each is a full-size photo held in memory
-#: until written (about 10 MB for a 3-megapixel photo), so 64 stay under a gigabyte.
-MAX_SAMPLES = 64
-_threads_lock = threading.Lock()
-_threads_users = 0
-_threads_saved = 1
-
-
-@contextlib.contextmanager
-def one_torch_thread() -> Iterator[None]:
-    """Run the block with one torch intra-op thread: for the many small tensor operations
-    of a re-solve, waking the thread pool after numpy/SciPy work costs more than it
-    saves. Re-entrant and thread-safe (the setting is per process: the last block to
-    leave restores it; other threads' work meanwhile only runs on one thread too)."""
-    global _threads_users, _threads_saved
-    with _threads_lock:
-        if _threads_users == 0:
-            _threads_saved = torch.get_num_threads()
-            torch.set_num_threads(1)
-        _threads_users += 1
-    try:
-        yield
-    finally:
-        with _threads_lock:
-            _threads_users -= 1
-            if _threads_users == 0:
-                torch.set_num_threads(_threads_saved)
-#: Largest ``boost``: the colour distribution is reweighted by class weight ** boost, and
-#: beyond this only the rarest colours are left.
-MAX_BOOST = 3.0
-#: Largest chroma ``gain`` (the decoded a*b* times it; 1 leaves the model's colours).
-MAX_GAIN = 3.0
+#: ``(hint_ab (H, W, 2), hint_mask (H, W))``, and optionally the points' ``hint_reach
+#: (H, W)`` (:func:`chromatize.inference.hints.load_hints`).
+Hints = tuple[np.ndarray, ...]
 
 
 def working_shape(h: int, w: int, working_size: int, multiple: int) -> tuple[int, int]:
@@ -86,16 +64,36 @@ class SuggestError(UsageError):
 
 
 @dataclass(frozen=True)
+class Source:
+    """A photo prepared for the network (:meth:`Colorizer.prepare`).
+
+    pixels: ``(H, W)`` uint8/uint16 gray or ``(H, W, 3)`` uint8 RGB
+    (:func:`chromatize.io.to_pixels`); alpha: mode ``L`` or None; l_small: L* ``(h, w)``
+    float32 in [0, 100] of the copy the network sees."""
+
+    pixels: np.ndarray
+    alpha: Image.Image | None
+    l_small: np.ndarray
+
+    def key(self) -> tuple[Any, ...]:
+        """What identifies this photo at this working size in the network-output cache."""
+        px = np.ascontiguousarray(self.pixels)
+        return (hashlib.blake2b(px.data, digest_size=16).hexdigest(), px.shape,
+                px.dtype.str, self.l_small.shape)
+
+
+@dataclass(frozen=True)
 class NetworkOutput:
     """The network's output for one photo at one working size (what the cache holds).
 
     l_small: L* ``(h, w)`` float32 of the copy the network saw; ab ``(2, h', w')`` in Lab
-    units as the model decoded it; logits ``(Q, h', w')`` for classification models."""
+    units as the model decoded it with the checkpoint's settings; logits ``(Q, h', w')``
+    for classification models (None: ``ab`` is final, as after a temporal filter)."""
 
     l_small: np.ndarray
     ab: torch.Tensor
     logits: torch.Tensor | None
-    # What marks reuse from this output (pipeline's _steer_prior), filled on first use.
+    # What marks reuse from this output (Colorizer._steer_prior), filled on first use.
     memo: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
@@ -104,26 +102,26 @@ class Colorizer:
 
     >>> colorizer = Colorizer.load()                 # the shipped default model
     >>> out = colorizer.colorize("photo.jpg")        # PIL.Image, RGB, same size
+
+    ``decoding`` (or its shortcuts ``boost`` and ``gain``) is this colorizer's default
+    :class:`~chromatize.decoding.Decoding`; a call's own settings override it field by
+    field. The model itself is never changed.
     """
 
     def __init__(self, model: ColorizationModel, info: dict[str, Any] | None = None,
                  device: str = "auto", working_size: int | None = None,
                  boost: float | None = None, cache_size: int = 8,
-                 gain: float | None = None) -> None:
+                 gain: float | None = None, decoding: Decoding | None = None) -> None:
         self.info = info or {}
         self.device = pick_device(device)
         self.model = model.to(self.device).eval()
         self.working_size = (working_size if working_size is not None
                              else self.info.get("working_size", 256))
         self.check(size=self.working_size)
-        if boost is not None:
-            self.check(boost=boost)
-            self.model.head.boost = float(boost)  # type: ignore[union-attr]
-        if gain is not None:
-            self.check(gain=gain)
-            self.model.head.gain = float(gain)  # type: ignore[union-attr]
+        self.decoding = self.check_decoding(
+            (decoding or Decoding()).with_(**_given(boost=boost, gain=gain)))
         # The network's output per (photo, working size), most recent last: new marks, a
-        # new boost or suggestions on the same photo reuse it instead of running the network.
+        # new decoding or suggestions on the same photo reuse it instead of running the network.
         self.cache_size = cache_size
         self._cache: OrderedDict[tuple[Any, ...], NetworkOutput] = OrderedDict()
         self._cache_lock = threading.Lock()
@@ -133,7 +131,7 @@ class Colorizer:
     def load(cls, path_or_name: str | os.PathLike[str] | None = None, device: str = "auto",
              working_size: int | None = None, boost: float | None = None,
              backend: str = "auto", cache_size: int = 8,
-             gain: float | None = None) -> Colorizer:
+             gain: float | None = None, decoding: Decoding | None = None) -> Colorizer:
         """Load a checkpoint path, an exported ``.onnx`` graph (run with ONNX Runtime,
         see :mod:`chromatize.inference.onnx`), or a model shipped in the package by name
         (None or ``"default"`` = the default model). Raises ``CheckpointError``.
@@ -143,7 +141,7 @@ class Colorizer:
         0 gives the most likely, muted colours; about 0.5-1 vivid ones. ``gain``
         (classification models) multiplies the decoded a*b*: more saturated colours with
         every hue kept (1.2-1.35 are about as vivid as boost 0.3-0.45, at a smaller colour
-        error on val: docs/ablation.md).
+        error on val: docs/ablation.md). Both are shortcuts for ``decoding``.
 
         ``backend`` runs a checkpoint in ``torch``, in ``onnx`` (ONNX Runtime, its graph
         exported once and cached) or, with ``auto``, in ONNX Runtime when it is installed
@@ -159,7 +157,16 @@ class Colorizer:
             model, info = load_checkpoint(path)
             model = select_backend(model, info, path, backend, pick_device(device))
         return cls(model, info, device=device, working_size=working_size, boost=boost,
-                   cache_size=cache_size, gain=gain)
+                   cache_size=cache_size, gain=gain, decoding=decoding)
+
+    # ------------------------------------------------------------------ capabilities
+
+    @property
+    def head(self) -> ClassificationHead | None:
+        """The classification head that decodes the model's distribution, or None
+        (regression models predict ab directly)."""
+        head = getattr(self.model, "head", None)
+        return head if isinstance(head, ClassificationHead) else None
 
     @property
     def takes_hints(self) -> bool:
@@ -168,37 +175,224 @@ class Colorizer:
 
     @property
     def can_sample(self) -> bool:
-        """Whether the model gives a distribution to sample from (``samples=K``)."""
-        return isinstance(getattr(self.model, "head", None), ClassificationHead)
+        """Whether the model gives a distribution to decode (boost, gain, priors) and sample
+        from (``samples=K``)."""
+        return self.head is not None
 
     def check(self, samples: int | None = None, boost: float | None = None,
               size: int | None = None, gain: float | None = None) -> None:
-        """Raise :class:`~chromatize.errors.UsageError` unless this model can give
-        ``samples`` colorings (1 to :data:`MAX_SAMPLES`), be
-        ``boost``-ed (a finite number from 0 to :data:`MAX_BOOST`), take a chroma ``gain``
-        (above 0, at most :data:`MAX_GAIN`) and work at ``size`` pixels (a positive whole
-        number): the one place that knows what each model can do."""
+        """Raise :class:`~chromatize.errors.UsageError` unless this model can work at
+        ``size`` pixels (a positive whole number) and decode with these settings
+        (:meth:`check_decoding`)."""
         if size is not None and (isinstance(size, bool) or not isinstance(size, int)
                                  or size < 1):
             raise UsageError(f"working size must be a positive whole number of pixels, "
                              f"got {size!r}")
-        if samples is not None and not 1 <= samples <= MAX_SAMPLES:
-            raise UsageError(f"samples must be from 1 to {MAX_SAMPLES}, got {samples}")
-        if boost is not None and not (math.isfinite(boost) and 0 <= boost <= MAX_BOOST):
-            raise UsageError(f"boost must be a number from 0 to {MAX_BOOST:g}, got {boost}")
-        if gain is not None and (isinstance(gain, bool) or not isinstance(gain, (int, float))
-                                 or not (math.isfinite(gain) and 0 < gain <= MAX_GAIN)):
-            raise UsageError(f"gain must be a number above 0 and at most {MAX_GAIN:g}, "
-                             f"got {gain}")
-        if gain is not None and not self.can_sample:
-            raise UsageError("gain needs a classification model (it scales the decoded "
-                             "colour); this model predicts ab directly")
-        if samples is not None and not self.can_sample:
-            raise UsageError("this model gives a single coloring (regression head); sampling "
-                             "(--samples) needs a classification model")
-        if boost is not None and not self.can_sample:
-            raise UsageError("boost needs a classification model (it reweights the colour "
-                             "distribution); this model predicts ab directly")
+        self.check_decoding(Decoding(**_given(samples=samples, boost=boost, gain=gain)))
+
+    def check_decoding(self, decoding: Decoding) -> Decoding:
+        """``decoding`` (its numbers are checked when it is made) if this model can decode
+        with it, else :class:`~chromatize.errors.UsageError`: the one place that knows
+        what each model can do. Returns it."""
+        if self.can_sample:
+            return decoding
+        for name, what in (("gain", "gain needs a classification model (it scales the "
+                                    "decoded colour)"),
+                           ("samples", "this model gives a single coloring (regression "
+                                       "head); sampling (--samples) needs a classification "
+                                       "model"),
+                           ("boost", "boost needs a classification model (it reweights the "
+                                     "colour distribution)"),
+                           ("prior", "a reference or palette needs a classification model "
+                                     "(it reweights the colour distribution)"),
+                           ("temperature", "temperature needs a classification model")):
+            if getattr(decoding, name) is not None:
+                raise UsageError(what + ("" if name == "samples"
+                                         else "; this model predicts ab directly"))
+        return decoding
+
+    def resolve(self, decoding: Decoding | None = None, **changes: Any) -> Decoding:
+        """This colorizer's decoding with ``decoding``'s settings (those not None) and
+        then ``changes`` (those not None) over it, checked for this model."""
+        base = self.decoding
+        if decoding is not None:
+            base = base.with_(**{k: v for k, v in vars(decoding).items() if v is not None})
+        return self.check_decoding(base.with_(**_given(**changes)))
+
+    # ------------------------------------------------------------------ the stages
+
+    def prepare(self, image: ImageLike, size: int | None = None) -> Source:
+        """Stage 1: a path, PIL image or array -> a :class:`Source` at working size
+        ``size`` (long side; default this colorizer's)."""
+        self.check(size=size)
+        pixels, alpha = read_source(image)
+        shape = working_shape(*pixels.shape[:2], size or self.working_size,
+                              self.model.size_multiple)
+        return Source(pixels, alpha, small_l(pixels, shape))
+
+    def infer(self, source: Source, hints: Hints | None = None,
+              cache: bool = True) -> NetworkOutput:
+        """Stage 2: the network's output for ``source``, from the cache when this photo was
+        seen at this size before (``cache=False``: neither read nor kept, as for film
+        frames). ``hints`` (full-size, see :meth:`colorize`) feed a hint model's input;
+        such outputs depend on them and are not cached."""
+        if hints is not None and self.takes_hints:
+            return self._run(source.l_small, self._small_hints(source, hints))
+        if not cache:
+            return self._run(source.l_small)
+        key = source.key()
+        with self._cache_lock:
+            if key in self._cache:
+                self._cache_hits += 1
+                self._cache.move_to_end(key)
+                return self._cache[key]
+            self._cache_misses += 1
+        net = self._run(source.l_small)
+        with self._cache_lock:
+            self._cache[key] = net
+            while len(self._cache) > max(self.cache_size, 0):
+                self._cache.popitem(last=False)
+        return net
+
+    def infer_batch(self, sources: Sequence[Source]) -> list[NetworkOutput]:
+        """Stage 2 for several photos: those of one working shape run as one batch (not
+        cached: a batch sees each photo once)."""
+        outs: list[NetworkOutput | None] = [None] * len(sources)
+        shapes = [s.l_small.shape for s in sources]
+        for shape in dict.fromkeys(shapes):
+            idx = [i for i, s in enumerate(shapes) if s == shape]
+            batch = torch.from_numpy(np.stack([sources[i].l_small for i in idx]))[:, None]
+            out = self.predict(batch)
+            for j, i in enumerate(idx):
+                outs[i] = NetworkOutput(sources[i].l_small, out["ab"][j],
+                                        out["logits"][j] if "logits" in out else None)
+        return outs  # type: ignore[return-value]
+
+    def decode(self, output: NetworkOutput, decoding: Decoding | None = None) -> NetworkOutput:
+        """``output`` with its ab decoded by ``decoding`` (resolved over this colorizer's;
+        one coloring, no samples): what a film's temporal step smooths before
+        :meth:`finish`."""
+        d = self.resolve(decoding)
+        return replace(output, ab=self._colorings(output, replace(d, samples=None))[0])
+
+    def finish(self, source: Source, output: NetworkOutput, decoding: Decoding | None = None,
+               hints: Hints | None = None) -> Image.Image | list[Image.Image]:
+        """Stage 3: ``output`` decoded by ``decoding`` (resolved over this colorizer's) ->
+        the full-size photo(s) of ``source``, corrected by ``hints`` (full-size marks)
+        when given. A list of photos when the decoding asks for ``samples``."""
+        d = self.resolve(decoding)
+        if hints is not None:
+            check_hints(hints[0], hints[1], source.pixels.shape)
+            if not hints[1].any():
+                hints = None  # no mark: the automatic result, exactly
+        abs_ = self._colorings(output, d)
+        outs = [self._compose(source, output, ab, hints, d if d.samples is None else None)
+                for ab in abs_]
+        return outs if d.samples is not None else outs[0]
+
+    def colorize(self, image: ImageLike, size: int | None = None, samples: int | None = None,
+                 seed: int | None = None, marks: Marks | None = None,
+                 boost: float | None = None, hints: Hints | None = None,
+                 gain: float | None = None, decoding: Decoding | None = None,
+                 reference: Any = None, palette: Any = None,
+                 strength: float | None = None) -> Image.Image | list[Image.Image]:
+        """Colorize one photo: a PIL image, a numpy array (gray ``(H, W)`` or RGB
+        ``(H, W, 3)``, uint8/uint16 or float in [0, 1]) or a path. The three stages:
+        :meth:`prepare`, :meth:`infer`, :meth:`finish`.
+
+        Returns an RGB (or RGBA, if the input had alpha) PIL image of the input's size,
+        whose L* equals the input's. ``size`` overrides the working resolution (long side).
+
+        Decoding (classification models; see :class:`~chromatize.decoding.Decoding`, whose
+        fields ``decoding`` gives at once): ``samples=K`` returns a list of K different
+        plausible colorings (:func:`chromatize.models.heads.sample_ab`), reproducible with
+        ``seed``; ``boost`` and ``gain`` make colours more vivid; ``reference`` (one or
+        more colour photos: paths, optionally ``"path:x0,y0,x1,y1"`` for a region, PIL
+        images or arrays) and ``palette`` (``"#8b2e2e,#2e4d8b:0.3"``) say which colours
+        this photo has, at ``strength`` (:mod:`chromatize.priors`); the network still
+        places them.
+
+        ``marks``: colour marks in image pixels, as
+        :func:`chromatize.inference.hints.load_marks` reads them (a path to strokes drawn
+        on a copy, a transparent layer or a JSON file, or a list of ``{"x", "y", "color",
+        "radius", "reach"}`` points); ``hints``: the same already as ``(hint_ab (H, W, 2)``
+        in Lab units, ``hint_mask (H, W)`` bool``[, hint_reach (H, W)])``). Hint models take them as input; any other model
+        keeps its colours and the marks correct them (:mod:`chromatize.inference.steer`).
+        No marks (an empty list) gives the automatic result, exactly. The network's output
+        is cached (:meth:`cache_info`), so new marks, another decoding or :meth:`suggest`
+        on the same photo do not run the network again. Raises ``MarksError`` for unusable
+        marks, ``PriorError`` for an unusable reference or palette and ``UsageError`` for
+        options the model does not allow.
+        """
+        from chromatize.priors import image_prior
+
+        prior = image_prior(reference, palette, strength)
+        d = self.resolve(decoding, samples=samples, seed=seed, boost=boost, gain=gain,
+                         prior=prior)
+        if marks is not None and hints is not None:
+            raise UsageError("give marks or hints, not both")
+        source = self.prepare(image, size)
+        if marks is not None and not (isinstance(marks, (list, tuple)) and len(marks) == 0):
+            hint_ab, hint_mask, reach = load_hints(marks, source.pixels)
+            hints = (hint_ab, hint_mask) if reach is None else (hint_ab, hint_mask, reach)
+        if hints is not None:
+            check_hints(hints[0], hints[1], source.pixels.shape)
+            if not hints[1].any():
+                hints = None
+        return self.finish(source, self.infer(source, hints), d, hints)
+
+    def suggest(self, image: ImageLike, x: float, y: float, k: int = 6,
+                size: int | None = None, prior: ImagePrior | None = None,
+                ) -> list[tuple[str, float]]:
+        """The ``k`` most likely colours at pixel ``(x, y)`` (image pixels from the top
+        left, x to the right): ``[("#rrggbb", probability), ...]`` by decreasing
+        probability, from the classification head's distribution there (reweighted by an
+        image-level ``prior`` when given; its ab bins, shown with the photo's L* at that
+        pixel; bins that look the same in 8-bit sRGB are merged). The probabilities sum
+        to at most 1. Uses the cached network output when the photo was seen before.
+        Raises :class:`SuggestError` for a point outside the photo, a bad ``k`` or a model
+        without a colour distribution (regression head).
+        """
+        head = self.head
+        if head is None:
+            raise SuggestError("colour suggestions need a classification model (a colour "
+                               "distribution per pixel); this model predicts ab directly")
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise SuggestError(f"k must be a positive integer, got {k!r}")
+        source = self.prepare(image, size)
+        h, w = source.pixels.shape[:2]
+        for name, v, n in (("x", x, w), ("y", y, h)):
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) \
+                    or not 0 <= v < n:
+                raise SuggestError(f"{name}={v!r} is outside the {w}x{h} photo "
+                                   f"(0 <= {name} < {n})")
+        logits = self.infer(source).logits[None]  # type: ignore[index]
+        if prior is not None:
+            logits = head.decoding_logits(logits, Decoding(boost=0, prior=prior))
+        # The logits at the pixel's centre, bilinearly, in grid_sample's [-1, 1] units;
+        # at the last row or column the edge value, not a blend with zero padding.
+        at = torch.tensor([[[[(x + 0.5) / w * 2 - 1, (y + 0.5) / h * 2 - 1]]]],
+                          dtype=logits.dtype)
+        p = F.softmax(F.grid_sample(logits, at, align_corners=False,
+                                    padding_mode="border")[0, :, 0, 0], 0)
+        bins = head.bins.cpu().float()
+        xi, yi = int(x), int(y)
+        l = float(color.luminance(source.pixels[yi:yi + 1, xi:xi + 1])[0, 0])
+        lab = torch.cat([torch.full((1, len(bins), 1), l), bins.T[:, :, None]])
+        merged: dict[str, float] = {}
+        for (r, g, b), prob in zip(color.lab_to_rgb8(lab)[:, 0].tolist(), p.tolist()):
+            key = f"#{r:02x}{g:02x}{b:02x}"
+            merged[key] = merged.get(key, 0.0) + prob
+        return sorted(merged.items(), key=lambda kv: -kv[1])[:int(k)]
+
+    def colorize_batch(self, images: Sequence[ImageLike], size: int | None = None,
+                       decoding: Decoding | None = None) -> list[Image.Image]:
+        """Colorize several photos; those that share a working size run in one batch."""
+        sources = [self.prepare(image, size) for image in images]
+        return [self.finish(s, out, decoding)  # type: ignore[misc]
+                for s, out in zip(sources, self.infer_batch(sources))]
+
+    # ------------------------------------------------------------------ the network
 
     @torch.inference_mode()
     def predict(self, l: torch.Tensor, hints: tuple[torch.Tensor, torch.Tensor] | None = None,
@@ -216,81 +410,18 @@ class Colorizer:
         out = self.model(l.to(self.device), **kwargs)
         return {k: v.float().cpu() for k, v in out.items()}
 
-    def colorize(self, image: ImageLike, size: int | None = None, samples: int | None = None,
-                 seed: int | None = None, marks: Marks | None = None,
-                 boost: float | None = None,
-                 hints: tuple[np.ndarray, ...] | None = None,
-                 gain: float | None = None) -> Image.Image | list[Image.Image]:
-        """Colorize one photo: a PIL image, a numpy array (gray ``(H, W)`` or RGB
-        ``(H, W, 3)``, uint8/uint16 or float in [0, 1]) or a path.
+    def _run(self, l_small: np.ndarray,
+             hints: tuple[torch.Tensor, torch.Tensor] | None = None) -> NetworkOutput:
+        out = self.predict(torch.from_numpy(l_small)[None, None], hints)
+        return NetworkOutput(l_small, out["ab"][0], out["logits"][0] if "logits" in out else None)
 
-        Returns an RGB (or RGBA, if the input had alpha) PIL image of the input's size,
-        whose L* equals the input's. ``size`` overrides the working resolution (long side).
-        With ``samples=K`` returns a list of K different plausible colorings instead
-        (classification models only; see :func:`chromatize.models.heads.sample_ab`),
-        reproducible with ``seed`` (``samples=1``: the one coloring sampled with this
-        seed). ``boost`` and ``gain`` (classification models) override the model's
-        decoding boost and chroma gain for this call only.
-
-        ``marks``: colour marks in image pixels, as
-        :func:`chromatize.inference.hints.load_marks` reads them (a path to strokes drawn
-        on a copy, a transparent layer or a JSON file, or a list of ``{"x", "y", "color",
-        "radius", "reach"}`` points); ``hints``: the same already as ``(hint_ab (H, W, 2)``
-        in Lab units, ``hint_mask (H, W)`` bool``[, hint_reach (H, W)])`` (see
-        :func:`~chromatize.inference.hints.load_hints`). Hint models take them as input;
-        any other model keeps its colours and the marks correct them
-        (:mod:`chromatize.inference.steer`): marked pixels get the marks' colour, which
-        spreads over regions of similar lightness. No marks (an empty list) gives the automatic result, exactly. The
-        network's output is cached (:meth:`cache_info`), so new marks, a new ``boost`` or
-        :meth:`suggest` on the same photo do not run the network again. Raises
-        ``MarksError`` for unusable marks and ``UsageError`` for options the model does
-        not allow.
-        """
-        self.check(samples=samples, boost=boost, size=size, gain=gain)
-        if marks is not None and hints is not None:
-            raise UsageError("give marks or hints, not both")
-        src, alpha = read_source(image)
-        if marks is not None and not (isinstance(marks, (list, tuple)) and len(marks) == 0):
-            hint_ab, hint_mask, reach = load_hints(marks, src)
-            hints = (hint_ab, hint_mask) if reach is None else (hint_ab, hint_mask, reach)
-        if hints is not None:
-            check_hints(hints[0], hints[1], src.shape)
-            if not hints[1].any():
-                hints = None  # no mark: the automatic result, exactly
-        if hints is not None and self.takes_hints:
-            # Hint networks take the marks as input: the output depends on them, no cache.
-            l_small = self._small(src, size)
-            out = self.predict(torch.from_numpy(l_small)[None, None],
-                               self._small_hints(src, hints, l_small.shape))
-            net = NetworkOutput(l_small, out["ab"][0],
-                                out["logits"][0] if "logits" in out else None)
-            # ...and are then corrected by them like any model, so marks stay exact.
-            return self._render(src, alpha, net, samples, seed, boost, hints, gain)
-        return self._render(src, alpha, self.network_output(src, size), samples, seed, boost,
-                            hints, gain)
-
-    def network_output(self, src: np.ndarray, size: int | None = None) -> NetworkOutput:
-        """The network's output for source pixels (:func:`chromatize.io.to_pixels`) at the
-        working size, from the cache when these pixels were seen at this size before."""
-        shape = working_shape(*src.shape[:2], size or self.working_size,
-                              self.model.size_multiple)
-        src = np.ascontiguousarray(src)
-        key = (hashlib.blake2b(src.data, digest_size=16).hexdigest(), src.shape,
-               src.dtype.str, shape)
-        with self._cache_lock:
-            if key in self._cache:
-                self._cache_hits += 1
-                self._cache.move_to_end(key)
-                return self._cache[key]
-            self._cache_misses += 1
-        l_small = small_l(src, shape)
-        out = self.predict(torch.from_numpy(l_small)[None, None])
-        net = NetworkOutput(l_small, out["ab"][0], out["logits"][0] if "logits" in out else None)
-        with self._cache_lock:
-            self._cache[key] = net
-            while len(self._cache) > max(self.cache_size, 0):
-                self._cache.popitem(last=False)
-        return net
+    @staticmethod
+    def _small_hints(source: Source, hints: Hints) -> tuple[torch.Tensor, torch.Tensor]:
+        """Full-size hints -> the working size: ``(1, 2, h, w)`` ab, ``(1, 1, h, w)`` mask."""
+        check_hints(hints[0], hints[1], source.pixels.shape)
+        ab, mask = pool_hints(hints[0], hints[1], source.l_small.shape)
+        return (torch.from_numpy(ab).permute(2, 0, 1)[None],
+                torch.from_numpy(mask.astype(np.float32))[None, None])
 
     def cache_info(self) -> dict[str, int]:
         """Counts of the network-output cache: ``hits``, ``misses`` (network runs),
@@ -304,138 +435,71 @@ class Colorizer:
         with self._cache_lock:
             self._cache.clear()
 
-    def _render(self, src: np.ndarray, alpha: Image.Image | None, net: NetworkOutput,
-                samples: int | None, seed: int | None, boost: float | None,
-                hints: tuple[np.ndarray, ...] | None, gain: float | None = None,
-                ) -> Image.Image | list[Image.Image]:
-        """The network's output (decoded with ``boost`` and ``gain``, or sampled) ->
-        full-size photos, corrected by ``hints`` when given."""
-        if samples is None and (boost is None and gain is None or net.logits is None):
-            abs_ = [net.ab]  # the model's own decoding
-        else:
-            head = self.model.head  # type: ignore[union-attr]
-            logits = net.logits[None]  # type: ignore[index]
-            if samples is None:
-                abs_ = [head.decode(logits, boost, gain)[0]]
-            else:
-                gen = torch.Generator().manual_seed(0 if seed is None else seed)
-                abs_ = list(head.sample(logits, samples, gen, boost, gain))
-        outs = [self._finish(src, alpha, net.l_small, ab, hints, net.logits, net.memo,
-                             annealed=samples is None, boost=boost, gain=gain)
-                for ab in abs_]
-        return outs[0] if samples is None else outs
+    # ------------------------------------------------------------------ decoding, rendering
 
-    def suggest(self, image: ImageLike, x: float, y: float, k: int = 6,
-                size: int | None = None) -> list[tuple[str, float]]:
-        """The ``k`` most likely colours at pixel ``(x, y)`` (image pixels from the top
-        left, x to the right): ``[("#rrggbb", probability), ...]`` by decreasing
-        probability, from the classification head's distribution there (its ab bins,
-        shown with the photo's L* at that pixel; bins that look the same in 8-bit sRGB are
-        merged). The probabilities sum to at most 1. Uses the cached network output when
-        the photo was seen before. Raises :class:`SuggestError` for a point outside the
-        photo, a bad ``k`` or a model without a colour distribution (regression head).
-        """
-        if not self.can_sample:
-            raise SuggestError("colour suggestions need a classification model (a colour "
-                               "distribution per pixel); this model predicts ab directly")
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise SuggestError(f"k must be a positive integer, got {k!r}")
-        src, _ = read_source(image)
-        h, w = src.shape[:2]
-        for name, v, n in (("x", x, w), ("y", y, h)):
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < n:
-                raise SuggestError(f"{name}={v!r} is outside the {w}x{h} photo "
-                                   f"(0 <= {name} < {n})")
-        logits = self.network_output(src, size).logits[None]  # type: ignore[index]
-        # The logits at the pixel's centre, bilinearly, in grid_sample's [-1, 1] units.
-        at = torch.tensor([[[[(x + 0.5) / w * 2 - 1, (y + 0.5) / h * 2 - 1]]]],
-                          dtype=logits.dtype)
-        p = F.softmax(F.grid_sample(logits, at, align_corners=False)[0, :, 0, 0], 0)
-        bins = self.model.head.bins.cpu().float()  # type: ignore[union-attr]
-        l = float(color.luminance(src[int(y):int(y) + 1, int(x):int(x) + 1])[0, 0])
-        lab = torch.cat([torch.full((1, len(bins), 1), l), bins.T[:, :, None]])
-        merged: dict[str, float] = {}
-        for (r, g, b), prob in zip(color.lab_to_rgb8(lab)[:, 0].tolist(), p.tolist()):
-            key = f"#{r:02x}{g:02x}{b:02x}"
-            merged[key] = merged.get(key, 0.0) + prob
-        return sorted(merged.items(), key=lambda kv: -kv[1])[:k]
+    def _colorings(self, output: NetworkOutput, d: Decoding) -> list[torch.Tensor]:
+        """The ab ``(2, h', w')`` to render: the model's own decoding when ``d`` asks for
+        nothing else, else the logits decoded (or sampled) by ``d``."""
+        head = self.head
+        if head is None or output.logits is None:
+            return [output.ab]
+        as_trained = all(getattr(d, k) in (None, v) for k, v in head.defaults().items())
+        if as_trained and d.samples is None and d.prior is None \
+                and d.strategy == Decoding.strategy:
+            return [output.ab]  # the network's forward pass decoded it so already
+        logits = output.logits[None]
+        if d.samples is None:
+            return [head.decode(logits, d)[0]]
+        gen = torch.Generator().manual_seed(0 if d.seed is None else d.seed)
+        return list(head.sample(logits, d.samples, gen, d))
 
-    def colorize_batch(self, images: Sequence[ImageLike], size: int | None = None,
-                       ) -> list[Image.Image]:
-        """Colorize several photos; those that share a working size run in one batch."""
-        self.check(size=size)
-        sources = [read_source(image) for image in images]
-        small = [self._small(src, size) for src, _ in sources]
-        ab: list[torch.Tensor | None] = [None] * len(sources)
-        shapes = [s.shape for s in small]
-        for shape in dict.fromkeys(shapes):
-            idx = [i for i, s in enumerate(shapes) if s == shape]
-            batch = torch.from_numpy(np.stack([small[i] for i in idx]))[:, None]
-            for i, pred in zip(idx, self.predict(batch)["ab"]):
-                ab[i] = pred
-        return [self._finish(src, alpha, l_small, ab_i)  # type: ignore[arg-type]
-                for (src, alpha), l_small, ab_i in zip(sources, small, ab)]
-
-    def _small(self, src: np.ndarray, size: int | None) -> np.ndarray:
-        """L* of the copy the network sees, ``(h, w)`` float32."""
-        shape = working_shape(*src.shape[:2], size or self.working_size, self.model.size_multiple)
-        return small_l(src, shape)
-
-    @staticmethod
-    def _small_hints(src: np.ndarray, hints: tuple[np.ndarray, ...],
-                     shape: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Full-size hints -> the working size: ``(1, 2, h, w)`` ab, ``(1, 1, h, w)`` mask."""
-        check_hints(hints[0], hints[1], src.shape)
-        ab, mask = pool_hints(hints[0], hints[1], shape)
-        return (torch.from_numpy(ab).permute(2, 0, 1)[None],
-                torch.from_numpy(mask.astype(np.float32))[None, None])
-
-    def _finish(self, src: np.ndarray, alpha: Image.Image | None, l_small: np.ndarray,
-                ab: torch.Tensor, hints: tuple[np.ndarray, ...] | None = None,
-                logits: torch.Tensor | None = None,
-                memo: dict[Any, Any] | None = None, annealed: bool = False,
-                boost: float | None = None, gain: float | None = None) -> Image.Image:
+    def _compose(self, source: Source, output: NetworkOutput, ab: torch.Tensor,
+                 hints: Hints | None, annealed: Decoding | None) -> Image.Image:
         """Low-res ab ``(2, h', w')`` -> the full-size photo, guided by its L*; with
-        ``hints`` (full-size marks, and maybe their reach) corrected by them (see
-        :mod:`chromatize.inference.steer`). ``annealed``: ``ab`` is the head's decoding of
-        ``logits`` with ``boost`` and ``gain`` (not a sample), so marks may re-decode the
-        distribution."""
+        ``hints`` (full-size marks, maybe with their reach) corrected by them (see
+        :mod:`chromatize.inference.steer`).
+        ``annealed``: the decoding that gave ``ab`` from ``output.logits`` (not a sample),
+        so marks may re-decode the distribution."""
         if hints is None:
-            return compose(src, fit_guided(l_small, ab), alpha)
+            return compose(source.pixels, fit_guided(output.l_small, ab), source.alpha)
         from chromatize.inference import steer  # scipy's sparse solvers, only for marks
 
         with one_torch_thread():  # working-size tensors: waking a thread pool costs more
-            coef, prior = self._steer_prior(l_small, ab, logits, memo, annealed, boost, gain)
+            coef, prior = self._steer_prior(output, ab, annealed)
             delta = steer.correct(prior, *hints)
             # Both sets of coefficients at the working size: one upsampling to full size.
-            coef = coef + fit_guided(l_small, torch.from_numpy(delta).permute(2, 0, 1))
-        return compose(src, coef, alpha, marks=(hints[0], hints[1]))
+            coef = coef + fit_guided(output.l_small, torch.from_numpy(delta).permute(2, 0, 1))
+        return compose(source.pixels, coef, source.alpha, marks=(hints[0], hints[1]))
 
-    def _steer_prior(self, l_small: np.ndarray, ab: torch.Tensor, logits: torch.Tensor | None,
-                     memo: dict[Any, Any] | None, annealed: bool = False,
-                     boost: float | None = None, gain: float | None = None,
-                     ) -> tuple[torch.Tensor, Any]:
+    def _steer_prior(self, output: NetworkOutput, ab: torch.Tensor,
+                     annealed: Decoding | None) -> tuple[torch.Tensor, Any]:
         """The guided coefficients of ``ab`` brought to the working size ``(4, h, w)`` and the
-        :class:`~chromatize.inference.steer.Prior` that marks correct, kept in ``memo`` (the
-        cached network output's) under ``ab``'s decoding, so a re-solve after new marks
-        does not compute them again."""
+        :class:`~chromatize.inference.steer.Prior` that marks correct, kept in the output's
+        ``memo`` under ``ab``'s decoding, so a re-solve after new marks does not compute
+        them again."""
         from chromatize.inference import steer
 
         key = ("steer", hashlib.blake2b(ab.numpy().tobytes(), digest_size=16).hexdigest())
-        if memo is not None and key in memo:
-            return memo[key]
+        if key in output.memo:
+            return output.memo[key]
+        l_small = output.l_small
         coef = fit_guided(l_small, ab)
         # The network's colours at the working size, as compose would upsample them.
         up = F.interpolate(coef[None], size=l_small.shape, mode="bilinear",
                            align_corners=False)[0]
         prior = (up[:2] * torch.from_numpy(l_small)[None] / 100 + up[2:]).permute(1, 2, 0)
-        head = self.model.head if logits is not None else None
-        bins = head.bins.cpu() if head is not None else None  # type: ignore[union-attr]
-        out = up, steer.prepare(l_small, prior.numpy(), ab, logits, bins,
-                                head if annealed else None, boost, gain)  # type: ignore[arg-type]
-        if memo is not None:
-            memo[key] = out
+        head = self.head if output.logits is not None else None
+        bins = head.bins.cpu() if head is not None else None
+        d = annealed.resolved(head.defaults()) if head is not None and annealed else None
+        out = up, steer.prepare(l_small, prior.numpy(), ab, output.logits, bins,
+                                head if d is not None else None, d)
+        output.memo[key] = out
         return out
 
 
-__all__ = ["Colorizer", "NetworkOutput", "SuggestError"]
+def _given(**settings: Any) -> dict[str, Any]:
+    """The settings that are not None."""
+    return {k: v for k, v in settings.items() if v is not None}
+
+
+__all__ = ["Colorizer", "NetworkOutput", "Source", "SuggestError", "working_shape"]

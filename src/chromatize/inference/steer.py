@@ -50,6 +50,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from chromatize.decoding import Decoding
 from chromatize.inference.hints import pool_hints
 from chromatize.inference.propagate import propagate
 from chromatize.inference.upsample import area_resize, bilinear_resize
@@ -96,9 +97,8 @@ class Prior:
 
     l_small ``(h, w)`` L* and prior ``(h, w, 2)`` ab at the working size; l_net ``(h', w')``
     L* at the network's output size; features ``(F, h' * w')`` the centred logits (or
-    None); screen ``(h, w)`` the local step's data term; head, boost and gain: the
-    decoding that gave the prior, which step 0 repeats (head None: no step 0; boost and
-    gain None: the head's own)."""
+    None); screen ``(h, w)`` the local step's data term; head and decoding (resolved):
+    the decoding that gave the prior, which step 0 repeats (head None: no step 0)."""
 
     l_small: np.ndarray
     prior: np.ndarray
@@ -106,23 +106,21 @@ class Prior:
     features: np.ndarray | None
     screen: np.ndarray
     head: ClassificationHead | None = None
-    boost: float | None = None
-    gain: float | None = None
+    decoding: Decoding | None = None
     # the local step's pyramid and neighbour weights (propagate's cache), filled on use
     solver: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 def prepare(l_small: np.ndarray, prior: np.ndarray, ab_net: torch.Tensor,
             logits: torch.Tensor | None, bins: torch.Tensor | None,
-            head: ClassificationHead | None = None, boost: float | None = None,
-            gain: float | None = None) -> Prior:
+            head: ClassificationHead | None = None, decoding: Decoding | None = None) -> Prior:
     """The mark-independent part of the correction: l_small L* ``(h, w)`` of the copy the
     network saw; prior its ab brought to ``(h, w, 2)``; ab_net ``(2, h', w')`` and logits
     ``(Q, h', w')`` (classification models, else None) at the network's output
     resolution, with ``bins`` ``(Q, 2)``; head: the classification head whose
-    :meth:`~chromatize.models.heads.ClassificationHead.decode` (with ``boost`` and
-    ``gain``) gave ``ab_net`` from the logits, when it did (step 0 runs only then; not
-    for sampled colours)."""
+    :meth:`~chromatize.models.heads.ClassificationHead.decode` (with ``decoding``) gave
+    ``ab_net`` from the logits, when it did (step 0 runs only then; not for sampled
+    colours)."""
     shape, net_shape = l_small.shape, tuple(ab_net.shape[-2:])
     features = None
     if logits is not None:
@@ -134,7 +132,7 @@ def prepare(l_small: np.ndarray, prior: np.ndarray, ab_net: torch.Tensor,
     else:
         screen = np.full(shape, SCREEN * REGRESSION_CONFIDENCE**CONFIDENCE_POWER, np.float32)
     return Prior(l_small, prior, area_resize(l_small, net_shape), features, screen,
-                 head if features is not None else None, boost, gain)
+                 head if features is not None else None, decoding)
 
 
 def _marked_cells(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -171,7 +169,7 @@ def _affinity(l_net: np.ndarray, features: np.ndarray | None, ys: np.ndarray, xs
 
 
 def _mode_choice(p: Prior, colours: np.ndarray, mask: np.ndarray,
-                 reach: np.ndarray | None) -> np.ndarray:
+                 reach: np.ndarray | None = None) -> np.ndarray:
     """Step 0 at the network's resolution ``(h, w)``: colours ``(h, w, 2)`` the marks' a*b*
     at the marked pixels of ``mask``, ``reach`` ``(h, w)`` theirs (or None). Returns the
     change ``(h, w, 2)`` of the network's ab once each pixel's distribution has been
@@ -183,12 +181,12 @@ def _mode_choice(p: Prior, colours: np.ndarray, mask: np.ndarray,
     wgt = _affinity(p.l_net, features, ys, xs, MODE_SIGMA_LOGITS, reach)
     wgt = torch.from_numpy(wgt).float()
     c = torch.from_numpy(colours[ys, xs]).float()  # (K, 2)
-    gain = head.gain if p.gain is None else p.gain
+    gain = p.decoding.gain if p.decoding is not None and p.decoding.gain is not None else 1.0
     dist2 = ((gain * head.bins.cpu()[:, None] - c[None]) ** 2).sum(-1)  # (Q, K)
     near = torch.exp(-dist2 / (2 * MODE_RADIUS**2))
     vote = torch.log1p(MODE_ALPHA * torch.einsum("hwk,qk->qhw", wgt, near))
     z = torch.from_numpy(features).float().reshape(-1, h, w)  # decodes as the logits do
-    both = head.decode(torch.stack([z, z + vote]), p.boost, p.gain)
+    both = head.decode(torch.stack([z, z + vote]), p.decoding)
     return (both[1] - both[0]).permute(1, 2, 0).numpy()
 
 

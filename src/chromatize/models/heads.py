@@ -9,7 +9,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from chromatize import color
+from chromatize import color, priors
+from chromatize.decoding import Decoding
+from chromatize.registry import Registry
 
 
 class RegressionHead(nn.Module):
@@ -53,44 +55,64 @@ class ClassificationHead(nn.Module):
             raise ValueError(f"gain must be a positive number, got {gain!r}")
         self.gain = float(gain)
 
-    def decoding_logits(self, logits: torch.Tensor, boost: float | None = None) -> torch.Tensor:
-        """Logits ``(B, Q, h, w)`` with the decoding-time boost applied: ``boost``, or this
-        head's own when None. The logits may be on another device than the head (the
-        pipeline keeps network outputs on the CPU)."""
-        boost = self.boost if boost is None else boost
-        if not boost:
-            return logits
-        weights = torch.log(self.class_weights.to(logits.device))
-        return logits + boost * weights[None, :, None, None]
+    def defaults(self) -> dict[str, float]:
+        """The checkpoint's decoding settings, which a :class:`~chromatize.decoding.Decoding`
+        left at None takes: ``boost``, ``gain`` and ``temperature``."""
+        return {"boost": float(self.boost), "gain": float(self.gain),
+                "temperature": float(self.temperature)}
 
-    def decode(self, logits: torch.Tensor, boost: float | None = None,
-               gain: float | None = None) -> torch.Tensor:
-        """Logits ``(B, Q, h, w)`` -> ab ``(B, 2, h, w)`` in Lab units, with this head's
-        ``temperature``, and ``boost`` and ``gain`` (the head's own when None). Also used
-        by runtimes that compute the logits elsewhere, such as
-        :class:`chromatize.inference.onnx.OnnxModel`, and by the pipeline for a per-call
-        boost and gain."""
+    def decoding_logits(self, logits: torch.Tensor, decoding: Decoding | None = None,
+                        ) -> torch.Tensor:
+        """Logits ``(B, Q, h, w)`` reweighted as ``decoding`` says (the checkpoint's boost
+        when it says nothing): ``+ boost * log(class_weights)`` and, with an image-level
+        prior, ``+ strength * log(h / prior)`` (:func:`chromatize.priors.logit_offset`).
+        The logits may be on another device than the head (the pipeline keeps network
+        outputs on the CPU)."""
+        d = (decoding or Decoding()).resolved(self.defaults())
+        if d.boost:
+            weights = torch.log(self.class_weights.to(logits.device))
+            logits = logits + d.boost * weights[None, :, None, None]
+        if d.prior is not None and d.prior.strength:
+            offset = priors.logit_offset(d.prior, self.prior.cpu().numpy())
+            logits = logits + torch.from_numpy(offset).to(logits)[None, :, None, None]
+        return logits
+
+    def decode(self, logits: torch.Tensor, decoding: Decoding | None = None) -> torch.Tensor:
+        """Logits ``(B, Q, h, w)`` -> ab ``(B, 2, h, w)`` in Lab units, decoded by
+        ``decoding`` (its strategy, temperature, boost, prior and gain; the checkpoint's
+        settings where it gives none). Also used by runtimes that compute the logits
+        elsewhere, such as :class:`chromatize.inference.onnx.OnnxModel`."""
+        d = (decoding or Decoding()).resolved(self.defaults())
         bins = self.bins.to(logits.device)
-        return self._gained(decode_ab(self.decoding_logits(logits, boost), bins,
-                                      self.temperature), gain)
+        ab = DECODERS.get(d.strategy)(self.decoding_logits(logits, d), bins, d.temperature)
+        return _gained(ab, d.gain)
 
     def sample(self, logits: torch.Tensor, samples: int, generator: torch.Generator,
-               boost: float | None = None, gain: float | None = None) -> torch.Tensor:
+               decoding: Decoding | None = None) -> torch.Tensor:
         """``samples`` plausible colorings ``(samples, 2, h, w)`` of logits ``(1, Q, h, w)``
-        (:func:`sample_ab`), decoded as :meth:`decode` decodes."""
+        (:func:`sample_ab`), reweighted and gained as :meth:`decode` does."""
+        d = (decoding or Decoding()).resolved(self.defaults())
         bins = self.bins.to(logits.device)
-        return self._gained(sample_ab(self.decoding_logits(logits, boost), bins, samples,
-                                      generator, self.temperature), gain)
-
-    def _gained(self, ab: torch.Tensor, gain: float | None = None) -> torch.Tensor:
-        gain = self.gain if gain is None else gain
-        return ab * gain if gain != 1 else ab
+        ab = sample_ab(self.decoding_logits(logits, d), bins, samples, generator,
+                       d.temperature)
+        return _gained(ab, d.gain)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         logits = self.conv(x)
         return {"logits": logits, "ab": self.decode(logits)}
 
 
+def _gained(ab: torch.Tensor, gain: float | None) -> torch.Tensor:
+    return ab * gain if gain is not None and gain != 1 else ab
+
+
+#: How a distribution over the bins becomes one colour per pixel: ``fn(logits (B, Q, h, w),
+#: bins (Q, 2), temperature) -> ab (B, 2, h, w)``. A new strategy (say, the colour of least
+#: expected CIEDE2000) is one function plus one line here and in ``decoding.STRATEGIES``.
+DECODERS = Registry("decoding strategy")
+
+
+@DECODERS.register("annealed_mean")
 def decode_ab(logits: torch.Tensor, bins: torch.Tensor, temperature: float = 0.38) -> torch.Tensor:
     """Logits ``(B, Q, h, w)`` over ``bins`` ``(Q, 2)`` -> ab ``(B, 2, h, w)`` in Lab units.
 

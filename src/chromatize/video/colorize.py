@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,9 +23,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from chromatize.decoding import Decoding
 from chromatize.errors import UsageError
-from chromatize.inference.pipeline import working_shape
-from chromatize.inference.upsample import compose, fit_guided, small_l
+from chromatize.inference.pipeline import NetworkOutput, Source, working_shape
+from chromatize.threads import one_torch_thread
 from chromatize.video.io import (VideoError, VideoReader, VideoWriter, atomic_output,
                                  container_format, default_output)
 from chromatize.video.temporal import TemporalConfig, TemporalFilter
@@ -57,19 +58,19 @@ class VideoStats:
     # otherwise idle machine with a core per stage, fps is about 1000 / the larger one.
     stage_cpu_ms: tuple[float, float] = (0.0, 0.0)
 
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 class FrameColorizer:
     """Colours frames one after another: a :class:`~chromatize.Colorizer` plus, if
     ``temporal``, the state that carries colours from frame to frame.
 
-    ``size`` is the network's working resolution (long side), default the model's."""
+    ``size`` is the network's working resolution (long side), default the model's;
+    ``decoding`` decodes every frame (default: the colorizer's)."""
 
     def __init__(self, colorizer: Colorizer, temporal: bool = True, size: int | None = None,
-                 config: TemporalConfig | None = None) -> None:
+                 config: TemporalConfig | None = None, decoding: Decoding | None = None,
+                 ) -> None:
         self.colorizer = colorizer
+        self.decoding = colorizer.resolve(decoding)
         self.size = size or colorizer.working_size
         self.filter = TemporalFilter(config) if temporal else None
 
@@ -77,28 +78,30 @@ class FrameColorizer:
         """The working shape (h, w) of frames of size ``h`` x ``w``."""
         return working_shape(h, w, self.size, self.colorizer.model.size_multiple)
 
-    def low_res(self, gray: np.ndarray) -> tuple[np.ndarray, torch.Tensor]:
-        """Gray frame ``(H, W)`` uint8 -> its small L* ``(h, w)`` float32 in [0, 100] and
-        the ab to upsample ``(2, h', w')`` (Lab units), after the temporal filter."""
-        h, w = self.shape(*gray.shape)
-        l_small = small_l(gray, (h, w))
-        ab = self.colorizer.predict(torch.from_numpy(l_small)[None, None])["ab"]
+    def low_res(self, gray: np.ndarray) -> tuple[Source, NetworkOutput]:
+        """Gray frame ``(H, W)`` uint8 -> the colorizer's :class:`Source` of it and the
+        network's output, decoded as the colorizer's decoding says and carried along the
+        motion by the temporal filter (its ``ab`` final: ``logits`` None)."""
+        source = self.colorizer.prepare(gray, self.size)
+        out = self.colorizer.decode(self.colorizer.infer(source, cache=False), self.decoding)
+        ab = out.ab[None]
         if self.filter is not None:
             # The flow needs finer pixels than the network's output (often a quarter of
             # the working size): carry the colours at the working size.
+            h, w = source.l_small.shape
             ab_fine = F.interpolate(ab, size=(h, w), mode="bilinear", align_corners=False)
-            ab_fine = self.filter(l_small, ab_fine[0].numpy())
+            ab_fine = self.filter(source.l_small, ab_fine[0].numpy())
             ab = F.adaptive_avg_pool2d(torch.from_numpy(ab_fine)[None], ab.shape[-2:])
-        return l_small, ab[0]
+        return source, replace(out, ab=ab[0], logits=None)
 
-    def finish(self, gray: np.ndarray, l_small: np.ndarray, ab: torch.Tensor) -> np.ndarray:
-        """Guided upsampling of :meth:`low_res`'s ab to the frame's size, joined with its
-        own L*: colour frame ``(H, W, 3)`` uint8."""
-        return np.asarray(compose(gray, fit_guided(l_small, ab)))
+    def finish(self, source: Source, output: NetworkOutput) -> np.ndarray:
+        """The colorizer's last stage for :meth:`low_res`'s output: colour frame
+        ``(H, W, 3)`` uint8 with the frame's own L*."""
+        return np.asarray(self.colorizer.finish(source, output))
 
     def __call__(self, gray: np.ndarray) -> np.ndarray:
         """Gray frame ``(H, W)`` uint8 -> colour frame ``(H, W, 3)`` uint8 with the same L*."""
-        return self.finish(gray, *self.low_res(gray))
+        return self.finish(*self.low_res(gray))
 
 
 #: Frames decoded and through the network ahead of the writer: enough to keep both stages
@@ -111,7 +114,7 @@ def _network_stage(reader: VideoReader, frames: FrameColorizer, cpu: list[float]
                    ) -> Iterator[Any]:
     """Decode and run the network (and the temporal filter) in a second thread, so that
     it overlaps the full-size upsampling and the encoding done by the caller. Yields the
-    reader's audio packets and, for frames, ``(gray, l_small, ab, pts, time_base)``, in
+    reader's audio packets and, for frames, ``(source, output, pts, time_base)``, in
     order; errors of the thread are raised here. Appends the thread's CPU seconds to
     ``cpu``."""
     items: queue.Queue[Any] = queue.Queue(maxsize=QUEUE_FRAMES)
@@ -135,7 +138,7 @@ def _network_stage(reader: VideoReader, frames: FrameColorizer, cpu: list[float]
                     put(item)
                 else:
                     gray = item.to_ndarray(format="gray")
-                    put((gray, *frames.low_res(gray), item.pts, item.time_base))
+                    put((*frames.low_res(gray), item.pts, item.time_base))
             put(_DONE)
         except BaseException as e:  # handed to the caller's thread, raised there
             put(e)
@@ -154,31 +157,21 @@ def _network_stage(reader: VideoReader, frames: FrameColorizer, cpu: list[float]
         thread.join()
 
 
-@contextmanager
-def _single_torch_thread() -> Iterator[None]:
-    """Torch on one thread while the two stages run side by side: on 2 cores, two stages
-    of one thread each are faster than torch's own threads, and far faster on a busy
-    machine, where spinning thread pools fight each other (see docs/video.md)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def colorize_video(input: str | os.PathLike[str], output: str | os.PathLike[str] | None = None,
                    *, model: str | os.PathLike[str] | None = None,
                    colorizer: Colorizer | None = None, boost: float | None = None,
-                   gain: float | None = None, temporal: bool = True, overwrite: bool = False,
+                   gain: float | None = None, decoding: Decoding | None = None,
+                   temporal: bool = True, overwrite: bool = False,
                    progress: Progress | None = None, size: int | None = None,
                    config: TemporalConfig | None = None) -> VideoStats:
     """Colorize the video ``input`` into ``output`` (default ``<stem>_colorized<suffix>``
     beside it, MP4 when the input's container cannot be written).
 
     Keeps the frame count, size, rate and time stamps, copies the audio streams unchanged
-    and keeps each frame's L*. ``model`` (a checkpoint path or shipped name), ``boost``
-    and ``gain`` load a :class:`~chromatize.Colorizer`, or pass a loaded ``colorizer``. ``temporal``
+    and keeps each frame's L*. ``model`` (a checkpoint path or shipped name) loads a
+    :class:`~chromatize.Colorizer`, or pass a loaded ``colorizer``. ``decoding`` (or its
+    shortcuts ``boost`` and ``gain``) decodes every frame, e.g. with one reference or
+    palette for the whole film (:class:`~chromatize.decoding.Decoding`). ``temporal``
     carries colours along optical flow (False: each frame on its own). ``size``: the
     network's working resolution (long side). ``progress(done, total)`` is called after
     each frame (``total`` None when the container does not say).
@@ -198,22 +191,23 @@ def colorize_video(input: str | os.PathLike[str], output: str | os.PathLike[str]
         if colorizer is None:
             from chromatize import Colorizer
 
-            colorizer = Colorizer.load(model, boost=boost, gain=gain)
-        elif boost is not None or gain is not None or model is not None:
-            raise UsageError("pass model, boost and gain to Colorizer.load, or a colorizer, "
-                             "not both")
-        frames = FrameColorizer(colorizer, temporal=temporal, size=size, config=config)
+            colorizer = Colorizer.load(model)
+        elif model is not None:
+            raise UsageError("pass a model or a colorizer, not both")
+        decoding = colorizer.resolve(decoding, boost=boost, gain=gain)
+        frames = FrameColorizer(colorizer, temporal=temporal, size=size, config=config,
+                                decoding=decoding)
         total = reader.info.frames or None
         start, cpu_start, cpu_network = time.perf_counter(), time.thread_time(), []
-        with atomic_output(dst, overwrite=overwrite) as tmp, _single_torch_thread():
+        with atomic_output(dst, overwrite=overwrite) as tmp, one_torch_thread():
             writer = VideoWriter(dst, reader, tmp)
             try:
                 for item in _network_stage(reader, frames, cpu_network):
                     if isinstance(item, av.Packet):
                         writer.copy(item)
                         continue
-                    gray, l_small, ab, pts, time_base = item
-                    writer.write(frames.finish(gray, l_small, ab), pts, time_base)
+                    source, output, pts, time_base = item
+                    writer.write(frames.finish(source, output), pts, time_base)
                     if progress is not None:
                         progress(writer.frames, total)
                 writer.close()
