@@ -117,10 +117,13 @@ def shoot(driver, folder: Path, name: str, pictures: dict[str, Path]) -> None:
     ``pictures[name]`` when the docs show it."""
     from io import BytesIO
 
-    png = driver.get_screenshot_as_png()
-    Image.open(BytesIO(png)).convert("RGB").save(folder / name, quality=80, optimize=True)
+    image = Image.open(BytesIO(driver.get_screenshot_as_png())).convert("RGB")
+    css = driver.execute_script("return [window.innerWidth, window.innerHeight]")
+    if image.width > css[0]:  # a phone's 2x pixels: kept at CSS size, the docs stay small
+        image = image.resize(tuple(css), Image.LANCZOS)
+    image.save(folder / name, quality=80, optimize=True)
     if name in pictures:
-        pictures[name].write_bytes(png)
+        image.save(pictures[name], optimize=True)
 
 
 def redness(hex_colour: str) -> int:

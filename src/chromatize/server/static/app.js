@@ -48,9 +48,8 @@ const COMMON = [
 ];
 const GUIDE = {
   first: () => `Wrong colour somewhere? Click it on the photo, then choose the right colour ${narrow() ? "below" : "on the right"}.`,
-  spread: () => "That colour also changed other parts of the photo. Set this point's reach to " +
-    "“Local”, or choose “Keep a colour” and click what should stay as it is (Ctrl+Z first " +
-    "if it has already changed).",
+  spread: () => "That colour spread beyond the point. To hold it back, set the point's " +
+    "reach to “Local”, or use “Keep a colour” on what should stay (undo first if it changed).",
 };
 
 const state = {
@@ -385,7 +384,12 @@ function renderSettings(photo) {
   el.undo.disabled = !photo.past.length;
   el.redo.disabled = !photo.future.length;
   el.clear.disabled = !photo.points.length;
-  el.command.textContent = commandOf(photo);
+  // Wrapped only between its parts, never inside "--marks".
+  el.command.replaceChildren(...commandParts(photo).flatMap((part, i) => {
+    const span = document.createElement("span");
+    span.textContent = part;
+    return i ? [" ", span] : [span];
+  }));
 }
 
 // The fix as the downloaded JSON: the points and everything that decodes them.
@@ -396,7 +400,8 @@ function fixOf(photo) {
 }
 
 const quote = (text) => (/^[\w@%+=:,./-]+$/.test(text) ? text : `'${text.replace(/'/g, "'\\''")}'`);
-const commandOf = (photo) => `chromatize colorize ${quote(photo.name)} --marks ${quote(`${stem(photo.name)}_fix.json`)}`;
+const commandParts = (photo) => ["chromatize colorize", quote(photo.name), `--marks ${quote(`${stem(photo.name)}_fix.json`)}`];
+const commandOf = (photo) => commandParts(photo).join(" ");
 
 // ---------------------------------------------------------------------------- start
 

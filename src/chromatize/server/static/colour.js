@@ -77,7 +77,7 @@ function thumbnailPixels(image) {
 }
 
 // Whether a point's new colour spread far from it: more than 2% of the photo, farther than
-// a quarter of its diagonal from the point, had its colour moved by more than 40 levels.
+// a quarter of its diagonal from the point, had its colour moved by more than 30 levels.
 function spreadFar(before, after, point, photo) {
   const a = thumbnailPixels(before);
   const b = thumbnailPixels(after);
@@ -91,7 +91,7 @@ function spreadFar(before, after, point, photo) {
       if (Math.hypot(x + 0.5 - px, y + 0.5 - py) < far) continue;
       const i = (y * a.w + x) * 4;
       const d = Math.max(...[0, 1, 2].map((c) => Math.abs(a.data[i + c] - b.data[i + c])));
-      if (d > 40) moved += 1;
+      if (d > 30) moved += 1;
     }
   }
   return moved / (a.w * a.h) > 0.02;

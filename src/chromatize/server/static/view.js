@@ -18,7 +18,7 @@ const narrow = () => window.matchMedia("(max-width: 1000px)").matches;
 
 function sizeViewer(photo) {
   const top = el.viewer.getBoundingClientRect().top + window.scrollY;
-  let height = window.innerHeight - top - 12;
+  let height = window.innerHeight - top - 16; // main's bottom padding, and some air
   if (narrow()) {
     const around = el.viewer.clientHeight - el.viewport.clientHeight; // toolbar, tip, gaps
     const needed = (el.viewport.clientWidth * photo.height) / photo.width + around;
