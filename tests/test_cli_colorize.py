@@ -294,6 +294,12 @@ def test_samples_are_numbered_differ_and_follow_the_seed(tmp_path, sampler):
     run(tmp_path / "a.png", "-o", tmp_path / "s2", "--model", sampler, "--samples", "1",
         "--seed", "2")
     assert not np.array_equal(first[0], np.asarray(Image.open(tmp_path / "s2" / "a_1.png")))
+    # A seed alone: that one sampled coloring (the page's "use this one"), as the output.
+    assert run(tmp_path / "a.png", "-o", tmp_path / "one", "--model", sampler, "--seed",
+               "2").exit_code == 0
+    assert files_under(tmp_path / "one") == ["a.png"]
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "one" / "a.png")),
+                          np.asarray(Image.open(tmp_path / "s2" / "a_1.png")))
 
 
 def test_samples_beside_inputs_are_not_taken_as_inputs_again(tmp_path, sampler):
@@ -316,7 +322,7 @@ def test_samples_beside_inputs_are_not_taken_as_inputs_again(tmp_path, sampler):
 
 @pytest.mark.parametrize("args, message", [
     (("--samples", "2"), "needs a classification model"),
-    (("--seed", "3"), "only applies to samples"),
+    (("--seed", "3"), "needs a classification model"),  # a seed alone: one sampled coloring
 ])
 def test_sampling_misuse_is_one_line_exit_2(photos, tiny_checkpoint, args, message):
     result = run(photos, "--model", tiny_checkpoint, *args)

@@ -35,7 +35,7 @@ from chromatize.io import (
     release_output,
     write_photo,
 )
-from chromatize.inference.hints import Marks, MarksError, load_marks
+from chromatize.inference.hints import Marks, MarksError, load_hints
 from chromatize.inference.pipeline import Colorizer, check_size
 
 if TYPE_CHECKING:
@@ -221,7 +221,8 @@ class BatchOptions:
     are skipped unless ``overwrite``; photos already in colour are skipped unless
     ``recolor``. ``size`` is the working resolution (long side) and ``max_pixels`` the
     largest photo read. ``samples=K`` writes K plausible colorings per photo (see
-    :func:`sample_outputs`), reproducible with ``seed``; ``marks`` (see
+    :func:`sample_outputs`), reproducible with ``seed`` (a seed without ``samples``: the
+    one coloring sampled with it, written as the photo's output); ``marks`` (see
     :mod:`chromatize.inference.hints`) are colour marks for a single photo: hint models
     take them as input, other models' colours are corrected by them
     (:meth:`Colorizer.colorize`). ``decoding`` (boost, gain, an image-level prior...)
@@ -312,10 +313,9 @@ def check_options(options: BatchOptions, classification: bool) -> None:
     :class:`Colorizer` or a checkpoint's recorded capabilities say
     (:func:`chromatize.checkpoint.read_capabilities`)."""
     check_size(options.size)
-    check_capabilities(replace(options.decoding, samples=options.samples, seed=options.seed),
-                       classification)
-    if options.seed is not None and options.samples is None:
-        raise UsageError("a seed only applies to samples")
+    one = 1 if options.seed is not None else None  # a seed alone: one sampled coloring
+    check_capabilities(replace(options.decoding, samples=options.samples or one,
+                               seed=options.seed), classification)
 
 
 def colorize_jobs(jobs: Sequence[Job], colorizer: Colorizer | None, options: BatchOptions,
@@ -350,8 +350,9 @@ class _Run:
     def colorize(self, jobs: Sequence[Job]) -> None:
         """Skip, read, colorize and write the planned ``jobs``."""
         opts = self.options
-        # Samples and marks are per photo: no batches to share.
-        most = 1 if opts.samples is not None or opts.marks is not None else GROUP_PHOTOS
+        # Samples, seeds and marks are per photo: no batches to share.
+        per_photo = opts.samples is not None or opts.seed is not None or opts.marks is not None
+        most = 1 if per_photo else GROUP_PHOTOS
         # Groups never straddle chunks of GROUP_PHOTOS planned jobs: a photo's companions
         # in a forward pass (which can move float rounding, and so an 8-bit level) are
         # then the same whichever engine runs its chunk.
@@ -472,13 +473,17 @@ def _colorize_group(colorizer: Colorizer | None, group: list[tuple[Job, Photo]],
 
 def _colorize_one(colorizer: Colorizer, image: Photo, options: BatchOptions,
                   ) -> list[Image.Image] | str:
-    """One photo's colorings (``samples`` of them, else one), or the reason it failed."""
+    """One photo's colorings (``samples`` of them, else one: with a ``seed``, the one
+    sampled with it), or the reason it failed."""
     try:
-        hints = None if options.marks is None else load_marks(options.marks, image)
+        hints = None if options.marks is None else load_hints(options.marks, image)
     except MarksError as e:
         return str(e)
+    if hints is not None and hints[2] is None:
+        hints = hints[:2]
+    samples = 1 if options.seed is not None and options.samples is None else options.samples
     try:
-        result = colorizer.colorize(image, size=options.size, samples=options.samples,
+        result = colorizer.colorize(image, size=options.size, samples=samples,
                                     seed=options.seed, hints=hints, decoding=options.decoding)
     except Exception as e:  # noqa: BLE001 - reported as this photo's failure
         return f"colorization failed ({type(e).__name__}: {e})"

@@ -332,10 +332,13 @@ def colorize(
     samples: int | None = typer.Option(None, "--samples", help="Write K plausible "
                                        "colorings per photo as <stem>_1..<stem>_K "
                                        "(classification models; K at most 64)."),
-    seed: int | None = typer.Option(None, "--seed", help="Seed of --samples (default 0)."),
+    seed: int | None = typer.Option(None, "--seed", help="Seed of --samples (default 0); "
+                                    "alone: the one coloring sampled with it."),
     marks: Path | None = typer.Option(None, "--marks", help="Colour marks for a single "
-                                      "photo: strokes drawn on a copy, a transparent layer "
-                                      "or a JSON list of points (any model)."),
+                                      "photo: strokes drawn on a copy, a transparent layer, "
+                                      "a JSON list of points, or a fix saved by `chromatize "
+                                      "serve` (its boost, gain, seed, palette, strength and "
+                                      "model apply unless given here). Any model."),
     boost: BoostOption = None,
     gain: GainOption = None,
     reference: ReferenceOption = None,
@@ -362,6 +365,14 @@ def colorize(
         fail("--address, --workers and --connect-timeout apply to --engine ray")
     if engine is Engine.ray and marks is not None:
         fail("--marks colour a single photo; use --engine local")
+    if marks is not None and marks.suffix.lower() == ".json":
+        from chromatize.inference.hints import load_fix
+
+        # The fix's decoding reproduces the page's result; options given here win.
+        fix = load_fix(marks)
+        model, boost, gain = model or fix.model, _given(boost, fix.boost), _given(gain, fix.gain)
+        palette, strength = _given(palette, fix.palette), _given(strength, fix.strength)
+        seed = fix.seed if seed is None and samples is None else seed
     decoding = _decoding(boost, gain, reference, palette, strength, max_pixels)
     options = BatchOptions(out_dir=out_dir, fmt=fmt.value if fmt else None,
                            overwrite=overwrite, recolor=recolor, size=size,
@@ -453,6 +464,9 @@ def _colorize_batch(inputs: list[str], model: str | None, options: Any, device: 
     except ChromatizeError as e:
         fail(f"cannot load model: {e}")
     return colorize_files(inputs, colorizer, options, progress=progress)
+def _given(option: Any, from_file: Any) -> Any:
+    """A command-line option, or the file's setting where the option was not given."""
+    return from_file if option is None else option
 
 
 class _FpsColumn(ProgressColumn):

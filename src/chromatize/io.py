@@ -317,8 +317,8 @@ def read_photo(path: str | os.PathLike[str], max_pixels: int = MAX_PIXELS) -> Ph
     except PhotoError:
         raise
     except Image.UnidentifiedImageError:
-        raise PhotoError(f"{p}: cannot read image (not an image, or a format Pillow "
-                         "does not know)") from None
+        raise PhotoError(f"{p}: cannot read image (not an image, or a format chromatize "
+                         "cannot read; JPEG, PNG, TIFF and WebP work)") from None
     except Exception as e:  # Pillow signals bad data with many exception types
         reason = str(e) or type(e).__name__
         raise PhotoError(f"{p}: cannot read image ({reason})") from None

@@ -141,3 +141,50 @@ def test_pool_hints_visits_marks_only_and_matches_the_area_resize(shape_in, shap
     got, got_mask = pool_hints(ab, mask, shape_out)
     assert (got_mask == want_mask).all()
     np.testing.assert_allclose(got, want, atol=1e-4)
+
+
+def test_reach_is_painted_per_point_and_none_when_all_default():
+    from chromatize.inference.hints import REACH, load_hints
+
+    points = [{"x": 5, "y": 5, "color": "red", "radius": 1},
+              {"x": 30, "y": 20, "color": "blue", "radius": 1, "reach": "local"}]
+    _, mask, reach = load_hints(points, _gray())
+    assert reach is not None and reach.dtype == np.float32
+    assert reach[20, 30] == REACH["local"] and reach[5, 5] == REACH["object"] == 1
+    assert mask[20, 30] and mask[5, 5]
+    assert load_hints(points[:1], _gray())[2] is None
+    with pytest.raises(MarksError, match="reach must be one of local, object, photo"):
+        load_hints([{**points[0], "reach": "far"}], _gray())
+
+
+def test_a_fix_carries_marks_and_decoding_and_a_plain_list_still_reads(tmp_path):
+    from chromatize.inference.hints import load_fix
+
+    points = [{"x": 5, "y": 5, "color": "#c03020", "radius": 2, "reach": "photo"}]
+    path = tmp_path / "fix.json"
+    path.write_text(json.dumps({"marks": points, "boost": 0.6, "gain": 1.2, "seed": 7,
+                                "model": "default", "photo": "a.png", "version": 1}))
+    fix = load_fix(path)
+    assert (fix.marks, fix.boost, fix.gain, fix.seed, fix.model) == (points, 0.6, 1.2, 7,
+                                                                     "default")
+    assert load_marks(path, _gray())[1][5, 5]
+    path.write_text(json.dumps(points))
+    assert load_fix(path).marks == points and load_fix(path).boost is None
+
+
+@pytest.mark.parametrize("fix, reason", [
+    ({"marks": [], "boost": 9}, "boost must be a number from 0 to 3"),
+    ({"marks": [], "gain": 0}, "gain must be a number above 0"),
+    ({"marks": [], "seed": 1.5}, "seed must be a whole number"),
+    ({"marks": [], "boots": 1}, r"unknown keys \['boots'\]"),
+    ({"marks": [], "model": 3}, "model"),
+    ({"points": []}, "object with \"marks\""),
+])
+def test_bad_fixes_name_the_file_and_the_reason(tmp_path, fix, reason):
+    from chromatize.inference.hints import load_fix
+
+    path = tmp_path / "fix.json"
+    path.write_text(json.dumps(fix))
+    with pytest.raises(MarksError, match=reason) as info:
+        load_fix(path)
+    assert str(info.value).startswith(f"{path}: ") and "\n" not in str(info.value)

@@ -361,9 +361,9 @@ def test_a_large_painted_layer_reads_a_bounded_subset_of_marks(classifier, monke
     seen: list[int] = []
     affinity = steer._affinity
 
-    def spy(l_net, features, ys, xs, sigma):  # noqa: ANN001, ANN202
+    def spy(l_net, features, ys, xs, sigma, reach=None):  # noqa: ANN001, ANN202
         seen.append(len(ys))
-        return affinity(l_net, features, ys, xs, sigma)
+        return affinity(l_net, features, ys, xs, sigma, reach)
 
     monkeypatch.setattr(steer, "_affinity", spy)
     photo = _two_regions()
@@ -372,3 +372,59 @@ def test_a_large_painted_layer_reads_a_bounded_subset_of_marks(classifier, monke
     lab = _lab(classifier.colorize(photo, marks=Image.fromarray(layer, "RGBA")))
     assert seen and max(seen) == 16
     np.testing.assert_allclose(lab[4:44, 4:36, 1:].reshape(-1, 2).mean(0), RED, atol=2)
+
+
+def test_a_points_reach_limits_or_widens_its_correction(classifier):
+    """On a ramp, the change far from a point grows with its reach; the point itself
+    keeps its colour whatever the reach."""
+    ramp = np.tile(np.linspace(60, 200, 256).astype(np.uint8), (32, 1))
+    photo = Image.fromarray(ramp, "L")
+    auto = _lab(classifier.colorize(photo))[..., 1:]
+    far = {}
+    for reach in ("local", "object", "photo"):
+        mark = [{"x": 100, "y": 16, "color": _hex(RED, int(ramp[0, 100])), "radius": 2,
+                 "reach": reach}]
+        marked = _lab(classifier.colorize(photo, marks=mark))[..., 1:]
+        assert np.abs(marked[16, 100] - RED).max() < 1.5
+        change = np.hypot(*(marked - auto).transpose(2, 0, 1))
+        far[reach] = change[:, 150:].mean()
+    assert far["local"] < 0.5 * far["object"] and far["object"] < 0.8 * far["photo"], far
+
+
+def test_gain_per_call_leaves_the_model_alone(classifier, color_photo):
+    gray = color_photo.convert("L")
+    before = _lab(classifier.colorize(gray))
+    vivid = _lab(classifier.colorize(gray, gain=2.0))
+    assert classifier.model.head.gain == 1
+    chroma = lambda lab: np.hypot(lab[..., 1], lab[..., 2]).mean()  # noqa: E731
+    assert chroma(vivid) > 1.3 * chroma(before)
+    assert np.array_equal(_lab(classifier.colorize(gray)), before)
+    with pytest.raises(UsageError, match="gain must be"):
+        classifier.colorize(gray, gain=0)
+
+
+def test_cli_reads_a_fix_and_its_decoding_and_options_given_win(tmp_path):
+    model = save_tiny_model(tmp_path, "effnet_lite0_cls", width=8)
+    _two_regions().save(tmp_path / "photo.png")
+    fix = {"marks": _red_mark(), "boost": 1.5, "gain": 1.4, "seed": 3, "model": str(model)}
+    (tmp_path / "fix.json").write_text(json.dumps(fix))
+    (tmp_path / "points.json").write_text(json.dumps(_red_mark()))
+
+    def run(out: str, *args: str) -> np.ndarray:
+        result = runner.invoke(app, ["colorize", str(tmp_path / "photo.png"), "-o",
+                                     str(tmp_path / out), *args])
+        assert result.exit_code == 0, result.output
+        with Image.open(tmp_path / out / "photo.png") as image:
+            return np.asarray(image.convert("RGB")).astype(int)
+
+    from_fix = run("fix", "--marks", str(tmp_path / "fix.json"))
+    by_hand = run("hand", "--marks", str(tmp_path / "points.json"), "--model", str(model),
+                  "--boost", "1.5", "--gain", "1.4", "--seed", "3")
+    assert np.abs(from_fix - by_hand).max() <= 1
+    plain = run("plain", "--marks", str(tmp_path / "points.json"), "--model", str(model))
+    assert np.abs(from_fix - plain).max() > 3  # the fix's decoding did apply
+    overridden = run("over", "--marks", str(tmp_path / "fix.json"), "--boost", "0",
+                     "--gain", "1")
+    same = run("same", "--marks", str(tmp_path / "points.json"), "--model", str(model),
+               "--boost", "0", "--gain", "1", "--seed", "3")
+    assert np.abs(overridden - same).max() <= 1 and np.abs(overridden - from_fix).max() > 3

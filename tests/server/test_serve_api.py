@@ -3,6 +3,7 @@ the contract, every error code, limits and concurrency."""
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import re
@@ -268,13 +269,14 @@ def test_the_page_loads_nothing_from_another_host(client):
     page = client.get("/")
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
     assert "default-src 'self'" in page.headers["content-security-policy"]
-    for name in ("index.html", "app.js", "style.css"):
+    scripts = ("colour.js", "zip.js", "app.js", "points.js", "view.js", "actions.js")
+    for name in ("index.html", "style.css", *scripts):
         text = (STATIC / name).read_text()
         assert not re.search(r"(https?:)?//[a-z0-9.-]+\.[a-z]{2,}", text, re.I), name
         if name != "index.html":
             assert client.get(f"/static/{name}").status_code == 200
     assert {m.group(1) for m in re.finditer(r'(?:src|href)="([^"]+)"', page.text)} == {
-        "data:,", "/static/style.css", "/static/app.js"}
+        "data:,", "/static/style.css", *(f"/static/{name}" for name in scripts)}
     # FastAPI's Swagger UI and ReDoc pages pull their scripts from a CDN: they are off.
     assert client.get("/docs").status_code == 404
     assert client.get("/redoc").status_code == 404
@@ -339,3 +341,21 @@ def test_the_hints_model_serves_marks():
         assert hue_difference(got, want) < 10 and np.hypot(*got) > 20
         assert c.post("/api/suggest", data={"x": 5, "y": 5},
                       files={"image": ("p.png", photo_bytes(), PNG)}).status_code == 200
+
+
+@needs_hints
+def test_an_alternative_is_reproduced_by_its_seed_and_gain_is_per_request(client):
+    r = post_image(client, "/api/alternatives", data={"k": "2", "seed": "5",
+                                                      "format": "png"})
+    assert r.status_code == 200, r.text
+    assert r.json()["seeds"] == [5, 6]
+    second = decode(base64.b64decode(r.json()["images"][1].split(",", 1)[1]))
+    again = post_image(client, data={"seed": "6"})
+    assert again.status_code == 200, again.text
+    assert np.abs(np.asarray(decode(again.content), int) - np.asarray(second, int)).max() <= 1
+    plain = lab(decode(post_image(client).content))
+    vivid = lab(decode(post_image(client, data={"gain": "2"}).content))
+    assert np.hypot(*vivid[..., 1:].T).mean() > 1.3 * np.hypot(*plain[..., 1:].T).mean()
+    for field, value in (("gain", "0"), ("gain", "4"), ("seed", "-1"), ("seed", "1.5")):
+        r = post_image(client, data={field: value})
+        assert r.status_code == 400 and field in r.json()["error"], (field, value, r.text)

@@ -41,7 +41,7 @@ from chromatize.decoder import Array, BinDecoder
 from chromatize.decoding import Decoding, check_capabilities, real, shown
 from chromatize.device import pick_device
 from chromatize.errors import UsageError
-from chromatize.inference.hints import Marks, check_hints, load_marks, pool_hints
+from chromatize.inference.hints import Marks, check_hints, load_hints, pool_hints
 from chromatize.inference.onnx import OnnxModel, load_onnx, select_backend
 from chromatize.inference.upsample import compose, fit_guided, small_l
 from chromatize.io import ImageLike, read_source
@@ -53,7 +53,9 @@ if TYPE_CHECKING:
 
     from chromatize.models import ColorizationModel
 
-Hints = tuple[np.ndarray, np.ndarray]
+#: ``(hint_ab (H, W, 2), hint_mask (H, W))``, and optionally the points' ``hint_reach
+#: (H, W)`` (:func:`chromatize.inference.hints.load_hints`).
+Hints = tuple[np.ndarray, ...]
 
 
 def working_shape(h: int, w: int, working_size: int, multiple: int) -> tuple[int, int]:
@@ -275,7 +277,7 @@ class Colorizer:
         when given. A list of photos when the decoding asks for ``samples``."""
         d = self.resolve(decoding)
         if hints is not None:
-            check_hints(*hints, source.pixels.shape)
+            check_hints(hints[0], hints[1], source.pixels.shape)
             if not hints[1].any():
                 hints = None  # no mark: the automatic result, exactly
         abs_ = self._colorings(output, d)
@@ -308,8 +310,8 @@ class Colorizer:
         ``marks``: colour marks in image pixels, as
         :func:`chromatize.inference.hints.load_marks` reads them (a path to strokes drawn
         on a copy, a transparent layer or a JSON file, or a list of ``{"x", "y", "color",
-        "radius"}`` points); ``hints``: the same already as ``(hint_ab (H, W, 2)`` in Lab
-        units, ``hint_mask (H, W)`` bool). Hint models take them as input; any other model
+        "radius", "reach"}`` points); ``hints``: the same already as ``(hint_ab (H, W, 2)``
+        in Lab units, ``hint_mask (H, W)`` bool``[, hint_reach (H, W)])``). Hint models take them as input; any other model
         keeps its colours and the marks correct them (:mod:`chromatize.inference.steer`).
         No marks (an empty list) gives the automatic result, exactly. The network's output
         is cached (:meth:`cache_info`), so new marks, another decoding or :meth:`suggest`
@@ -326,9 +328,10 @@ class Colorizer:
             raise UsageError("give marks or hints, not both")
         source = self.prepare(image, size)
         if marks is not None and not (isinstance(marks, (list, tuple)) and len(marks) == 0):
-            hints = load_marks(marks, source.pixels)
+            hint_ab, hint_mask, reach = load_hints(marks, source.pixels)
+            hints = (hint_ab, hint_mask) if reach is None else (hint_ab, hint_mask, reach)
         if hints is not None:
-            check_hints(*hints, source.pixels.shape)
+            check_hints(hints[0], hints[1], source.pixels.shape)
             if not hints[1].any():
                 hints = None
         return self.finish(source, self.infer(source, hints), d, hints)
@@ -420,8 +423,8 @@ class Colorizer:
         """Full-size hints -> the working size: ``(1, 2, h, w)`` ab, ``(1, 1, h, w)`` mask."""
         import torch
 
-        check_hints(*hints, source.pixels.shape)
-        ab, mask = pool_hints(*hints, source.l_small.shape)
+        check_hints(hints[0], hints[1], source.pixels.shape)
+        ab, mask = pool_hints(hints[0], hints[1], source.l_small.shape)
         return (torch.from_numpy(ab).permute(2, 0, 1)[None],
                 torch.from_numpy(mask.astype(np.float32))[None, None])
 
@@ -457,7 +460,8 @@ class Colorizer:
     def _compose(self, source: Source, output: NetworkOutput, ab: Array,
                  hints: Hints | None, annealed: Decoding | None) -> Image.Image:
         """Low-res ab ``(2, h', w')`` -> the full-size photo, guided by its L*; with
-        ``hints`` (full-size marks) corrected by them (see :mod:`chromatize.inference.steer`).
+        ``hints`` (full-size marks, maybe with their reach) corrected by them (see
+        :mod:`chromatize.inference.steer`).
         ``annealed``: the decoding that gave ``ab`` from ``output.logits`` (not a sample),
         so marks may re-decode the distribution."""
         if hints is None:
@@ -475,7 +479,7 @@ class Colorizer:
             delta = steer.correct(prior, *hints)
             # Both sets of coefficients at the working size: one upsampling to full size.
             coef = coef + fit_guided(output.l_small, torch.from_numpy(delta).permute(2, 0, 1))
-        return compose(source.pixels, coef, source.alpha, marks=hints)
+        return compose(source.pixels, coef, source.alpha, marks=(hints[0], hints[1]))
 
     def _steer_prior(self, output: NetworkOutput, ab: torch.Tensor,
                      annealed: Decoding | None) -> tuple[torch.Tensor, Any]:

@@ -7,18 +7,22 @@ API (every error is a 4xx/5xx with the body ``{"error": "one line"}``):
   ``preview``), the same limits the CLI and the Python API check.
 * ``POST /api/colorize`` (multipart): ``image`` (file) or ``photo`` (an id from
   ``/api/photos``), optional ``marks`` (JSON list of ``{"x", "y", "color", "radius"}`` in
-  image pixels), ``boost`` (a number), ``format`` (``png``, the default, or ``jpeg``) ->
-  the photo colorized at its own size, its L* kept. Header ``X-Photo-Id``: the photo's id.
-  Optional ``preview`` (a long side in pixels): a smaller result, for the page's display.
-  Optional ``restore`` (``1``/``all``, or some of ``cracks,dust,grain,fade``): repair the
-  gray first (:mod:`chromatize.restore`).
+  image pixels, each with an optional ``reach``: ``local``, ``object`` or ``photo``),
+  ``boost`` and ``gain`` (numbers), ``seed`` (start from the coloring sampled with it: an
+  alternative), ``format`` (``png``, the default, or ``jpeg``) -> the photo colorized at
+  its own size, its L* kept. Header ``X-Photo-Id``: the photo's id. Optional ``preview``
+  (a long side in pixels): a smaller result, for the page's display. Optional
+  ``restore`` (``1``/``all``, or some of ``cracks,dust,grain,fade``): repair the gray
+  first (:mod:`chromatize.restore`).
 * ``POST /api/suggest`` (multipart): ``image`` or ``photo``, ``x``, ``y``, optional ``k``
   (default 6) -> ``{"colors": ["#rrggbb", ...], "probs": [...]}``, most likely first.
 * ``POST /api/photos`` (multipart ``image``) -> ``{"id", "name", "width", "height"}``: upload
   once, then send ``photo=ID`` instead of the file (404 once it has been evicted).
 * ``GET /api/photos/{id}/gray`` -> the photo's L* as a gray PNG.
-* ``POST /api/alternatives``: ``image`` or ``photo``, ``k`` (default 4), ``seed``, ``boost``,
-  ``marks`` -> ``{"images": [data URL, ...]}``, K plausible colorings.
+* ``POST /api/alternatives``: ``image`` or ``photo``, ``k`` (default 4), ``seed`` (default
+  0), ``boost``, ``gain``, ``marks`` -> ``{"images": [data URL, ...], "seeds": [...]}``, K
+  plausible colorings, the i-th sampled with ``seed + i`` (send it to ``/api/colorize``
+  to make it the working result).
 * ``GET /api/info`` -> what the page needs to know (limits, model abilities).
 
 Status codes: 400 unreadable image, bad marks or fields; 404 unknown photo id; 413 body
@@ -31,6 +35,7 @@ from __future__ import annotations
 
 import logging
 import os
+from functools import partial
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -48,6 +53,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from chromatize.decoding import LIMITS, check_number
 from chromatize.errors import UsageError
 from chromatize.inference.hints import MARK_LIMITS, MarksError, parse_marks_json
+from chromatize.io import MAX_PIXELS
 from chromatize.server.engine import (
     FORMATS,
     Engine,
@@ -217,7 +223,8 @@ def create_app(colorizer_or_model: Any = "default", max_upload_mb: float = 50,
         head = colorizer.head
         return {"model": model_name, "max_upload_mb": max_upload_mb,
                 "can_sample": bool(colorizer.can_sample),
-                "boost": float(head.boost) if head is not None else 0.0,
+                **({"boost": 0.0, "gain": 1.0} if head is None else
+                   {k: head.defaults()[k] for k in ("boost", "gain")}),
                 "workers": pool.workers, "formats": list(FORMATS)}
 
     @app.post("/api/photos")
@@ -239,10 +246,12 @@ def create_app(colorizer_or_model: Any = "default", max_upload_mb: float = 50,
         form = await read_form(request)
         fmt = _choice(form, "format", "png", FORMATS)
         marks, boost = _marks(form), _setting(form, "boost")
+        gain, seed = _setting(form, "gain"), _setting(form, "seed")
         preview = _number(form, "preview", int, None, *FORM_LIMITS["preview"])
         repair = _repair(form)
         photo = await photo_of(form)
-        data = await pool.run(engine.colorize, photo, marks, boost, fmt, preview, repair)
+        data = await pool.run(partial(engine.colorize, photo, marks, boost, fmt, preview,
+                                      repair=repair, gain=gain, seed=seed))
         return Response(data, media_type=FORMATS[fmt][1], headers={"X-Photo-Id": photo.id})
 
     @app.post("/api/suggest")
@@ -257,17 +266,19 @@ def create_app(colorizer_or_model: Any = "default", max_upload_mb: float = 50,
         return await pool.run(engine.suggest, photo, x, y, k)
 
     @app.post("/api/alternatives")
-    async def alternatives(request: Request) -> dict[str, list[str]]:
+    async def alternatives(request: Request) -> dict[str, list[Any]]:
         form = await read_form(request)
         if not colorizer.can_sample:
             raise RequestError(400, "this model gives a single coloring (no alternatives)")
         k = _number(form, "k", int, 4, *FORM_LIMITS["k"])
-        seed = _setting(form, "seed")
+        # Alternative i is the coloring sampled with seed + i: room for k of them.
+        seed = _number(form, "seed", int, 0, 0, LIMITS["seed"][1] - MAX_K)
         marks, boost = _marks(form), _setting(form, "boost")
+        gain = _setting(form, "gain")
         fmt = _choice(form, "format", "jpeg", FORMATS)
         photo = await photo_of(form)
-        images = await pool.run(engine.alternatives, photo, k, seed, marks, boost, fmt)
-        return {"images": images}
+        found = await pool.run(engine.alternatives, photo, k, seed, marks, boost, fmt, gain)
+        return {"images": [url for url, _ in found], "seeds": [s for _, s in found]}
 
     return app
 

@@ -213,10 +213,13 @@ class Engine:
 
     def colorize(self, photo: StoredPhoto, marks: list[dict[str, Any]] | None = None,
                  boost: float | None = None, fmt: str = "png", preview: int | None = None,
-                 repair: Any = None) -> bytes:
+                 repair: Any = None, gain: float | None = None,
+                 seed: int | None = None) -> bytes:
         """The photo colorized at its own size, keeping its L*, encoded as ``fmt``; with
         ``preview``, at most that long side instead (marks are scaled to it); with
-        ``repair`` (a :class:`chromatize.restore.Repair`), its gray repaired first."""
+        ``repair`` (a :class:`chromatize.restore.Repair`), its gray repaired first.
+        ``seed``: start from the coloring sampled with it (an alternative), not the most
+        likely."""
         if preview:
             small = self.preview(photo, preview)
             marks, photo = scale_marks(marks, photo.size, small.size), small
@@ -226,17 +229,24 @@ class Engine:
 
             image = restore(image, repair)
         with _user_errors():
-            out = self.colorizer.colorize(image, **_steering(marks, boost))
+            out = self.colorizer.colorize(image, **_steering(marks, boost, gain, seed))
+        if isinstance(out, list):  # a sampled coloring comes as a list of one
+            out = out[0]
         return encode(self._with_alpha(out, photo), fmt)
 
-    def alternatives(self, photo: StoredPhoto, k: int, seed: int | None,
+    def alternatives(self, photo: StoredPhoto, k: int, seed: int,
                      marks: list[dict[str, Any]] | None = None, boost: float | None = None,
-                     fmt: str = "jpeg") -> list[str]:
-        """``k`` different plausible colorings, as data URLs."""
+                     fmt: str = "jpeg", gain: float | None = None,
+                     ) -> list[tuple[str, int]]:
+        """``k`` different plausible colorings, as (data URL, seed) pairs: the i-th is
+        the coloring sampled with ``seed + i``, so :meth:`colorize` with that seed gives it
+        again (at any size, with any marks)."""
+        found = []
         with _user_errors():
-            outs = self.colorizer.colorize(photo.image, samples=k, seed=seed,
-                                           **_steering(marks, boost))
-        return [data_url(encode(self._with_alpha(out, photo), fmt), fmt) for out in outs]
+            for s in range(seed, seed + k):
+                out = self.colorizer.colorize(photo.image, **_steering(marks, boost, gain, s))
+                found.append((data_url(encode(self._with_alpha(out[0], photo), fmt), fmt), s))
+        return found
 
     def suggest(self, photo: StoredPhoto, x: int, y: int, k: int) -> dict[str, list[Any]]:
         """The ``k`` most likely colours at pixel (x, y): ``{"colors", "probs"}``."""
@@ -311,13 +321,19 @@ def scale_marks(marks: list[dict[str, Any]] | None, photo_size: tuple[int, int],
     return scaled
 
 
-def _steering(marks: list[dict[str, Any]] | None, boost: float | None) -> dict[str, Any]:
-    """Only the keywords given, so a photo without marks takes the plain, batched path."""
+def _steering(marks: list[dict[str, Any]] | None, boost: float | None,
+              gain: float | None = None, seed: int | None = None) -> dict[str, Any]:
+    """Only the keywords given, so a photo without marks takes the plain, batched path;
+    a ``seed`` asks for the one coloring sampled with it."""
     kwargs: dict[str, Any] = {}
     if marks:
         kwargs["marks"] = marks
     if boost is not None:
         kwargs["boost"] = boost
+    if gain is not None:
+        kwargs["gain"] = gain
+    if seed is not None:
+        kwargs.update(samples=1, seed=seed)
     return kwargs
 
 
