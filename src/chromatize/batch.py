@@ -18,7 +18,7 @@ from pathlib import Path
 from PIL import Image
 
 from chromatize.color import is_color
-from chromatize.decoding import Decoding
+from chromatize.decoding import Decoding, check_number
 from chromatize.errors import UsageError
 from chromatize.io import (
     IMAGE_SUFFIXES,
@@ -37,6 +37,7 @@ from chromatize.io import (
 )
 from chromatize.inference.hints import Marks, MarksError, load_marks
 from chromatize.inference.pipeline import Colorizer
+from chromatize.inference.variants import load_index
 
 #: Photos are sent to the model in groups of at most this many photos and pixels, so
 #: same-size photos share a forward pass while memory stays bounded.
@@ -207,7 +208,10 @@ class BatchOptions:
     :mod:`chromatize.inference.hints`) are colour marks for a single photo: hint models
     take them as input, other models' colours are corrected by them
     (:meth:`Colorizer.colorize`). ``decoding`` (boost, gain, an image-level prior...)
-    applies to every photo, over the colorizer's own.
+    applies to every photo, over the colorizer's own. ``variants=K`` writes K versions
+    per photo, named as samples are, from the colour photos of ``index`` (default: the
+    model's own) most like it, at ``variant_strength`` (default
+    :data:`chromatize.inference.variants.VARIANT_STRENGTH`).
     """
 
     out_dir: Path | None = None
@@ -220,10 +224,14 @@ class BatchOptions:
     seed: int | None = None
     marks: Marks | None = None
     decoding: Decoding = field(default_factory=Decoding)
+    variants: int | None = None
+    index: Path | None = None
+    variant_strength: float | None = None
 
     def outputs(self, job: Job) -> list[Path]:
-        """The files one job writes: its output, or one per sample."""
-        return [job.output] if self.samples is None else sample_outputs(job.output, self.samples)
+        """The files one job writes: its output, or one per sample or version."""
+        many = self.samples if self.samples is not None else self.variants
+        return [job.output] if many is None else sample_outputs(job.output, many)
 
 
 def colorize_files(inputs: Sequence[str | os.PathLike[str]], colorizer: Colorizer,
@@ -266,6 +274,24 @@ def check_options(colorizer: Colorizer, options: BatchOptions) -> None:
     colorizer.resolve(options.decoding)
     if options.seed is not None and options.samples is None:
         raise UsageError("a seed only applies to samples")
+    if options.variants is None:
+        if options.index is not None or options.variant_strength is not None:
+            raise UsageError("an index and a versions' strength apply to --variants")
+        return
+    check_number("variants", options.variants)
+    if not colorizer.can_sample:
+        raise UsageError("versions need a classification model (a colour distribution per "
+                         "pixel); this model predicts ab directly")
+    if options.samples is not None or options.decoding.prior is not None:
+        raise UsageError("versions choose the photo's colours themselves: give --variants "
+                         "without --samples, --reference or --palette")
+    if options.variant_strength is not None:
+        check_number("strength", options.variant_strength)
+    index = options.index if options.index is not None else colorizer.index_path
+    if index is None:
+        raise UsageError("this model has no index of colour photos for --variants; build "
+                         "one with `chromatize index PHOTOS -o my.index` and pass --index")
+    load_index(index)  # a bad index file is one line, before any photo
 
 
 def colorize_jobs(jobs: Sequence[Job], colorizer: Colorizer, options: BatchOptions,
@@ -301,8 +327,9 @@ class _Run:
     def colorize(self, jobs: Sequence[Job]) -> None:
         """Skip, read, colorize and write the planned ``jobs``."""
         opts = self.options
-        # Samples and marks are per photo: no batches to share.
-        most = 1 if opts.samples is not None or opts.marks is not None else GROUP_PHOTOS
+        # Samples, versions and marks are per photo: no batches to share.
+        one = opts.samples is not None or opts.variants is not None or opts.marks is not None
+        most = 1 if one else GROUP_PHOTOS
         # Groups never straddle chunks of GROUP_PHOTOS planned jobs: a photo's companions
         # in a forward pass (which can move float rounding, and so an 8-bit level) are
         # then the same whichever engine runs its chunk.
@@ -419,7 +446,9 @@ def _colorize_one(colorizer: Colorizer, image: Photo, options: BatchOptions,
         return str(e)
     try:
         result = colorizer.colorize(image, size=options.size, samples=options.samples,
-                                    seed=options.seed, hints=hints, decoding=options.decoding)
+                                    seed=options.seed, hints=hints, decoding=options.decoding,
+                                    variants=options.variants, index=options.index,
+                                    strength=options.variant_strength)
     except Exception as e:  # noqa: BLE001 - reported as this photo's failure
         return f"colorization failed ({type(e).__name__}: {e})"
     return result if isinstance(result, list) else [result]

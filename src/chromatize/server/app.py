@@ -8,6 +8,13 @@ API (every error is a 4xx/5xx with the body ``{"error": "one line"}``):
   image pixels), ``boost`` (float), ``format`` (``png``, the default, or ``jpeg``) ->
   the photo colorized at its own size, its L* kept. Header ``X-Photo-Id``: the photo's id.
   Optional ``preview`` (a long side in pixels): a smaller result, for the page's display.
+  Photo-level colours (docs/priors.md): ``reference`` (a colour image file, decoded with
+  the guards of photo uploads), ``palette`` (``#8b2e2e,#2e4d8b:0.3``), ``strength``
+  (0-3); or ``variant`` (1..``k``, ``k`` default 4): that one of ``/api/variants``.
+* ``POST /api/variants`` (multipart): ``image`` or ``photo``, ``k`` (default 4, at most
+  16), ``strength``, ``boost``, ``marks``, ``format`` (default ``jpeg``), ``preview`` ->
+  ``{"images": [data URL, ...]}``: K versions, each with the colours of a group of the
+  indexed colour photos most like this one, the likeliest first.
 * ``POST /api/suggest`` (multipart): ``image`` or ``photo``, ``x``, ``y``, optional ``k``
   (default 6) -> ``{"colors": ["#rrggbb", ...], "probs": [...]}``, most likely first.
 * ``POST /api/photos`` (multipart ``image``) -> ``{"id", "name", "width", "height"}``: upload
@@ -42,10 +49,12 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from chromatize.decoding import LIMITS
 from chromatize.io import MAX_PIXELS
 from chromatize.server.engine import (
     FORMATS,
     Engine,
+    Look,
     RequestError,
     StoredPhoto,
     WorkerPool,
@@ -163,19 +172,24 @@ def create_app(colorizer_or_model: Any = "default", max_upload_mb: float = 50,
             raise RequestError(415, f"send multipart/form-data, not {ctype or 'no content type'}")
         return await request.form(max_files=2, max_fields=16)
 
+    async def decoded(upload: UploadFile) -> StoredPhoto:
+        """An uploaded image file, checked (type, size) and decoded in a worker with the
+        guards of :func:`chromatize.io.read_photo`."""
+        ctype = (upload.content_type or "").split(";")[0].strip().lower()
+        if ctype and not ctype.startswith("image/") and ctype != "application/octet-stream":
+            raise RequestError(415, f"{_safe_name(upload.filename)}: {ctype} is not an "
+                                    "image type")
+        data = await upload.read()
+        if len(data) > max_upload:
+            raise RequestError(413, f"upload too large: more than {max_upload_mb:g} MB "
+                                    "(--max-upload-mb)")
+        return await pool.run(engine.add, data, _safe_name(upload.filename))
+
     async def photo_of(form: FormData) -> StoredPhoto:
         """The ``image`` upload (decoded in a worker) or the stored ``photo`` id."""
         upload = form.get("image")
         if isinstance(upload, UploadFile):
-            ctype = (upload.content_type or "").split(";")[0].strip().lower()
-            if ctype and not ctype.startswith("image/") and ctype != "application/octet-stream":
-                raise RequestError(415, f"{_safe_name(upload.filename)}: {ctype} is not an "
-                                        "image type")
-            data = await upload.read()
-            if len(data) > max_upload:
-                raise RequestError(413, f"upload too large: more than {max_upload_mb:g} MB "
-                                        "(--max-upload-mb)")
-            return await pool.run(engine.add, data, _safe_name(upload.filename))
+            return await decoded(upload)
         if upload is not None:
             raise RequestError(400, "field 'image' must be a file")
         pid = form.get("photo")
@@ -185,6 +199,19 @@ def create_app(colorizer_or_model: Any = "default", max_upload_mb: float = 50,
         if photo is None:
             raise RequestError(404, f"unknown photo {pid[:40]!r} (expired); upload it again")
         return photo
+
+    async def look_of(form: FormData, variant: bool = True) -> Look:
+        """The photo-level colours asked for: ``reference`` (an image file), ``palette``,
+        ``strength``, and (``variant``) ``variant`` of ``k``."""
+        upload = form.get("reference")
+        if upload is not None and not isinstance(upload, UploadFile):
+            raise RequestError(400, "field 'reference' must be an image file")
+        reference = None if upload is None else await decoded(upload)
+        lo, hi = LIMITS["strength"]
+        k = _number(form, "k", int, 4, 1, LIMITS["variants"][1])
+        return Look(reference, _field(form, "palette"),
+                    _number(form, "strength", float, None, lo, hi),
+                    _number(form, "variant", int, None, 1, k) if variant else None, k)
 
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:
@@ -224,9 +251,26 @@ def create_app(colorizer_or_model: Any = "default", max_upload_mb: float = 50,
         fmt = _choice(form, "format", "png", FORMATS)
         marks, boost = _marks(form), _number(form, "boost", float, None, 0.0, 10.0)
         preview = _number(form, "preview", int, None, 16, 100_000)
+        look = await look_of(form)
         photo = await photo_of(form)
-        data = await pool.run(engine.colorize, photo, marks, boost, fmt, preview)
+        data = await pool.run(engine.colorize, photo, marks, boost, fmt, preview, look)
         return Response(data, media_type=FORMATS[fmt][1], headers={"X-Photo-Id": photo.id})
+
+    @app.post("/api/variants")
+    async def variants(request: Request) -> dict[str, list[str]]:
+        form = await read_form(request)
+        if not colorizer.can_sample:
+            raise RequestError(400, "this model gives a single coloring (no versions)")
+        look = await look_of(form, variant=False)
+        if look.reference is not None or look.palette is not None:
+            raise RequestError(400, "versions choose the photo's colours themselves: send "
+                                    "them without reference or palette")
+        marks, boost = _marks(form), _number(form, "boost", float, None, 0.0, 10.0)
+        fmt = _choice(form, "format", "jpeg", FORMATS)
+        preview = _number(form, "preview", int, None, 16, 100_000)
+        photo = await photo_of(form)
+        images = await pool.run(engine.variants, photo, look, marks, boost, fmt, preview)
+        return {"images": images}
 
     @app.post("/api/suggest")
     async def suggest(request: Request) -> dict[str, list[Any]]:
