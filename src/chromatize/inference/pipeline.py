@@ -321,10 +321,9 @@ class Colorizer:
         more colour photos: paths, optionally ``"path:x0,y0,x1,y1"`` for a region, PIL
         images or arrays) and ``palette`` (``"#8b2e2e,#2e4d8b:0.3"``) say which colours
         this photo has, at ``strength`` (:mod:`chromatize.priors`); the network still
-        places them. ``variants=K`` returns a list of K versions, each decoded with one
-        image-level prior from the colour photos of ``index`` most like this one
-        (default: this colorizer's; :func:`chromatize.inference.variants.variant_priors`),
-        at ``strength``, the likeliest first.
+        places them. ``variants=K`` returns K versions, each decoded with one prior from
+        the colour photos of ``index`` (default: this colorizer's) most like this one, at
+        ``strength``, the likeliest first (:meth:`variant_priors`).
 
         ``marks``: colour marks in image pixels, as
         :func:`chromatize.inference.hints.load_marks` reads them (a path to strokes drawn
@@ -340,12 +339,10 @@ class Colorizer:
         """
         from chromatize.priors import image_prior
 
-        if variants is not None:
-            check_number("variants", variants)
-            if reference is not None or palette is not None or samples is not None:
-                raise UsageError("versions choose the photo's colours themselves: give "
-                                 "variants without samples, a reference or a palette")
-        prior = image_prior(reference, palette, None if variants else strength)
+        if variants is not None and any(x is not None for x in (reference, palette, samples)):
+            raise UsageError("versions choose the photo's colours themselves: give variants "
+                             "without samples, a reference or a palette")
+        prior = image_prior(reference, palette, None if variants is not None else strength)
         d = self.resolve(decoding, samples=samples, seed=seed, boost=boost, gain=gain,
                          prior=prior)
         if marks is not None and hints is not None:

@@ -228,6 +228,9 @@ def create_app(colorizer_or_model: Any = "default", max_upload_mb: float = 50,
         head = getattr(colorizer.model, "head", None)
         return {"model": model_name, "max_upload_mb": max_upload_mb,
                 "can_sample": bool(colorizer.can_sample),
+                # Whether /api/variants and ``variant`` work (an index of colour photos).
+                "variants": bool(colorizer.can_sample and colorizer.index_path is not None),
+                "limits": {k: LIMITS[k] for k in ("strength", "variants")},
                 "boost": float(getattr(head, "boost", 0.0) or 0.0),
                 "workers": pool.workers, "formats": list(FORMATS)}
 
