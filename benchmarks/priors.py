@@ -19,6 +19,8 @@ CIEDE2000 and colourfulness ratio (output over truth, Hasler and Suesstrunk):
     PYTHONPATH=src OMP_NUM_THREADS=1 python benchmarks/priors.py            # full val
     PYTHONPATH=src python benchmarks/priors.py --limit 20 --parts base
     PYTHONPATH=src python benchmarks/priors.py --latency --repeats 7
+    python benchmarks/priors.py --shard 1/2 --json a.json & python benchmarks/priors.py \
+        --shard 2/2 --json b.json; wait; python benchmarks/priors.py --merge a.json b.json
 
 ``--strengths`` takes the grid each method is scored at (``method=s1,s2``).
 """
@@ -173,9 +175,20 @@ def main() -> None:
     ap.add_argument("--ks", default="4,8")
     ap.add_argument("--strengths", nargs="*", default=[], help="method=s1,s2 ...")
     ap.add_argument("--json", default=None, help="write every photo's scores here")
+    ap.add_argument("--shard", default="1/1", help="I/N: score every N-th photo from the "
+                    "I-th (run N at once, then --merge their JSON files)")
+    ap.add_argument("--merge", nargs="*", default=None, help="print the table of these "
+                    "JSON files (written by --json) together")
     ap.add_argument("--latency", action="store_true")
     ap.add_argument("--repeats", type=int, default=7)
     args = ap.parse_args()
+    if args.merge:
+        results: dict[str, list[tuple[float, float]]] = defaultdict(list)
+        for path in args.merge:
+            for name, rs in json.loads(Path(path).read_text())["results"].items():
+                results[name].extend(rs)
+        print(table(results))
+        return
     c = Colorizer.load(args.model, device="cpu", backend="torch", index=args.index)
     if args.latency:
         latency(c, args.repeats)
@@ -190,18 +203,21 @@ def main() -> None:
          if p.is_dir()), Path("../shared/data/photos/val"))
     photos, _, _ = select_photos(list_images(val), None, args.limit, 0)
     truths = [load_truth(p) for p in photos]
+    shard, shards = (int(x) for x in args.shard.split("/"))
     results: dict[str, list[tuple[float, float]]] = defaultdict(list)
     t0 = time.time()
-    for i, truth in enumerate(truths):
+    mine = range(shard - 1, len(truths), shards)
+    for i in mine:
+        truth = truths[i]
         rows = photo_rows(c, truth, truths[(i + 1) % len(truths)], index,
                           set(args.parts.split(",")), grid, [int(k) for k in args.ks.split(",")])
         for name, r in rows.items():
             results[name].append(r)
-        print(f"{i + 1}/{len(truths)} {photos[i].name} {time.time() - t0:.0f}s", file=sys.stderr,
-              flush=True)
+        print(f"{i + 1}/{len(truths)} {photos[i].name} {time.time() - t0:.0f}s",
+              file=sys.stderr, flush=True)
     print(table(results))
     if args.json:
-        Path(args.json).write_text(json.dumps({"photos": [p.name for p in photos],
+        Path(args.json).write_text(json.dumps({"photos": [photos[i].name for i in mine],
                                                "results": results}))
 
 
