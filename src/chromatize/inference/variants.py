@@ -260,17 +260,16 @@ def build_index(photos: Sequence[str | os.PathLike[str]], colorizer: Colorizer,
     for i, path in enumerate(map(Path, photos)):
         try:
             rgb, _ = read_source(read_photo(path))
+            ab = photo_ab(rgb)
+            if rgb.ndim == 2 or float(np.hypot(ab[:, 0], ab[:, 1]).mean()) < MIN_CHROMA:
+                raise PhotoError("nearly black-and-white: too few colours to count")
         except PhotoError as e:
             skipped.append((path, str(e).removeprefix(f"{path}: ")))
-            continue
-        ab = photo_ab(rgb)
-        if rgb.ndim == 2 or float(np.hypot(ab[:, 0], ab[:, 1]).mean()) < MIN_CHROMA:
-            skipped.append((path, "nearly black-and-white: too few colours to count"))
-            continue
-        source = colorizer.prepare(rgb)
-        embs.append(output_embedding(colorizer.infer(source, cache=False)))
-        hists.append(histogram(ab))
-        names.append(path.name)
+        else:
+            output = colorizer.infer(colorizer.prepare(rgb), cache=False)
+            embs.append(output_embedding(output))
+            hists.append(histogram(ab))
+            names.append(path.name)
         if progress is not None:
             progress(i + 1, len(photos))
     if not names:
