@@ -78,7 +78,7 @@ def score(img: Image.Image, truth: np.ndarray, true_lab: np.ndarray, c_true: flo
 
 def photo_rows(c: Colorizer, truth: np.ndarray, other: np.ndarray, index: v.Index | None,
                parts: set[str], grid: dict[str, tuple[float, ...]], ks: list[int],
-               ) -> dict[str, tuple[float, float]]:
+               neighbours: int = v.NEIGHBOURS) -> dict[str, tuple[float, float]]:
     """Every method's (CIEDE2000, colourfulness ratio) for one photo."""
     true_lab = metrics.to_lab(truth)
     c_true = metrics.colorfulness(truth)
@@ -110,10 +110,14 @@ def photo_rows(c: Colorizer, truth: np.ndarray, other: np.ndarray, index: v.Inde
         emb = v.output_embedding(out)
         for s in grid["variants"]:
             for k in ks:
+                versions = v.variant_priors(index, emb, k, s, neighbours)
                 scores = [score(c.finish(source, out, Decoding(prior=p)), truth, true_lab,
-                                c_true) for p in v.variant_priors(index, emb, k, s)]
+                                c_true) for p in versions]
                 rows[f"best_of_{k}@{s}"] = min(scores)
                 rows[f"version_1_of_{k}@{s}"] = scores[0]
+                # the version whose histogram is nearest the network's mean distribution
+                near = int(np.argmax([np.sqrt(p.array()) @ emb for p in versions]))
+                rows[f"version_nearest_of_{k}@{s}"] = scores[near]
     if index is not None and "auto" in parts:
         emb = v.output_embedding(out)
         for s in grid["auto_prior"]:
@@ -173,6 +177,8 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--parts", default="base,variants,auto")
     ap.add_argument("--ks", default="4,8")
+    ap.add_argument("--neighbours", type=int, default=v.NEIGHBOURS,
+                    help="indexed photos the versions are clustered from")
     ap.add_argument("--strengths", nargs="*", default=[], help="method=s1,s2 ...")
     ap.add_argument("--json", default=None, help="write every photo's scores here")
     ap.add_argument("--shard", default="1/1", help="I/N: score every N-th photo from the "
@@ -210,15 +216,15 @@ def main() -> None:
     for i in mine:
         truth = truths[i]
         rows = photo_rows(c, truth, truths[(i + 1) % len(truths)], index,
-                          set(args.parts.split(",")), grid, [int(k) for k in args.ks.split(",")])
+                          set(args.parts.split(",")), grid, [int(k) for k in args.ks.split(",")],
+                          args.neighbours)
         for name, r in rows.items():
             results[name].append(r)
         print(f"{i + 1}/{len(truths)} {photos[i].name} {time.time() - t0:.0f}s",
               file=sys.stderr, flush=True)
+        if args.json:  # after every photo, so a long run that is stopped still counts
+            Path(args.json).write_text(json.dumps({"results": results}))
     print(table(results))
-    if args.json:
-        Path(args.json).write_text(json.dumps({"photos": [photos[i].name for i in mine],
-                                               "results": results}))
 
 
 if __name__ == "__main__":
