@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from PIL import Image
 
 from chromatize.color import is_color
-from chromatize.decoding import Decoding, check_capabilities
+from chromatize.decoding import Decoding, check_capabilities, check_number
 from chromatize.errors import UsageError
 from chromatize.io import (
     IMAGE_SUFFIXES,
@@ -226,9 +226,12 @@ class BatchOptions:
     :mod:`chromatize.inference.hints`) are colour marks for a single photo: hint models
     take them as input, other models' colours are corrected by them
     (:meth:`Colorizer.colorize`). ``decoding`` (boost, gain, an image-level prior...)
-    applies to every photo, over the colorizer's own.
-    (:meth:`Colorizer.colorize`). ``restore`` repairs each photo's gray first
-    (:mod:`chromatize.restore`); without a colorizer the repaired gray is the result.
+    applies to every photo, over the colorizer's own. ``variants=K`` writes K versions
+    per photo, named as samples are, from the colour photos of ``index`` (default: the
+    model's own) most like it, at ``variant_strength`` (default
+    :data:`chromatize.inference.variants.VARIANT_STRENGTH`). ``restore`` repairs each
+    photo's gray first (:mod:`chromatize.restore`); without a colorizer the repaired gray
+    is the result.
     """
 
     out_dir: Path | None = None
@@ -242,10 +245,14 @@ class BatchOptions:
     marks: Marks | None = None
     decoding: Decoding = field(default_factory=Decoding)
     restore: Repair | None = None
+    variants: int | None = None
+    index: Path | None = None
+    variant_strength: float | None = None
 
     def outputs(self, job: Job) -> list[Path]:
-        """The files one job writes: its output, or one per sample."""
-        return [job.output] if self.samples is None else sample_outputs(job.output, self.samples)
+        """The files one job writes: its output, or one per sample or version."""
+        many = self.samples if self.samples is not None else self.variants
+        return [job.output] if many is None else sample_outputs(job.output, many)
 
 
 #: An engine runs planned jobs into a summary, calling ``done(finished)`` with the number
@@ -302,20 +309,42 @@ def colorize_files(inputs: Sequence[str | os.PathLike[str]], colorizer: Colorize
         if options.restore is None:
             raise UsageError("nothing to do: no model and no repair")
     else:
-        check_options(options, colorizer.can_sample)
+        check_options(options, colorizer.can_sample, colorizer.index_path)
     return run_batch(inputs, options, lambda jobs, summary, done: colorize_jobs(
         jobs, colorizer, options, summary, done), progress)
 
 
-def check_options(options: BatchOptions, classification: bool) -> None:
+def check_options(options: BatchOptions, classification: bool,
+                  model_index: Path | None = None) -> None:
     """Raise :class:`~chromatize.errors.UsageError` for options that a model with (or
     without) a ``classification`` head does not allow: what a loaded
     :class:`Colorizer` or a checkpoint's recorded capabilities say
-    (:func:`chromatize.checkpoint.read_capabilities`)."""
+    (:func:`chromatize.checkpoint.read_capabilities`). ``model_index``: the model's own
+    index of colour photos for versions, if it ships one."""
     check_size(options.size)
     one = 1 if options.seed is not None else None  # a seed alone: one sampled coloring
     check_capabilities(replace(options.decoding, samples=options.samples or one,
                                seed=options.seed), classification)
+    if options.variants is None:
+        if options.index is not None or options.variant_strength is not None:
+            raise UsageError("an index and a versions' strength apply to --variants")
+        return
+    check_number("variants", options.variants)
+    if not classification:
+        raise UsageError("versions need a classification model (a colour distribution per "
+                         "pixel); this model predicts ab directly")
+    if options.samples is not None or options.decoding.prior is not None:
+        raise UsageError("versions choose the photo's colours themselves: give --variants "
+                         "without --samples, --reference or --palette")
+    if options.variant_strength is not None:
+        check_number("strength", options.variant_strength)
+    index = options.index if options.index is not None else model_index
+    if index is None:
+        raise UsageError("this model has no index of colour photos for --variants; build "
+                         "one with `chromatize index PHOTOS -o my.index` and pass --index")
+    from chromatize.inference.variants import load_index
+
+    load_index(index)  # a bad index file is one line, before any photo
 
 
 def colorize_jobs(jobs: Sequence[Job], colorizer: Colorizer | None, options: BatchOptions,
@@ -350,8 +379,9 @@ class _Run:
     def colorize(self, jobs: Sequence[Job]) -> None:
         """Skip, read, colorize and write the planned ``jobs``."""
         opts = self.options
-        # Samples, seeds and marks are per photo: no batches to share.
-        per_photo = opts.samples is not None or opts.seed is not None or opts.marks is not None
+        # Samples, seeds, versions and marks are per photo: no batches to share.
+        per_photo = (opts.samples is not None or opts.seed is not None
+                     or opts.variants is not None or opts.marks is not None)
         most = 1 if per_photo else GROUP_PHOTOS
         # Groups never straddle chunks of GROUP_PHOTOS planned jobs: a photo's companions
         # in a forward pass (which can move float rounding, and so an 8-bit level) are
@@ -484,7 +514,9 @@ def _colorize_one(colorizer: Colorizer, image: Photo, options: BatchOptions,
     samples = 1 if options.seed is not None and options.samples is None else options.samples
     try:
         result = colorizer.colorize(image, size=options.size, samples=samples,
-                                    seed=options.seed, hints=hints, decoding=options.decoding)
+                                    seed=options.seed, hints=hints, decoding=options.decoding,
+                                    variants=options.variants, index=options.index,
+                                    strength=options.variant_strength)
     except Exception as e:  # noqa: BLE001 - reported as this photo's failure
         return f"colorization failed ({type(e).__name__}: {e})"
     return result if isinstance(result, list) else [result]

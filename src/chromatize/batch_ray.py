@@ -37,6 +37,7 @@ from chromatize.batch import (
     run_batch,
 )
 from chromatize.checkpoint import read_capabilities, resolve_model, shipped_model_path
+from chromatize.inference.variants import shipped_index
 from chromatize.errors import ChromatizeError
 from chromatize.extras import require
 from chromatize.inference.pipeline import Colorizer
@@ -176,7 +177,7 @@ def colorize_files_ray(inputs: Sequence[str | os.PathLike[str]],
     if options.marks is not None:
         raise RayBatchError("marks colour a single photo; use the local engine")
     path = resolve_model(model)
-    check_options(options, read_capabilities(path)["classification"])
+    check_options(options, read_capabilities(path)["classification"], shipped_index(path))
     # A shipped model is found by name on every node; a file by its absolute path.
     name = os.fspath(model or "default")
     model_ref = name if path == shipped_model_path(name) else str(path.absolute())

@@ -256,6 +256,46 @@ def ab_prior(
         f"{summary['skipped_unreadable']} unreadable skipped)")
 
 
+@command("index")
+def index_command(
+    inputs: list[str] = typer.Argument(..., help="Colour photos: files, folders (searched "
+                                       "recursively), glob patterns or .txt lists of paths."),
+    output: Path = typer.Option(..., "-o", "--output", help="Index file to write, e.g. "
+                                "town.index (its JSON goes beside it)."),
+    model: ModelOption = None,
+    terms: str = typer.Option("", "--terms", help="The photos' terms (licence, source), "
+                              "written into the index's JSON."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing index."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Index colour photos for --variants (versions from the photos most like each one):
+    e.g. colour photos of a town and era, then `colorize --variants 4 --index town.index`."""
+    from chromatize.batch import find_photos
+    from chromatize.inference.pipeline import Colorizer
+    from chromatize.inference.variants import write_index
+
+    photos: list[Path] = []
+    for item in inputs:
+        if item.endswith(".txt") and Path(item).is_file():
+            lines = (ln.strip() for ln in Path(item).read_text().splitlines())
+            photos.extend(Path(item).parent / ln for ln in lines if ln and ln[0] != "#")
+        else:
+            found, missing = find_photos([item])
+            if missing:
+                raise UsageError(f"{missing[0][0]}: {missing[0][1]}")
+            photos.extend(p for p, _ in found)
+    colorizer = Colorizer.load(model, device="cpu", backend="torch")
+    with Progress(*Progress.get_default_columns(), MofNCompleteColumn(), console=err_console,
+                  disable=quiet, transient=True) as bar:
+        task = bar.add_task("indexing", total=len(photos))
+        index, skipped = write_index(photos, output, colorizer, terms, progress=lambda done,
+                                     total: bar.update(task, completed=done))
+    for path, reason in skipped:
+        err_console.print(f"[yellow]skipped:[/yellow] {path}: {reason}", highlight=False,
+                          soft_wrap=True)
+    console.print(f"wrote {output}: {len(index)} photos ({len(skipped)} left out)")
+
+
 class Engine(str, Enum):
     local = "local"
     ray = "ray"
@@ -334,6 +374,14 @@ def colorize(
                                        "(classification models; K at most 64)."),
     seed: int | None = typer.Option(None, "--seed", help="Seed of --samples (default 0); "
                                     "alone: the one coloring sampled with it."),
+    variants: int | None = typer.Option(None, "--variants", help="Write K versions per "
+                                        "photo as <stem>_1..<stem>_K, each with the colours "
+                                        "of a group of the indexed colour photos most like "
+                                        "it, the likeliest first (K at most 16; --strength "
+                                        "sets how strongly)."),
+    index: Path | None = typer.Option(None, "--index", help="--variants: an index of your "
+                                      "own colour photos (`chromatize index`); default: the "
+                                      "model's."),
     marks: Path | None = typer.Option(None, "--marks", help="Colour marks for a single "
                                       "photo: strokes drawn on a copy, a transparent layer, "
                                       "a JSON list of points, or a fix saved by `chromatize "
@@ -373,11 +421,14 @@ def colorize(
         model, boost, gain = model or fix.model, _given(boost, fix.boost), _given(gain, fix.gain)
         palette, strength = _given(palette, fix.palette), _given(strength, fix.strength)
         seed = fix.seed if seed is None and samples is None else seed
-    decoding = _decoding(boost, gain, reference, palette, strength, max_pixels)
+    decoding = _decoding(boost, gain, reference, palette,
+                         strength if variants is None else None, max_pixels)
     options = BatchOptions(out_dir=out_dir, fmt=fmt.value if fmt else None,
                            overwrite=overwrite, recolor=recolor, size=size,
                            max_pixels=max_pixels, samples=samples, seed=seed, marks=marks,
-                           decoding=decoding, restore=_repair(restore))
+                           decoding=decoding, restore=_repair(restore), variants=variants,
+                           index=index,
+                           variant_strength=strength if variants is not None else None)
     columns = (*Progress.get_default_columns(), MofNCompleteColumn(), _RateColumn())
     with Progress(*columns, console=err_console, disable=quiet, transient=True) as bar:
         task = bar.add_task("colorizing", total=None)

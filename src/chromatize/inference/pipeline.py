@@ -129,8 +129,12 @@ class Colorizer:
     def __init__(self, model: ColorizationModel | OnnxModel, info: dict[str, Any] | None = None,
                  device: str = "auto", working_size: int | None = None,
                  boost: float | None = None, cache_size: int = 8,
-                 gain: float | None = None, decoding: Decoding | None = None) -> None:
+                 gain: float | None = None, decoding: Decoding | None = None,
+                 index: str | os.PathLike[str] | None = None) -> None:
         self.info = info or {}
+        #: The index of colour photos the versions come from (:mod:`.variants`), read on
+        #: first use; None: this model has none.
+        self.index_path = index
         self.device = pick_device(device)
         self.model = model.to(self.device).eval()
         self.working_size = (working_size if working_size is not None
@@ -149,7 +153,8 @@ class Colorizer:
     def load(cls, path_or_name: str | os.PathLike[str] | None = None, device: str = "auto",
              working_size: int | None = None, boost: float | None = None,
              backend: str = "auto", cache_size: int = 8,
-             gain: float | None = None, decoding: Decoding | None = None) -> Colorizer:
+             gain: float | None = None, decoding: Decoding | None = None,
+             index: str | os.PathLike[str] | None = None) -> Colorizer:
         """Load a checkpoint path, an exported ``.onnx`` graph (run with ONNX Runtime,
         see :mod:`chromatize.inference.onnx`), or a model shipped in the package by name
         (None or ``"default"`` = the default model). Raises ``CheckpointError``.
@@ -163,7 +168,12 @@ class Colorizer:
 
         ``backend`` runs a checkpoint in ``torch``, in ``onnx`` (ONNX Runtime, its graph
         exported once and cached) or, with ``auto``, in ONNX Runtime when it is installed
-        and the device is the CPU (see :func:`chromatize.inference.onnx.select_backend`)."""
+        and the device is the CPU (see :func:`chromatize.inference.onnx.select_backend`).
+
+        ``index``: the index of colour photos for ``variants`` (``chromatize index``);
+        default: the one shipped beside the model's weights, if any."""
+        from chromatize.inference.variants import shipped_index
+
         path = resolve_model(path_or_name)
         if path.suffix.lower() == ".onnx":  # an exported graph, run by ONNX Runtime
             model, info = load_onnx(path, backend=backend)
@@ -172,7 +182,8 @@ class Colorizer:
             info = read_metadata(path)
             model = select_backend(path, info, backend, pick_device(device))
         return cls(model, info, device=device, working_size=working_size, boost=boost,
-                   cache_size=cache_size, gain=gain, decoding=decoding)
+                   cache_size=cache_size, gain=gain, decoding=decoding,
+                   index=index if index is not None else shipped_index(path))
 
     # ------------------------------------------------------------------ capabilities
 
@@ -290,7 +301,9 @@ class Colorizer:
                  boost: float | None = None, hints: Hints | None = None,
                  gain: float | None = None, decoding: Decoding | None = None,
                  reference: Any = None, palette: Any = None,
-                 strength: float | None = None) -> Image.Image | list[Image.Image]:
+                 strength: float | None = None, variants: int | None = None,
+                 index: str | os.PathLike[str] | None = None,
+                 ) -> Image.Image | list[Image.Image]:
         """Colorize one photo: a PIL image, a numpy array (gray ``(H, W)`` or RGB
         ``(H, W, 3)``, uint8/uint16 or float in [0, 1]) or a path. The three stages:
         :meth:`prepare`, :meth:`infer`, :meth:`finish`.
@@ -305,7 +318,9 @@ class Colorizer:
         more colour photos: paths, optionally ``"path:x0,y0,x1,y1"`` for a region, PIL
         images or arrays) and ``palette`` (``"#8b2e2e,#2e4d8b:0.3"``) say which colours
         this photo has, at ``strength`` (:mod:`chromatize.priors`); the network still
-        places them.
+        places them. ``variants=K`` returns K versions, each decoded with one prior from
+        the colour photos of ``index`` (default: this colorizer's) most like this one, at
+        ``strength``, the likeliest first (:meth:`variant_priors`).
 
         ``marks``: colour marks in image pixels, as
         :func:`chromatize.inference.hints.load_marks` reads them (a path to strokes drawn
@@ -321,7 +336,10 @@ class Colorizer:
         """
         from chromatize.priors import image_prior
 
-        prior = image_prior(reference, palette, strength)
+        if variants is not None and any(x is not None for x in (reference, palette, samples)):
+            raise UsageError("versions choose the photo's colours themselves: give variants "
+                             "without samples, a reference or a palette")
+        prior = image_prior(reference, palette, None if variants is not None else strength)
         d = self.resolve(decoding, samples=samples, seed=seed, boost=boost, gain=gain,
                          prior=prior)
         if marks is not None and hints is not None:
@@ -334,7 +352,30 @@ class Colorizer:
             check_hints(hints[0], hints[1], source.pixels.shape)
             if not hints[1].any():
                 hints = None
-        return self.finish(source, self.infer(source, hints), d, hints)
+        output = self.infer(source, hints)
+        if variants is None:
+            return self.finish(source, output, d, hints)
+        return [self.finish(source, output, d.with_(prior=p), hints)  # type: ignore[misc]
+                for p in self.variant_priors(output, variants, index, strength)]
+
+    def variant_priors(self, output: NetworkOutput, k: int,
+                       index: str | os.PathLike[str] | None = None,
+                       strength: float | None = None) -> list[ImagePrior]:
+        """The ``k`` image-level priors of the versions of a photo (its network
+        ``output``), from the colour photos of ``index`` (default: this colorizer's) most
+        like it, the likeliest first (:func:`chromatize.inference.variants.variant_priors`).
+        Raises :class:`~chromatize.errors.UsageError` for a model without a distribution
+        or without an index, ``IndexFileError`` for an unusable index file."""
+        from chromatize.inference import variants as v
+
+        k = int(check_number("variants", k))
+        emb = v.output_embedding(output)
+        path = index if index is not None else self.index_path
+        if path is None:
+            raise UsageError("this model has no index of colour photos for versions; build "
+                             "one with `chromatize index PHOTOS -o my.index` and pass it")
+        s = v.VARIANT_STRENGTH if strength is None else check_number("strength", strength)
+        return v.variant_priors(v.load_index(path), emb, k, s)
 
     def suggest(self, image: ImageLike, x: float, y: float, k: int = 6,
                 size: int | None = None, prior: ImagePrior | None = None,

@@ -13,7 +13,14 @@ API (every error is a 4xx/5xx with the body ``{"error": "one line"}``):
   its own size, its L* kept. Header ``X-Photo-Id``: the photo's id. Optional ``preview``
   (a long side in pixels): a smaller result, for the page's display. Optional
   ``restore`` (``1``/``all``, or some of ``cracks,dust,grain,fade``): repair the gray
-  first (:mod:`chromatize.restore`).
+  first (:mod:`chromatize.restore`). Photo-level colours (docs/priors.md): ``reference``
+  (a colour image file, decoded with the guards of photo uploads), ``palette``
+  (``#8b2e2e,#2e4d8b:0.3``), ``strength`` (0-3); or ``variant`` (1..``k``, ``k`` default
+  4): that one of ``/api/variants``.
+* ``POST /api/variants`` (multipart): ``image`` or ``photo``, ``k`` (default 4, at most
+  16), ``strength``, ``boost``, ``marks``, ``format`` (default ``jpeg``), ``preview`` ->
+  ``{"images": [data URL, ...]}``: K versions, each with the colours of a group of the
+  indexed colour photos most like this one, the likeliest first.
 * ``POST /api/suggest`` (multipart): ``image`` or ``photo``, ``x``, ``y``, optional ``k``
   (default 6) -> ``{"colors": ["#rrggbb", ...], "probs": [...]}``, most likely first.
 * ``POST /api/photos`` (multipart ``image``) -> ``{"id", "name", "width", "height"}``: upload
@@ -57,6 +64,7 @@ from chromatize.io import MAX_PIXELS
 from chromatize.server.engine import (
     FORMATS,
     Engine,
+    Look,
     RequestError,
     StoredPhoto,
     WorkerPool,
@@ -186,18 +194,23 @@ def create_app(colorizer_or_model: Any = "default", max_upload_mb: float = 50,
             raise RequestError(415, f"send multipart/form-data, not {ctype or 'no content type'}")
         return await request.form(max_files=2, max_fields=16)
 
+    async def decoded(upload: UploadFile) -> StoredPhoto:
+        """An uploaded image file, checked (type, size) and decoded in a worker with the
+        guards of :func:`chromatize.io.read_photo`."""
+        ctype = (upload.content_type or "").split(";")[0].strip().lower()
+        if ctype and not ctype.startswith("image/") and ctype != "application/octet-stream":
+            raise RequestError(415, f"{_safe_name(upload.filename)}: {ctype} is not an "
+                                    "image type")
+        data = await upload.read()
+        if len(data) > max_upload:
+            raise RequestError(413, too_large)
+        return await pool.run(engine.add, data, _safe_name(upload.filename))
+
     async def photo_of(form: FormData) -> StoredPhoto:
         """The ``image`` upload (decoded in a worker) or the stored ``photo`` id."""
         upload = form.get("image")
         if isinstance(upload, UploadFile):
-            ctype = (upload.content_type or "").split(";")[0].strip().lower()
-            if ctype and not ctype.startswith("image/") and ctype != "application/octet-stream":
-                raise RequestError(415, f"{_safe_name(upload.filename)}: {ctype} is not an "
-                                        "image type")
-            data = await upload.read()
-            if len(data) > max_upload:
-                raise RequestError(413, too_large)
-            return await pool.run(engine.add, data, _safe_name(upload.filename))
+            return await decoded(upload)
         if upload is not None:
             raise RequestError(400, "field 'image' must be a file")
         pid = form.get("photo")
@@ -207,6 +220,19 @@ def create_app(colorizer_or_model: Any = "default", max_upload_mb: float = 50,
         if photo is None:
             raise RequestError(404, f"unknown photo {pid[:40]!r} (expired); upload it again")
         return photo
+
+    async def look_of(form: FormData, variant: bool = True) -> Look:
+        """The photo-level colours asked for: ``reference`` (an image file), ``palette``,
+        ``strength``, and (``variant``) ``variant`` of ``k``."""
+        upload = form.get("reference")
+        if upload is not None and not isinstance(upload, UploadFile):
+            raise RequestError(400, "field 'reference' must be an image file")
+        reference = None if upload is None else await decoded(upload)
+        lo, hi = LIMITS["strength"]
+        k = _number(form, "k", int, 4, 1, LIMITS["variants"][1])
+        return Look(reference, _field(form, "palette"),
+                    _number(form, "strength", float, None, lo, hi),
+                    _number(form, "variant", int, None, 1, k) if variant else None, k)
 
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:
@@ -223,6 +249,9 @@ def create_app(colorizer_or_model: Any = "default", max_upload_mb: float = 50,
         head = colorizer.head
         return {"model": model_name, "max_upload_mb": max_upload_mb,
                 "can_sample": bool(colorizer.can_sample),
+                # Whether /api/variants and ``variant`` work (an index of colour photos).
+                "variants": bool(colorizer.can_sample and colorizer.index_path is not None),
+                "limits": {k: LIMITS[k] for k in ("strength", "variants")},
                 **({"boost": 0.0, "gain": 1.0} if head is None else
                    {k: head.defaults()[k] for k in ("boost", "gain")}),
                 "workers": pool.workers, "formats": list(FORMATS)}
@@ -249,10 +278,27 @@ def create_app(colorizer_or_model: Any = "default", max_upload_mb: float = 50,
         gain, seed = _setting(form, "gain"), _setting(form, "seed")
         preview = _number(form, "preview", int, None, *FORM_LIMITS["preview"])
         repair = _repair(form)
+        look = await look_of(form)
         photo = await photo_of(form)
         data = await pool.run(partial(engine.colorize, photo, marks, boost, fmt, preview,
-                                      repair=repair, gain=gain, seed=seed))
+                                      repair=repair, gain=gain, seed=seed, look=look))
         return Response(data, media_type=FORMATS[fmt][1], headers={"X-Photo-Id": photo.id})
+
+    @app.post("/api/variants")
+    async def variants(request: Request) -> dict[str, list[str]]:
+        form = await read_form(request)
+        if not colorizer.can_sample:
+            raise RequestError(400, "this model gives a single coloring (no versions)")
+        look = await look_of(form, variant=False)
+        if look.reference is not None or look.palette is not None:
+            raise RequestError(400, "versions choose the photo's colours themselves: send "
+                                    "them without reference or palette")
+        marks, boost = _marks(form), _setting(form, "boost")
+        fmt = _choice(form, "format", "jpeg", FORMATS)
+        preview = _number(form, "preview", int, None, *FORM_LIMITS["preview"])
+        photo = await photo_of(form)
+        images = await pool.run(engine.variants, photo, look, marks, boost, fmt, preview)
+        return {"images": images}
 
     @app.post("/api/suggest")
     async def suggest(request: Request) -> dict[str, list[Any]]:

@@ -24,7 +24,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -154,6 +154,28 @@ def decode_upload(data: bytes, name: str, max_pixels: int = MAX_PIXELS) -> Store
     return StoredPhoto(photo_id(data), name, image, photo.alpha, nbytes)
 
 
+@dataclass(frozen=True)
+class Look:
+    """The photo-level colours a request asks for (:mod:`chromatize.priors`): a
+    ``reference`` photo (decoded as uploads are), a ``palette`` (text such as
+    ``"#8b2e2e,#2e4d8b:0.3"``) and their ``strength``; or version ``variant`` (1..k) of
+    ``k`` (:mod:`chromatize.inference.variants`), at ``strength``."""
+
+    reference: StoredPhoto | None = None
+    palette: str | None = None
+    strength: float | None = None
+    variant: int | None = None
+    k: int = 4
+
+    def __post_init__(self) -> None:
+        if self.variant is not None and (self.reference is not None or self.palette is not None):
+            raise RequestError(400, "a version chooses the photo's colours itself: send "
+                                    "variant without reference or palette")
+        if self.variant is not None and not 1 <= self.variant <= self.k:
+            raise RequestError(400, f"field 'variant' must be from 1 to k ({self.k}), "
+                                    f"got {self.variant}")
+
+
 def encode(image: Image.Image, fmt: str, quality: int = 92) -> bytes:
     """A PIL image -> PNG or JPEG bytes (``fmt``: a key of :data:`FORMATS`). JPEG has no
     alpha, so transparent parts are shown on white, as a viewer would."""
@@ -213,13 +235,15 @@ class Engine:
 
     def colorize(self, photo: StoredPhoto, marks: list[dict[str, Any]] | None = None,
                  boost: float | None = None, fmt: str = "png", preview: int | None = None,
-                 repair: Any = None, gain: float | None = None,
-                 seed: int | None = None) -> bytes:
+                 repair: Any = None, gain: float | None = None, seed: int | None = None,
+                 look: Look | None = None) -> bytes:
         """The photo colorized at its own size, keeping its L*, encoded as ``fmt``; with
         ``preview``, at most that long side instead (marks are scaled to it); with
         ``repair`` (a :class:`chromatize.restore.Repair`), its gray repaired first.
         ``seed``: start from the coloring sampled with it (an alternative), not the most
-        likely."""
+        likely; ``look``: the photo-level colours asked for."""
+        with _user_errors():
+            prior = self._prior(photo, look or Look())
         if preview:
             small = self.preview(photo, preview)
             marks, photo = scale_marks(marks, photo.size, small.size), small
@@ -229,10 +253,37 @@ class Engine:
 
             image = restore(image, repair)
         with _user_errors():
-            out = self.colorizer.colorize(image, **_steering(marks, boost, gain, seed))
+            out = self.colorizer.colorize(image, **_steering(marks, boost, gain, seed, prior))
         if isinstance(out, list):  # a sampled coloring comes as a list of one
             out = out[0]
         return encode(self._with_alpha(out, photo), fmt)
+
+    def variants(self, photo: StoredPhoto, look: Look, marks: list[dict[str, Any]] | None = None,
+                 boost: float | None = None, fmt: str = "jpeg", preview: int | None = None,
+                 ) -> list[str]:
+        """The ``look.k`` versions of the photo (the likeliest first), as data URLs; version
+        ``i`` is what ``/api/colorize`` gives with ``variant=i``."""
+        return [data_url(self.colorize(photo, marks, boost, fmt, preview,
+                                       look=replace(look, variant=i)), fmt)
+                for i in range(1, look.k + 1)]
+
+    def _prior(self, photo: StoredPhoto, look: Look) -> Any:
+        """The :class:`~chromatize.priors.ImagePrior` of ``look`` for ``photo``, or None.
+        A version's prior comes from the photo at its own size (not a preview), so the
+        page's small version and the full-size one have the same colours."""
+        from chromatize.decoding import check_number
+        from chromatize.priors import image_prior
+
+        if look.variant is None:
+            ref = None if look.reference is None else look.reference.image
+            return image_prior(ref, look.palette, look.strength, max_pixels=self.max_pixels)
+        c = self.colorizer
+        check_number("variants", look.k)
+        if not c.can_sample:
+            raise RequestError(400, "versions need a classification model; this one "
+                                    "predicts ab directly")
+        output = c.infer(c.prepare(photo.image))
+        return c.variant_priors(output, look.k, strength=look.strength)[look.variant - 1]
 
     def alternatives(self, photo: StoredPhoto, k: int, seed: int,
                      marks: list[dict[str, Any]] | None = None, boost: float | None = None,
@@ -322,10 +373,16 @@ def scale_marks(marks: list[dict[str, Any]] | None, photo_size: tuple[int, int],
 
 
 def _steering(marks: list[dict[str, Any]] | None, boost: float | None,
-              gain: float | None = None, seed: int | None = None) -> dict[str, Any]:
+              gain: float | None = None, seed: int | None = None,
+              prior: Any = None) -> dict[str, Any]:
     """Only the keywords given, so a photo without marks takes the plain, batched path;
-    a ``seed`` asks for the one coloring sampled with it."""
+    a ``seed`` asks for the one coloring sampled with it, a ``prior`` (an image-level
+    :class:`~chromatize.priors.ImagePrior`) reweights the colours."""
     kwargs: dict[str, Any] = {}
+    if prior is not None:
+        from chromatize.decoding import Decoding
+
+        kwargs["decoding"] = Decoding(prior=prior)
     if marks:
         kwargs["marks"] = marks
     if boost is not None:
