@@ -42,6 +42,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from chromatize.training import config as cfgmod
 from chromatize.training import data as datamod
 from chromatize.training import state as ts
+from chromatize.training import transfer
 from chromatize.checkpoint import DeviceError, load_checkpoint, pick_device, save_checkpoint
 from chromatize.training.config import Config, ConfigError
 from chromatize.training.losses import LOSSES
@@ -96,10 +97,14 @@ class Trainer:
             raise ConfigError(f"loss.name: {e.args[0]}") from None
         except (TypeError, ValueError) as e:
             raise ConfigError(f"loss.kwargs: {e}") from None
-        self.train_data = self._open("data.train", cfg.data.train)
+        self.train_pool, self.train_data = self._subset(self._open("data.train", cfg.data.train))
         if cfg.data.val is not None and datamod.is_shards(cfg.data.val):
             raise ConfigError("data.val: must be a folder or a .txt list, not shards")
         self.val_data = None if cfg.data.val is None else self._open("data.val", cfg.data.val)
+        if state is None and cfg.model.adabn:
+            self._adapt_batchnorm()
+        self.anchor = (transfer.L2SP(self.model.encoder).to(self.device)
+                       if cfg.model.l2sp else None)
         self.max_steps = self._max_steps()
         self.optimizers = self._optimizers()
         self.ema = (AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(cfg.train.ema),
@@ -172,6 +177,10 @@ class Trainer:
                                  f"kwargs {m.kwargs}: {detail}")
         elif fresh and m.pretrained:
             model.load_pretrained_encoder()  # type: ignore[operator]
+        if (m.adabn or m.l2sp) and not hasattr(model, "encoder"):
+            raise ConfigError(f"model.adabn/l2sp: {m.name!r} has no encoder")
+        if m.l2sp and any(hasattr(model, h) for h in ("train_step", "cached_train_step")):
+            raise ConfigError(f"model.l2sp: {m.name!r} runs its own update, which has no L2-SP term")
         if m.frozen_blocks and not hasattr(model, "encoder_prefix"):
             raise ConfigError(f"model.frozen_blocks: {m.name!r} has no encoder blocks to freeze")
         # Each process draws its own dropout masks; DDP makes the weights equal.
@@ -192,6 +201,38 @@ class Trainer:
             return datamod.open_source(source, self.cfg.data)
         except datamod.DataError as e:
             raise TrainError(f"{key}: {e}") from None
+
+    def _subset(self, photos: datamod.PhotoSet | str | list[str],
+                ) -> tuple[datamod.PhotoSet | str | list[str], datamod.PhotoSet | str | list[str]]:
+        """``(pool, train)``: the photos in ``data.subset_seed``'s order, and the first
+        ``data.limit`` of them (:func:`chromatize.training.data.nested_subset`)."""
+        d = self.cfg.data
+        if d.limit is None and d.subset_seed is None:
+            return photos, photos
+        if not isinstance(photos, datamod.PhotoSet):
+            raise ConfigError("data.limit/subset_seed: need folders or lists, not shards")
+        try:
+            return datamod.nested_subset(photos, d.limit, d.subset_seed)
+        except datamod.DataError as e:
+            raise TrainError(f"data.train: {e}") from None
+
+    @torch.no_grad()
+    def _adapt_batchnorm(self) -> None:
+        """AdaBN: the encoder's batch-norm statistics from ``model.adabn`` gray training
+        crops (:func:`chromatize.training.transfer.adapt_batchnorm`)."""
+        n, t = self.cfg.model.adabn, self.cfg.train
+        loader = iter(datamod.train_loader(self.train_data, self.cfg.data, min(n, t.batch_size),
+                                           t.seed + 1, self.rank, self.world))
+        fmt = torch.channels_last if t.channels_last else torch.contiguous_format
+
+        def batches() -> Any:
+            for _ in range(math.ceil(n / min(n, t.batch_size))):
+                yield next(loader)[0].to(self.device, memory_format=fmt)
+
+        was_training = self.model.training
+        self.model.eval()
+        transfer.adapt_batchnorm(self.model.encoder, batches(), self.model.encode)  # type: ignore[arg-type]
+        self.model.train(was_training)
 
     def _feature_cache(self) -> Any:
         """The frozen encoder's cached features (``data.feature_cache``), built now if
@@ -218,9 +259,12 @@ class Trainer:
 
         with Progress(disable=not self.logging) as bar:
             task = bar.add_task("encoding crops", total=len(self.train_data.paths))
-            cache = features.build(self.model, self.train_data, d.feature_cache, d.crop,
+            # The whole pool is cached in its order; a subset reads its prefix.
+            cache = features.build(self.model, self.train_pool, d.feature_cache, d.crop,
                                    d.scale_jitter, d.flip, d.feature_views, self.cfg.train.seed,
-                                   bf16=self.cfg.train.precision == "bf16", progress=lambda done, total: bar.update(task, completed=done))
+                                   bf16=self.cfg.train.precision == "bf16",
+                                   progress=lambda done, total: bar.update(task, completed=done),
+                                   need=len(self.train_data.paths))
         return cache
 
     def _max_steps(self) -> int:
@@ -254,7 +298,8 @@ class Trainer:
     # ------------------------------------------------------------------ state
 
     def _modules(self) -> dict[str, nn.Module]:
-        return {"model": self.model} | ({"ema": self.ema} if self.ema is not None else {})
+        return ({"model": self.model} | ({"ema": self.ema} if self.ema is not None else {})
+                | ({"l2sp": self.anchor} if self.anchor is not None else {}))
 
     def _state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         """Everything needed to continue exactly. Collective: every rank must call it."""
@@ -347,9 +392,12 @@ class Trainer:
 
     def _update(self, out: dict[str, torch.Tensor], ab: torch.Tensor) -> dict[str, float]:
         loss = self.loss_fn(out, ab)
+        total = loss
+        if self.anchor is not None:  # L2-SP; the logged loss stays the task's
+            total = loss + 0.5 * self.cfg.model.l2sp * self.anchor.distance(self.model.encoder)
         for opt in self.optimizers:
             opt.zero_grad(set_to_none=True)
-        loss.backward()
+        total.backward()
         for opt in self.optimizers:
             opt.step()
         return {"loss": loss.item()}
