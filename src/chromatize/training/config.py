@@ -121,6 +121,8 @@ class TrainConfig:
     ema: float | None = None  # EMA decay of the weights (e.g. 0.999); None = off
     eval_every: int = 500
     ckpt_every: int = 500
+    ckpt_minutes: float | None = None  # also checkpoint after this much wall time
+    keep_best: bool = False  # also keep the model of the lowest val loss as RUN/best
     log_every: int = 10
     grid_images: int = 8
     seed: int = 0
@@ -312,6 +314,8 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"train.schedule: 'constant' or 'cosine', got {t.schedule!r}")
     if len(t.betas) != 2:
         raise ConfigError(f"train.betas: two numbers, got {t.betas}")
+    if t.ckpt_minutes is not None and not t.ckpt_minutes > 0:
+        raise ConfigError(f"train.ckpt_minutes: must be positive, got {t.ckpt_minutes}")
     if t.max_minutes is not None and not t.max_minutes > 0:
         raise ConfigError(f"train.max_minutes: must be positive, got {t.max_minutes}")
     if t.ema is not None and not 0 < t.ema < 1:

@@ -110,11 +110,14 @@ class Trainer:
         self.ema = (AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(cfg.train.ema),
                                   use_buffers=True) if cfg.train.ema else None)
         self.step, self.samples = 0, 0
+        self.best_val_loss, self.saved_at = math.inf, time.perf_counter()
         if state is not None:
             self._restore(*state)
         if self.world > 1 and hasattr(self.model, "train_step"):
             raise TrainError(f"model {cfg.model.name!r} has its own train_step, which "
                              "distributed training does not support yet")
+        if cfg.train.keep_best and self.val_data is None:
+            raise ConfigError("train.keep_best: needs data.val (the best model is chosen on it)")
         if cfg.data.device_cache and not isinstance(self.train_data, datamod.PhotoSet):
             raise ConfigError("data.device_cache: needs folders or lists, not shards")
         self.frozen: bool | None = None
@@ -308,6 +311,7 @@ class Trainer:
         meta = {"step": self.step, "samples_seen": self.samples, "world_size": self.world,
                 "model": {"name": self.cfg.model.name, "kwargs": self.cfg.model.kwargs},
                 "optimizers": optimizers, "host_rng": ts.host_rng_state(),
+                "best_val_loss": None if math.isinf(self.best_val_loss) else self.best_val_loss,
                 "config": cfgmod.to_dict(self.cfg)}
         return tensors, meta
 
@@ -318,6 +322,8 @@ class Trainer:
             raise TrainError(f"{self.run_dir}: the resume state does not fit this run ({e})") from None
         self.step = meta["step"]
         self.samples = meta["samples_seen"]  # over all processes
+        best = meta.get("best_val_loss")
+        self.best_val_loss = math.inf if best is None else best
         if self.step >= self.max_steps:
             raise TrainError(f"{self.run_dir}: already at step {self.step} of {self.max_steps}; "
                              "raise --train.max_steps to train on")
@@ -443,7 +449,7 @@ class Trainer:
                 window_loss, window_n, t0 = 0.0, 0, time.perf_counter()
                 deadline = (None if t.max_minutes is None
                             else time.perf_counter() + 60 * t.max_minutes)
-                started = time.perf_counter()
+                started = self.saved_at = time.perf_counter()
                 while self.step < self.max_steps and not self.stop_requested:
                     frozen = self.step < self.cfg.model.freeze_encoder_steps
                     if frozen != self.frozen:
@@ -481,11 +487,7 @@ class Trainer:
                         progress.update(task, completed=self.step,
                                         info=f"loss {window_loss / window_n:.4f}  {speed:.1f} img/s")
                         window_loss, window_n, t0 = 0.0, 0, time.perf_counter()
-                    done = self.step == self.max_steps or self.stop_requested
-                    if log is not None and self.val_data is not None and (done or self.step % t.eval_every == 0):
-                        self.metrics = self.evaluate(log)
-                    if done or self.step % t.ckpt_every == 0:
-                        self.save()
+                    self._check_and_save(log, self.step == self.max_steps or self.stop_requested)
         finally:
             self._restore_signals()
             if log is not None:
@@ -522,17 +524,41 @@ class Trainer:
                 log.grid(self.step, l_all[:k], torch.cat(preds)[:k], ab_all[:k])
         return metrics
 
+    def _check_and_save(self, log: Any, done: bool) -> None:
+        """After a step: the val check every ``eval_every`` steps (with ``keep_best``, the
+        model of the lowest val loss so far as ``best``), and the checkpoint every
+        ``ckpt_every`` steps or ``ckpt_minutes`` of wall time, and at the end."""
+        t = self.cfg.train
+        if log is not None and self.val_data is not None and (done or self.step % t.eval_every == 0):
+            self.metrics = self.evaluate(log)
+            if t.keep_best and self.metrics["val_loss"] < self.best_val_loss:
+                self.best_val_loss = self.metrics["val_loss"]
+                self._save_model("best")
+        due = t.ckpt_minutes is not None and time.perf_counter() - self.saved_at >= 60 * t.ckpt_minutes
+        if self.world > 1:  # a save is collective: every rank must agree on it
+            flag = torch.tensor([float(due)], device=self.device)
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            due = bool(flag.item())
+        if done or due or self.step % t.ckpt_every == 0:
+            self.save()
+
     def save(self) -> None:
         """Write the resume state and the model checkpoint (rank 0; collective)."""
         tensors, meta = self._state()
+        self.saved_at = time.perf_counter()
         if not self.logging:
             return
         ts.save_state(self.run_dir, tensors, meta)
+        self._save_model("model")
+
+    def _save_model(self, stem: str) -> None:
+        """The model checkpoint ``RUN/<stem>.safetensors`` + ``.json`` (the EMA weights
+        when kept)."""
         model = self.ema.module if self.ema is not None else self.model
         data = {"train": datamod.source_summary(self.train_data)}
         if self.val_data is not None:
             data["val"] = datamod.source_summary(self.val_data)
-        save_checkpoint(self.run_dir / "model", model, self.cfg.model.name, self.cfg.model.kwargs,
+        save_checkpoint(self.run_dir / stem, model, self.cfg.model.name, self.cfg.model.kwargs,
                         config=cfgmod.to_dict(self.cfg), data=data, step=self.step,
                         working_size=self.cfg.model.working_size, metrics=self.metrics)
 
