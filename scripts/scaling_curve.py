@@ -2,7 +2,7 @@
 
     nice -n 5 python scripts/scaling_curve.py RUNS [--sizes 1600 3200 6400 all]
         [--steps 800] [--views 1] [--photos ../shared/data/photos] [--cache DIR]
-        [--plot docs/scaling.png]
+        [--plot docs/scaling.png] [--suffix _adabn --override=--model.adabn=1024 ...]
 
 Run from the repository root. The recipe is ``configs/default.yaml`` with its
 EfficientNet-Lite0 encoder frozen the whole run: the decoder trains from cached encoder
@@ -16,6 +16,11 @@ at the shipped working size 224 and boost 0.2) while the next one trains. The sh
 ``default`` is scored the same way. Prints a Markdown table (also ``RUNS/scaling.md``),
 and plots CIEDE2000 against log N when matplotlib is installed. Torch threads: 2 unless
 ``OMP_NUM_THREADS`` says otherwise.
+
+``--override`` adds config overrides to every run, whose folders then get ``--suffix``:
+the AdaBN and L2-SP runs of docs/ablation.md (round 7) are the 1,600-photo point so
+changed, e.g. ``--sizes 1600 --suffix _adabn --override=--model.adabn=1024
+--override=--data.feature_cache=DIR`` (AdaBN changes the encoder: its own cache).
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ def train_command(run: Path, size: str, steps: int, views: int, photos: Path, ca
     """The ``chromatize train`` command that starts or continues ``run``."""
     cli = [sys.executable, "-m", "chromatize.cli", "train"]
     if (run / "state.json").is_file():
-        return cli + ["--resume", str(run)]
+        return cli + ["--resume", str(run), f"--train.max_steps={steps}"]
     return cli + ["configs/default.yaml", f"--run_dir={run}",
                   f"--data.train=[{photos / 'train'},{photos / 'train_extra'}]",
                   f"--data.val={photos / 'val'}", f"--data.feature_cache={cache}",
@@ -99,6 +104,8 @@ def main() -> None:
     p.add_argument("--photos", type=Path, default=Path("../shared/data/photos"))
     p.add_argument("--cache", type=Path, default=Path("~/.cache/chromatize/features/scaling"))
     p.add_argument("--plot", type=Path, default=None)
+    p.add_argument("--suffix", default="", help="run folders are RUNS/n<size><suffix>")
+    p.add_argument("--override", action="append", default=[], metavar="--KEY=VALUE")
     args = p.parse_args()
     photos, cache = args.photos.resolve(), args.cache.expanduser().resolve()
     env = {"PYTHONPATH": "src", "OMP_NUM_THREADS": "2"} | dict(os.environ)
@@ -107,10 +114,11 @@ def main() -> None:
     if not default.is_file():
         scoring.append(subprocess.Popen(score_command("default", default, photos), env=env))
     for size in args.sizes:
-        run = args.runs / f"n{size}"
+        run = args.runs / f"n{size}{args.suffix}"
         if not finished(run, args.steps):
-            subprocess.run(train_command(run, size, args.steps, args.views, photos, cache),
-                           env=env, check=True)
+            command = train_command(run, size, args.steps, args.views, photos, cache)
+            fresh = "--resume" not in command
+            subprocess.run(command + (args.override if fresh else []), env=env, check=True)
         if not (run / "val.json").is_file():
             for proc in scoring:  # at most one scoring beside the training
                 proc.wait()
@@ -124,7 +132,7 @@ def main() -> None:
              row("shipped `default`", "2,736 (train/)", default)]
     points = []
     for size in args.sizes:
-        run = args.runs / f"n{size}"
+        run = args.runs / f"n{size}{args.suffix}"
         n = json.loads((run / "model.json").read_text())["data"]["train"]["count"]
         lines.append(row(f"decoder, {args.steps} steps of 32", f"{n:,}", run / "val.json"))
         points.append((n, run / "val.json"))
