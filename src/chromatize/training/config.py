@@ -50,6 +50,12 @@ class ModelConfig:
     frozen_blocks: int = 0
     init: str | None = None  # start from the weights of this chromatize checkpoint
     working_size: int = 256  # inference resolution recorded in the checkpoint
+    # AdaBN (Li et al. 2016): before a fresh run, re-estimate the encoder's batch-norm
+    # statistics on this many gray training crops, without gradients (0 = off)
+    adabn: int = 0
+    # L2-SP (Li et al. 2018): weight alpha of (alpha / 2) * ||w - w_start||^2 over the
+    # encoder weights that train, pulling them towards their values at the run's start
+    l2sp: float = 0.0
 
 
 @dataclass
@@ -64,6 +70,12 @@ class DataConfig:
     ``feature_cache``: a folder (keep it outside the repository) where the frozen
     encoder's features of ``feature_views`` random crops per photo are stored once; the
     frozen phase then trains the decoder from it (:mod:`chromatize.training.features`).
+
+    ``limit`` / ``subset_seed``: train on the first ``limit`` usable photos of ``train``
+    (folders and lists) after a shuffle seeded by ``subset_seed`` (None: sorted order).
+    Subsets of one seed are nested, for data-scaling curves; with a feature cache, every
+    photo is cached in that order and a run reads the prefix of its own photos, so all
+    subsets share one cache.
     """
 
     train: str | list[str] = ""
@@ -78,6 +90,8 @@ class DataConfig:
     val_limit: int = 64  # validation photos used (the first ones, sorted)
     feature_cache: str | None = None  # folder of cached encoder features (frozen phase)
     feature_views: int = 2  # cached random crops per photo
+    limit: int | None = None  # train on this many photos (a nested subset, see above)
+    subset_seed: int | None = None  # shuffles the photos before ``limit`` takes its share
 
 
 @dataclass
@@ -107,6 +121,8 @@ class TrainConfig:
     ema: float | None = None  # EMA decay of the weights (e.g. 0.999); None = off
     eval_every: int = 500
     ckpt_every: int = 500
+    ckpt_minutes: float | None = None  # also checkpoint after this much wall time
+    keep_best: bool = False  # also keep the model of the lowest val loss as RUN/best
     log_every: int = 10
     grid_images: int = 8
     seed: int = 0
@@ -320,6 +336,11 @@ def validate(cfg: Config) -> None:
                    "train.grid_images": t.grid_images}
     if d.feature_views <= 0:
         raise ConfigError(f"data.feature_views: must be positive, got {d.feature_views}")
+    if d.limit is not None and d.limit <= 0:
+        raise ConfigError(f"data.limit: must be positive, got {d.limit}")
+    if cfg.model.adabn < 0 or cfg.model.l2sp < 0:
+        raise ConfigError(f"model.adabn / model.l2sp: must not be negative, got "
+                          f"{cfg.model.adabn} / {cfg.model.l2sp}")
     for key, v in nonnegative.items():
         if v < 0:
             raise ConfigError(f"{key}: must not be negative, got {v}")
@@ -337,6 +358,8 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"train.schedule: 'constant' or 'cosine', got {t.schedule!r}")
     if len(t.betas) != 2:
         raise ConfigError(f"train.betas: two numbers, got {t.betas}")
+    if t.ckpt_minutes is not None and not t.ckpt_minutes > 0:
+        raise ConfigError(f"train.ckpt_minutes: must be positive, got {t.ckpt_minutes}")
     if t.max_minutes is not None and not t.max_minutes > 0:
         raise ConfigError(f"train.max_minutes: must be positive, got {t.max_minutes}")
     if t.ema is not None and not 0 < t.ema < 1:
