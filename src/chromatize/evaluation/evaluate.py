@@ -172,6 +172,44 @@ def _csv_bytes(rows: Sequence[dict[str, Any]]) -> bytes:
     return buf.getvalue().encode()
 
 
+def _check_outputs(out: Path, models: Sequence[str], overwrite: bool) -> None:
+    """Raise ``EvaluationError`` before any work for a report folder that cannot be
+    written or already holds a report, and for models named like the baselines."""
+    problem = folder_problem(out)
+    if problem is not None:
+        raise EvaluationError(f"{out}: report folder {problem}")
+    existing = [name for name in OUTPUT_FILES if (out / name).exists()]
+    if existing and not overwrite:
+        raise EvaluationError(
+            f"{out / existing[0]}: already exists (use --overwrite to replace it)")
+    if len(set(models)) != len(models) or {GRAY, MEAN_COLOUR} & set(models):
+        raise EvaluationError(f"models must be distinct and not named {GRAY!r} or "
+                              f"{MEAN_COLOUR!r} (the baselines are always scored)")
+
+
+def _score(photos: Sequence[Path], methods: dict[str, Method], shown: set[str],
+           size: int | None, progress: Callable[[int, int], None] | None,
+           ) -> tuple[list[dict[str, Any]], dict[str, dict[str, bytes]]]:
+    """Every method on every photo made gray: the per-image metric rows, and thumbnails
+    (input, truth and the ``shown`` methods') for the report."""
+    rows: list[dict[str, Any]] = []
+    thumbs: dict[str, dict[str, bytes]] = {}
+    for i, path in enumerate(photos):
+        truth = load_truth(path, size)
+        true_lab = metrics.to_lab(truth)
+        gray, input_l = gray_input(true_lab[..., 0])
+        thumbs[path.name] = {"input": thumbnail(gray), "truth": thumbnail(truth)}
+        for name, method in methods.items():
+            pred = method(gray)
+            rows.append({"image": path.name, "model": name,
+                         **metrics.image_metrics(pred, truth, input_l, true_lab)})
+            if name in shown:
+                thumbs[path.name][name] = thumbnail(pred)
+        if progress:
+            progress(i + 1, len(photos))
+    return rows, thumbs
+
+
 def evaluate(models: Sequence[str], data_dir: str | os.PathLike[str],
              out_dir: str | os.PathLike[str], size: int | None = None,
              limit: int | None = None, seed: int = 0, device: str = "cpu",
@@ -186,16 +224,7 @@ def evaluate(models: Sequence[str], data_dir: str | os.PathLike[str],
     ``EvaluationError`` and ``CheckpointError``.
     """
     data_dir, out = Path(data_dir), Path(out_dir)
-    problem = folder_problem(out)
-    if problem is not None:
-        raise EvaluationError(f"{out}: report folder {problem}")
-    existing = [name for name in OUTPUT_FILES if (out / name).exists()]
-    if existing and not overwrite:
-        raise EvaluationError(
-            f"{out / existing[0]}: already exists (use --overwrite to replace it)")
-    if len(set(models)) != len(models) or {GRAY, MEAN_COLOUR} & set(models):
-        raise EvaluationError(f"models must be distinct and not named {GRAY!r} or "
-                              f"{MEAN_COLOUR!r} (the baselines are always scored)")
+    _check_outputs(out, models, overwrite)
     methods: dict[str, Method] = {m: model_method(m, device) for m in models}
     photos, skipped, mean_ab = select_photos(list_images(data_dir), size, limit, seed)
     if not photos:
@@ -203,22 +232,7 @@ def evaluate(models: Sequence[str], data_dir: str | os.PathLike[str],
                               f"({sum(map(len, skipped.values()))} skipped)")
     methods[GRAY] = lambda gray: np.repeat(gray[..., None], 3, -1)
     methods[MEAN_COLOUR] = constant_colour(mean_ab)
-
-    rows: list[dict[str, Any]] = []
-    thumbs: dict[str, dict[str, bytes]] = {}
-    for i, path in enumerate(photos):
-        truth = load_truth(path, size)
-        true_lab = metrics.to_lab(truth)
-        gray, input_l = gray_input(true_lab[..., 0])
-        thumbs[path.name] = {"input": thumbnail(gray), "truth": thumbnail(truth)}
-        for name, method in methods.items():
-            pred = method(gray)
-            rows.append({"image": path.name, "model": name,
-                         **metrics.image_metrics(pred, truth, input_l, true_lab)})
-            if name in models:
-                thumbs[path.name][name] = thumbnail(pred)
-        if progress:
-            progress(i + 1, len(photos))
+    rows, thumbs = _score(photos, methods, set(models), size, progress)
 
     result = {
         "data_dir": str(data_dir), "size": size, "limit": limit, "seed": seed,

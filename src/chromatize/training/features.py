@@ -89,45 +89,21 @@ def build(model: torch.nn.Module, photos: Any, folder: str | Path, crop: int,
            "flip": flip, "views": views, "seed": seed, "encoder": _digest(model), "bf16": bf16}
     key_hash = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     meta_path = folder / CACHE_JSON
-    meta: dict[str, Any] | None = None
-    if meta_path.is_file():
-        try:
-            meta = json.loads(meta_path.read_text())
-        except (OSError, ValueError):
-            meta = None
-        if meta is not None and meta.get("key") != key_hash:
-            log.warning("%s: cache built for other photos or settings; rebuilding", folder)
-            meta = None
+    meta = _matching_meta(meta_path, key_hash)
     n_photos = len(photos.paths)
     target = n_photos if need is None else min(need, n_photos)
     was_training = model.training
     model.eval()
     with torch.inference_mode():
-        probe = model.encode(torch.zeros(1, 1, crop, crop))
-        ab_side = crop // model.ab_stride
         if meta is None:
-            folder.mkdir(parents=True, exist_ok=True)
-            n = n_photos * views
-            for k, f in enumerate(probe):
-                np.lib.format.open_memmap(folder / f"f{k}.npy", "w+", np.float16, (n, *f.shape[1:]))
-            np.lib.format.open_memmap(folder / "ab.npy", "w+", np.float16, (n, 2, ab_side, ab_side))
-            meta = {"key": key_hash, "maps": len(probe), "photos": n_photos, "views": views,
-                    "done": 0, "crop": crop, "sources": photos.source}
-            atomic_write_bytes(meta_path, json.dumps(meta).encode())
+            meta = _create(model, folder, key_hash, n_photos, views, crop, photos.source)
         feats = [np.load(folder / f"f{k}.npy", mmap_mode="r+") for k in range(meta["maps"])]
         abs_ = np.load(folder / "ab.npy", mmap_mode="r+")
         crops_ds = datamod.PhotoCrops(photos, crop, scale_jitter, flip, seed)
         while meta["done"] < target:
             lo = meta["done"]
             hi = min(target, lo + max(1, _CHUNK // views))
-            ls, ab_t = [], []
-            for i in range(lo, hi):
-                im = crops_ds.image(i)
-                for v in range(views):
-                    rng = np.random.default_rng([seed, i, v])
-                    l, ab = datamod.to_lab(datamod.random_crop(im, crop, scale_jitter, flip, rng))
-                    ls.append(l)
-                    ab_t.append(ab)
+            ls, ab_t = _views(crops_ds, range(lo, hi), views, crop, scale_jitter, flip, seed)
             device = next(model.parameters()).device
             batch = torch.stack(ls).to(device).contiguous(memory_format=torch.channels_last)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
@@ -135,6 +111,7 @@ def build(model: torch.nn.Module, photos: Any, folder: str | Path, crop: int,
             rows = slice(lo * views, hi * views)
             for arr, f in zip(feats, out):
                 arr[rows] = f.to(torch.float16).cpu().numpy()
+            ab_side = crop // model.ab_stride
             abs_[rows] = F.adaptive_avg_pool2d(torch.stack(ab_t), ab_side).to(torch.float16).numpy()
             for arr in (*feats, abs_):
                 arr.flush()
@@ -145,6 +122,55 @@ def build(model: torch.nn.Module, photos: Any, folder: str | Path, crop: int,
                 progress(hi, target)
     model.train(was_training)
     return FeatureCache(folder, meta, target)
+
+
+def _matching_meta(meta_path: Path, key_hash: str) -> dict[str, Any] | None:
+    """The cache's description if it was built for these photos and settings, else None
+    (none yet, unreadable, or another key: rebuilt)."""
+    if not meta_path.is_file():
+        return None
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(meta, dict) or meta.get("key") != key_hash:
+        log.warning("%s: cache built for other photos or settings; rebuilding", meta_path.parent)
+        return None
+    return meta
+
+
+def _create(model: torch.nn.Module, folder: Path, key_hash: str, n_photos: int, views: int,
+            crop: int, sources: Any) -> dict[str, Any]:
+    """Empty float16 arrays for every encoder map and the ab targets of ``n_photos *
+    views`` crops, and the cache's description (nothing encoded yet)."""
+    probe = model.encode(torch.zeros(1, 1, crop, crop))
+    ab_side = crop // model.ab_stride
+    folder.mkdir(parents=True, exist_ok=True)
+    n = n_photos * views
+    for k, f in enumerate(probe):
+        np.lib.format.open_memmap(folder / f"f{k}.npy", "w+", np.float16, (n, *f.shape[1:]))
+    np.lib.format.open_memmap(folder / "ab.npy", "w+", np.float16, (n, 2, ab_side, ab_side))
+    meta = {"key": key_hash, "maps": len(probe), "photos": n_photos, "views": views,
+            "done": 0, "crop": crop, "sources": sources}
+    atomic_write_bytes(folder / CACHE_JSON, json.dumps(meta).encode())
+    return meta
+
+
+def _views(crops_ds: Any, indices: range, views: int, crop: int, scale_jitter: float,
+           flip: bool, seed: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """L* and ab of ``views`` random crops of each photo in ``indices``, each drawn from a
+    generator seeded by ``(seed, photo index, view)``, as training draws them."""
+    from chromatize.training import data as datamod
+
+    ls, abs_ = [], []
+    for i in indices:
+        im = crops_ds.image(i)
+        for v in range(views):
+            rng = np.random.default_rng([seed, i, v])
+            l, ab = datamod.to_lab(datamod.random_crop(im, crop, scale_jitter, flip, rng))
+            ls.append(l)
+            abs_.append(ab)
+    return ls, abs_
 
 
 class FeatureBatches:
