@@ -493,6 +493,11 @@ def restore_photos(
 
 
 
+def _given(option: Any, from_file: Any) -> Any:
+    """A command-line option, or the file's setting where the option was not given."""
+    return from_file if option is None else option
+
+
 def _batch_runner(model: str | None, options: Any, device: str, backend: str, ray: bool,
                   address: str | None, workers: int | None, connect_timeout: float | None,
                   ) -> Callable[[list[str], Callable[[int, int], None]], BatchSummary]:

@@ -326,8 +326,9 @@ class Colorizer:
         :func:`chromatize.inference.hints.load_marks` reads them (a path to strokes drawn
         on a copy, a transparent layer or a JSON file, or a list of ``{"x", "y", "color",
         "radius", "reach"}`` points); ``hints``: the same already as ``(hint_ab (H, W, 2)``
-        in Lab units, ``hint_mask (H, W)`` bool``[, hint_reach (H, W)])``). Hint models take them as input; any other model
-        keeps its colours and the marks correct them (:mod:`chromatize.inference.steer`).
+        in Lab units, ``hint_mask (H, W)`` bool``[, hint_reach (H, W)])``). Hint models
+        take them as input; any other model keeps its colours and the marks correct them
+        (:mod:`chromatize.inference.steer`).
         No marks (an empty list) gives the automatic result, exactly. The network's output
         is cached (:meth:`cache_info`), so new marks, another decoding or :meth:`suggest`
         on the same photo do not run the network again. Raises ``MarksError`` for unusable
@@ -342,16 +343,8 @@ class Colorizer:
         prior = image_prior(reference, palette, None if variants is not None else strength)
         d = self.resolve(decoding, samples=samples, seed=seed, boost=boost, gain=gain,
                          prior=prior)
-        if marks is not None and hints is not None:
-            raise UsageError("give marks or hints, not both")
         source = self.prepare(image, size)
-        if marks is not None and not (isinstance(marks, (list, tuple)) and len(marks) == 0):
-            hint_ab, hint_mask, reach = load_hints(marks, source.pixels)
-            hints = (hint_ab, hint_mask) if reach is None else (hint_ab, hint_mask, reach)
-        if hints is not None:
-            check_hints(hints[0], hints[1], source.pixels.shape)
-            if not hints[1].any():
-                hints = None
+        hints = _read_hints(source, marks, hints)
         output = self.infer(source, hints)
         if variants is None:
             return self.finish(source, output, d, hints)
@@ -549,6 +542,20 @@ class Colorizer:
                                 head if d is not None else None, d)
         output.memo[key] = out
         return out
+
+
+def _read_hints(source: Source, marks: Marks | None, hints: Hints | None) -> Hints | None:
+    """The hints of ``marks`` (or ``hints`` as given) for ``source``, checked; None when
+    there is no mark at all (the automatic result, exactly)."""
+    if marks is not None and hints is not None:
+        raise UsageError("give marks or hints, not both")
+    if marks is not None and not (isinstance(marks, (list, tuple)) and len(marks) == 0):
+        hint_ab, hint_mask, reach = load_hints(marks, source.pixels)
+        hints = (hint_ab, hint_mask) if reach is None else (hint_ab, hint_mask, reach)
+    if hints is None:
+        return None
+    check_hints(hints[0], hints[1], source.pixels.shape)
+    return hints if hints[1].any() else None
 
 
 def _given(**settings: Any) -> dict[str, Any]:

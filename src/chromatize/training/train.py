@@ -426,6 +426,36 @@ class Trainer:
         return datamod.train_loader(self.train_data, self.cfg.data, t.batch_size, t.seed,
                                     self.rank, self.world, self.samples // self.world)
 
+    def _one_step(self, batches: Any, started: float, deadline: float | None,
+                  ) -> tuple[Any, dict[str, float], int]:
+        """One update: freeze or unfreeze the encoder as the schedule says, pick the batch
+        stream (cached features or photos), set the learning rate, step. Returns the
+        stream (kept across steps), the step's logs and its batch size."""
+        t = self.cfg.train
+        frozen = self.step < self.cfg.model.freeze_encoder_steps
+        if frozen != self.frozen:
+            self._set_frozen(frozen)
+        self._train_mode()
+        cached = self.features is not None and (frozen or self.cfg.model.frozen_blocks > 0)
+        kind = ("cached", frozen) if cached else ("photos",)
+        if batches is None or batches[0] != kind:
+            batches = (kind, iter(self._feature_batches() if cached else self._loader()))
+        elapsed = 0.0 if deadline is None else (time.perf_counter() - started) / (deadline - started)
+        for opt in self.optimizers:
+            for group in opt.param_groups:
+                group["lr"] = group["base_lr"] * _lr_factor(t, self.step, self.max_steps, elapsed)
+        if cached:
+            feats, ab = next(batches[1])
+            out, n = self._cached_step(feats, ab), ab.shape[0]
+        else:
+            l, ab = (x.to(self.device, non_blocking=True) for x in next(batches[1]))
+            out, n = self._step(l, ab), l.shape[0]
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
+        self.step += 1
+        self.samples += n * self.world
+        return batches, out, n
+
     def fit(self) -> Path:
         """Train to ``max_steps``, or until SIGINT/SIGTERM; write checkpoints. Returns the
         run folder."""
@@ -452,31 +482,7 @@ class Trainer:
                             else time.perf_counter() + 60 * t.max_minutes)
                 started = self.saved_at = time.perf_counter()
                 while self.step < self.max_steps and not self.stop_requested:
-                    frozen = self.step < self.cfg.model.freeze_encoder_steps
-                    if frozen != self.frozen:
-                        self._set_frozen(frozen)
-                    self._train_mode()
-                    cached = self.features is not None and (frozen or self.cfg.model.frozen_blocks > 0)
-                    kind = ("cached", frozen) if cached else ("photos",)
-                    if batches is None or batches[0] != kind:
-                        batches = (kind, iter(self._feature_batches() if cached else self._loader()))
-                    for opt in self.optimizers:
-                        for group in opt.param_groups:
-                            group["lr"] = group["base_lr"] * _lr_factor(
-                                t, self.step, self.max_steps,
-                                0.0 if deadline is None else (time.perf_counter() - started) / (deadline - started))
-                    if cached:
-                        feats, ab = next(batches[1])
-                        out = self._cached_step(feats, ab)
-                        n = ab.shape[0]
-                    else:
-                        l, ab = (x.to(self.device, non_blocking=True) for x in next(batches[1]))
-                        out = self._step(l, ab)
-                        n = l.shape[0]
-                    if self.ema is not None:
-                        self.ema.update_parameters(self.model)
-                    self.step += 1
-                    self.samples += n * self.world
+                    batches, out, n = self._one_step(batches, started, deadline)
                     window_loss, window_n = window_loss + out["loss"], window_n + 1
                     if deadline is not None and time.perf_counter() > deadline:
                         self.stop_requested = True

@@ -164,6 +164,27 @@ def _network_stage(reader: VideoReader, frames: FrameColorizer, cpu: list[float]
         thread.join()
 
 
+def _write_frames(reader: VideoReader, frames: FrameColorizer, writer: VideoWriter,
+                  cpu_network: list[float], progress: Progress | None) -> VideoWriter:
+    """Every frame through the network stage (a second thread) and ``frames.finish`` into
+    ``writer``, audio packets copied; the writer closed, or aborted on any error."""
+    total = reader.info.frames or None
+    try:
+        for item in _network_stage(reader, frames, cpu_network):
+            if isinstance(item, av.Packet):
+                writer.copy(item)
+                continue
+            source, output, pts, time_base = item
+            writer.write(frames.finish(source, output), pts, time_base)
+            if progress is not None:
+                progress(writer.frames, total)
+        writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+    return writer
+
+
 def colorize_video(input: str | os.PathLike[str], output: str | os.PathLike[str] | None = None,
                    *, model: str | os.PathLike[str] | None = None,
                    colorizer: Colorizer | None = None, boost: float | None = None,
@@ -206,23 +227,10 @@ def colorize_video(input: str | os.PathLike[str], output: str | os.PathLike[str]
         decoding = colorizer.resolve(decoding, boost=boost, gain=gain)
         frames = FrameColorizer(colorizer, temporal=temporal, size=size, config=config,
                                 decoding=decoding)
-        total = reader.info.frames or None
         start, cpu_start, cpu_network = time.perf_counter(), time.thread_time(), []
         with atomic_output(dst, overwrite=overwrite) as tmp, one_torch_thread():
-            writer = VideoWriter(dst, reader, tmp)
-            try:
-                for item in _network_stage(reader, frames, cpu_network):
-                    if isinstance(item, av.Packet):
-                        writer.copy(item)
-                        continue
-                    source, output, pts, time_base = item
-                    writer.write(frames.finish(source, output), pts, time_base)
-                    if progress is not None:
-                        progress(writer.frames, total)
-                writer.close()
-            except BaseException:
-                writer.abort()
-                raise
+            writer = _write_frames(reader, frames, VideoWriter(dst, reader, tmp), cpu_network,
+                                   progress)
         seconds = time.perf_counter() - start
         cpu_writer = time.thread_time() - cpu_start
     info, n = reader.info, max(writer.frames, 1)
