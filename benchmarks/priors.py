@@ -207,7 +207,7 @@ def main() -> None:
     grid = dict(GRID)
     for item in args.strengths:
         name, _, values = item.partition("=")
-        grid[name] = tuple(float(s) for s in values.split(","))
+        grid[name] = tuple(float(s) for s in values.split(",") if s)  # "name=": none
     index = v.load_index(c.index_path) if c.index_path else None
     val = Path(args.val) if args.val else next(
         (p for p in (Path("../shared/data/photos/val"), Path("../../shared/data/photos/val"))
