@@ -54,7 +54,7 @@ PaletteOption = Annotated[str | None, typer.Option(
     "(optional weights after ':'). Classification models.")]
 StrengthOption = Annotated[float | None, typer.Option(
     "--strength", help="How strongly --reference, --palette or --variants steer the "
-    "colours (defaults 0.5, 0.75 and 1; 0 off; at most 3).")]
+    "colours (defaults 0.4, 0.75 and 1; 0 off; at most 3).")]
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Colorize black-and-white photographs.")

@@ -36,7 +36,7 @@ SIGMA = 5.0
 #: Default strengths (the exponent on ``h / prior``), chosen on val (docs/priors.md): a
 #: reference's at REFERENCE_STRENGTH, since a reference of another scene harms more the
 #: stronger it is; a palette's (a few colours the user knows) at PALETTE_STRENGTH.
-REFERENCE_STRENGTH = 0.5
+REFERENCE_STRENGTH = 0.4
 PALETTE_STRENGTH = 0.75
 DEFAULT_STRENGTH = REFERENCE_STRENGTH
 #: Floor of a histogram, as a share of the uniform one: a colour the reference lacks is
