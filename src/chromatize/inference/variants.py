@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from chromatize.errors import UsageError
 from chromatize.priors import ImagePrior, histogram, photo_ab
@@ -162,13 +161,14 @@ def shipped_index(model_path: str | os.PathLike[str]) -> Path | None:
 
 # ----------------------------------------------------------------------- embedding
 
-def embedding(logits: torch.Tensor) -> np.ndarray:
-    """Logits ``(Q, h, w)`` of one photo -> its embedding ``(Q,)`` float32: the square
-    root of the mean distribution over its pixels, a unit vector (cosine similarity of
-    two is their Bhattacharyya coefficient)."""
-    with torch.inference_mode():
-        p = torch.softmax(logits.float().flatten(1), dim=0).mean(dim=1)
-    e = torch.sqrt(p).numpy().astype(np.float32)
+def embedding(logits: Any) -> np.ndarray:
+    """Logits ``(Q, h, w)`` of one photo (numpy or a CPU tensor) -> its embedding ``(Q,)``
+    float32: the square root of the mean distribution over its pixels, a unit vector
+    (cosine similarity of two is their Bhattacharyya coefficient)."""
+    z = np.asarray(logits, dtype=np.float32).reshape(len(logits), -1)
+    p = np.exp(z - z.max(0, keepdims=True))
+    p = (p / p.sum(0, keepdims=True)).mean(1)
+    e = np.sqrt(p).astype(np.float32)
     return e / max(float(np.linalg.norm(e)), 1e-12)
 
 
