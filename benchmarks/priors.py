@@ -9,7 +9,8 @@ CIEDE2000 and colourfulness ratio (output over truth, Hasler and Suesstrunk):
 * ``truth``: the photo's own histogram (the ceiling);
 * ``reference``: the left 40% of the true colour photo as the reference, the whole gray
   photo colorized; scored on the right 60% (``reference_right``, the headline: those
-  pixels' colours were not given) and on the whole photo;
+  pixels' colours were not given; against ``automatic_right``, the automatic result on
+  the same pixels) and on the whole photo;
 * ``palette5``: 5 colours, k-means of the true photo's a*b*, equal weights;
 * ``unrelated``: another val photo (the next one) as the reference;
 * ``best_of_K``: of the K versions (``--variants K``), the one of least CIEDE2000 per
@@ -93,7 +94,8 @@ def photo_rows(c: Colorizer, truth: np.ndarray, other: np.ndarray, index: v.Inde
         rows[name] = score(img, truth, true_lab, c_true, cols)
         return img
 
-    run("automatic", None)
+    auto = run("automatic", None)
+    rows["automatic_right"] = score(auto, truth, true_lab, c_true, right)  # reference_right's baseline
     if "base" in parts:
         for s in grid["truth"]:
             run(f"truth@{s}", priors.from_photos([truth], s))
@@ -126,11 +128,14 @@ def photo_rows(c: Colorizer, truth: np.ndarray, other: np.ndarray, index: v.Inde
 
 
 def table(results: dict[str, list[tuple[float, float]]]) -> str:
-    auto = np.mean([r[0] for r in results["automatic"]])
+    """The mean of each method; ``*_right`` rows against the automatic result on the
+    same pixels (``automatic_right``)."""
+    means = {name: np.mean([r[0] for r in rs]) for name, rs in results.items()}
     lines = ["| method @ strength | photos | CIEDE2000 | vs automatic | colourfulness ratio |",
              "|---|---:|---:|---:|---:|"]
     for name, rs in results.items():
-        de = np.mean([r[0] for r in rs])
+        de = means[name]
+        auto = means.get("automatic_right" if "_right" in name else "automatic", np.nan)
         lines.append(f"| {name} | {len(rs)} | {de:.2f} | {de - auto:+.2f} | "
                      f"{np.mean([r[1] for r in rs]):.3f} |")
     return "\n".join(lines)
@@ -202,7 +207,7 @@ def main() -> None:
     grid = dict(GRID)
     for item in args.strengths:
         name, _, values = item.partition("=")
-        grid[name] = tuple(float(s) for s in values.split(","))
+        grid[name] = tuple(float(s) for s in values.split(",") if s)  # "name=": none
     index = v.load_index(c.index_path) if c.index_path else None
     val = Path(args.val) if args.val else next(
         (p for p in (Path("../shared/data/photos/val"), Path("../../shared/data/photos/val"))

@@ -58,8 +58,8 @@ PaletteOption = Annotated[str | None, typer.Option(
     "--palette", help="Colours you know the photo has, e.g. '#8b2e2e,#2e4d8b:0.3,#d8b48a' "
     "(optional weights after ':'). Classification models.")]
 StrengthOption = Annotated[float | None, typer.Option(
-    "--strength", help="How strongly --reference/--palette steer the colours (default "
-    "0.5; 0 off; at most 3).")]
+    "--strength", help="How strongly --reference, --palette or --variants steer the "
+    "colours (defaults 0.4, 0.75 and 1; 0 off; at most 3).")]
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Colorize black-and-white photographs.")

@@ -33,8 +33,12 @@ from chromatize.errors import UsageError
 #: Gaussian smoothing of a histogram, in a*b* units: a colour also speaks for its
 #: neighbours (half a bin either side), so a reference's exact shades need not recur.
 SIGMA = 5.0
-#: Default strength (the exponent on ``h / prior``), measured on val (docs/priors.md).
-DEFAULT_STRENGTH = 0.5
+#: Default strengths (the exponent on ``h / prior``), chosen on val (docs/priors.md): a
+#: reference's at REFERENCE_STRENGTH, since a reference of another scene harms more the
+#: stronger it is; a palette's (a few colours the user knows) at PALETTE_STRENGTH.
+REFERENCE_STRENGTH = 0.4
+PALETTE_STRENGTH = 0.75
+DEFAULT_STRENGTH = REFERENCE_STRENGTH
 #: Floor of a histogram, as a share of the uniform one: a colour the reference lacks is
 #: made less likely, never impossible (the reference may not show everything).
 FLOOR = 0.02
@@ -212,7 +216,7 @@ def parse_palette(text: str) -> list[tuple[tuple[int, int, int], float]]:
 
 
 def from_palette(palette: str | Sequence[tuple[tuple[int, int, int], float]],
-                 strength: float = DEFAULT_STRENGTH) -> ImagePrior:
+                 strength: float = PALETTE_STRENGTH) -> ImagePrior:
     """A prior from a palette (text as :func:`parse_palette` reads it, or its parsed
     list): each colour's a*b* weighted by its weight, smoothed like a photo's."""
     entries = parse_palette(palette) if isinstance(palette, str) else list(palette)
@@ -228,25 +232,26 @@ def image_prior(reference: Any = None, palette: Any = None,
                 ) -> ImagePrior | None:
     """The prior a user gives: a ``reference`` (one colour photo or a list, as
     :func:`from_photos` takes them), a ``palette`` (text or parsed), both (their
-    histograms averaged) or neither (None). Raises :class:`PriorError` for a
-    ``strength`` without either."""
+    histograms averaged, at the reference's strength) or neither (None); ``strength``
+    None takes :data:`REFERENCE_STRENGTH` or :data:`PALETTE_STRENGTH`. Raises
+    :class:`PriorError` for a ``strength`` without either."""
     if reference is None and palette is None:
         if strength is not None:
             raise PriorError("strength needs a reference photo or a palette")
         return None
-    s = DEFAULT_STRENGTH if strength is None else strength
     parts = []
     if reference is not None:
         refs = reference if isinstance(reference, (list, tuple)) else [reference]
-        parts.append(from_photos(refs, s, max_pixels))
+        parts.append(from_photos(refs, REFERENCE_STRENGTH if strength is None else strength,
+                                 max_pixels))
     if palette is not None:
-        parts.append(from_palette(palette, s))
+        parts.append(from_palette(palette, PALETTE_STRENGTH if strength is None else strength))
     if len(parts) == 1:
         return parts[0]
-    return ImagePrior.from_array(np.mean([p.array() for p in parts], axis=0), s,
+    return ImagePrior.from_array(np.mean([p.array() for p in parts], axis=0), parts[0].strength,
                                  " + ".join(p.source for p in parts))
 
 
-__all__ = ["image_prior", "DEFAULT_STRENGTH", "ImagePrior", "PriorError", "bins", "from_palette",
-           "from_photos", "histogram", "logit_offset", "parse_palette", "parse_region",
-           "photo_ab"]
+__all__ = ["image_prior", "DEFAULT_STRENGTH", "PALETTE_STRENGTH", "REFERENCE_STRENGTH",
+           "ImagePrior", "PriorError", "bins", "from_palette", "from_photos", "histogram",
+           "logit_offset", "parse_palette", "parse_region", "photo_ab"]
