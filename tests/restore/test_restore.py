@@ -54,13 +54,14 @@ def test_cracks_are_repaired_and_the_rest_is_untouched():
     assert np.array_equal(out[far], u8(damaged)[far])
 
 
-def test_strips_join_without_seams(monkeypatch):
-    """A photo taller than a strip gives what one strip over the whole photo gives."""
+def test_tiles_join_without_seams(monkeypatch):
+    """A photo larger than a tile gives what one tile over the whole photo gives."""
     clean = smooth_scene(150, 90)
     damaged = draw_damage(clean, np.random.default_rng(0), DamageConfig(strength=3)).image
     repair = Repair(("cracks", "dust"), detector="morph")
     whole = pipeline.restore_pixels(u8(damaged), repair)
     monkeypatch.setattr(pipeline, "STRIP_ROWS", 40)
+    monkeypatch.setattr(pipeline, "TILE_COLS", 50)
     assert np.array_equal(pipeline.restore_pixels(u8(damaged), repair), whole)
 
 

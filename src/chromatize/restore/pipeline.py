@@ -1,8 +1,8 @@
 """Repair an old photo's gray before colour: damage, grain, fading, in that order.
 
 The photo becomes gray by taking its luminance (so a sepia or yellowed tone goes), then
-it is processed in horizontal strips with a margin (bounded memory at any size; the
-margin covers what each step looks at, so strips join without seams): damage found
+it is processed in tiles of 256 x 1024 px read with a margin of 32 px (bounded memory at
+any size; the margin covers what each step looks at, so tiles join without seams): damage found
 (:mod:`~chromatize.restore.damage`, the learned detector when its weights are there) and
 filled, grain removed when the photo measures noisy. Fading is undone last, by levels
 measured on the repaired photo (:mod:`~chromatize.restore.tone`).
@@ -24,8 +24,9 @@ from chromatize.restore import tone
 
 #: The repair steps, in the order ``--restore`` names them.
 STEPS = ("cracks", "dust", "grain", "fade")
-#: Rows per strip and the margin read above and below it.
+#: Rows and columns of a tile, and the margin read around it on every side.
 STRIP_ROWS = 256
+TILE_COLS = 1024
 MARGIN = 32
 #: Pixels the detected damage is grown by before filling: a mark's soft edge goes too.
 GROW = 1
@@ -108,7 +109,7 @@ def _sample(pixels: np.ndarray) -> np.ndarray:
 
 
 def repair_strip(gray: np.ndarray, repair: Repair, sigma: float) -> np.ndarray:
-    """Repair one strip ``(h, W)`` float32 in [0, 1] (damage, then grain) with the
+    """Repair one tile ``(h, w)`` float32 in [0, 1] (damage, then grain) with the
     photo's noise ``sigma``; fading is the caller's (it needs the whole photo)."""
     kinds = [i for i, s in enumerate(("cracks", "dust")) if s in repair.steps]
     if kinds:
@@ -126,12 +127,15 @@ def restore_pixels(pixels: np.ndarray, repair: Repair = Repair()) -> np.ndarray:
     top = 65535 if pixels.dtype == np.uint16 and pixels.ndim == 2 else 255
     out = np.empty(pixels.shape[:2], np.uint16 if top == 65535 else np.uint8)
     sigma = dmg.noise_sigma(_sample(pixels)) if "grain" in repair.steps else 0.0
-    h = pixels.shape[0]
+    h, w = pixels.shape[:2]
     for y0 in range(0, h, STRIP_ROWS):
         y1 = min(h, y0 + STRIP_ROWS)
         a, b = max(0, y0 - MARGIN), min(h, y1 + MARGIN)
-        fixed = repair_strip(to_gray(pixels[a:b]), repair, sigma)[y0 - a:y1 - a]
-        out[y0:y1] = np.clip(fixed * top + 0.5, 0, top)
+        for x0 in range(0, w, TILE_COLS):
+            x1 = min(w, x0 + TILE_COLS)
+            c, d = max(0, x0 - MARGIN), min(w, x1 + MARGIN)
+            fixed = repair_strip(to_gray(pixels[a:b, c:d]), repair, sigma)
+            out[y0:y1, x0:x1] = np.clip(fixed[y0 - a:y1 - a, x0 - c:x1 - c] * top + 0.5, 0, top)
     if "fade" in repair.steps:
         levels = tone.measure_levels(_sample(out))
         if not levels.identity:

@@ -25,6 +25,8 @@ import torch
 from PIL import Image
 from torch.nn import functional as F
 
+from chromatize import __version__
+from chromatize.checkpoint import git_revision
 from chromatize.restore.net import DamageNet, Detector, save_detector
 from chromatize.restore.pipeline import to_gray
 from chromatize.training.config import from_dict, read_yaml
@@ -134,6 +136,7 @@ def train(cfg: DetectorTrainConfig, run_dir: Path, raw: dict[str, Any],
         return None
     kwargs = {"width": cfg.width, "tophat_sizes": list(cfg.tophat_sizes)}
     meta = {"net": {"name": "DamageNet", "kwargs": kwargs}, "step": step,
+            "chromatize_version": __version__, "git_revision": git_revision(),
             "config": raw, "data": {"photos": cfg.photos, "prefixes": cfg.prefixes,
                                     "count": len(photos)}}
     out = run_dir / "damage"
