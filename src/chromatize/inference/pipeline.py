@@ -172,6 +172,12 @@ class Colorizer:
         return bool(getattr(self.model, "hints", False))
 
     @property
+    def takes_global_hint(self) -> bool:
+        """Whether the model reads an image-level colour prior as an input (global hints,
+        :mod:`chromatize.models.global_hints`) besides the decoding's use of it."""
+        return bool(getattr(self.model, "takes_global_hint", False))
+
+    @property
     def can_sample(self) -> bool:
         """Whether the model gives a distribution to decode (boost, gain, priors) and sample
         from (``samples=K``)."""
@@ -228,14 +234,20 @@ class Colorizer:
                               self.model.size_multiple)
         return Source(pixels, alpha, small_l(pixels, shape))
 
-    def infer(self, source: Source, hints: Hints | None = None,
-              cache: bool = True) -> NetworkOutput:
+    def infer(self, source: Source, hints: Hints | None = None, cache: bool = True,
+              prior: ImagePrior | None = None) -> NetworkOutput:
         """Stage 2: the network's output for ``source``, from the cache when this photo was
         seen at this size before (``cache=False``: neither read nor kept, as for film
-        frames). ``hints`` (full-size, see :meth:`colorize`) feed a hint model's input;
-        such outputs depend on them and are not cached."""
-        if hints is not None and self.takes_hints:
-            return self._run(source.l_small, self._small_hints(source, hints))
+        frames). ``hints`` (full-size, see :meth:`colorize`) feed a hint model's input and
+        ``prior`` (the decoding's image-level prior) a global-hint model's
+        (:attr:`takes_global_hint`); such outputs depend on them and are not cached. Other
+        models ignore ``prior`` here: :meth:`finish` applies it when decoding, for every
+        model."""
+        glob = prior if self.takes_global_hint else None
+        if (hints is not None and self.takes_hints) or glob is not None:
+            small = self._small_hints(source, hints) if hints is not None and self.takes_hints \
+                else None
+            return self._run(source.l_small, small, glob)
         if not cache:
             return self._run(source.l_small)
         key = source.key()
@@ -336,7 +348,7 @@ class Colorizer:
             check_hints(*hints, source.pixels.shape)
             if not hints[1].any():
                 hints = None
-        return self.finish(source, self.infer(source, hints), d, hints)
+        return self.finish(source, self.infer(source, hints, prior=d.prior), d, hints)
 
     def suggest(self, image: ImageLike, x: float, y: float, k: int = 6,
                 size: int | None = None, prior: ImagePrior | None = None,
@@ -393,23 +405,30 @@ class Colorizer:
 
     @torch.inference_mode()
     def predict(self, l: torch.Tensor, hints: tuple[torch.Tensor, torch.Tensor] | None = None,
-                ) -> dict[str, torch.Tensor]:
+                prior: ImagePrior | None = None) -> dict[str, torch.Tensor]:
         """L* ``(B, 1, h, w)`` in [0, 100] (sides multiples of ``size_multiple``) -> the
         model's outputs on the CPU: ``ab`` ``(B, 2, h / s, w / s)`` in Lab units, and
         ``logits`` for the classification family. ``hints``: ``(hint_ab (B, 2, h, w),
-        hint_mask (B, 1, h, w))`` for models that take user hints."""
-        kwargs = {}
+        hint_mask (B, 1, h, w))`` for models that take user hints; ``prior``: the
+        histogram every photo of the batch gets, for global-hint models."""
+        kwargs: dict[str, torch.Tensor] = {}
         if hints is not None:
             if not self.takes_hints:
                 raise UsageError("this model takes no colour hints as input; "
                                  "colorize(marks=...) corrects any model's colours")
             kwargs = {"hint_ab": hints[0].to(self.device), "hint_mask": hints[1].to(self.device)}
+        if prior is not None:
+            if not self.takes_global_hint:
+                raise UsageError("this model takes no colour prior as input; a reference or "
+                                 "palette reweights any classification model's decoding")
+            hist = torch.from_numpy(prior.array()).float()[None].expand(l.shape[0], -1)
+            kwargs["global_hint"] = hist.to(self.device)
         out = self.model(l.to(self.device), **kwargs)
         return {k: v.float().cpu() for k, v in out.items()}
 
-    def _run(self, l_small: np.ndarray,
-             hints: tuple[torch.Tensor, torch.Tensor] | None = None) -> NetworkOutput:
-        out = self.predict(torch.from_numpy(l_small)[None, None], hints)
+    def _run(self, l_small: np.ndarray, hints: tuple[torch.Tensor, torch.Tensor] | None = None,
+             prior: ImagePrior | None = None) -> NetworkOutput:
+        out = self.predict(torch.from_numpy(l_small)[None, None], hints, prior)
         return NetworkOutput(l_small, out["ab"][0], out["logits"][0] if "logits" in out else None)
 
     @staticmethod
