@@ -85,10 +85,14 @@ def methods(part: str, strengths: list[float], on_top: list[float],
 
 
 def run(colorizer: Colorizer, paths: list[Path], todo: list[tuple[str, bool, float | None]],
-        log: Callable[[str], None]) -> dict[str, dict[str, dict[str, float]]]:
-    """Mean scores ``{method: {condition: {metric: value}}}`` over ``paths``."""
+        log: Callable[[str], None], shard: tuple[int, int] = (0, 1),
+        ) -> tuple[dict[str, dict[str, dict[str, float]]], int]:
+    """Mean scores ``{method: {condition: {metric: value}}}`` over the photos of
+    ``shard`` (K, N: every N-th of ``paths`` from the K-th; the unrelated photo is chosen
+    among all of ``paths``), and their number."""
     truths = [load_truth(p) for p in paths]
-    hists = photo_priors(truths)
+    hists = photo_priors(truths)[shard[0]::shard[1]]
+    truths = truths[shard[0]::shard[1]]
     sums: dict[str, dict[str, dict[str, float]]] = {}
     t0 = time.perf_counter()
     for i, (truth, hs) in enumerate(zip(truths, hists)):
@@ -108,29 +112,32 @@ def run(colorizer: Colorizer, paths: list[Path], todo: list[tuple[str, bool, flo
                 for k, v in s.items():
                     row[k] = row.get(k, 0.0) + v
         if (i + 1) % 20 == 0:
-            log(f"{i + 1}/{len(paths)} photos, {time.perf_counter() - t0:.0f} s")
-    return {m: {c: {k: v / len(paths) for k, v in row.items()} for c, row in conds.items()}
-            for m, conds in sums.items()}
+            log(f"{i + 1}/{len(truths)} photos, {time.perf_counter() - t0:.0f} s")
+    n = len(truths)
+    return {m: {c: {k: v / n for k, v in row.items()} for c, row in conds.items()}
+            for m, conds in sums.items()}, n
 
 
 def report(files: list[Path]) -> str:
-    """A markdown table of the JSON results: one row per method and condition."""
-    results: dict[str, dict[str, dict[str, float]]] = {}
-    n = set()
+    """A markdown table of the JSON results, one row per method and condition; shards of
+    one method (``--shard``) are averaged weighted by their photos."""
+    sums: dict[tuple[str, str], dict[str, float]] = {}
+    counts: dict[tuple[str, str], int] = {}
     for f in files:
         data = json.loads(f.read_text())
-        n.add(data["photos"])
-        results.update(data["results"])
-    lines = [f"photos: {', '.join(map(str, sorted(n)))}", "",
-             "| method | input | CIEDE2000 | CIEDE2000 right 60% | colourfulness | ratio |",
-             "|---|---|---:|---:|---:|---:|"]
-    for method, conds in results.items():
-        for cond in CONDITIONS:
-            if cond in conds:
-                r = conds[cond]
-                lines.append(f"| {method} | {cond} | {r['ciede2000']:.2f} | "
-                             f"{r['ciede2000_right']:.2f} | {r['colorfulness']:.1f} | "
-                             f"{r['colorfulness_ratio']:.3f} |")
+        for method, conds in data["results"].items():
+            for cond, r in conds.items():
+                row = sums.setdefault((method, cond), {})
+                for k, v in r.items():
+                    row[k] = row.get(k, 0.0) + v * data["photos"]
+                counts[(method, cond)] = counts.get((method, cond), 0) + data["photos"]
+    lines = ["| method | input | photos | CIEDE2000 | CIEDE2000 right 60% | colourfulness "
+             "| ratio |", "|---|---|---:|---:|---:|---:|---:|"]
+    for (method, cond), row in sums.items():
+        n = counts[(method, cond)]
+        lines.append(f"| {method} | {cond} | {n} | {row['ciede2000'] / n:.2f} | "
+                     f"{row['ciede2000_right'] / n:.2f} | {row['colorfulness'] / n:.1f} | "
+                     f"{row['colorfulness_ratio'] / n:.3f} |")
     return "\n".join(lines)
 
 
@@ -143,6 +150,7 @@ def main() -> None:
     ap.add_argument("--learned", default=None, help="a global-hint checkpoint")
     ap.add_argument("--strengths", type=float, nargs="+", default=[0.25, 0.5, 1.0])
     ap.add_argument("--on-top", type=float, nargs="+", default=[0.25, 0.5])
+    ap.add_argument("--shard", default="0/1", help="K/N: every N-th photo from the K-th")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--report", type=Path, nargs="+", default=None)
@@ -152,14 +160,15 @@ def main() -> None:
         return
     torch.set_num_threads(args.threads)
     paths, _, _ = select_photos(list_images(args.photos), None, args.limit, 0)
+    k, n = (int(v) for v in args.shard.split("/"))
     model = args.model if args.part == "default" else args.learned
     if model is None:
         ap.error("--part learned needs --learned")
     colorizer = Colorizer.load(model, backend="torch")
     t0 = time.perf_counter()
-    results = run(colorizer, paths, methods(args.part, args.strengths, args.on_top),
-                  lambda msg: print(msg, flush=True))
-    data = {"photos": len(paths), "model": str(model), "seconds": time.perf_counter() - t0,
+    results, count = run(colorizer, paths, methods(args.part, args.strengths, args.on_top),
+                         lambda msg: print(msg, flush=True), (k, n))
+    data = {"photos": count, "shard": args.shard, "model": str(model), "seconds": time.perf_counter() - t0,
             "working_size": colorizer.working_size, "results": results}
     if args.json:
         args.json.write_text(json.dumps(data, indent=1))

@@ -80,7 +80,10 @@ class GlobalHintColorizer(AdapterTraining, EffNetColorizer):
 
     Input: L ``(B, 1, H, W)`` in [0, 100]; optional ``global_hint`` ``(B, Q)``: a colour
     histogram per photo over the head's bins (non-negative; a row of zeros, or None, means
-    no hint for that photo). Output as :class:`EffNetColorizer`. ``drop``, ``partial``,
+    no hint for that photo). Output as :class:`EffNetColorizer`. ``film=False`` leaves the
+    decoder's features alone and changes only the logits (bias and strength): the frozen
+    decoder then runs without a backward pass, about three times cheaper to train on a
+    CPU. ``partial``,
     ``palette``, ``neighbour``, ``unrelated``, ``noise``: shares of the simulated
     histograms in training (:meth:`cached_hint`; the rest are true ones). No share is
     needed for a dropped hint: a photo without one skips the adapter, so it is exactly the
@@ -92,8 +95,10 @@ class GlobalHintColorizer(AdapterTraining, EffNetColorizer):
     takes_global_hint = True
 
     def __init__(self, partial: float = 0.3, palette: float = 0.15, neighbour: float = 0.15,
-                 unrelated: float = 0.1, noise: float = 0.1, **kw: object) -> None:
+                 unrelated: float = 0.1, noise: float = 0.1, film: bool = True,
+                 **kw: object) -> None:
         super().__init__(**{"head": "classification", **kw})  # type: ignore[arg-type]
+        self.film = film
         if self.fusion is not None:
             raise ValueError("global hints are not made for the fusion variant")
         shares = (partial, palette, neighbour, unrelated, noise)
@@ -117,7 +122,7 @@ class GlobalHintColorizer(AdapterTraining, EffNetColorizer):
         gate = (hint.sum(1) > 0).float()  # (B,)
         ratio = self._log_ratio(hint)
         out = self.global_adapter(ratio)
-        x = self.trunk(feats, out["film"] * gate[:, None, None, None])
+        x = self.trunk(feats, out["film"] * gate[:, None, None, None] if self.film else None)
         strength = out["strength"][:, :, None, None] + self.global_adapter.local(x)
         extra = strength * ratio[:, :, None, None] + out["bias"][:, :, None, None]
         logits = self.head.conv(x) + extra * gate[:, None, None, None]
@@ -154,8 +159,8 @@ class GlobalHintColorizer(AdapterTraining, EffNetColorizer):
         pts = ab.float().flatten(2).transpose(1, 2)  # (B, N, 2)
         bins = self.head.bins.float()
         true = soft_histogram(pts, bins)
-        kind = torch.multinomial(torch.tensor([1 - sum(self.shares), *self.shares]), b,
-                                 replacement=True)
+        shares = torch.tensor([1 - sum(self.shares), *self.shares], dtype=torch.float32)
+        kind = torch.multinomial(shares.clamp(min=0), b, replacement=True)
         out = true.clone()
         if b > 1:
             other = (torch.arange(b) + torch.randint(1, b, (b,))) % b
