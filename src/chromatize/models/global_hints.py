@@ -52,9 +52,12 @@ class GlobalHintAdapter(nn.Module):
     """A histogram ``(B, Q)`` -> what the decoder adds: FiLM scales and shifts for each of
     ``levels`` decoder levels (``(B, width)`` each), a logit bias per bin ``(B, Q)`` and a
     strength of the histogram's log-ratio to the training prior, global ``(B,)`` plus a
-    per-pixel part read from the decoder's last features. All output layers start at zero."""
+    per-pixel part read from the decoder's last features. All output layers start at zero,
+    but the global strength's bias may start at ``start_strength`` (the decoding-time rule
+    at that strength, from which training departs)."""
 
-    def __init__(self, q: int, width: int, levels: int = 4, hidden: int = 256) -> None:
+    def __init__(self, q: int, width: int, levels: int = 4, hidden: int = 256,
+                 start_strength: float = 0.0) -> None:
         super().__init__()
         self.width, self.levels = width, levels
         self.mlp = nn.Sequential(nn.Linear(q, hidden), nn.ReLU(inplace=True),
@@ -66,6 +69,7 @@ class GlobalHintAdapter(nn.Module):
         for layer in (self.film, self.bias, self.strength, self.local):
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
+        nn.init.constant_(self.strength.bias, start_strength)
 
     def forward(self, ratio: torch.Tensor) -> dict[str, torch.Tensor]:
         """``ratio``: ``log(h / prior)`` ``(B, Q)`` -> ``film`` ``(B, levels, 2, width)``,
@@ -82,8 +86,10 @@ class GlobalHintColorizer(AdapterTraining, EffNetColorizer):
     histogram per photo over the head's bins (non-negative; a row of zeros, or None, means
     no hint for that photo). Output as :class:`EffNetColorizer`. ``film=False`` leaves the
     decoder's features alone and changes only the logits (bias and strength): the frozen
-    decoder then runs without a backward pass, about three times cheaper to train on a
-    CPU. ``partial``,
+    decoder then runs once without a backward pass and the loss is taken on
+    ``train_cells`` random cells of each crop, several times cheaper to train on a CPU.
+    ``start_strength``: see :class:`GlobalHintAdapter`; a photo without a histogram still
+    skips the adapter. ``partial``,
     ``palette``, ``neighbour``, ``unrelated``, ``noise``: shares of the simulated
     histograms in training (:meth:`cached_hint`; the rest are true ones). No share is
     needed for a dropped hint: a photo without one skips the adapter, so it is exactly the
@@ -96,9 +102,9 @@ class GlobalHintColorizer(AdapterTraining, EffNetColorizer):
 
     def __init__(self, partial: float = 0.3, palette: float = 0.15, neighbour: float = 0.15,
                  unrelated: float = 0.1, noise: float = 0.1, film: bool = True,
-                 **kw: object) -> None:
+                 start_strength: float = 0.0, train_cells: int = 256, **kw: object) -> None:
         super().__init__(**{"head": "classification", **kw})  # type: ignore[arg-type]
-        self.film = film
+        self.film, self.train_cells = film, train_cells
         if self.fusion is not None:
             raise ValueError("global hints are not made for the fusion variant")
         shares = (partial, palette, neighbour, unrelated, noise)
@@ -106,7 +112,8 @@ class GlobalHintColorizer(AdapterTraining, EffNetColorizer):
             raise ValueError(f"hint shares must be >= 0 and sum to at most 1, got {shares}")
         self.shares = shares
         width = self.lateral[0].out_channels
-        self.global_adapter = GlobalHintAdapter(len(self.head.bins), width)
+        self.global_adapter = GlobalHintAdapter(len(self.head.bins), width,
+                                                start_strength=start_strength)
 
     def forward(self, l: torch.Tensor, global_hint: torch.Tensor | None = None,
                 ) -> dict[str, torch.Tensor]:
@@ -119,14 +126,23 @@ class GlobalHintColorizer(AdapterTraining, EffNetColorizer):
         output dict. Photos without a histogram get the automatic output exactly."""
         if hint is None:
             return super().decode(feats)
-        gate = (hint.sum(1) > 0).float()  # (B,)
-        ratio = self._log_ratio(hint)
-        out = self.global_adapter(ratio)
-        x = self.trunk(feats, out["film"] * gate[:, None, None, None] if self.film else None)
-        strength = out["strength"][:, :, None, None] + self.global_adapter.local(x)
-        extra = strength * ratio[:, :, None, None] + out["bias"][:, :, None, None]
-        logits = self.head.conv(x) + extra * gate[:, None, None, None]
+        read = self._read(hint)
+        film = read["film"] * read["gate"][:, None, None, None] if self.film else None
+        logits = self._logits(self.trunk(feats, film), read)
         return {"logits": logits, "ab": self.head.decode(logits)}
+
+    def _read(self, hint: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The adapter's reading of histograms ``(B, Q)``, with their ``ratio`` (log h /
+        prior) and ``gate`` ``(B,)`` (0 for a row of zeros)."""
+        ratio = self._log_ratio(hint)
+        return {**self.global_adapter(ratio), "ratio": ratio, "gate": (hint.sum(1) > 0).float()}
+
+    def _logits(self, x: torch.Tensor, read: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The head's logits for decoder features ``x`` ``(B, width, h, w)`` plus what the
+        histogram adds: ``strength * log(h / prior) + bias``, gated."""
+        strength = read["strength"][:, :, None, None] + self.global_adapter.local(x)
+        extra = strength * read["ratio"][:, :, None, None] + read["bias"][:, :, None, None]
+        return self.head.conv(x) + extra * read["gate"][:, None, None, None]
 
     def _inject(self, level: int, x: torch.Tensor, film: torch.Tensor | None) -> torch.Tensor:
         """FiLM ``(B, 4, 2, width)`` (gated) into decoder level ``level``."""
@@ -146,6 +162,30 @@ class GlobalHintColorizer(AdapterTraining, EffNetColorizer):
         return torch.log(h / h.sum(1, keepdim=True)) - torch.log(base / base.sum())
 
     # ------------------------------------------------------------------ training
+
+    def cached_train_step(self, feats: list[torch.Tensor], ab: torch.Tensor, loss_fn: nn.Module,
+                          optimizers: list[torch.optim.Optimizer]) -> dict[str, float]:
+        """One update from cached encoder maps and targets ``ab`` ``(B, 2, h, w)`` with
+        simulated histograms. Without FiLM the frozen decoder runs once, without a
+        graph, and the loss is taken on ``train_cells`` random cells."""
+        read = self._read(self.cached_hint(ab))
+        if self.film:
+            film = read["film"] * read["gate"][:, None, None, None]
+            out, target = {"logits": self._logits(self.trunk(feats, film), read)}, ab
+        else:
+            with torch.no_grad():
+                x = self.trunk(feats)
+            cells = torch.randperm(x.shape[-2] * x.shape[-1])[:self.train_cells]
+            x = x.flatten(2)[:, :, cells, None]
+            target = ab.flatten(2)[:, :, cells, None]
+            out = {"logits": self._logits(x, read)}
+        loss = loss_fn(out, target)
+        for opt in optimizers:
+            opt.zero_grad(set_to_none=True)
+        loss.backward()
+        for opt in optimizers:
+            opt.step()
+        return {"loss": loss.item()}
 
     @torch.no_grad()
     def cached_hint(self, ab: torch.Tensor) -> torch.Tensor:
