@@ -77,3 +77,22 @@ def test_simulated_histograms_are_histograms_and_true_without_shares() -> None:
                          neighbour=0, unrelated=0, noise=0)
     want = soft_histogram(ab.flatten(2).transpose(1, 2), plain.head.bins)
     torch.testing.assert_close(plain.cached_hint(ab), want)
+
+
+def test_the_cheap_step_without_film_trains_only_the_logit_terms() -> None:
+    from chromatize.training.losses import LOSSES
+
+    torch.manual_seed(0)
+    model = create_model("effnet_lite0_cls_global", width=8, film=False, train_cells=16)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    opts = model.configure_optimizers(1e-2)
+    model.train()
+    loss_fn = LOSSES.create("rebalanced_ce", model=model, rebalance=False)
+    with torch.no_grad():
+        feats = model.encode(torch.rand(2, 1, 64, 64) * 100)
+    info = model.cached_train_step(feats, torch.randn(2, 2, 16, 16) * 30, loss_fn, opts)
+    assert np.isfinite(info["loss"])
+    after = model.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and all(k.startswith("global_adapter.") for k in changed)
+    assert not any(k.startswith("global_adapter.film") for k in changed)
