@@ -243,10 +243,10 @@ class Colorizer:
         (:attr:`takes_global_hint`); such outputs depend on them and are not cached. Other
         models ignore ``prior`` here: :meth:`finish` applies it when decoding, for every
         model."""
+        small = self._small_hints(source, hints) if hints is not None and self.takes_hints \
+            else None
         glob = prior if self.takes_global_hint else None
-        if (hints is not None and self.takes_hints) or glob is not None:
-            small = self._small_hints(source, hints) if hints is not None and self.takes_hints \
-                else None
+        if small is not None or glob is not None:
             return self._run(source.l_small, small, glob)
         if not cache:
             return self._run(source.l_small)
