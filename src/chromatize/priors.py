@@ -148,11 +148,13 @@ def photo_ab(rgb: np.ndarray,
 
 
 def from_photos(references: Sequence[str | os.PathLike[str] | np.ndarray | Image.Image],
-                strength: float = DEFAULT_STRENGTH) -> ImagePrior:
+                strength: float = DEFAULT_STRENGTH, max_pixels: int | None = None,
+                ) -> ImagePrior:
     """A prior from one or more colour reference photos (paths, optionally with a region
     ``"path:x0,y0,x1,y1"``, PIL images or arrays): the mean of their histograms, each
-    photo counting equally. Raises :class:`PriorError` or ``PhotoError``."""
-    from chromatize.io import read_source
+    photo counting equally; files larger than ``max_pixels`` are refused. Raises
+    :class:`PriorError` or ``PhotoError``."""
+    from chromatize.io import MAX_PIXELS, read_photo, read_source
 
     if not references:
         raise PriorError("no reference photo given")
@@ -164,6 +166,8 @@ def from_photos(references: Sequence[str | os.PathLike[str] | np.ndarray | Image
             names.append(os.path.basename(ref))
         elif isinstance(ref, os.PathLike):
             names.append(os.path.basename(ref))
+        if isinstance(ref, (str, os.PathLike)):
+            ref = read_photo(ref, max_pixels or MAX_PIXELS)
         src, _ = read_source(ref)
         ab = photo_ab(src, region)
         if src.ndim == 2 or float(np.hypot(ab[:, 0], ab[:, 1]).mean()) < _MIN_CHROMA:
@@ -220,7 +224,8 @@ def from_palette(palette: str | Sequence[tuple[tuple[int, int, int], float]],
 
 
 def image_prior(reference: Any = None, palette: Any = None,
-                strength: float | None = None) -> ImagePrior | None:
+                strength: float | None = None, max_pixels: int | None = None,
+                ) -> ImagePrior | None:
     """The prior a user gives: a ``reference`` (one colour photo or a list, as
     :func:`from_photos` takes them), a ``palette`` (text or parsed), both (their
     histograms averaged) or neither (None). Raises :class:`PriorError` for a
@@ -233,7 +238,7 @@ def image_prior(reference: Any = None, palette: Any = None,
     parts = []
     if reference is not None:
         refs = reference if isinstance(reference, (list, tuple)) else [reference]
-        parts.append(from_photos(refs, s))
+        parts.append(from_photos(refs, s, max_pixels))
     if palette is not None:
         parts.append(from_palette(palette, s))
     if len(parts) == 1:

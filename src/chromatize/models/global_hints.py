@@ -98,7 +98,7 @@ class GlobalHintColorizer(AdapterTraining, EffNetColorizer):
 
     added_inputs = ("global_adapter.",)
     hints_enter_encoder = False
-    takes_global_hint = True
+    global_hint = True
 
     def __init__(self, partial: float = 0.3, palette: float = 0.15, neighbour: float = 0.15,
                  unrelated: float = 0.1, noise: float = 0.1, film: bool = True,

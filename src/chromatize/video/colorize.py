@@ -23,6 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from chromatize.decoding import Decoding
 from chromatize.errors import UsageError
 from chromatize.inference.pipeline import NetworkOutput, Source, working_shape
 from chromatize.threads import one_torch_thread
@@ -31,7 +32,7 @@ from chromatize.video.io import (VideoError, VideoReader, VideoWriter, atomic_ou
 from chromatize.video.temporal import TemporalConfig, TemporalFilter
 
 if TYPE_CHECKING:
-    from chromatize import Colorizer
+    from chromatize.inference.pipeline import Colorizer
 
 Progress = Callable[[int, int | None], None]
 
@@ -56,17 +57,27 @@ class VideoStats:
     # filter, and upsampling + encoding (the codecs' helper threads not included). On an
     # otherwise idle machine with a core per stage, fps is about 1000 / the larger one.
     stage_cpu_ms: tuple[float, float] = (0.0, 0.0)
+    # The frames the container says it holds (0 when it does not say).
+    expected_frames: int = 0
+
+    @property
+    def missing_frames(self) -> int:
+        """Frames the container promised but that could not be read (a truncated file)."""
+        return max(0, self.expected_frames - self.frames)
 
 
 class FrameColorizer:
     """Colours frames one after another: a :class:`~chromatize.Colorizer` plus, if
     ``temporal``, the state that carries colours from frame to frame.
 
-    ``size`` is the network's working resolution (long side), default the model's."""
+    ``size`` is the network's working resolution (long side), default the model's;
+    ``decoding`` decodes every frame (default: the colorizer's)."""
 
     def __init__(self, colorizer: Colorizer, temporal: bool = True, size: int | None = None,
-                 config: TemporalConfig | None = None) -> None:
+                 config: TemporalConfig | None = None, decoding: Decoding | None = None,
+                 ) -> None:
         self.colorizer = colorizer
+        self.decoding = colorizer.resolve(decoding)
         self.size = size or colorizer.working_size
         self.filter = TemporalFilter(config) if temporal else None
 
@@ -79,8 +90,8 @@ class FrameColorizer:
         network's output, decoded as the colorizer's decoding says and carried along the
         motion by the temporal filter (its ``ab`` final: ``logits`` None)."""
         source = self.colorizer.prepare(gray, self.size)
-        out = self.colorizer.decode(self.colorizer.infer(source, cache=False))
-        ab = out.ab[None]
+        out = self.colorizer.decode(self.colorizer.infer(source, cache=False), self.decoding)
+        ab = torch.as_tensor(out.ab)[None]  # ONNX Runtime gives numpy
         if self.filter is not None:
             # The flow needs finer pixels than the network's output (often a quarter of
             # the working size): carry the colours at the working size.
@@ -156,15 +167,18 @@ def _network_stage(reader: VideoReader, frames: FrameColorizer, cpu: list[float]
 def colorize_video(input: str | os.PathLike[str], output: str | os.PathLike[str] | None = None,
                    *, model: str | os.PathLike[str] | None = None,
                    colorizer: Colorizer | None = None, boost: float | None = None,
-                   gain: float | None = None, temporal: bool = True, overwrite: bool = False,
+                   gain: float | None = None, decoding: Decoding | None = None,
+                   temporal: bool = True, overwrite: bool = False,
                    progress: Progress | None = None, size: int | None = None,
                    config: TemporalConfig | None = None) -> VideoStats:
     """Colorize the video ``input`` into ``output`` (default ``<stem>_colorized<suffix>``
     beside it, MP4 when the input's container cannot be written).
 
     Keeps the frame count, size, rate and time stamps, copies the audio streams unchanged
-    and keeps each frame's L*. ``model`` (a checkpoint path or shipped name), ``boost``
-    and ``gain`` load a :class:`~chromatize.Colorizer`, or pass a loaded ``colorizer``. ``temporal``
+    and keeps each frame's L*. ``model`` (a checkpoint path or shipped name) loads a
+    :class:`~chromatize.Colorizer`, or pass a loaded ``colorizer``. ``decoding`` (or its
+    shortcuts ``boost`` and ``gain``) decodes every frame, e.g. with one reference or
+    palette for the whole film (:class:`~chromatize.decoding.Decoding`). ``temporal``
     carries colours along optical flow (False: each frame on its own). ``size``: the
     network's working resolution (long side). ``progress(done, total)`` is called after
     each frame (``total`` None when the container does not say).
@@ -174,6 +188,8 @@ def colorize_video(input: str | os.PathLike[str], output: str | os.PathLike[str]
 
     Raises :class:`VideoError` for bad input or output (missing, unreadable, no video
     stream, existing output without ``overwrite``); the output is written atomically.
+    A film that ends early (cut off, but readable up to there) is colorized as far as it
+    goes: see ``VideoStats.missing_frames``.
     """
     src = Path(input)
     with VideoReader(src) as reader:
@@ -182,13 +198,14 @@ def colorize_video(input: str | os.PathLike[str], output: str | os.PathLike[str]
         if dst.exists() and src.resolve() == dst.resolve():
             raise VideoError(f"{dst}: the output would replace the input")
         if colorizer is None:
-            from chromatize import Colorizer
+            from chromatize.inference.pipeline import Colorizer
 
-            colorizer = Colorizer.load(model, boost=boost, gain=gain)
-        elif boost is not None or gain is not None or model is not None:
-            raise UsageError("pass model, boost and gain to Colorizer.load, or a colorizer, "
-                             "not both")
-        frames = FrameColorizer(colorizer, temporal=temporal, size=size, config=config)
+            colorizer = Colorizer.load(model)
+        elif model is not None:
+            raise UsageError("pass a model or a colorizer, not both")
+        decoding = colorizer.resolve(decoding, boost=boost, gain=gain)
+        frames = FrameColorizer(colorizer, temporal=temporal, size=size, config=config,
+                                decoding=decoding)
         total = reader.info.frames or None
         start, cpu_start, cpu_network = time.perf_counter(), time.thread_time(), []
         with atomic_output(dst, overwrite=overwrite) as tmp, one_torch_thread():
@@ -214,5 +231,5 @@ def colorize_video(input: str | os.PathLike[str], output: str | os.PathLike[str]
         height=info.height, fps=writer.frames / max(seconds, 1e-9), seconds=seconds,
         working_shape=frames.shape(info.height, info.width), temporal=temporal,
         cuts=frames.filter.cuts if frames.filter else 0, audio_streams=info.audio,
-        codec=writer.codec,
+        codec=writer.codec, expected_frames=info.frames,
         stage_cpu_ms=(1000 * sum(cpu_network) / n, 1000 * cpu_writer / n))
