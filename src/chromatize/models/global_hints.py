@@ -14,6 +14,10 @@ Every output layer of the adapter starts at zero and a photo without a histogram
 so without a histogram the output *is* the automatic model's, exactly; only the adapter
 trains (:class:`~chromatize.models.efficientnet.AdapterTraining`), from cached encoder
 features, with histograms simulated from each crop's cached chroma (:meth:`cached_hint`).
+
+In the pipeline, ``Colorizer.infer`` gives such a model the decoding's prior as its input,
+and the decoding applies that prior again at its strength: ``colorize(reference=...,
+strength=0)`` gives the input alone, which measured best on val (docs/ablation.md, round 7).
 """
 
 from __future__ import annotations
