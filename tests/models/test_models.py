@@ -11,7 +11,8 @@ TINY = {"unet_thesis": {"base": 4, "depth": 2}, "unet_small": {"base": 4},
         "effnet_lite0": {"width": 8}, "effnet_lite0_cls": {"width": 8},
         "effnet_lite0_cls_fusion": {"width": 8}, "effnet_lite0_hints": {"width": 8},
         "effnet_lite0_cls_hints": {"width": 8}, "effnet_lite2_cls": {"width": 8},
-        "effnet_lite0_cls_adapters": {"width": 8}, "effnet_lite0_cls_s2": {"width": 8, "fine_width": 4},
+        "effnet_lite0_cls_adapters": {"width": 8}, "effnet_lite0_cls_global": {"width": 8},
+        "effnet_lite0_cls_s2": {"width": 8, "fine_width": 4},
         "effnet_lite0_cls_gan": {"width": 8, "d_channels": 4},
         "pix2pix": {"generator": "unet_tiny", "d_channels": 4}}
 
@@ -28,6 +29,8 @@ def test_forward_backward_shapes(name):
     if model.hints:  # with hints, so that every hint input gets a gradient
         mask = (torch.rand(2, 1, 64, 96) < 0.05).float()
         out = model(l, torch.randn(2, 2, 64, 96) * 30 * mask, mask)
+    elif model.global_hint:  # a colour histogram per photo
+        out = model(l, torch.rand(2, len(model.head.bins)))
     else:
         out = model(l)
     s = model.ab_stride
@@ -175,7 +178,8 @@ def test_every_model_declares_the_contract(name):
     model = create_model(name, **TINY.get(name, {})).eval()
     head = model.classification_head()
     caps = model.capabilities()
-    assert caps == {"classification": head is not None, "hints": bool(model.hints)}
+    assert caps == {"classification": head is not None, "hints": bool(model.hints),
+                    "global_hint": bool(model.global_hint)}
     if model.caches_features:
         l = torch.rand(1, 1, 64, 64) * 100
         with torch.no_grad():

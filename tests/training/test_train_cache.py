@@ -184,6 +184,19 @@ def test_hint_adapters_train_alone_from_cached_features(tmp_path: Path, photo_tr
     assert any(v.abs().sum() > 0 for k, v in after.items() if k.startswith("adapters.") and ".body.2." in k)
 
 
+def test_global_hint_adapter_trains_alone_from_cached_features(tmp_path: Path,
+                                                               photo_tree: Path) -> None:
+    """A global-hint model starts from an automatic checkpoint, trains from the feature
+    cache with histograms simulated from the cached chroma, and changes only its adapter."""
+    auto, run = _train_from_automatic(tmp_path, photo_tree, "effnet_lite0_cls_global")
+    model, info = load_checkpoint(run / "model")
+    assert info["model"]["name"] == "effnet_lite0_cls_global"
+    before, after = auto.state_dict(), model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert any(v.abs().sum() > 0 for k, v in after.items()
+               if k.startswith("global_adapter.") and k.endswith(("film.weight", "bias.weight")))
+
+
 def test_stride2_decoder_trains_from_its_own_cache(tmp_path: Path, photo_tree: Path) -> None:
     """The stride-2 candidate caches the encoder's stride-2 map and targets at stride 2,
     trains from them, and its encoder prefix can train on after the frozen phase."""

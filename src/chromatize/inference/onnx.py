@@ -132,8 +132,9 @@ class OnnxModel:
         return self
 
     #: The model contract (:class:`~chromatize.models.ColorizationModel`) the pipeline
-    #: reads: an exported graph takes no hints (export refuses hint models).
+    #: reads: an exported graph takes no hints nor a global hint (export refuses those).
     hints = False
+    global_hint = False
 
     def classification_head(self) -> HeadTables | None:
         """The decoding half of the classification head, or None (a regression graph)."""

@@ -51,8 +51,9 @@ def export_graph(model: ColorizationModel, info: dict[str, Any] | None = None) -
     bytes. The graph is checked against PyTorch at a batch and shape other than the
     traced ones, so a shape frozen by tracing fails here, not later."""
     onnx = require("onnx", "ONNX export")
-    if model.hints:
-        # Their area pooling of the hints to the feature size does not trace to ONNX.
+    if model.hints or model.global_hint:
+        # Their area pooling of the hints to the feature size does not trace to ONNX, and
+        # a graph traced without a global hint would drop it.
         raise CheckpointError("models that take colour hints cannot be exported to ONNX "
                               "yet; they run in PyTorch (--backend torch)")
     model = model.cpu().eval()

@@ -199,6 +199,12 @@ class Colorizer:
         return bool(self.model.hints)
 
     @property
+    def takes_global_hint(self) -> bool:
+        """Whether the model reads an image-level colour prior as an input (global hints,
+        :mod:`chromatize.models.global_hints`) besides the decoding's use of it."""
+        return bool(self.model.global_hint)
+
+    @property
     def can_sample(self) -> bool:
         """Whether the model gives a distribution to decode (boost, gain, priors) and sample
         from (``samples=K``)."""
@@ -237,14 +243,20 @@ class Colorizer:
                               self.model.size_multiple)
         return Source(pixels, alpha, small_l(pixels, shape))
 
-    def infer(self, source: Source, hints: Hints | None = None,
-              cache: bool = True) -> NetworkOutput:
+    def infer(self, source: Source, hints: Hints | None = None, cache: bool = True,
+              prior: ImagePrior | None = None) -> NetworkOutput:
         """Stage 2: the network's output for ``source``, from the cache when this photo was
         seen at this size before (``cache=False``: neither read nor kept, as for film
-        frames). ``hints`` (full-size, see :meth:`colorize`) feed a hint model's input;
-        such outputs depend on them and are not cached."""
-        if hints is not None and self.takes_hints:
-            return self._run(source.l_small, self._small_hints(source, hints))
+        frames). ``hints`` (full-size, see :meth:`colorize`) feed a hint model's input and
+        ``prior`` (the decoding's image-level prior) a global-hint model's
+        (:attr:`takes_global_hint`); such outputs depend on them and are not cached. Other
+        models ignore ``prior`` here: :meth:`finish` applies it when decoding, for every
+        model."""
+        small = self._small_hints(source, hints) if hints is not None and self.takes_hints \
+            else None
+        glob = prior if self.takes_global_hint else None
+        if small is not None or glob is not None:
+            return self._run(source.l_small, small, glob)
         if not cache:
             return self._run(source.l_small)
         key = source.key()
@@ -345,7 +357,7 @@ class Colorizer:
                          prior=prior)
         source = self.prepare(image, size)
         hints = _read_hints(source, marks, hints)
-        output = self.infer(source, hints)
+        output = self.infer(source, hints, prior=d.prior)
         if variants is None:
             return self.finish(source, output, d, hints)
         return [self.finish(source, output, d.with_(prior=p), hints)  # type: ignore[misc]
@@ -428,15 +440,19 @@ class Colorizer:
     # ------------------------------------------------------------------ the network
 
     def predict(self, l: Array, hints: tuple[torch.Tensor, torch.Tensor] | None = None,
-                ) -> dict[str, Array]:
+                prior: ImagePrior | None = None) -> dict[str, Array]:
         """L* ``(B, 1, h, w)`` in [0, 100] (sides multiples of ``size_multiple``; a tensor
         or a numpy array) -> the model's outputs on the CPU: ``ab`` ``(B, 2, h / s,
         w / s)`` in Lab units, and ``logits`` for the classification family; tensors for a
         PyTorch model, numpy float32 arrays for ONNX Runtime. ``hints``: ``(hint_ab (B,
-        2, h, w), hint_mask (B, 1, h, w))`` for models that take user hints."""
+        2, h, w), hint_mask (B, 1, h, w))`` for models that take user hints; ``prior``:
+        the histogram every photo of the batch gets, for global-hint models."""
         if hints is not None and not self.takes_hints:
             raise UsageError("this model takes no colour hints as input; "
                              "colorize(marks=...) corrects any model's colours")
+        if prior is not None and not self.takes_global_hint:
+            raise UsageError("this model takes no colour prior as input; a reference or "
+                             "palette reweights any classification model's decoding")
         if isinstance(self.model, OnnxModel):
             return self.model(l)
         import torch
@@ -444,12 +460,15 @@ class Colorizer:
         with torch.inference_mode():
             kwargs = {} if hints is None else {"hint_ab": hints[0].to(self.device),
                                                "hint_mask": hints[1].to(self.device)}
+            if prior is not None:
+                hist = torch.from_numpy(prior.array()).float()[None].expand(len(l), -1)
+                kwargs["global_hint"] = hist.to(self.device)
             out = self.model(torch.as_tensor(l).to(self.device), **kwargs)
             return {k: v.float().cpu() for k, v in out.items()}
 
-    def _run(self, l_small: np.ndarray,
-             hints: tuple[torch.Tensor, torch.Tensor] | None = None) -> NetworkOutput:
-        out = self.predict(l_small[None, None], hints)
+    def _run(self, l_small: np.ndarray, hints: tuple[torch.Tensor, torch.Tensor] | None = None,
+             prior: ImagePrior | None = None) -> NetworkOutput:
+        out = self.predict(l_small[None, None], hints, prior)
         return NetworkOutput(l_small, out["ab"][0], out["logits"][0] if "logits" in out else None)
 
     @staticmethod

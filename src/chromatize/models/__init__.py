@@ -11,5 +11,6 @@ from chromatize.models import unet as _unet  # noqa: F401,E402
 from chromatize.models import efficientnet as _efficientnet  # noqa: F401,E402
 from chromatize.models import gan as _gan  # noqa: F401,E402
 from chromatize.models import stride2 as _stride2  # noqa: F401,E402
+from chromatize.models import global_hints as _global_hints  # noqa: F401,E402
 
 __all__ = ["MODELS", "ColorizationModel", "create_model"]

@@ -33,7 +33,9 @@ class ColorizationModel(nn.Module):
       (boost, gain, image-level priors, samples, suggestions), or None;
     * ``hints``: whether ``forward`` takes user hints (``hint_ab``, ``hint_mask``);
       ``hints_enter_encoder``: whether they enter the encoder (then features cannot be
-      cached).
+      cached);
+    * ``global_hint``: whether ``forward`` takes an image-level colour histogram
+      (``global_hint`` ``(B, Q)``, :mod:`chromatize.models.global_hints`).
 
     The encoder/decoder split that feature caching and frozen prefixes use (models with
     ``has_encoder`` True): :meth:`encode`, :meth:`decode`, :meth:`encode_rest`,
@@ -51,6 +53,7 @@ class ColorizationModel(nn.Module):
     ab_stride: int = 1
     hints: bool = False
     hints_enter_encoder: bool = True
+    global_hint: bool = False
     has_encoder: bool = False
     owns_updates: bool = False
     splits: dict[int, int] = {}
@@ -76,9 +79,9 @@ class ColorizationModel(nn.Module):
 
     def capabilities(self) -> dict[str, bool]:
         """What a checkpoint's metadata records, so that options can be checked without
-        loading the weights: ``classification`` and ``hints``."""
+        loading the weights: ``classification``, ``hints`` and ``global_hint``."""
         return {"classification": self.classification_head() is not None,
-                "hints": bool(self.hints)}
+                "hints": bool(self.hints), "global_hint": bool(self.global_hint)}
 
     @property
     def caches_features(self) -> bool:

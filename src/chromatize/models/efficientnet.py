@@ -413,7 +413,33 @@ class HintAdapter(nn.Module):
         return self.body(torch.cat([x, hint.to(x.dtype)], dim=1))
 
 
-class HintAdapterColorizer(EffNetColorizer):
+class AdapterTraining:
+    """For a model that is a frozen automatic model plus adapters (the modules whose names
+    start with one of ``added_inputs``): only the adapters train, and only they switch to
+    training mode, so the frozen model's batch norms keep their statistics."""
+
+    added_inputs: tuple[str, ...] = ()
+
+    def configure_optimizers(self, lr: float, betas: tuple[float, float] = (0.9, 0.999),
+                             ) -> list[torch.optim.Optimizer]:
+        """Adam over the adapters alone; the rest is frozen here."""
+        trained = []
+        for name, p in self.named_parameters():  # type: ignore[attr-defined]
+            p.requires_grad_(name.startswith(self.added_inputs))
+            if p.requires_grad:
+                trained.append(p)
+        return [torch.optim.Adam(trained, lr=lr, betas=betas)]
+
+    def train(self, mode: bool = True) -> "AdapterTraining":
+        """Training mode for the adapters only."""
+        super().train(False)  # type: ignore[misc]
+        for name, module in self.named_children():  # type: ignore[attr-defined]
+            if (name + ".").startswith(self.added_inputs):
+                module.train(mode)
+        return self
+
+
+class HintAdapterColorizer(AdapterTraining, EffNetColorizer):
     """The automatic classification model, unchanged, plus a :class:`HintAdapter` at each
     of the decoder's four levels (strides 32 to 4) that reads user hints.
 
@@ -476,19 +502,6 @@ class HintAdapterColorizer(EffNetColorizer):
             mask = mask * (0.1 + 0.9 * torch.rand_like(mask))
         return torch.cat([color.normalize_ab(hint_ab) * mask, mask], dim=1)
 
-    def configure_optimizers(self, lr: float, betas: tuple[float, float] = (0.9, 0.999),
-                             ) -> list[torch.optim.Optimizer]:
-        """Adam over the adapters alone; the rest is frozen here."""
-        for name, p in self.named_parameters():
-            p.requires_grad_(name.startswith("adapters."))
-        return [torch.optim.Adam(self.adapters.parameters(), lr=lr, betas=betas)]
-
-    def train(self, mode: bool = True) -> "HintAdapterColorizer":
-        """Training mode for the adapters only: the frozen model's batch norms keep their
-        statistics."""
-        super().train(False)
-        self.adapters.train(mode)
-        return self
 
 
 @MODELS.register("effnet_lite0_cls_adapters")
