@@ -100,14 +100,17 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def read_capabilities(path: str | os.PathLike[str]) -> dict[str, bool]:
-    """What the checkpoint's model can do (``classification``, ``hints``: see
+    """What the checkpoint's model can do (``classification``, ``hints``, ``global_hint``: see
     :meth:`~chromatize.models.ColorizationModel.capabilities`) without reading its
     weights: from its metadata, or, for checkpoints written before it was recorded, from
     the architecture built without weights."""
     info = read_metadata(path)
     caps = info.get("capabilities")
     if isinstance(caps, dict) and {"classification", "hints"} <= set(caps):
-        return {k: bool(caps[k]) for k in ("classification", "hints")}
+        return {"classification": bool(caps["classification"]), "hints": bool(caps["hints"]),
+                "global_hint": bool(caps.get("global_hint", False))}
+    from chromatize.models import create_model  # torch: only for checkpoints of old
+
     name, kwargs = info["model"]["name"], info["model"].get("kwargs", {})
     try:
         return create_model(name, **kwargs).capabilities()

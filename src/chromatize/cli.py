@@ -352,6 +352,38 @@ def _print_summary(summary: BatchSummary, quiet: bool) -> None:
         f"failed {len(summary.failed)}")
 
 
+# The options of colorize that only it takes.
+SamplesOption = Annotated[int | None, typer.Option("--samples", help="Write K plausible "
+                                           "colorings per photo as <stem>_1..<stem>_K "
+                                           "(classification models; K at most 64).")]
+SeedOption = Annotated[int | None, typer.Option("--seed", help="Seed of --samples (default 0); "
+                                        "alone: the one coloring sampled with it.")]
+VariantsOption = Annotated[int | None, typer.Option("--variants", help="Write K versions per "
+                                            "photo as <stem>_1..<stem>_K, each with the colours "
+                                            "of a group of the indexed colour photos most like "
+                                            "it, the likeliest first (K at most 16; --strength "
+                                            "sets how strongly).")]
+IndexOption = Annotated[Path | None, typer.Option("--index", help="--variants: an index of your "
+                                          "own colour photos (`chromatize index`); default: the "
+                                          "model's.")]
+MarksOption = Annotated[Path | None, typer.Option("--marks", help="Colour marks for a single "
+                                          "photo: strokes drawn on a copy, a transparent layer, "
+                                          "a JSON list of points, or a fix saved by `chromatize "
+                                          "serve` (its boost, gain, seed, palette, strength and "
+                                          "model apply unless given here). Any model.")]
+BackendOption = Annotated[Backend, typer.Option("--backend", help="Run a checkpoint in "
+                                        "torch or onnx (ONNX Runtime); auto: onnx on the CPU when "
+                                        "installed.")]
+EngineOption = Annotated[Engine, typer.Option("--engine", help="local: this process; ray: "
+                                      "a Ray Data pipeline over a pool of workers.")]
+AddressOption = Annotated[str | None, typer.Option("--address", help="--engine ray: the cluster "
+                                           "(auto, or HOST:PORT); default: a local Ray instance.")]
+WorkersOption = Annotated[int | None, typer.Option("--workers", min=1, help="--engine ray: number "
+                                           "of workers (default: one per CPU of the cluster).")]
+ConnectTimeoutOption = Annotated[float | None, typer.Option("--connect-timeout", min=0.1, help="--engine ray: seconds to wait for the "
+            "cluster at --address to answer (default 30).")]
+
+
 @command()
 def colorize(
     inputs: list[str] = typer.Argument(..., help="Photos, folders (searched recursively) "
@@ -369,42 +401,22 @@ def colorize(
     max_pixels: int = typer.Option(MAX_PIXELS, "--max-pixels", min=1, help="Refuse photos "
                                    "larger than this many pixels (decompression bombs)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only failures."),
-    samples: int | None = typer.Option(None, "--samples", help="Write K plausible "
-                                       "colorings per photo as <stem>_1..<stem>_K "
-                                       "(classification models; K at most 64)."),
-    seed: int | None = typer.Option(None, "--seed", help="Seed of --samples (default 0); "
-                                    "alone: the one coloring sampled with it."),
-    variants: int | None = typer.Option(None, "--variants", help="Write K versions per "
-                                        "photo as <stem>_1..<stem>_K, each with the colours "
-                                        "of a group of the indexed colour photos most like "
-                                        "it, the likeliest first (K at most 16; --strength "
-                                        "sets how strongly)."),
-    index: Path | None = typer.Option(None, "--index", help="--variants: an index of your "
-                                      "own colour photos (`chromatize index`); default: the "
-                                      "model's."),
-    marks: Path | None = typer.Option(None, "--marks", help="Colour marks for a single "
-                                      "photo: strokes drawn on a copy, a transparent layer, "
-                                      "a JSON list of points, or a fix saved by `chromatize "
-                                      "serve` (its boost, gain, seed, palette, strength and "
-                                      "model apply unless given here). Any model."),
+    samples: SamplesOption = None,
+    seed: SeedOption = None,
+    variants: VariantsOption = None,
+    index: IndexOption = None,
+    marks: MarksOption = None,
     boost: BoostOption = None,
     gain: GainOption = None,
     reference: ReferenceOption = None,
     palette: PaletteOption = None,
     strength: StrengthOption = None,
     restore: RestoreOption = None,
-    backend: Backend = typer.Option(Backend.auto, "--backend", help="Run a checkpoint in "
-                                    "torch or onnx (ONNX Runtime); auto: onnx on the CPU when "
-                                    "installed."),
-    engine: Engine = typer.Option(Engine.local, "--engine", help="local: this process; ray: "
-                                  "a Ray Data pipeline over a pool of workers."),
-    address: str | None = typer.Option(None, "--address", help="--engine ray: the cluster "
-                                       "(auto, or HOST:PORT); default: a local Ray instance."),
-    workers: int | None = typer.Option(None, "--workers", min=1, help="--engine ray: number "
-                                       "of workers (default: one per CPU of the cluster)."),
-    connect_timeout: float | None = typer.Option(
-        None, "--connect-timeout", min=0.1, help="--engine ray: seconds to wait for the "
-        "cluster at --address to answer (default 30)."),
+    backend: BackendOption = Backend.auto,
+    engine: EngineOption = Engine.local,
+    address: AddressOption = None,
+    workers: WorkersOption = None,
+    connect_timeout: ConnectTimeoutOption = None,
 ) -> None:
     """Colorize black-and-white photos. Exit code 0 only if no photo failed."""
     from chromatize.batch import BatchOptions

@@ -116,7 +116,7 @@ def _load_cached(path: str, stamp: tuple[int, int]) -> Index:
             emb, hist = z["embeddings"], z["hists"]
     except FileNotFoundError:
         raise IndexFileError(f"{name}: no such index file") from None
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as e:
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError):
         raise IndexFileError(f"{name}: not a chromatize index (not a readable .npz file)") from None
     from chromatize.priors import bins
 

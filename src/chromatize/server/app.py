@@ -60,7 +60,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from chromatize.decoding import LIMITS, check_number
 from chromatize.errors import UsageError
 from chromatize.inference.hints import MARK_LIMITS, MarksError, parse_marks_json
-from chromatize.io import MAX_PIXELS
 from chromatize.server.engine import (
     FORMATS,
     Engine,
@@ -143,25 +142,105 @@ def create_app(colorizer_or_model: Any = "default", max_upload_mb: float = 50,
     else:
         colorizer = colorizer_or_model
         model_name = model_name or str(colorizer.info.get("model", {}).get("name", "custom"))
-    engine = Engine(colorizer, max_pixels=max_pixels, store_bytes=store_mb * MB)
-    # Every number a client gives, [lo, hi] inclusive, for the page's controls.
-    limits = {name: list(r) for name, r in {**LIMITS, **MARK_LIMITS, **FORM_LIMITS}.items()}
-    pool = WorkerPool(workers or default_workers(), queue)
-    max_upload = int(max_upload_mb * MB)
+    api = _Api(colorizer, Engine(colorizer, max_pixels=max_pixels, store_bytes=store_mb * MB),
+               WorkerPool(workers or default_workers(), queue), model_name, max_upload_mb)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
-        pool.shutdown()
+        api.pool.shutdown()
 
     app = FastAPI(title="chromatize", docs_url=None, redoc_url=None,
                   openapi_url="/api/openapi.json", lifespan=lifespan)
-    app.state.engine, app.state.pool = engine, pool
+    app.state.engine, app.state.pool = api.engine, api.pool
     # The body may exceed the photo's limit by the form's framing; the message names the
     # limit the user set.
-    too_large = f"upload too large: more than {max_upload_mb:g} MB (--max-upload-mb)"
-    app.add_middleware(BodyLimit, max_bytes=max_upload + FORM_SLACK, too_large=too_large)
+    app.add_middleware(BodyLimit, max_bytes=api.max_upload + FORM_SLACK,
+                       too_large=api.too_large)
+    _add_errors(app)
+    _add_page_routes(app, api)
+    _add_colour_routes(app, api)
+    _add_choice_routes(app, api)
+    return app
 
+
+class _Api:
+    """What the routes share: the colorizer, its engine and worker pool, and reading a
+    request's form, photo and photo-level colours with the server's guards."""
+
+    def __init__(self, colorizer: Any, engine: Engine, pool: WorkerPool, model_name: str,
+                 max_upload_mb: float) -> None:
+        self.colorizer, self.engine, self.pool = colorizer, engine, pool
+        self.model_name, self.max_upload_mb = model_name, max_upload_mb
+        self.max_upload = int(max_upload_mb * MB)
+        self.too_large = f"upload too large: more than {max_upload_mb:g} MB (--max-upload-mb)"
+        # Every number a client gives, [lo, hi] inclusive, for the page's controls.
+        self.limits = {name: list(r)
+                       for name, r in {**LIMITS, **MARK_LIMITS, **FORM_LIMITS}.items()}
+
+    async def read_form(self, request: Request) -> FormData:
+        ctype = request.headers.get("content-type", "")
+        if not ctype.startswith("multipart/form-data"):
+            raise RequestError(415, f"send multipart/form-data, not {ctype or 'no content type'}")
+        return await request.form(max_files=2, max_fields=16)
+
+    async def decoded(self, upload: UploadFile) -> StoredPhoto:
+        """An uploaded image file, checked (type, size) and decoded in a worker with the
+        guards of :func:`chromatize.io.read_photo`."""
+        ctype = (upload.content_type or "").split(";")[0].strip().lower()
+        if ctype and not ctype.startswith("image/") and ctype != "application/octet-stream":
+            raise RequestError(415, f"{_safe_name(upload.filename)}: {ctype} is not an "
+                                    "image type")
+        data = await upload.read()
+        if len(data) > self.max_upload:
+            raise RequestError(413, self.too_large)
+        return await self.pool.run(self.engine.add, data, _safe_name(upload.filename))
+
+    def stored(self, pid: str) -> StoredPhoto:
+        photo = self.engine.store.get(pid)
+        if photo is None:
+            raise RequestError(404, f"unknown photo {pid[:40]!r} (expired); upload it again")
+        return photo
+
+    async def photo_of(self, form: FormData) -> StoredPhoto:
+        """The ``image`` upload (decoded in a worker) or the stored ``photo`` id."""
+        upload = form.get("image")
+        if isinstance(upload, UploadFile):
+            return await self.decoded(upload)
+        if upload is not None:
+            raise RequestError(400, "field 'image' must be a file")
+        pid = form.get("photo")
+        if not isinstance(pid, str) or not pid:
+            raise RequestError(400, "missing field 'image' (a file) or 'photo' (an id)")
+        return self.stored(pid)
+
+    async def look_of(self, form: FormData, variant: bool = True) -> Look:
+        """The photo-level colours asked for: ``reference`` (an image file), ``palette``,
+        ``strength``, and (``variant``) ``variant`` of ``k``."""
+        upload = form.get("reference")
+        if upload is not None and not isinstance(upload, UploadFile):
+            raise RequestError(400, "field 'reference' must be an image file")
+        reference = None if upload is None else await self.decoded(upload)
+        lo, hi = LIMITS["strength"]
+        k = _number(form, "k", int, 4, 1, LIMITS["variants"][1])
+        return Look(reference, _field(form, "palette"),
+                    _number(form, "strength", float, None, lo, hi),
+                    _number(form, "variant", int, None, 1, k) if variant else None, k)
+
+    def info(self) -> dict[str, Any]:
+        colorizer, head = self.colorizer, self.colorizer.head
+        return {"model": self.model_name, "max_upload_mb": self.max_upload_mb,
+                "can_sample": bool(colorizer.can_sample),
+                # Whether /api/variants and ``variant`` work (an index of colour photos).
+                "variants": bool(colorizer.can_sample and colorizer.index_path is not None),
+                "limits": {k: LIMITS[k] for k in ("strength", "variants")},
+                **({"boost": 0.0, "gain": 1.0} if head is None else
+                   {k: head.defaults()[k] for k in ("boost", "gain")}),
+                "workers": self.pool.workers, "formats": list(FORMATS)}
+
+
+def _add_errors(app: FastAPI) -> None:
+    """Security headers on every answer; every error a JSON ``{"error": one line}``."""
     @app.middleware("http")
     async def security_headers(request: Request, call_next: Any) -> Response:
         response = await call_next(request)
@@ -188,52 +267,9 @@ def create_app(colorizer_or_model: Any = "default", max_upload_mb: float = 50,
         log.exception("%s %s failed", request.method, request.url.path)
         return JSONResponse({"error": f"internal error: {type(exc).__name__}: {exc}"}, 500)
 
-    async def read_form(request: Request) -> FormData:
-        ctype = request.headers.get("content-type", "")
-        if not ctype.startswith("multipart/form-data"):
-            raise RequestError(415, f"send multipart/form-data, not {ctype or 'no content type'}")
-        return await request.form(max_files=2, max_fields=16)
 
-    async def decoded(upload: UploadFile) -> StoredPhoto:
-        """An uploaded image file, checked (type, size) and decoded in a worker with the
-        guards of :func:`chromatize.io.read_photo`."""
-        ctype = (upload.content_type or "").split(";")[0].strip().lower()
-        if ctype and not ctype.startswith("image/") and ctype != "application/octet-stream":
-            raise RequestError(415, f"{_safe_name(upload.filename)}: {ctype} is not an "
-                                    "image type")
-        data = await upload.read()
-        if len(data) > max_upload:
-            raise RequestError(413, too_large)
-        return await pool.run(engine.add, data, _safe_name(upload.filename))
-
-    async def photo_of(form: FormData) -> StoredPhoto:
-        """The ``image`` upload (decoded in a worker) or the stored ``photo`` id."""
-        upload = form.get("image")
-        if isinstance(upload, UploadFile):
-            return await decoded(upload)
-        if upload is not None:
-            raise RequestError(400, "field 'image' must be a file")
-        pid = form.get("photo")
-        if not isinstance(pid, str) or not pid:
-            raise RequestError(400, "missing field 'image' (a file) or 'photo' (an id)")
-        photo = engine.store.get(pid)
-        if photo is None:
-            raise RequestError(404, f"unknown photo {pid[:40]!r} (expired); upload it again")
-        return photo
-
-    async def look_of(form: FormData, variant: bool = True) -> Look:
-        """The photo-level colours asked for: ``reference`` (an image file), ``palette``,
-        ``strength``, and (``variant``) ``variant`` of ``k``."""
-        upload = form.get("reference")
-        if upload is not None and not isinstance(upload, UploadFile):
-            raise RequestError(400, "field 'reference' must be an image file")
-        reference = None if upload is None else await decoded(upload)
-        lo, hi = LIMITS["strength"]
-        k = _number(form, "k", int, 4, 1, LIMITS["variants"][1])
-        return Look(reference, _field(form, "palette"),
-                    _number(form, "strength", float, None, lo, hi),
-                    _number(form, "variant", int, None, 1, k) if variant else None, k)
-
+def _add_page_routes(app: FastAPI, api: _Api) -> None:
+    """The page, its static files, health and info, and the photo store."""
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
@@ -242,70 +278,69 @@ def create_app(colorizer_or_model: Any = "default", max_upload_mb: float = 50,
 
     @app.get("/api/health")
     async def health() -> dict[str, Any]:
-        return {"status": "ok", "model": model_name, "limits": limits}
+        return {"status": "ok", "model": api.model_name, "limits": api.limits}
 
     @app.get("/api/info")
     async def info() -> dict[str, Any]:
-        head = colorizer.head
-        return {"model": model_name, "max_upload_mb": max_upload_mb,
-                "can_sample": bool(colorizer.can_sample),
-                # Whether /api/variants and ``variant`` work (an index of colour photos).
-                "variants": bool(colorizer.can_sample and colorizer.index_path is not None),
-                "limits": {k: LIMITS[k] for k in ("strength", "variants")},
-                **({"boost": 0.0, "gain": 1.0} if head is None else
-                   {k: head.defaults()[k] for k in ("boost", "gain")}),
-                "workers": pool.workers, "formats": list(FORMATS)}
+        return api.info()
 
     @app.post("/api/photos")
     async def upload_photo(request: Request) -> dict[str, Any]:
-        photo = await photo_of(await read_form(request))
+        photo = await api.photo_of(await api.read_form(request))
         return {"id": photo.id, "name": photo.name, "width": photo.size[0],
                 "height": photo.size[1]}
 
     @app.get("/api/photos/{pid}/gray")
     async def gray(pid: str) -> Response:
-        photo = engine.store.get(pid)
-        if photo is None:
-            raise RequestError(404, f"unknown photo {pid[:40]!r} (expired); upload it again")
-        return Response(await pool.run(engine.gray, photo), media_type="image/png",
+        photo = api.stored(pid)
+        return Response(await api.pool.run(api.engine.gray, photo), media_type="image/png",
                         headers={"Cache-Control": "private, max-age=3600"})
+
+
+def _add_colour_routes(app: FastAPI, api: _Api) -> None:
+    """Colorize, versions, suggestions and alternatives."""
+    engine, pool, colorizer = api.engine, api.pool, api.colorizer
 
     @app.post("/api/colorize")
     async def colorize(request: Request) -> Response:
-        form = await read_form(request)
+        form = await api.read_form(request)
         fmt = _choice(form, "format", "png", FORMATS)
         marks, boost = _marks(form), _setting(form, "boost")
         gain, seed = _setting(form, "gain"), _setting(form, "seed")
         preview = _number(form, "preview", int, None, *FORM_LIMITS["preview"])
         repair = _repair(form)
-        look = await look_of(form)
-        photo = await photo_of(form)
+        look = await api.look_of(form)
+        photo = await api.photo_of(form)
         data = await pool.run(partial(engine.colorize, photo, marks, boost, fmt, preview,
                                       repair=repair, gain=gain, seed=seed, look=look))
         return Response(data, media_type=FORMATS[fmt][1], headers={"X-Photo-Id": photo.id})
 
     @app.post("/api/variants")
     async def variants(request: Request) -> dict[str, list[str]]:
-        form = await read_form(request)
+        form = await api.read_form(request)
         if not colorizer.can_sample:
             raise RequestError(400, "this model gives a single coloring (no versions)")
-        look = await look_of(form, variant=False)
+        look = await api.look_of(form, variant=False)
         if look.reference is not None or look.palette is not None:
             raise RequestError(400, "versions choose the photo's colours themselves: send "
                                     "them without reference or palette")
         marks, boost = _marks(form), _setting(form, "boost")
         fmt = _choice(form, "format", "jpeg", FORMATS)
         preview = _number(form, "preview", int, None, *FORM_LIMITS["preview"])
-        photo = await photo_of(form)
+        photo = await api.photo_of(form)
         images = await pool.run(engine.variants, photo, look, marks, boost, fmt, preview)
         return {"images": images}
 
+def _add_choice_routes(app: FastAPI, api: _Api) -> None:
+    """Colours to choose from: suggestions at a point, alternative colorings."""
+    engine, pool, colorizer = api.engine, api.pool, api.colorizer
+
     @app.post("/api/suggest")
     async def suggest(request: Request) -> dict[str, list[Any]]:
-        form = await read_form(request)
+        form = await api.read_form(request)
         x, y = _number(form, "x", int), _number(form, "y", int)
         k = _number(form, "k", int, 6, *FORM_LIMITS["k"])
-        photo = await photo_of(form)
+        photo = await api.photo_of(form)
         w, h = photo.size
         if not (0 <= x < w and 0 <= y < h):  # type: ignore[operator]
             raise RequestError(400, f"({x}, {y}) is outside the {w}x{h} photo")
@@ -313,7 +348,7 @@ def create_app(colorizer_or_model: Any = "default", max_upload_mb: float = 50,
 
     @app.post("/api/alternatives")
     async def alternatives(request: Request) -> dict[str, list[Any]]:
-        form = await read_form(request)
+        form = await api.read_form(request)
         if not colorizer.can_sample:
             raise RequestError(400, "this model gives a single coloring (no alternatives)")
         k = _number(form, "k", int, 4, *FORM_LIMITS["k"])
@@ -324,11 +359,9 @@ def create_app(colorizer_or_model: Any = "default", max_upload_mb: float = 50,
         marks, boost = _marks(form), _setting(form, "boost")
         gain = _setting(form, "gain")
         fmt = _choice(form, "format", "jpeg", FORMATS)
-        photo = await photo_of(form)
+        photo = await api.photo_of(form)
         found = await pool.run(engine.alternatives, photo, k, seed, marks, boost, fmt, gain)
         return {"images": [url for url, _ in found], "seeds": [s for _, s in found]}
-
-    return app
 
 
 def _safe_name(filename: str | None) -> str:
