@@ -426,13 +426,9 @@ def colorize(
     if engine is Engine.ray and marks is not None:
         fail("--marks colour a single photo; use --engine local")
     if marks is not None and marks.suffix.lower() == ".json":
-        from chromatize.inference.hints import load_fix
-
-        # The fix's decoding reproduces the page's result; options given here win.
-        fix = load_fix(marks)
-        model, boost, gain = model or fix.model, _given(boost, fix.boost), _given(gain, fix.gain)
-        palette, strength = _given(palette, fix.palette), _given(strength, fix.strength)
-        seed = fix.seed if seed is None and samples is None else seed
+        model, boost, gain, palette, strength, fix_seed = _with_fix(
+            marks, model, boost, gain, palette, strength, seed)
+        seed = fix_seed if samples is None else seed  # a fix's seed is one coloring
     decoding = _decoding(boost, gain, reference, palette,
                          strength if variants is None else None, max_pixels)
     options = BatchOptions(out_dir=out_dir, fmt=fmt.value if fmt else None,
@@ -503,6 +499,19 @@ def restore_photos(
                                  bar.update(task, completed=finished, total=total))
     _end_batch(summary, inputs, quiet)
 
+
+
+def _with_fix(marks: Path, model: str | None, boost: float | None, gain: float | None,
+              palette: str | None, strength: float | None, seed: int | None,
+              ) -> tuple[Any, ...]:
+    """The settings of a fix saved by the page (``--marks fix.json``) where the command
+    line gives none, so that its result is reproduced: (model, boost, gain, palette,
+    strength, seed)."""
+    from chromatize.inference.hints import load_fix
+
+    fix = load_fix(marks)
+    return (model or fix.model, _given(boost, fix.boost), _given(gain, fix.gain),
+            _given(palette, fix.palette), _given(strength, fix.strength), _given(seed, fix.seed))
 
 
 def _given(option: Any, from_file: Any) -> Any:
