@@ -36,7 +36,7 @@ import torch
 from chromatize.classical import levin_colorize
 from chromatize.evaluation.evaluate import gray_input, list_images, select_photos
 from chromatize.evaluation.hint_sweep import SWEEP_NS, HintMethod, hint_sweep, paint_hints
-from chromatize.inference.hints import REACH
+from chromatize.imaging.hints import REACH
 from chromatize import Colorizer
 
 #: Zhang et al. 2017, PSNR of their hint network on ImageNet (as quoted in the evaluation
@@ -59,7 +59,7 @@ def levin(l: np.ndarray, hint_ab: np.ndarray, hint_mask: np.ndarray) -> np.ndarr
 def hint_net(checkpoint: str, reach: str | None = None) -> HintMethod:
     """A model given the gray photo (uint8, as a user would) and the hints: hint networks
     take them as input, other models are corrected by them (each hint with ``reach``,
-    a name of :data:`chromatize.inference.hints.REACH`, when given)."""
+    a name of :data:`chromatize.imaging.hints.REACH`, when given)."""
     colorizer = Colorizer.load(checkpoint, device="cpu")
 
     def colorize(l: np.ndarray, hint_ab: np.ndarray, hint_mask: np.ndarray) -> np.ndarray:

@@ -28,8 +28,8 @@ from PIL import Image
 
 from chromatize import color
 from chromatize.classical import levin
-from chromatize.inference.hints import pool_hints
-from chromatize.inference.upsample import area_resize
+from chromatize.imaging.hints import pool_hints
+from chromatize.imaging.upsample import area_resize
 from chromatize.color import luminance
 
 DEFAULT_PHOTO = Path(__file__).resolve().parents[2] / "shared/data/photos/val/bsds500_train_100098.jpg"

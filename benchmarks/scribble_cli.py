@@ -72,7 +72,7 @@ def main() -> None:
                                             "import chromatize.cli, chromatize.classical"],
                            check=True)
         from chromatize.classical import levin_colorize
-        from chromatize.inference.hints import load_marks
+        from chromatize.imaging.hints import load_marks
         from chromatize.io import read_source, write_photo
 
         (src, _), t_read = timed(read_source, photo)

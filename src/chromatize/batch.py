@@ -35,7 +35,7 @@ from chromatize.io import (
     release_output,
     write_photo,
 )
-from chromatize.inference.hints import Marks, MarksError, load_hints
+from chromatize.imaging.hints import Marks, MarksError, load_hints
 from chromatize.inference.pipeline import Colorizer, check_size
 
 if TYPE_CHECKING:
@@ -223,7 +223,7 @@ class BatchOptions:
     largest photo read. ``samples=K`` writes K plausible colorings per photo (see
     :func:`sample_outputs`), reproducible with ``seed`` (a seed without ``samples``: the
     one coloring sampled with it, written as the photo's output); ``marks`` (see
-    :mod:`chromatize.inference.hints`) are colour marks for a single photo: hint models
+    :mod:`chromatize.imaging.hints`) are colour marks for a single photo: hint models
     take them as input, other models' colours are corrected by them
     (:meth:`Colorizer.colorize`). ``decoding`` (boost, gain, an image-level prior...)
     applies to every photo, over the colorizer's own. ``variants=K`` writes K versions

@@ -507,7 +507,7 @@ def _with_fix(marks: Path, model: str | None, boost: float | None, gain: float |
     """The settings of a fix saved by the page (``--marks fix.json``) where the command
     line gives none, so that its result is reproduced: (model, boost, gain, palette,
     strength, seed)."""
-    from chromatize.inference.hints import load_fix
+    from chromatize.imaging.hints import load_fix
 
     fix = load_fix(marks)
     return (model or fix.model, _given(boost, fix.boost), _given(gain, fix.gain),

@@ -47,7 +47,7 @@ STRATEGIES: list[str] = ["annealed_mean"]
 def check_number(name: str, value: Any,
                  limits: Mapping[str, tuple[float, float]] = LIMITS) -> float | int:
     """``value`` checked against ``limits[name]`` (:data:`LIMITS` by default; marks have
-    their own, :data:`chromatize.inference.hints.MARK_LIMITS`); returns it as a float (an
+    their own, :data:`chromatize.imaging.hints.MARK_LIMITS`); returns it as a float (an
     int for whole-number settings). Raises :class:`UsageError` with one line otherwise,
     whatever the value (an integer of 5,000 digits, NaN, a string)."""
     lo, hi = limits[name]

@@ -8,7 +8,7 @@ from chromatize.checkpoint import resolve_model
 from chromatize.errors import UsageError
 from chromatize.decoding import LIMITS
 from chromatize.inference.pipeline import Colorizer
-from chromatize.inference.upsample import guided_coefficients
+from chromatize.imaging.upsample import guided_coefficients
 from conftest import save_tiny_model
 
 
@@ -218,7 +218,7 @@ def test_strips_in_parallel_give_the_sequential_result():
     import numpy as np
     import torch
 
-    from chromatize.inference import upsample
+    from chromatize.imaging import upsample
 
     rng = np.random.default_rng(0)
     src = (rng.random((700, 300)) * 255).astype(np.uint8)

@@ -16,9 +16,9 @@ from chromatize import Colorizer, color
 from chromatize.cli import app
 from chromatize.color import luminance
 from chromatize.errors import UsageError
-from chromatize.inference.hints import MarksError
+from chromatize.imaging.hints import MarksError
 from chromatize.inference.pipeline import SuggestError
-from chromatize.inference.propagate import affinity_system, propagate
+from chromatize.imaging.propagate import affinity_system, propagate
 from chromatize.decoder import decode_ab
 from conftest import save_tiny_model
 
@@ -297,7 +297,7 @@ def test_a_resolve_from_the_memo_equals_a_fresh_solve():
 
 
 def test_propagate_reuses_its_pyramid_for_new_marks_with_the_same_result():
-    from chromatize.inference.propagate import propagate
+    from chromatize.imaging.propagate import propagate
 
     rng = np.random.default_rng(1)
     l = np.cumsum(rng.random((150, 170)), 1).astype(np.float32) / 1.7

@@ -46,7 +46,7 @@ def hue_difference(ab1: np.ndarray, ab2: np.ndarray) -> float:
 
 def test_health_gives_the_limits_every_face_checks(client):
     from chromatize.decoding import LIMITS
-    from chromatize.inference.hints import MARK_LIMITS
+    from chromatize.imaging.hints import MARK_LIMITS
 
     body = client.get("/api/health").json()
     assert (body["status"], body["model"]) == ("ok", "default")

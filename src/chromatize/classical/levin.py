@@ -3,7 +3,7 @@
 Neighbouring pixels with similar luminance should have similar colours: each unmarked
 pixel's a*b* is the weighted mean of its 3x3 neighbours', the weights falling with their
 difference in luminance; marked pixels keep their colour (hard constraints). The system
-and its fast coarse-to-fine solver live in :mod:`chromatize.inference.propagate`, which
+and its fast coarse-to-fine solver live in :mod:`chromatize.imaging.propagate`, which
 marks on a network's colours (:mod:`chromatize.inference.steer`) share.
 
 Photos above ``max_pixels`` (0.25 MP) are solved at a reduced size and the ab is brought
@@ -18,10 +18,10 @@ import numpy as np
 from PIL import Image
 
 from chromatize.color import luminance
-from chromatize.inference.hints import Marks, MarksError, check_hints, load_marks, pool_hints
-from chromatize.inference.propagate import (COARSEST_SIDE, ITERATIONS, affinity_system,
+from chromatize.imaging.hints import Marks, MarksError, check_hints, load_marks, pool_hints
+from chromatize.imaging.propagate import (COARSEST_SIDE, ITERATIONS, affinity_system,
                                             propagate)
-from chromatize.inference.upsample import area_resize, fit_guided, render, upsample_ab
+from chromatize.imaging.upsample import area_resize, fit_guided, render, upsample_ab
 from chromatize.io import ImageLike, read_source
 
 MAX_PIXELS = 250_000
@@ -81,7 +81,7 @@ def _colorize(l: np.ndarray, alpha: Image.Image | None, hint_ab: np.ndarray,
 
 def levin_colorize_marks(gray: ImageLike, marks: Marks,
                          max_pixels: int = MAX_PIXELS) -> Image.Image:
-    """:func:`levin_colorize` with marks read by :func:`chromatize.inference.hints.load_marks` (a
+    """:func:`levin_colorize` with marks read by :func:`chromatize.imaging.hints.load_marks` (a
     scribble image or JSON path, a PIL scribble image or a list of points). Raises
     ``MarksError`` for unusable marks and ``PhotoError`` for an unreadable photo."""
     src, alpha = read_source(gray)

@@ -16,7 +16,7 @@ from scipy.spatial import cKDTree
 
 from chromatize.color import is_color, source_lab
 from chromatize.errors import UsageError
-from chromatize.inference.upsample import render
+from chromatize.imaging.upsample import render
 from chromatize.io import ImageLike, read_source
 
 Rect = tuple[int, int, int, int]  # x0, y0, x1, y1 (x1, y1 excluded), in pixels

@@ -1,4 +1,4 @@
-"""Inference: the :class:`~chromatize.inference.pipeline.Colorizer`, the one upsampler
-(:mod:`~chromatize.inference.upsample`) the one hints module
-(:mod:`~chromatize.inference.hints`), and the ONNX Runtime backend
-(:mod:`~chromatize.inference.onnx`)."""
+"""Inference: the :class:`~chromatize.inference.pipeline.Colorizer` (prepare, infer,
+finish), colour marks on a network's colours (:mod:`.steer`), versions from an index of
+colour photos (:mod:`.variants`), and the ONNX Runtime backend (:mod:`.onnx`). The imaging
+it shares with the classical methods lives below it, in :mod:`chromatize.imaging`."""

@@ -18,7 +18,7 @@ server):
 
 Arrays follow the runtime: a PyTorch model's outputs are tensors (their maths runs on
 every core), ONNX Runtime's numpy arrays, decoded and composed by the same functions
-(:mod:`chromatize.decoder`, :mod:`chromatize.inference.upsample`) without importing torch.
+(:mod:`chromatize.decoder`, :mod:`chromatize.imaging.upsample`) without importing torch.
 Marks and suggestions work on tensors and import torch when used.
 """
 
@@ -41,9 +41,9 @@ from chromatize.decoder import Array, BinDecoder
 from chromatize.decoding import Decoding, check_capabilities, check_number, real, shown
 from chromatize.device import pick_device
 from chromatize.errors import UsageError
-from chromatize.inference.hints import Marks, check_hints, load_hints, pool_hints
+from chromatize.imaging.hints import Marks, check_hints, load_hints, pool_hints
 from chromatize.inference.onnx import OnnxModel, load_onnx, select_backend
-from chromatize.inference.upsample import compose, fit_guided, small_l
+from chromatize.imaging.upsample import compose, fit_guided, small_l
 from chromatize.io import ImageLike, read_source
 from chromatize.priors import ImagePrior
 from chromatize.threads import one_torch_thread
@@ -54,7 +54,7 @@ if TYPE_CHECKING:
     from chromatize.models import ColorizationModel
 
 #: ``(hint_ab (H, W, 2), hint_mask (H, W))``, and optionally the points' ``hint_reach
-#: (H, W)`` (:func:`chromatize.inference.hints.load_hints`).
+#: (H, W)`` (:func:`chromatize.imaging.hints.load_hints`).
 Hints = tuple[np.ndarray, ...]
 
 
@@ -335,7 +335,7 @@ class Colorizer:
         ``strength``, the likeliest first (:meth:`variant_priors`).
 
         ``marks``: colour marks in image pixels, as
-        :func:`chromatize.inference.hints.load_marks` reads them (a path to strokes drawn
+        :func:`chromatize.imaging.hints.load_marks` reads them (a path to strokes drawn
         on a copy, a transparent layer or a JSON file, or a list of ``{"x", "y", "color",
         "radius", "reach"}`` points); ``hints``: the same already as ``(hint_ab (H, W, 2)``
         in Lab units, ``hint_mask (H, W)`` bool``[, hint_reach (H, W)])``). Hint models

@@ -21,12 +21,12 @@ already computed (so new marks never run the network again):
    weights compete with ``KAPPA``). This is a kernel regression in the bilateral space of
    Barron and Poole's bilateral solver, with the network's prediction as extra dimensions.
 2. **Local, at the working resolution.** What still separates the marks from steps 0-1 is
-   spread by Levin et al.'s optimisation (:mod:`chromatize.inference.propagate`) with a
+   spread by Levin et al.'s optimisation (:mod:`chromatize.imaging.propagate`) with a
    data term holding the correction to 0 where the network is confident (for
    classification models, the probability mass near the colour it predicted; regression
    models count as moderately confident everywhere). Marked pixels get their exact colour.
 
-A point's *reach* (:data:`chromatize.inference.hints.REACH`) scales every distance steps 0
+A point's *reach* (:data:`chromatize.imaging.hints.REACH`) scales every distance steps 0
 and 1 weigh for it (image, L*, logits): ``local`` (0.35) keeps its correction near it and
 in what looks just like it, ``photo`` (3) carries it across the whole photo; the default,
 ``object`` (1), is the engine as tuned. Step 2 is the same for every reach.
@@ -47,9 +47,9 @@ import torch.nn.functional as F
 
 from chromatize.decoder import BinDecoder
 from chromatize.decoding import Decoding
-from chromatize.inference.hints import pool_hints
-from chromatize.inference.propagate import propagate
-from chromatize.inference.upsample import area_resize, bilinear_resize
+from chromatize.imaging.hints import pool_hints
+from chromatize.imaging.propagate import propagate
+from chromatize.imaging.upsample import area_resize, bilinear_resize
 
 SIGMA_XY = 0.4      # image distance, in units of the photo's sides
 SIGMA_L = 10.0      # L* difference
@@ -201,7 +201,7 @@ def correct(p: Prior, hint_ab: np.ndarray, hint_mask: np.ndarray,
             hint_reach: np.ndarray | None = None) -> np.ndarray:
     """The change the marks ``hint_ab (H, W, 2)``, ``hint_mask (H, W)`` (at the photo's
     size, at least one) make to ``p.prior``, each spreading as far as its ``hint_reach``
-    ``(H, W)`` (:data:`~chromatize.inference.hints.REACH` scales; None: all 1):
+    ``(H, W)`` (:data:`~chromatize.imaging.hints.REACH` scales; None: all 1):
     ``(h, w, 2)`` float32 in Lab units at the working size, such that ``prior + it`` has
     the marks' colours at the marked pixels."""
     shape, net_shape = p.l_small.shape, p.l_net.shape

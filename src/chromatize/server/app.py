@@ -59,7 +59,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from chromatize.decoding import LIMITS, check_number
 from chromatize.errors import UsageError
-from chromatize.inference.hints import MARK_LIMITS, MarksError, parse_marks_json
+from chromatize.imaging.hints import MARK_LIMITS, MarksError, parse_marks_json
 from chromatize.server.engine import (
     FORMATS,
     Engine,

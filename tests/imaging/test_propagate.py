@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from chromatize.inference.propagate import propagate
+from chromatize.imaging.propagate import propagate
 
 
 def test_a_mark_fills_its_region_and_stops_at_an_edge():

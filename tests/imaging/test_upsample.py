@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from chromatize import color
-from chromatize.inference import upsample
+from chromatize.imaging import upsample
 
 
 @pytest.mark.parametrize("n_out, n_in", [(12, 3), (7, 5), (3, 12), (1, 4), (9, 9)])

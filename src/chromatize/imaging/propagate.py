@@ -37,8 +37,8 @@ import scipy.sparse as sp
 from scipy.ndimage import uniform_filter
 from scipy.sparse.linalg import spsolve
 
-from chromatize.inference.hints import pool_hints
-from chromatize.inference.upsample import area_resize, bilinear_resize
+from chromatize.imaging.hints import pool_hints
+from chromatize.imaging.upsample import area_resize, bilinear_resize
 
 # Each unordered neighbour pair once: right, down-left, down, down-right.
 _OFFSETS = ((0, 1), (1, -1), (1, 0), (1, 1))

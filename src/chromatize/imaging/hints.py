@@ -38,7 +38,7 @@ from PIL import Image, ImageColor
 from chromatize import color
 from chromatize.decoding import check_number, real
 from chromatize.errors import ChromatizeError, UsageError
-from chromatize.inference.upsample import area_resize
+from chromatize.imaging.upsample import area_resize
 from chromatize.io import ImageLike, PhotoError, read_source
 
 DEFAULT_RADIUS = 3
@@ -101,7 +101,7 @@ def pool_hints(hint_ab: np.ndarray, hint_mask: np.ndarray,
                shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """Hints at a smaller ``shape`` (h, w): a small pixel is marked if any pixel under it
     is, with the mean colour of those marked pixels (areas weighted as
-    :func:`~chromatize.inference.upsample.area_resize` weights them). Returns
+    :func:`~chromatize.imaging.upsample.area_resize` weights them). Returns
     ``(ab (h, w, 2) float32, mask (h, w) bool)`` (``hint_ab`` may have more channels
     than a*b*, such as a point's reach: each is averaged alike).
 

@@ -5,7 +5,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from chromatize import color
-from chromatize.inference.hints import MarksError, load_marks
+from chromatize.imaging.hints import MarksError, load_marks
 
 
 def _gray(h: int = 32, w: int = 40) -> Image.Image:
@@ -128,8 +128,8 @@ def test_bad_scribble_images_raise_a_clear_error(tmp_path):
                                                  ((31, 17), (7, 5)), ((64, 64), (64, 64)),
                                                  ((50, 50), (64, 40))])
 def test_pool_hints_visits_marks_only_and_matches_the_area_resize(shape_in, shape_out):
-    from chromatize.inference.hints import pool_hints
-    from chromatize.inference.upsample import area_resize
+    from chromatize.imaging.hints import pool_hints
+    from chromatize.imaging.upsample import area_resize
 
     rng = np.random.default_rng(0)
     mask = rng.random(shape_in) < 0.03
@@ -144,7 +144,7 @@ def test_pool_hints_visits_marks_only_and_matches_the_area_resize(shape_in, shap
 
 
 def test_reach_is_painted_per_point_and_none_when_all_default():
-    from chromatize.inference.hints import REACH, load_hints
+    from chromatize.imaging.hints import REACH, load_hints
 
     points = [{"x": 5, "y": 5, "color": "red", "radius": 1},
               {"x": 30, "y": 20, "color": "blue", "radius": 1, "reach": "local"}]
@@ -158,7 +158,7 @@ def test_reach_is_painted_per_point_and_none_when_all_default():
 
 
 def test_a_fix_carries_marks_and_decoding_and_a_plain_list_still_reads(tmp_path):
-    from chromatize.inference.hints import load_fix
+    from chromatize.imaging.hints import load_fix
 
     points = [{"x": 5, "y": 5, "color": "#c03020", "radius": 2, "reach": "photo"}]
     path = tmp_path / "fix.json"
@@ -181,7 +181,7 @@ def test_a_fix_carries_marks_and_decoding_and_a_plain_list_still_reads(tmp_path)
     ({"points": []}, "object with \"marks\""),
 ])
 def test_bad_fixes_name_the_file_and_the_reason(tmp_path, fix, reason):
-    from chromatize.inference.hints import load_fix
+    from chromatize.imaging.hints import load_fix
 
     path = tmp_path / "fix.json"
     path.write_text(json.dumps(fix))
