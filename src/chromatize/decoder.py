@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, Union
 
 import numpy as np
 
-from chromatize import priors
+import chromatize.priors as priors
 from chromatize.decoding import STRATEGIES, Decoding
 from chromatize.registry import Registry
 

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from chromatize import color
+import chromatize.color as color
 from chromatize.decoding import check_number
 from chromatize.errors import UsageError
 

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from chromatize import color
+import chromatize.color as color
 from chromatize.evaluation import metrics
 from chromatize.io import PhotoError, atomic_write_bytes, folder_problem, list_photos, read_photo
 from chromatize.inference.pipeline import Colorizer

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from PIL import Image
 
-from chromatize import color
+import chromatize.color as color
 from chromatize.evaluation import metrics
 from chromatize.evaluation.evaluate import gray_input, load_truth
 

@@ -18,7 +18,7 @@ from skimage.color import deltaE_ciede2000
 from skimage.filters import sobel
 from skimage.metrics import structural_similarity
 
-from chromatize import color
+import chromatize.color as color
 
 #: A photo whose mean chroma (on a small copy) is below this is not used as ground truth
 #: (:func:`chromatize.color.is_color`): the same floor the training loader uses

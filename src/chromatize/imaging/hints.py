@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageColor
 
-from chromatize import color
+import chromatize.color as color
 from chromatize.decoding import check_number, real
 from chromatize.errors import ChromatizeError, UsageError
 from chromatize.imaging.upsample import area_resize

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Union
 import numpy as np
 from PIL import Image
 
-from chromatize import color
+import chromatize.color as color
 
 if TYPE_CHECKING:
     import torch

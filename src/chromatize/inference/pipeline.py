@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
-from chromatize import color
+import chromatize.color as color
 from chromatize.checkpoint import read_metadata, resolve_model
 from chromatize.decoder import Array, BinDecoder
 from chromatize.decoding import Decoding, check_capabilities, check_number, real, shown

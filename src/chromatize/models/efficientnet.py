@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from chromatize import color
+import chromatize.color as color
 from chromatize.models.base import MODELS, ColorizationModel
 from chromatize.models.heads import ClassificationHead, RegressionHead
 

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from chromatize import color
+import chromatize.color as color
 from chromatize.models.base import MODELS, ColorizationModel, create_model
 from chromatize.models.heads import ClassificationHead
 from chromatize.models.efficientnet import EffNetColorizer

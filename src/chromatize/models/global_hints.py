@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from chromatize import priors
+import chromatize.priors as priors
 from chromatize.models.base import MODELS
 from chromatize.models.efficientnet import AdapterTraining, EffNetColorizer
 

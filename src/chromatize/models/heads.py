@@ -8,7 +8,7 @@ import math
 import torch
 from torch import nn
 
-from chromatize import color
+import chromatize.color as color
 from chromatize.decoder import BinDecoder
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from chromatize import color
+import chromatize.color as color
 from chromatize.models.base import MODELS, ColorizationModel
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from chromatize import color
+import chromatize.color as color
 from chromatize.errors import UsageError
 from chromatize.io import ImageLike, Photo, read_source
 from chromatize.restore import damage as dmg

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from chromatize import color
+import chromatize.color as color
 from chromatize.decoding import real
 from chromatize.errors import ChromatizeError
 from chromatize.io import MAX_PIXELS, PhotoError, read_photo

@@ -41,7 +41,7 @@ from torch.utils.data import (
     Sampler,
 )
 
-from chromatize import color
+import chromatize.color as color
 from chromatize.training.config import DataConfig
 from chromatize.io import list_photos as list_folder
 from chromatize.errors import ChromatizeError

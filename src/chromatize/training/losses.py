@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from chromatize import color
+import chromatize.color as color
 from chromatize.training import quantize
 from chromatize.models import ColorizationModel
 from chromatize.registry import Registry

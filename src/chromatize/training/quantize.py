@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from scipy.ndimage import gaussian_filter
 
-from chromatize import color
+import chromatize.color as color
 
 
 def soft_encode(ab: torch.Tensor, bins: torch.Tensor, neighbours: int = 5,

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from chromatize import color
+import chromatize.color as color
 from chromatize.errors import ChromatizeError
 from chromatize.io import atomic_write_bytes
 
