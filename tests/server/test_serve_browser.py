@@ -283,6 +283,17 @@ def test_several_photos_keep_their_fixes_and_download_as_one_zip(browser, colori
         assert by_id("gain-value").text == "1.60"
         assert len(browser.find_elements("css selector", "#points .point")) == 1
 
+        # An alternative, shown large, becomes the starting point: its seed is in the fix.
+        by_id("show-alternatives").click()
+        use = wait_for(lambda: by_id("alternatives").is_displayed()
+                       and browser.find_elements("css selector", "#alternative-list button"),
+                       what="the alternatives")
+        assert len(use) == 4
+        results = stats()["results"]
+        use[1].click()
+        wait_for(lambda: stats()["results"] > results, what="the alternative as the result")
+        assert not by_id("alternatives").is_displayed() and by_id("start").is_displayed()
+
         by_id("download-all").click()
         archive = wait_for(lambda: list(browser.downloads.glob("chromatize_photos.zip")),
                            what="the zip")[0]
@@ -293,6 +304,7 @@ def test_several_photos_keep_their_fixes_and_download_as_one_zip(browser, colori
                                             "two_colorized.png", "two_fix.json"]
             fixes = {n: json.loads(z.read(f"{n}_fix.json")) for n in ("one", "two")}
             assert (fixes["one"]["gain"], fixes["two"]["gain"]) == (1.6, 1.0)
+            assert isinstance(fixes["one"]["seed"], int) and "seed" not in fixes["two"]
             assert len(fixes["one"]["marks"]) == 1 and fixes["two"]["marks"] == []
             with z.open("two_colorized.png") as f:
                 assert Image.open(f).size == (96, 64)

@@ -184,24 +184,33 @@ async function openFiles(files) {
   if (first) await select(first);
 }
 
+// The strip's buttons are made once per photo (their thumbnails load once) and updated
+// in place: which photo is shown, how many points each has.
 function renderPhotoList() {
   el.strip.hidden = state.photos.length === 0;
   el.applyAll.hidden = el.downloadAll.hidden = state.photos.length < 2;
-  el.photos.replaceChildren(...state.photos.map((photo) => {
-    const button = document.createElement("button");
-    button.type = "button";
-    button.setAttribute("aria-current", String(photo === state.current));
-    const thumb = document.createElement("img");
-    thumb.src = `/api/photos/${photo.id}/gray`;
-    thumb.alt = "";
-    const count = document.createElement("span");
-    count.className = "count";
+  for (const photo of state.photos) {
+    if (!photo.button || photo.button.dataset.id !== photo.id) photo.button = photoButton(photo);
     const n = photo.points.length;
-    count.textContent = n ? `${n} point${n > 1 ? "s" : ""}` : "";
-    button.append(thumb, document.createTextNode(photo.name), count);
-    button.addEventListener("click", () => select(photo));
-    return button;
-  }));
+    photo.button.setAttribute("aria-current", String(photo === state.current));
+    photo.button.lastChild.textContent = n ? `${n} point${n > 1 ? "s" : ""}` : "";
+  }
+  const buttons = state.photos.map((photo) => photo.button);
+  if (buttons.some((button, i) => el.photos.children[i] !== button)) el.photos.replaceChildren(...buttons);
+}
+
+function photoButton(photo) {
+  const button = document.createElement("button");
+  button.type = "button";
+  button.dataset.id = photo.id;
+  const thumb = document.createElement("img");
+  thumb.src = `/api/photos/${photo.id}/gray`;
+  thumb.alt = "";
+  const count = document.createElement("span");
+  count.className = "count";
+  button.append(thumb, document.createTextNode(photo.name), count);
+  button.addEventListener("click", () => select(photo));
+  return button;
 }
 
 async function select(photo) {
