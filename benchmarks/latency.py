@@ -61,7 +61,8 @@ def load(args: argparse.Namespace, backend: str) -> Colorizer:
     torch.manual_seed(0)
     model = create_model(args.arch).eval()
     if backend == "onnx":
-        from chromatize.inference.onnx import OnnxModel, export_graph
+        from chromatize.inference.onnx import OnnxModel
+        from chromatize.inference.onnx_export import export_graph
 
         model = OnnxModel(export_graph(model))
     size = args.size or ARCH_WORKING_SIZE.get(args.arch, DEFAULT_WORKING_SIZE)
@@ -86,7 +87,7 @@ def main() -> None:
     backends = args.backends.split(",")
     colorizers = {b: load(args, b) for b in backends}
     first = colorizers[backends[0]]
-    sync = torch.cuda.synchronize if first.device.type == "cuda" else (lambda: None)
+    sync = torch.cuda.synchronize if first.device.startswith("cuda") else (lambda: None)
     name = f"{args.arch} (random weights)" if args.arch else args.model
     print(f"model {name}, working size {first.working_size}, device {first.device}, "
           f"{torch.get_num_threads()} threads, {args.repeats} repeats; median (min) seconds")

@@ -13,7 +13,7 @@ import pytest
 
 import chromatize
 
-HEAVY = ("torch", "safetensors", "chromatize.models", "chromatize.checkpoint")
+HEAVY = ("torch", "onnx", "safetensors", "chromatize.models", "chromatize.checkpoint")
 
 
 def _heavy_after(code: str) -> list[str]:
@@ -33,6 +33,15 @@ def _heavy_after(code: str) -> list[str]:
 ])
 def test_light_modules_import_no_torch(code):
     assert _heavy_after(code) == []
+
+
+def test_the_colorize_path_imports_no_torch():
+    """The modules of ``chromatize colorize`` (checkpoint lookup, the ONNX Runtime backend,
+    the pipeline, batch, the decoding maths, device policy) import torch only when a
+    PyTorch model is used (see tests/scale/test_onnx_cold_start.py for a whole run)."""
+    code = ("import chromatize.checkpoint, chromatize.device, chromatize.decoder, "
+            "chromatize.inference.onnx, chromatize.inference.pipeline, chromatize.batch")
+    assert [m for m in _heavy_after(code) if m != "chromatize.checkpoint"] == []
 
 
 def test_scribble_runs_without_torch(tmp_path):
@@ -86,3 +95,11 @@ def test_cli_default_max_pixels_is_the_library_one():
     from chromatize import cli, io
 
     assert cli.MAX_PIXELS == io.MAX_PIXELS
+
+
+def test_serve_default_max_pixels_is_the_server_one():
+    pytest.importorskip("fastapi", reason="the server needs the serve extra (fastapi)")
+    from chromatize import cli
+    from chromatize.server import app
+
+    assert cli.SERVE_MAX_PIXELS == app.MAX_PIXELS

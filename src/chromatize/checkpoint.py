@@ -7,7 +7,9 @@ The JSON holds everything needed to rebuild the model and to know where it came 
      "working_size": 256, "step": 1234, "config": {...}, "data": {...},
      "metrics": {...}, "chromatize_version": "0.1.0", "git_revision": "abc123"}
 
-No pickle is involved in loading: safetensors for tensors, JSON for the rest.
+No pickle is involved in loading: safetensors for tensors, JSON for the rest. Finding a
+checkpoint and reading its metadata import neither torch nor a model (the ONNX backend's
+cold start needs only these); building the model does.
 """
 
 from __future__ import annotations
@@ -17,17 +19,14 @@ import os
 import subprocess
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save
-
-from chromatize import __version__
+from chromatize.version import __version__
 from chromatize.errors import ChromatizeError
 from chromatize.io import atomic_write_bytes
-from chromatize.models import ColorizationModel, create_model
-from chromatize.models.base import count_parameters
+
+if TYPE_CHECKING:
+    from chromatize.models import ColorizationModel
 
 FORMAT = "chromatize-checkpoint"
 FORMAT_VERSION = 1
@@ -36,10 +35,6 @@ DEFAULT_WORKING_SIZE = 256
 
 class CheckpointError(ChromatizeError, ValueError):
     """A checkpoint is missing, incomplete or does not match the model asked for."""
-
-
-class DeviceError(ChromatizeError, ValueError):
-    """A device that is unknown or not available on this machine."""
 
 
 def git_revision() -> str | None:
@@ -64,12 +59,15 @@ def save_checkpoint(path: str | os.PathLike[str], model: ColorizationModel, mode
                     model_kwargs: dict[str, Any], **meta: Any) -> Path:
     """Write weights and metadata atomically. ``meta`` adds keys such as ``step``,
     ``config``, ``data``, ``metrics``, ``working_size``. Returns the metadata path."""
+    from safetensors.torch import save
+
     weights_path, meta_path = resolve_paths(path)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     info: dict[str, Any] = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "model": {"name": model_name, "kwargs": model_kwargs},
+        "capabilities": model.capabilities(),
         "working_size": DEFAULT_WORKING_SIZE,
         "chromatize_version": __version__,
         "git_revision": git_revision(),
@@ -101,12 +99,33 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     return info
 
 
+def read_capabilities(path: str | os.PathLike[str]) -> dict[str, bool]:
+    """What the checkpoint's model can do (``classification``, ``hints``: see
+    :meth:`~chromatize.models.ColorizationModel.capabilities`) without reading its
+    weights: from its metadata, or, for checkpoints written before it was recorded, from
+    the architecture built without weights."""
+    info = read_metadata(path)
+    caps = info.get("capabilities")
+    if isinstance(caps, dict) and {"classification", "hints"} <= set(caps):
+        return {k: bool(caps[k]) for k in ("classification", "hints")}
+    name, kwargs = info["model"]["name"], info["model"].get("kwargs", {})
+    try:
+        return create_model(name, **kwargs).capabilities()
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: cannot build model {name!r}: {e}") from None
+
+
 def load_checkpoint(path: str | os.PathLike[str], expect_model: str | None = None,
                     ) -> tuple[ColorizationModel, dict[str, Any]]:
     """Rebuild the model from ``path`` alone. Returns (model in eval mode, metadata).
 
     ``expect_model``: raise :class:`CheckpointError` if the checkpoint holds another model.
     """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from chromatize.models import create_model
+
     info = read_metadata(path)
     name, kwargs = info["model"]["name"], info["model"].get("kwargs", {})
     if expect_model is not None and name != expect_model:
@@ -154,31 +173,9 @@ def resolve_model(path_or_name: str | os.PathLike[str] | None) -> Path:
 
 def describe_model(path_or_name: str | os.PathLike[str] | None) -> dict[str, Any]:
     """The metadata of a checkpoint plus its parameter count (loads the weights)."""
+    from chromatize.models.base import count_parameters
+
     path = resolve_model(path_or_name)
     info = read_metadata(path)
     model, _ = load_checkpoint(path)
     return {"path": str(path), "parameters": count_parameters(model), **info}
-
-
-def pick_device(name: str = "auto", local_rank: int = 0) -> torch.device:
-    """The one device rule for inference and training: ``auto`` picks CUDA (device
-    ``local_rank``, one per process under torchrun), then MPS, then the CPU; ``cpu``,
-    ``cuda``, ``cuda:N`` and ``mps`` are checked for availability. Raises
-    :class:`DeviceError`."""
-    mps = getattr(torch.backends, "mps", None)
-    has_mps = bool(mps and mps.is_available())
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", local_rank)
-        return torch.device("mps" if has_mps else "cpu")
-    if name not in ("cpu", "cuda", "mps") and not name.startswith("cuda:"):
-        raise DeviceError(f"device must be cpu, cuda, mps or auto, got {name!r}")
-    try:
-        device = torch.device(name)
-    except RuntimeError as e:
-        raise DeviceError(f"device {name!r}: {e}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise DeviceError(f"device {name!r} asked for, but CUDA is not available")
-    if device.type == "mps" and not has_mps:
-        raise DeviceError("device 'mps' asked for, but MPS is not available")
-    return device

@@ -76,6 +76,37 @@ def test_bad_points_raise_a_clear_error(tmp_path, marks, reason):
     assert str(path) in str(info.value)
 
 
+@pytest.mark.parametrize("text, reason", [
+    ('[{"x": 1, "y": 1, "color": "red", "radius": 1e300}]', "radius must be a number from 0"),
+    ('[{"x": 1, "y": 1, "color": "red", "radius": 1e999}]', "radius must be a number from 0"),
+    ('[{"x": %s, "y": 1, "color": "red"}]' % ("9" * 5000), "a number of 5000 digits"),
+    ('[{"x": %s, "y": 1, "color": "red"}]' % ("9" * 400), "a number of 400 digits"),
+    ("[" * 100_000 + "]" * 100_000, "nested too deep"),
+    ('[{"x": NaN, "y": 1, "color": "red"}]', "x must be a number"),
+    ("\xff\xfe not text", "not valid JSON"),
+])
+def test_numbers_and_nesting_beyond_their_limits_are_one_line(tmp_path, text, reason):
+    path = tmp_path / "bad.json"
+    path.write_bytes(text.encode("latin-1"))
+    with pytest.raises(MarksError, match=reason) as info:
+        load_marks(path, _gray())
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+    assert len(str(info.value)) < 200
+
+
+def test_points_from_python_take_numpy_numbers_and_refuse_huge_ones():
+    hint_ab, mask = load_marks([{"x": np.int64(5), "y": np.int64(6), "color": "red",
+                                 "radius": np.float32(1)}], _gray())
+    assert mask[6, 5] and mask.sum() == 5
+    for point in ({"x": 10**5000, "y": 1}, {"x": 1, "y": 1, "radius": 10**400},
+                  {"x": 1, "y": 1, "radius": 1e300}):
+        with pytest.raises(MarksError, match="must be a number from 0") as info:
+            load_marks([{**point, "color": "red"}], _gray())
+        assert len(str(info.value)) < 120
+    with pytest.raises(MarksError, match="10001 points; at most 10000"):
+        load_marks([{"x": 1, "y": 1, "color": "red"}] * 10_001, _gray())
+
+
 def test_bad_scribble_images_raise_a_clear_error(tmp_path):
     gray = _gray()
     with pytest.raises(MarksError, match="marks are 20x32 but the photo is 40x32"):

@@ -19,7 +19,7 @@ from chromatize.errors import UsageError
 from chromatize.inference.hints import MarksError
 from chromatize.inference.pipeline import SuggestError
 from chromatize.inference.propagate import affinity_system, propagate
-from chromatize.models.heads import decode_ab
+from chromatize.decoder import decode_ab
 from conftest import save_tiny_model
 
 RED = (40.0, 25.0)  # in the sRGB gamut at the L* of gray 90 (37.6)
@@ -176,9 +176,25 @@ def test_suggest_gives_k_sorted_colours_led_by_the_predicted_one(classifier):
     assert np.hypot(*(top - predicted)) < 8 and probs[0] > 0.5
 
 
+def test_suggest_at_the_edges_is_as_sure_as_inside(classifier):
+    """The network's distribution is sampled at the pixel's centre; past the outer cell
+    centres it was blended with zeros (grid_sample's default padding): flatter."""
+    head = classifier.model.head
+    head.conv.bias.data[int(np.argmin(np.hypot(*(head.bins.numpy() - (30, 20)).T)))] += 6
+    photo = Image.new("L", (96, 48), 90)  # the same everywhere, edges included
+    inside = classifier.suggest(photo, 40, 20, k=1)[0][1]
+    for x, y in ((95, 20), (40, 47), (95, 47), (0, 0), (95.9, 47.9)):
+        assert classifier.suggest(photo, x, y, k=1)[0][1] == pytest.approx(inside, abs=0.02)
+    # numpy's integers are numbers like any other
+    assert classifier.suggest(photo, np.int64(95), np.int32(47), k=1)[0][1] == pytest.approx(
+        inside, abs=0.02)
+
+
 @pytest.mark.parametrize("x, y, k, message", [
     (96, 0, 6, "outside the 96x48 photo"), (-1, 0, 6, "outside"), (0, 48.5, 6, "outside"),
     (0, 0, 0, "k must be"),
+    pytest.param(10**5000, 0, 6, "x=an integer of about 5001 digits is outside", id="huge"),
+    (float("nan"), 0, 6, "outside"),
 ])
 def test_suggest_rejects_bad_points(classifier, x, y, k, message):
     with pytest.raises(SuggestError, match=message):

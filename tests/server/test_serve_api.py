@@ -44,8 +44,15 @@ def hue_difference(ab1: np.ndarray, ab2: np.ndarray) -> float:
     return float(abs((d + 180) % 360 - 180))
 
 
-def test_health(client):
-    assert client.get("/api/health").json() == {"status": "ok", "model": "default"}
+def test_health_gives_the_limits_every_face_checks(client):
+    from chromatize.decoding import LIMITS
+    from chromatize.inference.hints import MARK_LIMITS
+
+    body = client.get("/api/health").json()
+    assert (body["status"], body["model"]) == ("ok", "default")
+    assert body["limits"]["boost"] == [0, 3] == list(LIMITS["boost"])
+    assert body["limits"]["radius"] == list(MARK_LIMITS["radius"])
+    assert {"seed", "samples", "gain", "x", "y", "k", "preview"} <= set(body["limits"])
 
 
 def test_colorize_returns_the_input_size_with_its_lightness(client):
@@ -308,16 +315,24 @@ def test_preview_is_smaller_and_scales_the_marks(client):
     assert post_image(client, image=image, data={"preview": "512"}).content == \
         post_image(client, image=image).content  # never larger than the photo
     assert post_image(client, image=image, data={"preview": "2"}).status_code == 400
-    marks = [{"x": 127, "y": 10, "color": "#ff0000", "radius": 6}, {"x": 3, "y": 95, "color": "red"}]
-    assert scale_marks(marks, 0.5, (64, 48)) == [
-        {"x": 63, "y": 5, "color": "#ff0000", "radius": 3}, {"x": 1, "y": 47, "color": "red"}]
+    marks = [{"x": 127, "y": 10, "color": "#ff0000", "radius": 6}, {"x": 3, "y": 95, "color": "red"},
+             {"x": 20.5, "y": 9.5, "color": "red", "radius": 4.5}]
+    assert scale_marks(marks, (128, 96), (64, 48)) == [
+        {"x": 63.5, "y": 5, "color": "#ff0000", "radius": 3}, {"x": 1.5, "y": 47.5, "color": "red"},
+        {"x": 10.25, "y": 4.75, "color": "red", "radius": 2.25}]
+    # Fractions are points like any other (they were refused as outside the preview).
+    r = post_image(client, image=image, data={"preview": "64", "marks": json.dumps(marks)})
+    assert r.status_code == 200, r.text
+    r = post_image(client, image=image, data={"preview": "64", "marks": json.dumps(
+        [{"x": 130.5, "y": 1, "color": "red"}])})
+    assert r.status_code == 400 and "outside the 128x96 photo" in r.json()["error"]
 
 
 def test_the_hints_model_serves_marks():
     """`chromatize serve --model hints`: the page's marks go into the network too, and
     still keep their colour."""
     with TestClient(create_app("hints", model_name="hints")) as c:
-        assert c.get("/api/health").json() == {"status": "ok", "model": "hints"}
+        assert c.get("/api/health").json()["model"] == "hints"
         marks = [{"x": 20, "y": 30, "color": "#2050e0", "radius": 3}]
         r = post_image(c, data={"marks": json.dumps(marks)})
         assert r.status_code == 200, r.text

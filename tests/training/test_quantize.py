@@ -4,7 +4,7 @@ import torch
 
 from chromatize import color
 from chromatize.training import quantize
-from chromatize.models.heads import decode_ab
+from chromatize.decoder import decode_ab
 
 
 @pytest.fixture(scope="module")

@@ -36,14 +36,24 @@ import numpy as np
 from PIL import Image, ImageColor
 
 from chromatize import color
-from chromatize.decoding import check_number
-from chromatize.errors import ChromatizeError
+from chromatize.decoding import check_number, real
+from chromatize.errors import ChromatizeError, UsageError
 from chromatize.inference.upsample import area_resize
 from chromatize.io import ImageLike, PhotoError, read_source
 
 DEFAULT_RADIUS = 3
 DEFAULT_THRESHOLD = 8.0
 _POINT_KEYS = {"x", "y", "color", "radius", "reach"}
+#: Inclusive ranges of the numbers in marks, checked before anything is painted (the page
+#: reads them from ``/api/health``). ``x`` and ``y`` must besides lie inside the photo
+#: (0 <= x < width); their own range only keeps floats finite, whatever --max-pixels
+#: allows. A disc of radius 10,000 px covers most of any photo; 10,000 points are far
+#: more than anyone clicks, and bound the painting work.
+MARK_LIMITS: dict[str, tuple[float, float]] = {
+    "x": (0, 1e9), "y": (0, 1e9), "radius": (0, 10_000), "points": (0, 10_000)}
+#: Longest integer literal read from a marks JSON: Python refuses to parse integers above
+#: 4,300 digits with a ValueError, and no coordinate needs more than a few.
+_MAX_DIGITS = 20
 #: How far a point's correction spreads: the scale of every distance the engine's
 #: affinities weigh (:mod:`chromatize.inference.steer`): ``local`` stays near the point
 #: and in what looks just like it, ``object`` (the default, the engine's own reach)
@@ -204,11 +214,32 @@ def load_fix(path: str | os.PathLike[str]) -> Fix:
 
 def _read_json(path: Path) -> Any:
     try:
-        return json.loads(path.read_text())
+        text = path.read_bytes().decode("utf-8")
     except OSError as e:
         raise MarksError(f"{path}: cannot read marks ({e.strerror or e})") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    except UnicodeDecodeError as e:
         raise MarksError(f"{path}: not valid JSON ({e})") from None
+    return parse_marks_json(text, str(path))
+
+
+def parse_marks_json(text: str, name: str = "marks") -> Any:
+    """JSON text of marks (a list of points, see the module docstring) -> Python objects.
+    Raises :class:`MarksError` with one line for text that is not JSON, nested too deep
+    for Python's parser, or holding an integer of more than a few digits."""
+
+    def parse_int(digits: str) -> int:
+        if len(digits.lstrip("-")) > _MAX_DIGITS:
+            raise MarksError(f"{name}: a number of {len(digits.lstrip('-'))} digits; marks "
+                             f"hold pixel positions (at most {MARK_LIMITS['x'][1]:g})")
+        return int(digits)
+
+    try:
+        return json.loads(text, parse_int=parse_int)
+    except json.JSONDecodeError as e:
+        raise MarksError(f"{name}: not valid JSON ({e})") from None
+    except RecursionError:
+        raise MarksError(f"{name}: not valid marks (JSON nested too deep); expected a list "
+                         'of {"x", "y", "color", "radius"}') from None
 
 
 def _from_scribble(marks: np.ndarray, alpha: Image.Image | None, src: np.ndarray,
@@ -264,12 +295,14 @@ def parse_color(value: Any, where: str) -> tuple[int, int, int]:
                      "[r, g, b] with integers 0..255)")
 
 
-def _number_field(point: dict[str, Any], key: str, where: str,
-                  default: float | None = None) -> float:
-    value = point.get(key, default)
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not np.isfinite(value):
-        raise MarksError(f"{where}: {key!r} must be a number, got {value!r}")
-    return float(value)
+def _mark_number(point: dict[str, Any], key: str, where: str) -> float:
+    """``point[key]`` checked against :data:`MARK_LIMITS` (any real number type: numpy's
+    too); :class:`MarksError` with one line otherwise."""
+    try:
+        return check_number(key, point.get(key, DEFAULT_RADIUS if key == "radius" else None),
+                            MARK_LIMITS)
+    except UsageError as e:
+        raise MarksError(f"{where}: {e}") from None
 
 
 def _reach_of(point: dict[str, Any], where: str) -> float:
@@ -286,6 +319,9 @@ def _from_points(points: Any, h: int, w: int, name: str,
     if not isinstance(points, (list, tuple)):
         raise MarksError(f"{name}: marks must be a list of points "
                          "{\"x\", \"y\", \"color\", \"radius\"}")
+    lo, hi = MARK_LIMITS["points"]
+    if not lo <= len(points) <= hi:
+        raise MarksError(f"{name}: {len(points)} points; at most {hi:g}")
     hint_ab = np.zeros((h, w, 2), np.float32)
     mask = np.zeros((h, w), bool)
     reach = np.ones((h, w), np.float32)
@@ -297,12 +333,11 @@ def _from_points(points: Any, h: int, w: int, name: str,
         if unknown or "color" not in point:
             raise MarksError(f"{where}: needs x, y, color (and optional radius, reach)"
                              + (f"; unknown keys {sorted(unknown)}" if unknown else ""))
-        x, y = _number_field(point, "x", where), _number_field(point, "y", where)
-        radius = _number_field(point, "radius", where, DEFAULT_RADIUS)
-        if not (0 <= x < w and 0 <= y < h):
+        x, y = real(point.get("x")), real(point.get("y"))
+        if x is not None and y is not None and not (0 <= x < w and 0 <= y < h):
             raise MarksError(f"{where}: ({x:g}, {y:g}) is outside the {w}x{h} photo")
-        if radius < 0:
-            raise MarksError(f"{where}: radius must be >= 0, got {radius:g}")
+        x, y = _mark_number(point, "x", where), _mark_number(point, "y", where)
+        radius = _mark_number(point, "radius", where)
         scale = _reach_of(point, where)
         ab = color.rgb_to_lab_np(np.array(parse_color(point["color"], where)) / 255)[1:]
         # Paint within the disc's bounding box only: full-size masks per point are slow.

@@ -15,6 +15,11 @@ server):
   in strips of rows so memory stays bounded for very large photos.
 
 :meth:`Colorizer.colorize` is these three calls.
+
+Arrays follow the runtime: a PyTorch model's outputs are tensors (their maths runs on
+every core), ONNX Runtime's numpy arrays, decoded and composed by the same functions
+(:mod:`chromatize.decoder`, :mod:`chromatize.inference.upsample`) without importing torch.
+Marks and suggestions work on tensors and import torch when used.
 """
 
 from __future__ import annotations
@@ -25,24 +30,28 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from chromatize import color
-from chromatize.checkpoint import load_checkpoint, pick_device, resolve_model
-from chromatize.decoding import Decoding, check_number
+from chromatize.checkpoint import read_metadata, resolve_model
+from chromatize.decoder import Array, BinDecoder
+from chromatize.decoding import Decoding, check_capabilities, real, shown
+from chromatize.device import pick_device
 from chromatize.errors import UsageError
 from chromatize.inference.hints import Marks, check_hints, load_hints, pool_hints
+from chromatize.inference.onnx import OnnxModel, load_onnx, select_backend
 from chromatize.inference.upsample import compose, fit_guided, small_l
 from chromatize.io import ImageLike, read_source
-from chromatize.models import ColorizationModel
-from chromatize.models.heads import ClassificationHead
 from chromatize.priors import ImagePrior
 from chromatize.threads import one_torch_thread
+
+if TYPE_CHECKING:
+    import torch
+
+    from chromatize.models import ColorizationModel
 
 #: ``(hint_ab (H, W, 2), hint_mask (H, W))``, and optionally the points' ``hint_reach
 #: (H, W)`` (:func:`chromatize.inference.hints.load_hints`).
@@ -56,6 +65,14 @@ def working_shape(h: int, w: int, working_size: int, multiple: int) -> tuple[int
     s = min(working_size, max(h, w)) / max(h, w)
     return (max(multiple, round(h * s / multiple) * multiple),
             max(multiple, round(w * s / multiple) * multiple))
+
+
+def check_size(size: int | None) -> None:
+    """Raise :class:`~chromatize.errors.UsageError` unless ``size`` (a working
+    resolution) is None or a positive whole number of pixels."""
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
+        raise UsageError(f"working size must be a positive whole number of pixels, "
+                         f"got {size!r}")
 
 
 class SuggestError(UsageError):
@@ -88,11 +105,12 @@ class NetworkOutput:
 
     l_small: L* ``(h, w)`` float32 of the copy the network saw; ab ``(2, h', w')`` in Lab
     units as the model decoded it with the checkpoint's settings; logits ``(Q, h', w')``
-    for classification models (None: ``ab`` is final, as after a temporal filter)."""
+    for classification models (None: ``ab`` is final, as after a temporal filter). ab and
+    logits are tensors for a PyTorch model, numpy float32 arrays for ONNX Runtime."""
 
     l_small: np.ndarray
-    ab: torch.Tensor
-    logits: torch.Tensor | None
+    ab: Array
+    logits: Array | None
     # What marks reuse from this output (Colorizer._steer_prior), filled on first use.
     memo: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -108,11 +126,15 @@ class Colorizer:
     field. The model itself is never changed.
     """
 
-    def __init__(self, model: ColorizationModel, info: dict[str, Any] | None = None,
+    def __init__(self, model: ColorizationModel | OnnxModel, info: dict[str, Any] | None = None,
                  device: str = "auto", working_size: int | None = None,
                  boost: float | None = None, cache_size: int = 8,
-                 gain: float | None = None, decoding: Decoding | None = None) -> None:
+                 gain: float | None = None, decoding: Decoding | None = None,
+                 index: str | os.PathLike[str] | None = None) -> None:
         self.info = info or {}
+        #: The index of colour photos the versions come from (:mod:`.variants`), read on
+        #: first use; None: this model has none.
+        self.index_path = index
         self.device = pick_device(device)
         self.model = model.to(self.device).eval()
         self.working_size = (working_size if working_size is not None
@@ -131,7 +153,8 @@ class Colorizer:
     def load(cls, path_or_name: str | os.PathLike[str] | None = None, device: str = "auto",
              working_size: int | None = None, boost: float | None = None,
              backend: str = "auto", cache_size: int = 8,
-             gain: float | None = None, decoding: Decoding | None = None) -> Colorizer:
+             gain: float | None = None, decoding: Decoding | None = None,
+             index: str | os.PathLike[str] | None = None) -> Colorizer:
         """Load a checkpoint path, an exported ``.onnx`` graph (run with ONNX Runtime,
         see :mod:`chromatize.inference.onnx`), or a model shipped in the package by name
         (None or ``"default"`` = the default model). Raises ``CheckpointError``.
@@ -145,33 +168,35 @@ class Colorizer:
 
         ``backend`` runs a checkpoint in ``torch``, in ``onnx`` (ONNX Runtime, its graph
         exported once and cached) or, with ``auto``, in ONNX Runtime when it is installed
-        and the device is the CPU (see :func:`chromatize.inference.onnx.select_backend`)."""
+        and the device is the CPU (see :func:`chromatize.inference.onnx.select_backend`).
+
+        ``index``: the index of colour photos for ``variants`` (``chromatize index``);
+        default: the one shipped beside the model's weights, if any."""
+        from chromatize.inference.variants import shipped_index
+
         path = resolve_model(path_or_name)
         if path.suffix.lower() == ".onnx":  # an exported graph, run by ONNX Runtime
-            from chromatize.inference.onnx import load_onnx
-
-            model, info = load_onnx(path)
+            model, info = load_onnx(path, backend=backend)
         else:
-            from chromatize.inference.onnx import select_backend
-
-            model, info = load_checkpoint(path)
-            model = select_backend(model, info, path, backend, pick_device(device))
+            # The metadata and a cached graph are found before any torch model is built.
+            info = read_metadata(path)
+            model = select_backend(path, info, backend, pick_device(device))
         return cls(model, info, device=device, working_size=working_size, boost=boost,
-                   cache_size=cache_size, gain=gain, decoding=decoding)
+                   cache_size=cache_size, gain=gain, decoding=decoding,
+                   index=index if index is not None else shipped_index(path))
 
     # ------------------------------------------------------------------ capabilities
 
     @property
-    def head(self) -> ClassificationHead | None:
-        """The classification head that decodes the model's distribution, or None
-        (regression models predict ab directly)."""
-        head = getattr(self.model, "head", None)
-        return head if isinstance(head, ClassificationHead) else None
+    def head(self) -> BinDecoder | None:
+        """What decodes the model's distribution (a PyTorch classification head, or its
+        tables for ONNX Runtime), or None (regression models predict ab directly)."""
+        return self.model.classification_head()
 
     @property
     def takes_hints(self) -> bool:
         """Whether the model takes user colour hints (``colorize(..., hints=...)``)."""
-        return bool(getattr(self.model, "hints", False))
+        return bool(self.model.hints)
 
     @property
     def can_sample(self) -> bool:
@@ -184,32 +209,14 @@ class Colorizer:
         """Raise :class:`~chromatize.errors.UsageError` unless this model can work at
         ``size`` pixels (a positive whole number) and decode with these settings
         (:meth:`check_decoding`)."""
-        if size is not None and (isinstance(size, bool) or not isinstance(size, int)
-                                 or size < 1):
-            raise UsageError(f"working size must be a positive whole number of pixels, "
-                             f"got {size!r}")
+        check_size(size)
         self.check_decoding(Decoding(**_given(samples=samples, boost=boost, gain=gain)))
 
     def check_decoding(self, decoding: Decoding) -> Decoding:
         """``decoding`` (its numbers are checked when it is made) if this model can decode
         with it, else :class:`~chromatize.errors.UsageError`: the one place that knows
         what each model can do. Returns it."""
-        if self.can_sample:
-            return decoding
-        for name, what in (("gain", "gain needs a classification model (it scales the "
-                                    "decoded colour)"),
-                           ("samples", "this model gives a single coloring (regression "
-                                       "head); sampling (--samples) needs a classification "
-                                       "model"),
-                           ("boost", "boost needs a classification model (it reweights the "
-                                     "colour distribution)"),
-                           ("prior", "a reference or palette needs a classification model "
-                                     "(it reweights the colour distribution)"),
-                           ("temperature", "temperature needs a classification model")):
-            if getattr(decoding, name) is not None:
-                raise UsageError(what + ("" if name == "samples"
-                                         else "; this model predicts ab directly"))
-        return decoding
+        return check_capabilities(decoding, self.can_sample)
 
     def resolve(self, decoding: Decoding | None = None, **changes: Any) -> Decoding:
         """This colorizer's decoding with ``decoding``'s settings (those not None) and
@@ -261,8 +268,7 @@ class Colorizer:
         shapes = [s.l_small.shape for s in sources]
         for shape in dict.fromkeys(shapes):
             idx = [i for i, s in enumerate(shapes) if s == shape]
-            batch = torch.from_numpy(np.stack([sources[i].l_small for i in idx]))[:, None]
-            out = self.predict(batch)
+            out = self.predict(np.stack([sources[i].l_small for i in idx])[:, None])
             for j, i in enumerate(idx):
                 outs[i] = NetworkOutput(sources[i].l_small, out["ab"][j],
                                         out["logits"][j] if "logits" in out else None)
@@ -295,7 +301,9 @@ class Colorizer:
                  boost: float | None = None, hints: Hints | None = None,
                  gain: float | None = None, decoding: Decoding | None = None,
                  reference: Any = None, palette: Any = None,
-                 strength: float | None = None) -> Image.Image | list[Image.Image]:
+                 strength: float | None = None, variants: int | None = None,
+                 index: str | os.PathLike[str] | None = None,
+                 ) -> Image.Image | list[Image.Image]:
         """Colorize one photo: a PIL image, a numpy array (gray ``(H, W)`` or RGB
         ``(H, W, 3)``, uint8/uint16 or float in [0, 1]) or a path. The three stages:
         :meth:`prepare`, :meth:`infer`, :meth:`finish`.
@@ -310,7 +318,9 @@ class Colorizer:
         more colour photos: paths, optionally ``"path:x0,y0,x1,y1"`` for a region, PIL
         images or arrays) and ``palette`` (``"#8b2e2e,#2e4d8b:0.3"``) say which colours
         this photo has, at ``strength`` (:mod:`chromatize.priors`); the network still
-        places them.
+        places them. ``variants=K`` returns K versions, each decoded with one prior from
+        the colour photos of ``index`` (default: this colorizer's) most like this one, at
+        ``strength``, the likeliest first (:meth:`variant_priors`).
 
         ``marks``: colour marks in image pixels, as
         :func:`chromatize.inference.hints.load_marks` reads them (a path to strokes drawn
@@ -326,7 +336,10 @@ class Colorizer:
         """
         from chromatize.priors import image_prior
 
-        prior = image_prior(reference, palette, strength)
+        if variants is not None and any(x is not None for x in (reference, palette, samples)):
+            raise UsageError("versions choose the photo's colours themselves: give variants "
+                             "without samples, a reference or a palette")
+        prior = image_prior(reference, palette, None if variants is not None else strength)
         d = self.resolve(decoding, samples=samples, seed=seed, boost=boost, gain=gain,
                          prior=prior)
         if marks is not None and hints is not None:
@@ -339,7 +352,30 @@ class Colorizer:
             check_hints(hints[0], hints[1], source.pixels.shape)
             if not hints[1].any():
                 hints = None
-        return self.finish(source, self.infer(source, hints), d, hints)
+        output = self.infer(source, hints)
+        if variants is None:
+            return self.finish(source, output, d, hints)
+        return [self.finish(source, output, d.with_(prior=p), hints)  # type: ignore[misc]
+                for p in self.variant_priors(output, variants, index, strength)]
+
+    def variant_priors(self, output: NetworkOutput, k: int,
+                       index: str | os.PathLike[str] | None = None,
+                       strength: float | None = None) -> list[ImagePrior]:
+        """The ``k`` image-level priors of the versions of a photo (its network
+        ``output``), from the colour photos of ``index`` (default: this colorizer's) most
+        like it, the likeliest first (:func:`chromatize.inference.variants.variant_priors`).
+        Raises :class:`~chromatize.errors.UsageError` for a model without a distribution
+        or without an index, ``IndexFileError`` for an unusable index file."""
+        from chromatize.inference import variants as v
+
+        k = int(check_number("variants", k))
+        emb = v.output_embedding(output)
+        path = index if index is not None else self.index_path
+        if path is None:
+            raise UsageError("this model has no index of colour photos for versions; build "
+                             "one with `chromatize index PHOTOS -o my.index` and pass it")
+        s = v.VARIANT_STRENGTH if strength is None else check_number("strength", strength)
+        return v.variant_priors(v.load_index(path), emb, k, s)
 
     def suggest(self, image: ImageLike, x: float, y: float, k: int = 6,
                 size: int | None = None, prior: ImagePrior | None = None,
@@ -362,11 +398,15 @@ class Colorizer:
         source = self.prepare(image, size)
         h, w = source.pixels.shape[:2]
         for name, v, n in (("x", x, w), ("y", y, h)):
-            if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) \
-                    or not 0 <= v < n:
-                raise SuggestError(f"{name}={v!r} is outside the {w}x{h} photo "
+            number = real(v)
+            if number is None or not 0 <= number < n:
+                raise SuggestError(f"{name}={shown(v)} is outside the {w}x{h} photo "
                                    f"(0 <= {name} < {n})")
-        logits = self.infer(source).logits[None]  # type: ignore[index]
+        import torch
+        import torch.nn.functional as F
+
+        x, y = float(x), float(y)
+        logits = torch.as_tensor(self.infer(source).logits)[None]
         if prior is not None:
             logits = head.decoding_logits(logits, Decoding(boost=0, prior=prior))
         # The logits at the pixel's centre, bilinearly, in grid_sample's [-1, 1] units;
@@ -375,7 +415,7 @@ class Colorizer:
                           dtype=logits.dtype)
         p = F.softmax(F.grid_sample(logits, at, align_corners=False,
                                     padding_mode="border")[0, :, 0, 0], 0)
-        bins = head.bins.cpu().float()
+        bins = torch.as_tensor(head.bins).cpu().float()
         xi, yi = int(x), int(y)
         l = float(color.luminance(source.pixels[yi:yi + 1, xi:xi + 1])[0, 0])
         lab = torch.cat([torch.full((1, len(bins), 1), l), bins.T[:, :, None]])
@@ -394,30 +434,36 @@ class Colorizer:
 
     # ------------------------------------------------------------------ the network
 
-    @torch.inference_mode()
-    def predict(self, l: torch.Tensor, hints: tuple[torch.Tensor, torch.Tensor] | None = None,
-                ) -> dict[str, torch.Tensor]:
-        """L* ``(B, 1, h, w)`` in [0, 100] (sides multiples of ``size_multiple``) -> the
-        model's outputs on the CPU: ``ab`` ``(B, 2, h / s, w / s)`` in Lab units, and
-        ``logits`` for the classification family. ``hints``: ``(hint_ab (B, 2, h, w),
-        hint_mask (B, 1, h, w))`` for models that take user hints."""
-        kwargs = {}
-        if hints is not None:
-            if not self.takes_hints:
-                raise UsageError("this model takes no colour hints as input; "
-                                 "colorize(marks=...) corrects any model's colours")
-            kwargs = {"hint_ab": hints[0].to(self.device), "hint_mask": hints[1].to(self.device)}
-        out = self.model(l.to(self.device), **kwargs)
-        return {k: v.float().cpu() for k, v in out.items()}
+    def predict(self, l: Array, hints: tuple[torch.Tensor, torch.Tensor] | None = None,
+                ) -> dict[str, Array]:
+        """L* ``(B, 1, h, w)`` in [0, 100] (sides multiples of ``size_multiple``; a tensor
+        or a numpy array) -> the model's outputs on the CPU: ``ab`` ``(B, 2, h / s,
+        w / s)`` in Lab units, and ``logits`` for the classification family; tensors for a
+        PyTorch model, numpy float32 arrays for ONNX Runtime. ``hints``: ``(hint_ab (B,
+        2, h, w), hint_mask (B, 1, h, w))`` for models that take user hints."""
+        if hints is not None and not self.takes_hints:
+            raise UsageError("this model takes no colour hints as input; "
+                             "colorize(marks=...) corrects any model's colours")
+        if isinstance(self.model, OnnxModel):
+            return self.model(l)
+        import torch
+
+        with torch.inference_mode():
+            kwargs = {} if hints is None else {"hint_ab": hints[0].to(self.device),
+                                               "hint_mask": hints[1].to(self.device)}
+            out = self.model(torch.as_tensor(l).to(self.device), **kwargs)
+            return {k: v.float().cpu() for k, v in out.items()}
 
     def _run(self, l_small: np.ndarray,
              hints: tuple[torch.Tensor, torch.Tensor] | None = None) -> NetworkOutput:
-        out = self.predict(torch.from_numpy(l_small)[None, None], hints)
+        out = self.predict(l_small[None, None], hints)
         return NetworkOutput(l_small, out["ab"][0], out["logits"][0] if "logits" in out else None)
 
     @staticmethod
     def _small_hints(source: Source, hints: Hints) -> tuple[torch.Tensor, torch.Tensor]:
         """Full-size hints -> the working size: ``(1, 2, h, w)`` ab, ``(1, 1, h, w)`` mask."""
+        import torch
+
         check_hints(hints[0], hints[1], source.pixels.shape)
         ab, mask = pool_hints(hints[0], hints[1], source.l_small.shape)
         return (torch.from_numpy(ab).permute(2, 0, 1)[None],
@@ -437,7 +483,7 @@ class Colorizer:
 
     # ------------------------------------------------------------------ decoding, rendering
 
-    def _colorings(self, output: NetworkOutput, d: Decoding) -> list[torch.Tensor]:
+    def _colorings(self, output: NetworkOutput, d: Decoding) -> list[Array]:
         """The ab ``(2, h', w')`` to render: the model's own decoding when ``d`` asks for
         nothing else, else the logits decoded (or sampled) by ``d``."""
         head = self.head
@@ -450,10 +496,9 @@ class Colorizer:
         logits = output.logits[None]
         if d.samples is None:
             return [head.decode(logits, d)[0]]
-        gen = torch.Generator().manual_seed(0 if d.seed is None else d.seed)
-        return list(head.sample(logits, d.samples, gen, d))
+        return list(head.sample(logits, d.samples, 0 if d.seed is None else d.seed, d))
 
-    def _compose(self, source: Source, output: NetworkOutput, ab: torch.Tensor,
+    def _compose(self, source: Source, output: NetworkOutput, ab: Array,
                  hints: Hints | None, annealed: Decoding | None) -> Image.Image:
         """Low-res ab ``(2, h', w')`` -> the full-size photo, guided by its L*; with
         ``hints`` (full-size marks, maybe with their reach) corrected by them (see
@@ -462,8 +507,14 @@ class Colorizer:
         so marks may re-decode the distribution."""
         if hints is None:
             return compose(source.pixels, fit_guided(output.l_small, ab), source.alpha)
+        import torch
+
         from chromatize.inference import steer  # scipy's sparse solvers, only for marks
 
+        # Marks work on tensors, whichever runtime gave the output.
+        ab = torch.as_tensor(ab)
+        if output.logits is not None:
+            output = replace(output, logits=torch.as_tensor(output.logits))
         with one_torch_thread():  # working-size tensors: waking a thread pool costs more
             coef, prior = self._steer_prior(output, ab, annealed)
             delta = steer.correct(prior, *hints)
@@ -477,6 +528,9 @@ class Colorizer:
         :class:`~chromatize.inference.steer.Prior` that marks correct, kept in the output's
         ``memo`` under ``ab``'s decoding, so a re-solve after new marks does not compute
         them again."""
+        import torch
+        import torch.nn.functional as F
+
         from chromatize.inference import steer
 
         key = ("steer", hashlib.blake2b(ab.numpy().tobytes(), digest_size=16).hexdigest())
@@ -489,7 +543,7 @@ class Colorizer:
                            align_corners=False)[0]
         prior = (up[:2] * torch.from_numpy(l_small)[None] / 100 + up[2:]).permute(1, 2, 0)
         head = self.head if output.logits is not None else None
-        bins = head.bins.cpu() if head is not None else None
+        bins = torch.as_tensor(head.bins).cpu() if head is not None else None
         d = annealed.resolved(head.defaults()) if head is not None and annealed else None
         out = up, steer.prepare(l_small, prior.numpy(), ab, output.logits, bins,
                                 head if d is not None else None, d)
@@ -502,4 +556,5 @@ def _given(**settings: Any) -> dict[str, Any]:
     return {k: v for k, v in settings.items() if v is not None}
 
 
-__all__ = ["Colorizer", "NetworkOutput", "Source", "SuggestError", "working_shape"]
+__all__ = ["Colorizer", "NetworkOutput", "Source", "SuggestError", "check_size",
+           "working_shape"]

@@ -50,11 +50,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from chromatize.decoder import BinDecoder
 from chromatize.decoding import Decoding
 from chromatize.inference.hints import pool_hints
 from chromatize.inference.propagate import propagate
 from chromatize.inference.upsample import area_resize, bilinear_resize
-from chromatize.models.heads import ClassificationHead
 
 SIGMA_XY = 0.4      # image distance, in units of the photo's sides
 SIGMA_L = 10.0      # L* difference
@@ -105,7 +105,7 @@ class Prior:
     l_net: np.ndarray
     features: np.ndarray | None
     screen: np.ndarray
-    head: ClassificationHead | None = None
+    head: BinDecoder | None = None
     decoding: Decoding | None = None
     # the local step's pyramid and neighbour weights (propagate's cache), filled on use
     solver: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
@@ -113,12 +113,12 @@ class Prior:
 
 def prepare(l_small: np.ndarray, prior: np.ndarray, ab_net: torch.Tensor,
             logits: torch.Tensor | None, bins: torch.Tensor | None,
-            head: ClassificationHead | None = None, decoding: Decoding | None = None) -> Prior:
+            head: BinDecoder | None = None, decoding: Decoding | None = None) -> Prior:
     """The mark-independent part of the correction: l_small L* ``(h, w)`` of the copy the
     network saw; prior its ab brought to ``(h, w, 2)``; ab_net ``(2, h', w')`` and logits
     ``(Q, h', w')`` (classification models, else None) at the network's output
-    resolution, with ``bins`` ``(Q, 2)``; head: the classification head whose
-    :meth:`~chromatize.models.heads.ClassificationHead.decode` (with ``decoding``) gave
+    resolution, with ``bins`` ``(Q, 2)``; head: what decoded the logits, whose
+    :meth:`~chromatize.decoder.BinDecoder.decode` (with ``decoding``) gave
     ``ab_net`` from the logits, when it did (step 0 runs only then; not for sampled
     colours)."""
     shape, net_shape = l_small.shape, tuple(ab_net.shape[-2:])
@@ -182,7 +182,7 @@ def _mode_choice(p: Prior, colours: np.ndarray, mask: np.ndarray,
     wgt = torch.from_numpy(wgt).float()
     c = torch.from_numpy(colours[ys, xs]).float()  # (K, 2)
     gain = p.decoding.gain if p.decoding is not None and p.decoding.gain is not None else 1.0
-    dist2 = ((gain * head.bins.cpu()[:, None] - c[None]) ** 2).sum(-1)  # (Q, K)
+    dist2 = ((gain * torch.as_tensor(head.bins).cpu()[:, None] - c[None]) ** 2).sum(-1)  # (Q, K)
     near = torch.exp(-dist2 / (2 * MODE_RADIUS**2))
     vote = torch.log1p(MODE_ALPHA * torch.einsum("hwk,qk->qhw", wgt, near))
     z = torch.from_numpy(features).float().reshape(-1, h, w)  # decodes as the logits do

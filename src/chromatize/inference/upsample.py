@@ -79,15 +79,26 @@ def bilinear_resize(x: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return np.moveaxis(np.tensordot(rows, rx, axes=(1, 1)), -1, 1)
 
 
+def _window_mean(x: np.ndarray, r: int, axis: int) -> np.ndarray:
+    """Mean over the ``2r+1`` neighbours of each element along ``axis`` that lie inside
+    the array, from a running sum (float64, so no cancellation): float32."""
+    n = x.shape[axis]
+    total = np.cumsum(x, axis=axis, dtype=np.float64)
+    total = np.concatenate([np.zeros_like(np.take(total, [0], axis)), total], axis)
+    at = np.arange(n)
+    hi, lo = np.minimum(at + r + 1, n), np.maximum(at - r, 0)
+    shape = [1] * x.ndim
+    shape[axis] = n
+    mean = (np.take(total, hi, axis) - np.take(total, lo, axis)) / (hi - lo).reshape(shape)
+    return mean.astype(np.float32)
+
+
 def _box(x: Array, r: int) -> Array:
     """Mean over the ``(2r+1)^2`` window of each pixel of ``(1, C, h, w)``, counting only
-    the pixels inside the image (as ``avg_pool2d(count_include_pad=False)``)."""
+    the pixels inside the image (as ``avg_pool2d(count_include_pad=False)``; numpy:
+    rows then columns, as the window and its count are both separable)."""
     if isinstance(x, np.ndarray):
-        from scipy.ndimage import uniform_filter
-
-        size = (1, 1, 2 * r + 1, 2 * r + 1)
-        count = uniform_filter(np.ones(x.shape[-2:], np.float32), 2 * r + 1, mode="constant")
-        return uniform_filter(x, size, mode="constant") / count
+        return _window_mean(_window_mean(x, r, -2), r, -1)
     import torch.nn.functional as F
 
     return F.avg_pool2d(x, 2 * r + 1, stride=1, padding=r, count_include_pad=False)
