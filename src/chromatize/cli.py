@@ -385,8 +385,8 @@ def colorize(
     marks: Path | None = typer.Option(None, "--marks", help="Colour marks for a single "
                                       "photo: strokes drawn on a copy, a transparent layer, "
                                       "a JSON list of points, or a fix saved by `chromatize "
-                                      "serve` (its boost, gain, seed, palette, strength and "
-                                      "model apply unless given here). Any model."),
+                                      "serve` (its boost, gain, seed, palette, strength, "
+                                      "restore and model apply unless given here). Any model."),
     boost: BoostOption = None,
     gain: GainOption = None,
     reference: ReferenceOption = None,
@@ -413,13 +413,11 @@ def colorize(
         fail("--address, --workers and --connect-timeout apply to --engine ray")
     if engine is Engine.ray and marks is not None:
         fail("--marks colour a single photo; use --engine local")
-    if marks is not None and marks.suffix.lower() == ".json":
-        from chromatize.inference.hints import load_fix
-
-        # The fix's decoding reproduces the page's result; options given here win.
-        fix = load_fix(marks)
+    fix = _read_fix(marks)
+    if fix is not None:  # its decoding reproduces the page's result; options given here win
         model, boost, gain = model or fix.model, _given(boost, fix.boost), _given(gain, fix.gain)
         palette, strength = _given(palette, fix.palette), _given(strength, fix.strength)
+        restore = _given(restore, fix.restore)
         seed = fix.seed if seed is None and samples is None else seed
     decoding = _decoding(boost, gain, reference, palette,
                          strength if variants is None else None, max_pixels)
@@ -515,6 +513,20 @@ def _colorize_batch(inputs: list[str], model: str | None, options: Any, device: 
     except ChromatizeError as e:
         fail(f"cannot load model: {e}")
     return colorize_files(inputs, colorizer, options, progress=progress)
+def _read_fix(marks: Path | None) -> Any:
+    """The settings of a fix saved by the page (:func:`chromatize.inference.hints.load_fix`)
+    when ``marks`` is a JSON file; None otherwise, or when it cannot be read: the batch
+    then reports that for the photo, as for any marks."""
+    if marks is None or marks.suffix.lower() != ".json":
+        return None
+    from chromatize.inference.hints import MarksError, load_fix
+
+    try:
+        return load_fix(marks)
+    except MarksError:
+        return None
+
+
 def _given(option: Any, from_file: Any) -> Any:
     """A command-line option, or the file's setting where the option was not given."""
     return from_file if option is None else option
