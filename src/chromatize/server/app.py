@@ -318,9 +318,9 @@ def create_app(colorizer_or_model: Any = "default", max_upload_mb: float = 50,
             raise RequestError(400, "this model gives a single coloring (no alternatives)")
         k = _number(form, "k", int, 4, *FORM_LIMITS["k"])
         seed = _setting(form, "seed") or 0
-        if seed + k - 1 > LIMITS["seed"][1]:  # alternative i is sampled with seed + i
-            raise RequestError(400, f"seed must be at most {LIMITS['seed'][1] - k + 1} for "
-                                    f"{k} alternatives")
+        if seed > LIMITS["seed"][1] - k:  # alternative i is sampled with seed + i
+            raise RequestError(400, f"seed must be at most {LIMITS['seed'][1] - k} for "
+                                    f"{k} alternatives (the i-th uses seed + i)")
         marks, boost = _marks(form), _setting(form, "boost")
         gain = _setting(form, "gain")
         fmt = _choice(form, "format", "jpeg", FORMATS)
