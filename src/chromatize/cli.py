@@ -369,8 +369,9 @@ IndexOption = Annotated[Path | None, typer.Option("--index", help="--variants: a
 MarksOption = Annotated[Path | None, typer.Option("--marks", help="Colour marks for a single "
                                           "photo: strokes drawn on a copy, a transparent layer, "
                                           "a JSON list of points, or a fix saved by `chromatize "
-                                          "serve` (its boost, gain, seed, palette, strength and "
-                                          "model apply unless given here). Any model.")]
+                                          "serve` (its boost, gain, seed, palette, strength, "
+                                          "restore and model apply unless given here). Any "
+                                          "model.")]
 BackendOption = Annotated[Backend, typer.Option("--backend", help="Run a checkpoint in "
                                         "torch or onnx (ONNX Runtime); auto: onnx on the CPU when "
                                         "installed.")]
@@ -425,9 +426,10 @@ def colorize(
         fail("--address, --workers and --connect-timeout apply to --engine ray")
     if engine is Engine.ray and marks is not None:
         fail("--marks colour a single photo; use --engine local")
-    if marks is not None and marks.suffix.lower() == ".json":
-        model, boost, gain, palette, strength, fix_seed = _with_fix(
-            marks, model, boost, gain, palette, strength, seed)
+    fix = _read_fix(marks)
+    if fix is not None:  # its decoding reproduces the page's result; options given here win
+        model, boost, gain, palette, strength, restore, fix_seed = _with_fix(
+            fix, model, boost, gain, palette, strength, restore, seed)
         seed = fix_seed if samples is None else seed  # a fix's seed is one coloring
     decoding = _decoding(boost, gain, reference, palette,
                          strength if variants is None else None, max_pixels)
@@ -435,8 +437,7 @@ def colorize(
                            overwrite=overwrite, recolor=recolor, size=size,
                            max_pixels=max_pixels, samples=samples, seed=seed, marks=marks,
                            decoding=decoding, restore=_repair(restore), variants=variants,
-                           index=index,
-                           variant_strength=strength if variants is not None else None)
+                           index=index, variant_strength=None if variants is None else strength)
     columns = (*Progress.get_default_columns(), MofNCompleteColumn(), _RateColumn())
     run = _batch_runner(model, options, device, backend.value, engine is Engine.ray, address,
                         workers, connect_timeout)
@@ -501,17 +502,14 @@ def restore_photos(
 
 
 
-def _with_fix(marks: Path, model: str | None, boost: float | None, gain: float | None,
-              palette: str | None, strength: float | None, seed: int | None,
-              ) -> tuple[Any, ...]:
-    """The settings of a fix saved by the page (``--marks fix.json``) where the command
-    line gives none, so that its result is reproduced: (model, boost, gain, palette,
-    strength, seed)."""
-    from chromatize.imaging.hints import load_fix
-
-    fix = load_fix(marks)
+def _with_fix(fix: Any, model: str | None, boost: float | None, gain: float | None,
+              palette: str | None, strength: float | None, restore: str | None,
+              seed: int | None) -> tuple[Any, ...]:
+    """The settings of a fix saved by the page where the command line gives none, so that
+    its result is reproduced: (model, boost, gain, palette, strength, restore, seed)."""
     return (model or fix.model, _given(boost, fix.boost), _given(gain, fix.gain),
-            _given(palette, fix.palette), _given(strength, fix.strength), _given(seed, fix.seed))
+            _given(palette, fix.palette), _given(strength, fix.strength),
+            _given(restore, fix.restore), _given(seed, fix.seed))
 
 
 def _given(option: Any, from_file: Any) -> Any:
@@ -542,6 +540,25 @@ def _batch_runner(model: str | None, options: Any, device: str, backend: str, ra
         fail(f"cannot load model: {e}")
     return lambda inputs, progress: colorize_files(inputs, colorizer, options,
                                                    progress=progress)
+
+
+def _read_fix(marks: Path | None) -> Any:
+    """The settings of a fix saved by the page (:func:`chromatize.imaging.hints.load_fix`)
+    when ``marks`` is a JSON file; None otherwise, or when it cannot be read: the batch
+    then reports that for the photo, as for any marks."""
+    if marks is None or marks.suffix.lower() != ".json":
+        return None
+    from chromatize.imaging.hints import MarksError, load_fix
+
+    try:
+        return load_fix(marks)
+    except MarksError:
+        return None
+
+
+def _given(option: Any, from_file: Any) -> Any:
+    """A command-line option, or the file's setting where the option was not given."""
+    return from_file if option is None else option
 
 
 class _FpsColumn(ProgressColumn):

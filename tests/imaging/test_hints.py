@@ -163,10 +163,12 @@ def test_a_fix_carries_marks_and_decoding_and_a_plain_list_still_reads(tmp_path)
     points = [{"x": 5, "y": 5, "color": "#c03020", "radius": 2, "reach": "photo"}]
     path = tmp_path / "fix.json"
     path.write_text(json.dumps({"marks": points, "boost": 0.6, "gain": 1.2, "seed": 7,
-                                "model": "default", "photo": "a.png", "version": 1}))
+                                "model": "default", "photo": "a.png", "version": 1,
+                                "palette": "#2e4d8b", "strength": 0.8, "restore": "all"}))
     fix = load_fix(path)
     assert (fix.marks, fix.boost, fix.gain, fix.seed, fix.model) == (points, 0.6, 1.2, 7,
                                                                      "default")
+    assert (fix.palette, fix.strength, fix.restore) == ("#2e4d8b", 0.8, "all")
     assert load_marks(path, _gray())[1][5, 5]
     path.write_text(json.dumps(points))
     assert load_fix(path).marks == points and load_fix(path).boost is None

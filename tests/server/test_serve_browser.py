@@ -270,6 +270,13 @@ def test_several_photos_keep_their_fixes_and_download_as_one_zip(browser, colori
         browser.execute_script("const g = document.getElementById('gain'); g.value = 1.6;"
                                "g.dispatchEvent(new Event('input', {bubbles: true}));")
         assert by_id("gain-value").text == "1.60"
+        # Repair the scan first, and a colour this photo has.
+        results = stats()["results"]
+        by_id("repair").click()
+        browser.execute_script("document.getElementById('add-colour').value = '#2e4d8b'")
+        by_id("add-colour-ok").click()
+        wait_for(lambda: stats()["results"] > results, what="the repaired, steered result")
+        assert "#2e4d8b" in by_id("photo-colours").text and by_id("strength-row").is_displayed()
         by_id("apply-all").click()
         assert "all 2 photos" in by_id("status").text
         browser.find_elements("css selector", "#photos button")[1].click()
@@ -283,6 +290,17 @@ def test_several_photos_keep_their_fixes_and_download_as_one_zip(browser, colori
         assert by_id("gain-value").text == "1.60"
         assert len(browser.find_elements("css selector", "#points .point")) == 1
 
+        # An alternative, shown large, becomes the starting point: its seed is in the fix.
+        by_id("show-alternatives").click()
+        use = wait_for(lambda: by_id("alternatives").is_displayed()
+                       and browser.find_elements("css selector", "#alternative-list button"),
+                       what="the alternatives")
+        assert len(use) == 4
+        results = stats()["results"]
+        use[1].click()
+        wait_for(lambda: stats()["results"] > results, what="the alternative as the result")
+        assert not by_id("alternatives").is_displayed() and by_id("start").is_displayed()
+
         by_id("download-all").click()
         archive = wait_for(lambda: list(browser.downloads.glob("chromatize_photos.zip")),
                            what="the zip")[0]
@@ -293,6 +311,9 @@ def test_several_photos_keep_their_fixes_and_download_as_one_zip(browser, colori
                                             "two_colorized.png", "two_fix.json"]
             fixes = {n: json.loads(z.read(f"{n}_fix.json")) for n in ("one", "two")}
             assert (fixes["one"]["gain"], fixes["two"]["gain"]) == (1.6, 1.0)
+            assert isinstance(fixes["one"]["seed"], int) and "seed" not in fixes["two"]
+            assert (fixes["one"]["restore"], fixes["one"]["palette"]) == ("all", "#2e4d8b")
+            assert "restore" not in fixes["two"] and "palette" not in fixes["two"]
             assert len(fixes["one"]["marks"]) == 1 and fixes["two"]["marks"] == []
             with z.open("two_colorized.png") as f:
                 assert Image.open(f).size == (96, 64)

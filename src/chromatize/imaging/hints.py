@@ -63,7 +63,7 @@ DEFAULT_REACH = "object"
 #: Decoding settings a fix may carry besides its marks (each checked as the command
 #: line's own option is), and what it says for information only.
 FIX_SETTINGS = ("boost", "gain", "seed", "strength")
-FIX_INFO = ("model", "palette", "photo", "version")
+FIX_INFO = ("model", "palette", "restore", "photo", "version")
 
 Marks = str | os.PathLike[str] | Image.Image | Sequence[dict[str, Any]]
 
@@ -171,7 +171,8 @@ class Fix:
     dicts, checked when painted) and the decoding that gave the page's result (None:
     not recorded, the model's own). ``seed``: the result is the coloring sampled with this
     seed (an alternative the page made the working result), corrected by the points;
-    ``palette`` and ``strength``: an image-level prior (:func:`chromatize.priors.from_palette`)."""
+    ``palette`` and ``strength``: an image-level prior (:func:`chromatize.priors.from_palette`);
+    ``restore``: the repair of the gray first (``"all"`` or steps, as ``--restore``)."""
 
     marks: list[dict[str, Any]]
     boost: float | None = None
@@ -179,12 +180,13 @@ class Fix:
     seed: int | None = None
     strength: float | None = None
     palette: str | None = None
+    restore: str | None = None
     model: str | None = None
 
 
 def load_fix(path: str | os.PathLike[str]) -> Fix:
     """Read a JSON file of marks: the page's object ``{"marks": [...], "boost", "gain",
-    "seed", "model"}`` (optionally ``"palette"`` and ``"strength"``; ``"photo"`` and
+    "seed", "model"}`` (optionally ``"palette"``, ``"strength"`` and ``"restore"``; ``"photo"`` and
     ``"version"`` for information), or a plain list of points. Raises
     :class:`MarksError` naming the file and the reason."""
     path = Path(path)
@@ -205,11 +207,12 @@ def load_fix(path: str | os.PathLike[str]) -> Fix:
                 settings[key] = check_number(key, data[key])
             except ChromatizeError as e:
                 raise MarksError(f"{path}: {e}") from None
-    for key in ("model", "palette"):
+    for key in ("model", "palette", "restore"):
         value = data.get(key)
         if value is not None and not (isinstance(value, str) and value):
             raise MarksError(f"{path}: {key!r} must be a non-empty string, got {value!r}")
-    return Fix(data["marks"], model=data.get("model"), palette=data.get("palette"), **settings)
+    return Fix(data["marks"], model=data.get("model"), palette=data.get("palette"),
+               restore=data.get("restore"), **settings)
 
 
 def _read_json(path: Path) -> Any:

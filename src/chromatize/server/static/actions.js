@@ -50,6 +50,19 @@ for (const key of ["boost", "gain"]) {
     if (state.current) setSetting(state.current, key, Number(el[key].value));
   });
 }
+el.repair.addEventListener("change", () => {
+  if (state.current) setSetting(state.current, "restore", el.repair.checked ? "all" : null);
+});
+el.addColourOk.addEventListener("click", () => {
+  const photo = state.current;
+  const color = el.addColour.value;
+  if (photo && !photo.settings.palette.includes(color)) {
+    setSetting(photo, "palette", [...photo.settings.palette, color]);
+  }
+});
+el.strength.addEventListener("input", () => {
+  if (state.current) setSetting(state.current, "strength", Number(el.strength.value));
+});
 el.startReset.addEventListener("click", () => state.current && setSetting(state.current, "seed", null));
 
 el.picker.addEventListener("input", () => pick(el.picker.value));
@@ -171,17 +184,22 @@ el.downloadAll.addEventListener("click", async () => {
   }
 });
 
+// The settings of the whole photo (not its points, nor its chosen alternative) go to all.
+const SHARED = ["boost", "gain", "restore", "palette", "strength"];
+
 el.applyAll.addEventListener("click", () => {
   const source = state.current;
   if (!source) return;
+  const same = (photo) => SHARED.every((key) => JSON.stringify(photo.settings[key]) === JSON.stringify(source.settings[key]));
   for (const photo of state.photos) {
-    if (photo === source) continue;
-    const { boost, gain } = source.settings;
-    if (photo.settings.boost === boost && photo.settings.gain === gain) continue;
+    if (photo === source || same(photo)) continue;
     beginEdit(photo, null);
-    Object.assign(photo.settings, { boost, gain });
+    for (const key of SHARED) photo.settings[key] = structuredClone(source.settings[key]);
     photo.stale = true;
   }
   renderPhotoList();
-  setStatus(`Boost ${source.settings.boost.toFixed(2)} and gain ${source.settings.gain.toFixed(2)} now apply to all ${state.photos.length} photos.`);
+  const { boost, gain, restore, palette } = source.settings;
+  setStatus(`This photo's settings (boost ${boost.toFixed(2)}, gain ${gain.toFixed(2)}` +
+    `${restore ? ", repair" : ""}${palette.length ? ", its colours" : ""}) now apply to all ` +
+    `${state.photos.length} photos.`);
 });

@@ -23,7 +23,8 @@ const el = Object.fromEntries([
   "zoom-fit", "zoom-value", "zoom-in", "timing", "guide", "guide-text", "guide-close",
   "input-view", "gray", "viewport", "stage", "before", "result", "points", "divider",
   "alternatives", "close-alternatives", "alternative-list", "boost", "boost-value", "gain",
-  "gain-value", "start", "start-seed", "start-reset", "point-panel", "point-title", "palette",
+  "gain-value", "repair", "photo-colours", "add-colour", "add-colour-ok", "strength-row",
+  "strength", "strength-value", "start", "start-seed", "start-reset", "point-panel", "point-title", "palette",
   "likely", "vivid", "common", "picker", "reach-explain", "delete-point", "undo", "redo",
   "clear", "show-alternatives", "k", "download-png", "download-jpeg", "download-fix", "command",
 ].map((id) => [id.replace(/-(.)/g, (_, c) => c.toUpperCase()), $(id)]));
@@ -32,6 +33,7 @@ const DEBOUNCE_MS = 60;     // lets a burst of key presses or picker moves becom
 const EDIT_MERGE_MS = 1000; // repeated edits of one kind make one undo step
 const BUSY_SHOWN_MS = 300;  // a busy state shows its progress indicator after this
 const MAX_ZOOM = 16;
+const DEFAULT_STRENGTH = 0.5; // chromatize.priors.DEFAULT_STRENGTH
 // Limits of the settings, until /api/health says otherwise (chromatize.decoding.LIMITS).
 const LIMITS = { boost: [0, 3], gain: [0, 3] };
 const REACH_EXPLAIN = {
@@ -145,7 +147,10 @@ async function upload(file) {
   if (photo) { photo.id = info.id; return photo; }
   photo = {
     id: info.id, file, name: file.name || info.name, width: info.width, height: info.height,
-    points: [], settings: { boost: state.info.boost, gain: state.info.gain, seed: null },
+    points: [], settings: {
+      boost: state.info.boost, gain: state.info.gain, seed: null, restore: null, palette: [],
+      strength: DEFAULT_STRENGTH,
+    },
     past: [], future: [], lastEdit: null, nextPointId: 1, selected: null,
     resultUrl: null, resultImage: null, canvas: null, stale: false, previewSide: undefined,
     pending: false, inFlight: false, changedAt: null, suggestions: new Map(),
@@ -184,24 +189,33 @@ async function openFiles(files) {
   if (first) await select(first);
 }
 
+// The strip's buttons are made once per photo (their thumbnails load once) and updated
+// in place: which photo is shown, how many points each has.
 function renderPhotoList() {
   el.strip.hidden = state.photos.length === 0;
   el.applyAll.hidden = el.downloadAll.hidden = state.photos.length < 2;
-  el.photos.replaceChildren(...state.photos.map((photo) => {
-    const button = document.createElement("button");
-    button.type = "button";
-    button.setAttribute("aria-current", String(photo === state.current));
-    const thumb = document.createElement("img");
-    thumb.src = `/api/photos/${photo.id}/gray`;
-    thumb.alt = "";
-    const count = document.createElement("span");
-    count.className = "count";
+  for (const photo of state.photos) {
+    if (!photo.button || photo.button.dataset.id !== photo.id) photo.button = photoButton(photo);
     const n = photo.points.length;
-    count.textContent = n ? `${n} point${n > 1 ? "s" : ""}` : "";
-    button.append(thumb, document.createTextNode(photo.name), count);
-    button.addEventListener("click", () => select(photo));
-    return button;
-  }));
+    photo.button.setAttribute("aria-current", String(photo === state.current));
+    photo.button.lastChild.textContent = n ? `${n} point${n > 1 ? "s" : ""}` : "";
+  }
+  const buttons = state.photos.map((photo) => photo.button);
+  if (buttons.some((button, i) => el.photos.children[i] !== button)) el.photos.replaceChildren(...buttons);
+}
+
+function photoButton(photo) {
+  const button = document.createElement("button");
+  button.type = "button";
+  button.dataset.id = photo.id;
+  const thumb = document.createElement("img");
+  thumb.src = `/api/photos/${photo.id}/gray`;
+  thumb.alt = "";
+  const count = document.createElement("span");
+  count.className = "count";
+  button.append(thumb, document.createTextNode(photo.name), count);
+  button.addEventListener("click", () => select(photo));
+  return button;
 }
 
 async function select(photo) {
@@ -235,13 +249,17 @@ function previewSide(photo) {
   return side < long ? side : undefined;
 }
 
-// The settings a request sends: boost and gain only when they differ from the server's.
+// The settings a request sends: boost and gain only when they differ from the server's;
+// the repair and the photo's colours (a palette and its pull) when set.
 function settingsFields(photo) {
-  const { boost, gain, seed } = photo.settings;
+  const { boost, gain, seed, restore, palette, strength } = photo.settings;
   return {
     boost: boost === state.info.boost ? undefined : boost,
     gain: gain === state.info.gain ? undefined : gain,
     seed: seed ?? undefined,
+    restore: restore ?? undefined,
+    palette: palette.length ? palette.join(",") : undefined,
+    strength: palette.length ? strength : undefined,
   };
 }
 
@@ -331,6 +349,23 @@ function dismissGuide(photo) {
 
 // ---------------------------------------------------------------------------- settings and undo
 
+// The photo's colours: a chip per colour (a click removes it) and their pull.
+function renderPhotoColours(photo) {
+  const { palette, strength } = photo.settings;
+  el.photoColours.replaceChildren(...palette.map((color) => {
+    const chip = document.createElement("button");
+    chip.type = "button";
+    chip.style.setProperty("--chip", color);
+    chip.textContent = `${color} ×`;
+    chip.setAttribute("aria-label", `Remove ${color} from the photo's colours`);
+    chip.addEventListener("click", () => setSetting(photo, "palette", palette.filter((c) => c !== color)));
+    return chip;
+  }));
+  el.strengthRow.hidden = !palette.length;
+  el.strength.value = strength;
+  el.strengthValue.value = Number(strength).toFixed(1);
+}
+
 const snapshot = (photo) => JSON.stringify({ points: photo.points, settings: photo.settings });
 
 // Record the state before an edit, for undo. Edits of the same kind in quick succession
@@ -351,6 +386,7 @@ function changed(photo) {
   if (photo === state.current) {
     renderPoints();
     renderSettings(photo);
+    renderGuide();
   }
   renderPhotoList();
   requestResolve(photo);
@@ -369,7 +405,8 @@ const redo = (photo) => restore(photo, photo.future, photo.past);
 
 function setSetting(photo, key, value) {
   if (photo.settings[key] === value) return;
-  beginEdit(photo, key === "seed" ? null : `setting:${key}`);
+  // Sliders merge a drag into one undo step; a switch, a colour or an alternative does not.
+  beginEdit(photo, ["boost", "gain", "strength"].includes(key) ? `setting:${key}` : null);
   photo.settings[key] = value;
   changed(photo);
 }
@@ -379,6 +416,8 @@ function renderSettings(photo) {
     el[key].value = photo.settings[key];
     el[`${key}Value`].value = Number(photo.settings[key]).toFixed(2);
   }
+  el.repair.checked = photo.settings.restore !== null;
+  renderPhotoColours(photo);
   el.start.hidden = photo.settings.seed === null;
   el.startSeed.textContent = `#${photo.settings.seed}`;
   el.undo.disabled = !photo.past.length;
@@ -394,8 +433,11 @@ function renderSettings(photo) {
 
 // The fix as the downloaded JSON: the points and everything that decodes them.
 function fixOf(photo) {
-  const fix = { marks: marksOf(photo), boost: photo.settings.boost, gain: photo.settings.gain };
-  if (photo.settings.seed !== null) fix.seed = photo.settings.seed;
+  const { boost, gain, seed, restore, palette, strength } = photo.settings;
+  const fix = { marks: marksOf(photo), boost, gain };
+  if (seed !== null) fix.seed = seed;
+  if (restore !== null) fix.restore = restore;
+  if (palette.length) Object.assign(fix, { palette: palette.join(","), strength });
   return { ...fix, model: state.info.model, photo: photo.name, version: 1 };
 }
 
