@@ -219,11 +219,11 @@ def test_same_size_photos_share_a_batch_and_a_bad_one_does_not_sink_it(
 
     real_one = Colorizer.infer
 
-    def flaky_one(self, source, hints=None, cache=True):  # one photo (Colorizer.colorize)
+    def flaky_one(self, source, hints=None, **kw):  # one photo (Colorizer.colorize)
         calls.append(1)
         if source.pixels[0, 0] == 0:
             raise RuntimeError("model blew up")
-        return real_one(self, source, hints, cache)
+        return real_one(self, source, hints, **kw)
 
     monkeypatch.setattr(Colorizer, "colorize_batch", flaky)
     monkeypatch.setattr(Colorizer, "infer", flaky_one)
