@@ -25,7 +25,7 @@ import torch
 from PIL import Image
 from torch.nn import functional as F
 
-import chromatize.__version__ as __version__
+from chromatize.version import __version__
 from chromatize.checkpoint import git_revision
 from chromatize.restore.net import DamageNet, Detector, save_detector
 from chromatize.restore.pipeline import to_gray
