@@ -47,12 +47,47 @@ def supports_cache(model: torch.nn.Module) -> bool:
             and not getattr(model, "hints_enter_encoder", getattr(model, "hints", False)))
 
 
-def _digest(model: torch.nn.Module) -> str:
+def _digest(modules: list[torch.nn.Module]) -> str:
     h = hashlib.sha256()
-    for name, t in sorted(model.encoder.state_dict().items()):
-        h.update(name.encode())
-        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    for i, module in enumerate(modules):
+        for name, t in sorted(module.state_dict().items()):
+            h.update(f"{i}.{name}".encode())
+            h.update(t.detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()[:16]
+
+
+def _digests(model: torch.nn.Module) -> dict[str, str]:
+    """Digests of the whole encoder (``"all"``) and of each prefix of it that a run may
+    keep frozen (``"5"``: the stem and blocks 0-4, for ``model.frozen_blocks: 5``)."""
+    out = {"all": _digest([model.encoder])}
+    if callable(getattr(model, "encoder_prefix", None)):
+        out |= {str(k): _digest(model.encoder_prefix(k)) for k in getattr(model, "splits", {})}
+    return out
+
+
+def _matching_meta(folder: Path, key_hash: str, digests: dict[str, str], reads: str,
+                   ) -> dict[str, Any] | None:
+    """The meta of the cache in ``folder`` if it holds these photos and settings and the
+    encoder part that the run reads (``reads``, a key of :func:`_digests`) is the one
+    that made it; else None."""
+    try:
+        meta = json.loads((folder / CACHE_JSON).read_text())
+    except (OSError, ValueError):
+        return None
+    if meta.get("key") != key_hash or meta.get("digests", {}).get(reads) != digests[reads]:
+        log.warning("%s: cache built for other photos, settings or encoder; rebuilding", folder)
+        return None
+    return meta
+
+
+def _create(folder: Path, shapes: list[tuple[int, ...]]) -> None:
+    """Fresh zeroed arrays ``f0.npy``... and ``ab.npy`` (``shapes``, ab last). Old files are
+    unlinked first, so a process still reading them keeps its data."""
+    folder.mkdir(parents=True, exist_ok=True)
+    names = [f"f{k}.npy" for k in range(len(shapes) - 1)] + ["ab.npy"]
+    for name, shape in zip(names, shapes):
+        (folder / name).unlink(missing_ok=True)
+        np.lib.format.open_memmap(folder / name, "w+", np.float16, shape)
 
 
 class FeatureCache:
@@ -82,30 +117,27 @@ class FeatureCache:
 
 def build(model: torch.nn.Module, photos: Any, folder: str | Path, crop: int,
           scale_jitter: float, flip: bool, views: int, seed: int, bf16: bool = False,
-          progress: Any = None, need: int | None = None) -> FeatureCache:
+          progress: Any = None, need: int | None = None, reads: int | None = None,
+          ) -> FeatureCache:
     """Encode ``views`` random crops of every photo of ``photos`` (a
     :class:`chromatize.training.data.PhotoSet`) with ``model``'s frozen encoder, or reuse a
     matching cache in ``folder``. Crops are drawn as in training, from a generator seeded
     by ``(seed, photo index, view)``, so a rebuilt cache is the same. ``bf16``: encode
     under bfloat16 autocast (as training with ``precision: bf16`` would).
     ``progress(done, total)`` is called as photos are encoded. ``need``: encode (and
-    return) only the first ``need`` photos for now; a later call continues the cache."""
+    return) only the first ``need`` photos for now; a later call continues the cache.
+    ``reads``: the run reads only the maps of the encoder's first ``reads`` blocks (a key of
+    ``model.splits``), so a cache made by an encoder that differs after them is reused."""
     from chromatize.training import data as datamod  # the loader's augmentation, one home
 
     folder = Path(folder).expanduser()
     key = {"photos": [str(p) for p in photos.paths], "crop": crop, "scale_jitter": scale_jitter,
-           "flip": flip, "views": views, "seed": seed, "encoder": _digest(model), "bf16": bf16}
+           "flip": flip, "views": views, "seed": seed, "bf16": bf16}
     key_hash = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     meta_path = folder / CACHE_JSON
-    meta: dict[str, Any] | None = None
-    if meta_path.is_file():
-        try:
-            meta = json.loads(meta_path.read_text())
-        except (OSError, ValueError):
-            meta = None
-        if meta is not None and meta.get("key") != key_hash:
-            log.warning("%s: cache built for other photos or settings; rebuilding", folder)
-            meta = None
+    digests = _digests(model)
+    meta = (_matching_meta(folder, key_hash, digests, "all" if reads is None else str(reads))
+            if meta_path.is_file() else None)
     n_photos = len(photos.paths)
     target = n_photos if need is None else min(need, n_photos)
     was_training = model.training
@@ -114,13 +146,10 @@ def build(model: torch.nn.Module, photos: Any, folder: str | Path, crop: int,
         probe = model.encode(torch.zeros(1, 1, crop, crop))
         ab_side = crop // model.ab_stride
         if meta is None:
-            folder.mkdir(parents=True, exist_ok=True)
             n = n_photos * views
-            for k, f in enumerate(probe):
-                np.lib.format.open_memmap(folder / f"f{k}.npy", "w+", np.float16, (n, *f.shape[1:]))
-            np.lib.format.open_memmap(folder / "ab.npy", "w+", np.float16, (n, 2, ab_side, ab_side))
-            meta = {"key": key_hash, "maps": len(probe), "photos": n_photos, "views": views,
-                    "done": 0, "crop": crop, "sources": photos.source}
+            _create(folder, [(n, *f.shape[1:]) for f in probe] + [(n, 2, ab_side, ab_side)])
+            meta = {"key": key_hash, "digests": digests, "maps": len(probe), "photos": n_photos,
+                    "views": views, "done": 0, "crop": crop, "sources": photos.source}
             atomic_write_bytes(meta_path, json.dumps(meta).encode())
         feats = [np.load(folder / f"f{k}.npy", mmap_mode="r+") for k in range(meta["maps"])]
         abs_ = np.load(folder / "ab.npy", mmap_mode="r+")
