@@ -133,3 +133,22 @@ def test_l2sp_run_resumes_exactly(tiny_yaml: Path, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="model.l2sp"):
         Trainer(config(tiny_yaml, tmp_path / "gan", "--model.name=effnet_lite0_cls_gan",
                        "--model.l2sp=1"))
+
+
+def test_a_run_past_its_frozen_phase_reuses_the_cache(tiny_yaml: Path, tmp_path: Path,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    """Resumed after its frozen phase, a run reads only its frozen prefix's maps: a cache
+    made before its later blocks trained still serves (it used to be rebuilt, under the
+    feet of other runs reading it). A real rebuild writes new files, so a process still
+    reading the old ones keeps its data."""
+    args = ("--model.freeze_encoder_steps=1", "--model.frozen_blocks=5", "--train.max_steps=3")
+    half = train(config(tiny_yaml, tmp_path / "half", *args, "--train.max_steps=2"))
+    cache = tmp_path / "cache"
+    inode = (cache / "f3.npy").stat().st_ino
+    reader = np.load(cache / "f3.npy", mmap_mode="r")
+    before = np.array(reader)
+    train(config(tiny_yaml, tmp_path / "x", *args), resume=half)
+    assert "rebuilding" not in caplog.text and (cache / "f3.npy").stat().st_ino == inode
+    train(config(tiny_yaml, tmp_path / "other", "--train.seed=5"))  # other crops: rebuilt
+    assert "rebuilding" in caplog.text and (cache / "f3.npy").stat().st_ino != inode
+    np.testing.assert_array_equal(np.asarray(reader), before)

@@ -39,12 +39,21 @@ CACHE_JSON = "cache.json"
 _CHUNK = 64  # photos' views encoded per forward pass
 
 
-def _digest(model: torch.nn.Module) -> str:
+def _digest(modules: list[torch.nn.Module]) -> str:
     h = hashlib.sha256()
-    for name, t in sorted(model.encoder_module().state_dict().items()):
-        h.update(name.encode())
-        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    for i, module in enumerate(modules):
+        for name, t in sorted(module.state_dict().items()):
+            h.update(f"{i}.{name}".encode())
+            h.update(t.detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()[:16]
+
+
+def _digests(model: torch.nn.Module) -> dict[str, str]:
+    """Digests of the whole encoder (``"all"``) and of each prefix of it that a run may
+    keep frozen (``"5"``: the stem and blocks 0-4, for ``model.frozen_blocks: 5``)."""
+    out = {"all": _digest([model.encoder_module()])}
+    out |= {str(k): _digest(model.encoder_prefix(k)) for k in model.splits}
+    return out
 
 
 class FeatureCache:
@@ -74,29 +83,34 @@ class FeatureCache:
 
 def build(model: torch.nn.Module, photos: Any, folder: str | Path, crop: int,
           scale_jitter: float, flip: bool, views: int, seed: int, bf16: bool = False,
-          progress: Any = None, need: int | None = None) -> FeatureCache:
+          progress: Any = None, need: int | None = None, reads: int | None = None,
+          ) -> FeatureCache:
     """Encode ``views`` random crops of every photo of ``photos`` (a
     :class:`chromatize.training.data.PhotoSet`) with ``model``'s frozen encoder, or reuse a
     matching cache in ``folder``. Crops are drawn as in training, from a generator seeded
     by ``(seed, photo index, view)``, so a rebuilt cache is the same. ``bf16``: encode
     under bfloat16 autocast (as training with ``precision: bf16`` would).
     ``progress(done, total)`` is called as photos are encoded. ``need``: encode (and
-    return) only the first ``need`` photos for now; a later call continues the cache."""
+    return) only the first ``need`` photos for now; a later call continues the cache.
+    ``reads``: the run reads only the maps of the encoder's first ``reads`` blocks (a key of
+    ``model.splits``), so a cache made by an encoder that differs after them is reused."""
     from chromatize.training import data as datamod  # the loader's augmentation, one home
 
     folder = Path(folder).expanduser()
     key = {"photos": [str(p) for p in photos.paths], "crop": crop, "scale_jitter": scale_jitter,
-           "flip": flip, "views": views, "seed": seed, "encoder": _digest(model), "bf16": bf16}
+           "flip": flip, "views": views, "seed": seed, "bf16": bf16}
     key_hash = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     meta_path = folder / CACHE_JSON
-    meta = _matching_meta(meta_path, key_hash)
+    digests = _digests(model)
+    meta = _matching_meta(meta_path, key_hash, digests, "all" if reads is None else str(reads))
     n_photos = len(photos.paths)
     target = n_photos if need is None else min(need, n_photos)
     was_training = model.training
     model.eval()
     with torch.inference_mode():
         if meta is None:
-            meta = _create(model, folder, key_hash, n_photos, views, crop, photos.source)
+            meta = _create(model, folder, key_hash, digests, n_photos, views, crop,
+                           photos.source)
         feats = [np.load(folder / f"f{k}.npy", mmap_mode="r+") for k in range(meta["maps"])]
         abs_ = np.load(folder / "ab.npy", mmap_mode="r+")
         crops_ds = datamod.PhotoCrops(photos, crop, scale_jitter, flip, seed)
@@ -124,34 +138,41 @@ def build(model: torch.nn.Module, photos: Any, folder: str | Path, crop: int,
     return FeatureCache(folder, meta, target)
 
 
-def _matching_meta(meta_path: Path, key_hash: str) -> dict[str, Any] | None:
-    """The cache's description if it was built for these photos and settings, else None
-    (none yet, unreadable, or another key: rebuilt)."""
+def _matching_meta(meta_path: Path, key_hash: str, digests: dict[str, str], reads: str,
+                   ) -> dict[str, Any] | None:
+    """The cache's description if it holds these photos and settings and the encoder part
+    that the run reads (``reads``, a key of :func:`_digests`) is the one that made it;
+    else None (none yet, unreadable, or another key: rebuilt)."""
     if not meta_path.is_file():
         return None
     try:
         meta = json.loads(meta_path.read_text())
     except (OSError, ValueError):
         return None
-    if not isinstance(meta, dict) or meta.get("key") != key_hash:
-        log.warning("%s: cache built for other photos or settings; rebuilding", meta_path.parent)
+    if (not isinstance(meta, dict) or meta.get("key") != key_hash
+            or meta.get("digests", {}).get(reads) != digests[reads]):
+        log.warning("%s: cache built for other photos, settings or encoder; rebuilding",
+                    meta_path.parent)
         return None
     return meta
 
 
-def _create(model: torch.nn.Module, folder: Path, key_hash: str, n_photos: int, views: int,
-            crop: int, sources: Any) -> dict[str, Any]:
-    """Empty float16 arrays for every encoder map and the ab targets of ``n_photos *
-    views`` crops, and the cache's description (nothing encoded yet)."""
+def _create(model: torch.nn.Module, folder: Path, key_hash: str, digests: dict[str, str],
+            n_photos: int, views: int, crop: int, sources: Any) -> dict[str, Any]:
+    """Zeroed float16 arrays for every encoder map and the ab targets of ``n_photos *
+    views`` crops, and the cache's description (nothing encoded yet). Old arrays are
+    unlinked first, so a process still reading them keeps its data."""
     probe = model.encode(torch.zeros(1, 1, crop, crop))
     ab_side = crop // model.ab_stride
     folder.mkdir(parents=True, exist_ok=True)
     n = n_photos * views
-    for k, f in enumerate(probe):
-        np.lib.format.open_memmap(folder / f"f{k}.npy", "w+", np.float16, (n, *f.shape[1:]))
-    np.lib.format.open_memmap(folder / "ab.npy", "w+", np.float16, (n, 2, ab_side, ab_side))
-    meta = {"key": key_hash, "maps": len(probe), "photos": n_photos, "views": views,
-            "done": 0, "crop": crop, "sources": sources}
+    shapes = [(n, *f.shape[1:]) for f in probe] + [(n, 2, ab_side, ab_side)]
+    names = [f"f{k}.npy" for k in range(len(probe))] + ["ab.npy"]
+    for name, shape in zip(names, shapes):
+        (folder / name).unlink(missing_ok=True)
+        np.lib.format.open_memmap(folder / name, "w+", np.float16, shape)
+    meta = {"key": key_hash, "digests": digests, "maps": len(probe), "photos": n_photos,
+            "views": views, "done": 0, "crop": crop, "sources": sources}
     atomic_write_bytes(folder / CACHE_JSON, json.dumps(meta).encode())
     return meta
 

@@ -270,7 +270,10 @@ class Trainer:
                                    d.scale_jitter, d.flip, d.feature_views, self.cfg.train.seed,
                                    bf16=self.cfg.train.precision == "bf16",
                                    progress=lambda done, total: bar.update(task, completed=done),
-                                   need=len(self.train_data.paths))
+                                   need=len(self.train_data.paths),
+                                   # past the frozen phase only the prefix's maps are read
+                                   reads=(m.frozen_blocks or None)
+                                   if self.step >= m.freeze_encoder_steps else None)
         return cache
 
     def _max_steps(self) -> int:
