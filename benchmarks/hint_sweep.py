@@ -11,6 +11,8 @@ JSON and a plot of PSNR against N. Methods:
 * ``marks``: any model (``--model``, the shipped ``default`` unless given) through
   ``Colorizer.colorize(..., hints=...)``: its automatic colours corrected by the hints
   (``chromatize.inference.steer``); with 0 hints it is the automatic colorization.
+  ``--reach local|object|photo`` gives every hint that reach (``object``, the default, is
+  the engine as tuned; the column is then named ``marks-REACH``).
 
 With ``--json``, methods already in an existing file for the same photos are kept, so
 methods can be run (or re-run) one at a time.
@@ -34,6 +36,7 @@ import torch
 from chromatize.classical import levin_colorize
 from chromatize.evaluation.evaluate import gray_input, list_images, select_photos
 from chromatize.evaluation.hint_sweep import SWEEP_NS, HintMethod, hint_sweep, paint_hints
+from chromatize.inference.hints import REACH
 from chromatize import Colorizer
 
 #: Zhang et al. 2017, PSNR of their hint network on ImageNet (as quoted in the evaluation
@@ -53,19 +56,23 @@ def levin(l: np.ndarray, hint_ab: np.ndarray, hint_mask: np.ndarray) -> np.ndarr
     return np.asarray(levin_colorize(gray_input(l)[0], hint_ab, hint_mask))
 
 
-def hint_net(checkpoint: str) -> HintMethod:
+def hint_net(checkpoint: str, reach: str | None = None) -> HintMethod:
     """A model given the gray photo (uint8, as a user would) and the hints: hint networks
-    take them as input, other models are corrected by them."""
+    take them as input, other models are corrected by them (each hint with ``reach``,
+    a name of :data:`chromatize.inference.hints.REACH`, when given)."""
     colorizer = Colorizer.load(checkpoint, device="cpu")
 
     def colorize(l: np.ndarray, hint_ab: np.ndarray, hint_mask: np.ndarray) -> np.ndarray:
-        return np.asarray(colorizer.colorize(gray_input(l)[0], hints=(hint_ab, hint_mask)))
+        hints: tuple[np.ndarray, ...] = (hint_ab, hint_mask)
+        if reach is not None:
+            hints += (np.full(hint_mask.shape, REACH[reach], np.float32),)
+        return np.asarray(colorizer.colorize(gray_input(l)[0], hints=hints))
 
     return colorize
 
 
 def make_methods(hint_model: str | None, model: str, adapters_model: str | None = None,
-                 ) -> dict[str, Callable[[], HintMethod]]:
+                 reach: str | None = None) -> dict[str, Callable[[], HintMethod]]:
     """Method name -> factory (networks are loaded only when asked for)."""
     def load(checkpoint: str | None, flag: str) -> HintMethod:
         if checkpoint is None:
@@ -73,7 +80,7 @@ def make_methods(hint_model: str | None, model: str, adapters_model: str | None 
         return hint_net(checkpoint)
 
     return {"gray": lambda: gray, "paint": lambda: paint_hints, "levin": lambda: levin,
-            "hint-net": lambda: load(hint_model, "--hint-model"), "marks": lambda: hint_net(model),
+            "hint-net": lambda: load(hint_model, "--hint-model"), "marks": lambda: hint_net(model, reach),
             "adapters": lambda: load(adapters_model, "--adapters-model")}
 
 
@@ -112,6 +119,8 @@ def main() -> None:
     parser.add_argument("--model", default="default", help="model of the marks method")
     parser.add_argument("--adapters-model", help="hint-adapter checkpoint (marks on its "
                         "hinted output) for the adapters method")
+    parser.add_argument("--reach", choices=list(REACH), help="every hint's reach in the "
+                        "marks method (default: none given, the engine as tuned)")
     parser.add_argument("--threads", type=int, help="torch CPU threads")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--plot", type=Path, help="also plot PSNR vs N here (matplotlib)")
@@ -119,7 +128,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    factories = make_methods(args.hint_model, args.model, args.adapters_model)
+    factories = make_methods(args.hint_model, args.model, args.adapters_model, args.reach)
     names = args.methods.split(",")
     unknown = [n for n in names if n not in factories]
     if unknown:
@@ -137,8 +146,9 @@ def main() -> None:
     for name in names:
         method = factories[name]()
         start = time.perf_counter()
-        results[name] = hint_sweep(method, photos, seed=args.seed, size=args.size)
-        seconds[name] = time.perf_counter() - start
+        column = f"marks-{args.reach}" if name == "marks" and args.reach else name
+        results[column] = hint_sweep(method, photos, seed=args.seed, size=args.size)
+        seconds[column] = time.perf_counter() - start
     print(f"{title}; PSNR (dB)")
     print(f"{'hints':>6} " + " ".join(f"{name:>10}" for name in results))
     for n in SWEEP_NS:

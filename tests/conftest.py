@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import struct
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +38,42 @@ def _onnx_cache(tmp_path_factory: pytest.TempPathFactory):
     patch.setenv("CHROMATIZE_CACHE", str(tmp_path_factory.mktemp("onnx_cache")))
     yield
     patch.undo()
+
+
+@pytest.fixture
+def read_only(monkeypatch: pytest.MonkeyPatch) -> Callable[[Path], None]:
+    """``read_only(folder)`` makes ``folder`` behave as on a read-only mount, for root too:
+    every call that would change something in it fails with EROFS (even removing a file
+    that is not there), and ``os.access`` says it is not writable; reading still works."""
+    frozen: list[Path] = []
+
+    def inside(path: object) -> bool:
+        p = Path(os.fsdecode(path)).absolute()  # type: ignore[arg-type]
+        return any(p == f or f in p.parents for f in frozen)
+
+    def refuse(path: object) -> None:
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), os.fsdecode(path))  # type: ignore[arg-type]
+
+    def guard(name: str, writes: Callable[..., bool] = lambda *a, **k: True) -> None:
+        real = getattr(os, name)
+
+        def call(path: object, *args: object, **kwargs: object) -> object:
+            if inside(path) and writes(*args, **kwargs):
+                refuse(path)
+            return real(path, *args, **kwargs)
+
+        monkeypatch.setattr(os, name, call)
+
+    writing = os.O_WRONLY | os.O_RDWR | os.O_CREAT
+    guard("open", lambda flags, *a, **k: bool(flags & writing))
+    for name in ("unlink", "mkdir", "rmdir", "chmod"):
+        guard(name)
+    real_replace, real_access = os.replace, os.access
+    monkeypatch.setattr(os, "replace", lambda src, dst, **kw: refuse(dst) if inside(dst)
+                        else real_replace(src, dst, **kw))
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: False if inside(path)
+                        and mode & os.W_OK else real_access(path, mode, **kw))
+    return lambda folder: frozen.append(Path(folder).absolute())
 
 
 @pytest.fixture

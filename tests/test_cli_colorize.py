@@ -135,6 +135,53 @@ def test_unwritable_output_folder(photos, tmp_path, tiny_checkpoint):
     assert result.output.count("cannot create output folder") == 4
 
 
+@pytest.mark.parametrize("beside", [True, False])
+def test_read_only_media_fail_each_photo_with_one_line(photos, tmp_path, tiny_checkpoint,
+                                                       read_only, beside):
+    """Colorizing beside inputs on read-only media, or -o onto a read-only mount: the
+    claims cannot be made nor removed (EROFS even for a file that is not there)."""
+    out = tmp_path / "ro"
+    out.mkdir()
+    read_only(photos if beside else out)
+    result = run(photos, "--model", tiny_checkpoint, *([] if beside else ["-o", out]))
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    lines = result.output.strip().splitlines()
+    assert len([x for x in lines if x.startswith("failed:")]) == 4
+    assert result.output.count("Read-only file system") == 4
+    assert lines[-1] == "done 0, skipped 0, failed 4"
+
+
+def test_file_names_print_as_themselves_not_as_markup(tmp_path, tiny_checkpoint):
+    root = tmp_path / "in"
+    (root / "a[").mkdir(parents=True)
+    gray_photo().save(root / "[red]x[red].png")
+    gray_photo().save(root / "a[" / "]b.png")
+    (root / "a[" / "]bad.png").write_bytes(b"not a photo")  # its path holds "[/]"
+    result = run(root, "-o", tmp_path / "out", "--model", tiny_checkpoint)
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert f"failed: {root / 'a[' / ']bad.png'}: cannot read image" in result.output
+    assert "done 2, skipped 0, failed 1" in result.output
+    again = run(root, "-o", tmp_path / "out", "--model", tiny_checkpoint)
+    assert f"skipped: {root / '[red]x[red].png'}: output exists" in again.output
+
+
+def test_a_glob_through_a_symlink_loop_finds_each_photo_once(tmp_path, tiny_checkpoint):
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    gray_photo().save(src / "a.png")
+    gray_photo().save(src / "sub" / "b.png")
+    (src / "sub" / "loop").symlink_to("..")  # src/sub/loop/sub/loop/... for ever
+    (src / ".hidden").mkdir()
+    gray_photo().save(src / ".hidden" / "c.png")
+    result = run(f"{src}/**/*.png", "-o", tmp_path / "out", "--model", tiny_checkpoint)
+    assert result.exit_code == 0, result.output
+    assert "done 2, skipped 0, failed 0" in result.output
+    assert files_under(tmp_path / "out") == ["a.png", "b.png"]
+    # As a folder input does.
+    result = run(src, "-o", tmp_path / "out2", "--model", tiny_checkpoint)
+    assert files_under(tmp_path / "out2") == ["a.png", "sub/b.png"]
+
+
 def test_model_problems_exit_2_with_one_line(photos, tmp_path):
     result = run(photos, "--model", tmp_path / "nope")
     assert result.exit_code == 2
@@ -247,6 +294,12 @@ def test_samples_are_numbered_differ_and_follow_the_seed(tmp_path, sampler):
     run(tmp_path / "a.png", "-o", tmp_path / "s2", "--model", sampler, "--samples", "1",
         "--seed", "2")
     assert not np.array_equal(first[0], np.asarray(Image.open(tmp_path / "s2" / "a_1.png")))
+    # A seed alone: that one sampled coloring (the page's "use this one"), as the output.
+    assert run(tmp_path / "a.png", "-o", tmp_path / "one", "--model", sampler, "--seed",
+               "2").exit_code == 0
+    assert files_under(tmp_path / "one") == ["a.png"]
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "one" / "a.png")),
+                          np.asarray(Image.open(tmp_path / "s2" / "a_1.png")))
 
 
 def test_samples_beside_inputs_are_not_taken_as_inputs_again(tmp_path, sampler):
@@ -269,7 +322,7 @@ def test_samples_beside_inputs_are_not_taken_as_inputs_again(tmp_path, sampler):
 
 @pytest.mark.parametrize("args, message", [
     (("--samples", "2"), "needs a classification model"),
-    (("--seed", "3"), "only applies to samples"),
+    (("--seed", "3"), "needs a classification model"),  # a seed alone: one sampled coloring
 ])
 def test_sampling_misuse_is_one_line_exit_2(photos, tiny_checkpoint, args, message):
     result = run(photos, "--model", tiny_checkpoint, *args)
@@ -321,6 +374,25 @@ def test_bad_marks_fail_the_photo_with_one_line(photos, tmp_path, hint_model):
     assert not (photos / "a_colorized.jpg").exists()
 
 
+@pytest.mark.parametrize("text, reason", [
+    ('[{"x": 1, "y": 1, "color": "red", "radius": 1e300}]', "radius must be a number"),
+    ('[{"x": %s, "y": 1, "color": "red"}]' % ("9" * 5000), "a number of 5000 digits"),
+    ("[" * 100_000 + "]" * 100_000, "nested too deep"),
+])
+def test_marks_with_numbers_beyond_their_limits_are_one_line(photos, tmp_path, tiny_checkpoint,
+                                                              text, reason):
+    bad = tmp_path / "bad.json"
+    bad.write_text(text)
+    result = run(photos / "a.jpg", "--model", tiny_checkpoint, "--marks", bad)
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert f"failed: {photos / 'a.jpg'}: {bad}: " in " ".join(result.output.split())
+    assert reason in result.output
+    scribbled = runner.invoke(app, ["scribble", str(photos / "a.jpg"), "--marks", str(bad),
+                                    "-o", str(tmp_path / "s.png")])
+    assert scribbled.exit_code == 2 and reason in scribbled.output
+    assert len(scribbled.output.strip().splitlines()) == 1
+
+
 def test_boost_makes_colours_more_vivid_and_needs_a_classifier(tmp_path, sampler, tiny_checkpoint):
     import json
 
@@ -356,6 +428,8 @@ def test_boost_makes_colours_more_vivid_and_needs_a_classifier(tmp_path, sampler
     (["--boost", "inf"], "boost must be a number from 0 to 3, got inf"),
     (["--boost", "nan"], "boost must be a number from 0 to 3, got nan"),
     (["--samples", "1000"], "samples must be a whole number from 1 to 64, got 1000"),
+    (["--samples", "2", "--seed", "99999999999999999999999"],
+     "seed must be a whole number from 0 to 9223372036854775807, got 99999999999999999999999"),
     (["--gain", "0"], "gain must be a number above 0 and at most 3, got 0.0"),
 ])
 def test_boost_and_samples_out_of_range_are_one_line_and_write_nothing(tmp_path, sampler,

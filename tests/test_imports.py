@@ -95,3 +95,11 @@ def test_cli_default_max_pixels_is_the_library_one():
     from chromatize import cli, io
 
     assert cli.MAX_PIXELS == io.MAX_PIXELS
+
+
+def test_serve_default_max_pixels_is_the_server_one():
+    pytest.importorskip("fastapi", reason="the server needs the serve extra (fastapi)")
+    from chromatize import cli
+    from chromatize.server import app
+
+    assert cli.SERVE_MAX_PIXELS == app.MAX_PIXELS

@@ -227,6 +227,32 @@ def test_float32_tiff_reads_as_its_gray_levels(tmp_path, top):
     assert path.read_bytes() == before
 
 
+@pytest.mark.parametrize("top", [255, 65535, 1_000_000])
+def test_32_bit_integer_tiff_reads_by_its_range(tmp_path, top):
+    """Mode I (32-bit integers) holding 8-bit values was taken as 16-bit: nearly black."""
+    levels = np.asarray(gray_photo(), np.int64)  # 0..255
+    path = tmp_path / "int32.tif"
+    Image.fromarray((levels * top // 255).astype(np.int32), "I").save(path)
+    with Image.open(path) as im:
+        assert im.mode == "I"
+    photo = read_photo(path)
+    assert photo.image.mode == "I;16"
+    got = np.asarray(photo.image) / 65535
+    # Beyond the 16-bit range the photo's own maximum is white.
+    expected = levels / (levels.max() if top > 65535 else 255)
+    assert np.abs(got - expected).max() < 2e-3
+
+
+def test_16_bit_pgm_stays_16_bit_even_when_dark(tmp_path):
+    """Pillow opens 16-bit PGM as mode I too; its samples are 16-bit, dark or not."""
+    dark = np.asarray(gray_photo(), np.uint16)  # values of at most 255 in 16 bits
+    path = tmp_path / "dark.pgm"
+    Image.fromarray(dark).save(path)
+    with Image.open(path) as im:
+        assert im.mode == "I"
+    assert np.array_equal(np.asarray(read_photo(path).image), dark)
+
+
 # ----------------------------------------------------------------------------- stale files, claims
 
 

@@ -8,17 +8,17 @@ interrupted batch skips those photos.
 
 from __future__ import annotations
 
-import glob
 import os
 import re
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PIL import Image
 
 from chromatize.color import is_color
-from chromatize.decoding import Decoding
+from chromatize.decoding import Decoding, check_capabilities, check_number
 from chromatize.errors import UsageError
 from chromatize.io import (
     IMAGE_SUFFIXES,
@@ -35,8 +35,11 @@ from chromatize.io import (
     release_output,
     write_photo,
 )
-from chromatize.inference.hints import Marks, MarksError, load_marks
-from chromatize.inference.pipeline import Colorizer
+from chromatize.inference.hints import Marks, MarksError, load_hints
+from chromatize.inference.pipeline import Colorizer, check_size
+
+if TYPE_CHECKING:
+    from chromatize.restore import Repair
 
 #: Photos are sent to the model in groups of at most this many photos and pixels, so
 #: same-size photos share a forward pass while memory stays bounded.
@@ -79,6 +82,21 @@ def _has_magic(pattern: str) -> bool:
     return any(c in pattern for c in "*?[")
 
 
+def _glob(pattern: str) -> list[Path]:
+    """The files and folders ``pattern`` matches, sorted. ``**`` spans folders but, as a
+    folder input, does not follow symlinked folders (the standard ``glob`` does, and
+    walks a link loop forty levels deep, each level the same photos again); hidden names
+    match only a pattern that spells them out, as with ``glob``."""
+    parts = Path(pattern).parts
+    first = next(i for i, part in enumerate(parts) if _has_magic(part))
+    root = Path(*parts[:first]) if first else Path()
+    rest = parts[first:]
+    hidden_asked = any(part.startswith(".") for part in rest)
+    return sorted(m for m in root.glob(str(Path(*rest)))
+                  if hidden_asked or not any(q.startswith(".")
+                                             for q in m.relative_to(root).parts))
+
+
 def find_photos(inputs: Sequence[str | os.PathLike[str]],
                 exclude: Callable[[Path, Path | None], bool] | None = None,
                 ) -> tuple[list[tuple[Path, Path | None]], list[tuple[Path, str]]]:
@@ -106,7 +124,7 @@ def find_photos(inputs: Sequence[str | os.PathLike[str]],
         elif p.exists():
             found.setdefault(p, None)
         elif _has_magic(text):
-            matches = sorted(Path(m) for m in glob.glob(text, recursive=True))
+            matches = _glob(text)
             for m in matches:
                 if m.is_dir():
                     for f in list_photos(m):
@@ -203,11 +221,17 @@ class BatchOptions:
     are skipped unless ``overwrite``; photos already in colour are skipped unless
     ``recolor``. ``size`` is the working resolution (long side) and ``max_pixels`` the
     largest photo read. ``samples=K`` writes K plausible colorings per photo (see
-    :func:`sample_outputs`), reproducible with ``seed``; ``marks`` (see
+    :func:`sample_outputs`), reproducible with ``seed`` (a seed without ``samples``: the
+    one coloring sampled with it, written as the photo's output); ``marks`` (see
     :mod:`chromatize.inference.hints`) are colour marks for a single photo: hint models
     take them as input, other models' colours are corrected by them
     (:meth:`Colorizer.colorize`). ``decoding`` (boost, gain, an image-level prior...)
-    applies to every photo, over the colorizer's own.
+    applies to every photo, over the colorizer's own. ``variants=K`` writes K versions
+    per photo, named as samples are, from the colour photos of ``index`` (default: the
+    model's own) most like it, at ``variant_strength`` (default
+    :data:`chromatize.inference.variants.VARIANT_STRENGTH`). ``restore`` repairs each
+    photo's gray first (:mod:`chromatize.restore`); without a colorizer the repaired gray
+    is the result.
     """
 
     out_dir: Path | None = None
@@ -220,61 +244,116 @@ class BatchOptions:
     seed: int | None = None
     marks: Marks | None = None
     decoding: Decoding = field(default_factory=Decoding)
+    restore: Repair | None = None
+    variants: int | None = None
+    index: Path | None = None
+    variant_strength: float | None = None
 
     def outputs(self, job: Job) -> list[Path]:
-        """The files one job writes: its output, or one per sample."""
-        return [job.output] if self.samples is None else sample_outputs(job.output, self.samples)
+        """The files one job writes: its output, or one per sample or version."""
+        many = self.samples if self.samples is not None else self.variants
+        return [job.output] if many is None else sample_outputs(job.output, many)
 
 
-def colorize_files(inputs: Sequence[str | os.PathLike[str]], colorizer: Colorizer,
-                   options: BatchOptions = BatchOptions(), progress: Progress | None = None,
-                   ) -> BatchSummary:
-    """Colorize every photo in ``inputs`` (files, folders, glob patterns) as ``options``
-    say, with the input's alpha, ICC profile and EXIF where the format allows.
+#: An engine runs planned jobs into a summary, calling ``done(finished)`` with the number
+#: of photos finished so far (the planner's failures included) as it goes.
+Engine = Callable[[list[Job], BatchSummary, Callable[[int], None]], None]
 
-    ``progress(finished, total)`` is called once before the first photo and after each
-    one. A photo is skipped when all its outputs exist. Raises
-    :class:`~chromatize.errors.UsageError` for options the model or the inputs do not
-    allow, before any photo is read.
-    """
-    check_options(colorizer, options)
+
+def run_batch(inputs: Sequence[str | os.PathLike[str]], options: BatchOptions, engine: Engine,
+              progress: Progress | None = None) -> BatchSummary:
+    """The one batch planner that every engine runs: list the photos of ``inputs`` (files,
+    folders, glob patterns) and plan their outputs (:func:`plan_jobs`), refuse marks for
+    more than one photo, create the output folder, then let ``engine`` colorize the jobs
+    into the :class:`BatchSummary`. ``progress(finished, total)`` is called once before
+    the first photo and as photos finish. Raises :class:`~chromatize.errors.UsageError`
+    before any photo is read."""
     jobs, failed = plan_jobs(inputs, options.out_dir, options.fmt)
-    if options.marks is not None and len(jobs) + len(failed) != 1:
-        raise UsageError(f"marks belong to one photo, but the inputs hold "
-                         f"{len(jobs) + len(failed)}")
-    run = _Run(colorizer, options, BatchSummary(failed=failed), len(jobs) + len(failed),
-               progress)
-    run.report()
+    total = len(jobs) + len(failed)
+    if options.marks is not None and total != 1:
+        raise UsageError(f"marks belong to one photo, but the inputs hold {total}")
+    summary = BatchSummary(failed=failed)
+
+    def done(finished: int) -> None:
+        if progress is not None:
+            progress(finished, total)
+
+    done(summary.total)
     if options.out_dir is not None:
         try:
             options.out_dir.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             reason = f"cannot create output folder {options.out_dir} ({e.strerror or e})"
-            run.summary.failed.extend((job.source, reason) for job in jobs)
-            run.report()
-            return run.summary
-    try:
-        run.colorize(jobs)
-    finally:
-        run.release_all()
-    return run.summary
+            summary.failed.extend((job.source, reason) for job in jobs)
+            done(summary.total)
+            return summary
+    if jobs:
+        engine(jobs, summary, done)
+    return summary
 
 
-def check_options(colorizer: Colorizer, options: BatchOptions) -> None:
-    """Raise :class:`~chromatize.errors.UsageError` for options the model does not allow."""
-    colorizer.check(samples=options.samples, size=options.size)
-    colorizer.resolve(options.decoding)
-    if options.seed is not None and options.samples is None:
-        raise UsageError("a seed only applies to samples")
+def colorize_files(inputs: Sequence[str | os.PathLike[str]], colorizer: Colorizer | None,
+                   options: BatchOptions = BatchOptions(), progress: Progress | None = None,
+                   ) -> BatchSummary:
+    """Colorize every photo in ``inputs`` (files, folders, glob patterns) as ``options``
+    say, with the input's alpha, ICC profile and EXIF where the format allows: the
+    planner (:func:`run_batch`) with this process as the engine.
+
+    ``progress(finished, total)`` is called once before the first photo and after each
+    one. A photo is skipped when all its outputs exist. With no ``colorizer`` the photos
+    are only repaired (``options.restore``, ``chromatize restore``). Raises
+    :class:`~chromatize.errors.UsageError` for options the model or the inputs do not
+    allow, before any photo is read.
+    """
+    if colorizer is None:
+        if options.restore is None:
+            raise UsageError("nothing to do: no model and no repair")
+    else:
+        check_options(options, colorizer.can_sample, colorizer.index_path)
+    return run_batch(inputs, options, lambda jobs, summary, done: colorize_jobs(
+        jobs, colorizer, options, summary, done), progress)
 
 
-def colorize_jobs(jobs: Sequence[Job], colorizer: Colorizer, options: BatchOptions,
-                  summary: BatchSummary) -> None:
+def check_options(options: BatchOptions, classification: bool,
+                  model_index: Path | None = None) -> None:
+    """Raise :class:`~chromatize.errors.UsageError` for options that a model with (or
+    without) a ``classification`` head does not allow: what a loaded
+    :class:`Colorizer` or a checkpoint's recorded capabilities say
+    (:func:`chromatize.checkpoint.read_capabilities`). ``model_index``: the model's own
+    index of colour photos for versions, if it ships one."""
+    check_size(options.size)
+    one = 1 if options.seed is not None else None  # a seed alone: one sampled coloring
+    check_capabilities(replace(options.decoding, samples=options.samples or one,
+                               seed=options.seed), classification)
+    if options.variants is None:
+        if options.index is not None or options.variant_strength is not None:
+            raise UsageError("an index and a versions' strength apply to --variants")
+        return
+    check_number("variants", options.variants)
+    if not classification:
+        raise UsageError("versions need a classification model (a colour distribution per "
+                         "pixel); this model predicts ab directly")
+    if options.samples is not None or options.decoding.prior is not None:
+        raise UsageError("versions choose the photo's colours themselves: give --variants "
+                         "without --samples, --reference or --palette")
+    if options.variant_strength is not None:
+        check_number("strength", options.variant_strength)
+    index = options.index if options.index is not None else model_index
+    if index is None:
+        raise UsageError("this model has no index of colour photos for --variants; build "
+                         "one with `chromatize index PHOTOS -o my.index` and pass --index")
+    from chromatize.inference.variants import load_index
+
+    load_index(index)  # a bad index file is one line, before any photo
+
+
+def colorize_jobs(jobs: Sequence[Job], colorizer: Colorizer | None, options: BatchOptions,
+                  summary: BatchSummary, done: Callable[[int], None] | None = None) -> None:
     """Run planned jobs (skip, read, colorize, write atomically), recording each photo's
-    outcome in ``summary``: what :func:`colorize_files` does after planning, and what
-    every other engine (``chromatize.batch_ray``) runs its photos through, so that the
-    rules and the outputs are the same."""
-    run = _Run(colorizer, options, summary, len(jobs), None)
+    outcome in ``summary`` and calling ``done(summary.total)`` after each: the local
+    engine, which every other engine (``chromatize.batch_ray``'s workers) runs its photos
+    through too, so that the rules and the outputs are the same."""
+    run = _Run(colorizer, options, summary, done)
     try:
         run.colorize(jobs)
     finally:
@@ -285,24 +364,25 @@ def colorize_jobs(jobs: Sequence[Job], colorizer: Colorizer, options: BatchOptio
 class _Run:
     """One batch under way: what is done so far, and the progress reported."""
 
-    colorizer: Colorizer
+    colorizer: Colorizer | None
     options: BatchOptions
     summary: BatchSummary
-    total: int
-    progress: Progress | None
+    done: Callable[[int], None] | None
     #: Outputs this run has claimed (see :func:`chromatize.io.claim_output`) and not yet
     #: written or given up.
     claimed: list[Path] = field(default_factory=list)
 
     def report(self) -> None:
-        if self.progress is not None:
-            self.progress(self.summary.total, self.total)
+        if self.done is not None:
+            self.done(self.summary.total)
 
     def colorize(self, jobs: Sequence[Job]) -> None:
         """Skip, read, colorize and write the planned ``jobs``."""
         opts = self.options
-        # Samples and marks are per photo: no batches to share.
-        most = 1 if opts.samples is not None or opts.marks is not None else GROUP_PHOTOS
+        # Samples, seeds, versions and marks are per photo: no batches to share.
+        per_photo = (opts.samples is not None or opts.seed is not None
+                     or opts.variants is not None or opts.marks is not None)
+        most = 1 if per_photo else GROUP_PHOTOS
         # Groups never straddle chunks of GROUP_PHOTOS planned jobs: a photo's companions
         # in a forward pass (which can move float rounding, and so an 8-bit level) are
         # then the same whichever engine runs its chunk.
@@ -325,7 +405,7 @@ class _Run:
                     self.summary.failed.append((job.source, _reason(e, job.source)))
                 else:
                     if opts.recolor or not is_color(photo.image):
-                        yield job, photo
+                        yield job, _repaired(photo, opts.restore)
                         continue
                     self.summary.skipped.append((job.source, SKIP_COLOR))
                 self._release(job)
@@ -340,12 +420,11 @@ class _Run:
             return SKIP_EXISTS
         for p in todo:
             try:
-                got = claim_output(p)
+                if not claim_output(p):
+                    self._release(job)
+                    return SKIP_CLAIMED
             except OSError:
-                got = True  # an unwritable folder: the write reports it, with its reason
-            if not got:
-                self._release(job)
-                return SKIP_CLAIMED
+                continue  # an unwritable folder: no claim; the write reports it, with why
             self.claimed.append(p)
         if all(output_taken(p, opts.overwrite) for p in opts.outputs(job)):
             self._release(job)
@@ -395,10 +474,22 @@ def _reason(error: Exception, path: Path) -> str:
     return text.removeprefix(f"{path}: ")
 
 
-def _colorize_group(colorizer: Colorizer, group: list[tuple[Job, Photo]],
+def _repaired(photo: Photo, repair: Repair | None) -> Photo:
+    if repair is None:
+        return photo
+    from chromatize.restore import restore_photo
+
+    return restore_photo(photo, repair)
+
+
+def _colorize_group(colorizer: Colorizer | None, group: list[tuple[Job, Photo]],
                     options: BatchOptions) -> list[list[Image.Image] | str]:
     """Each photo's colorings, or the reason it failed. A failing batch is retried photo by
     photo so that one bad photo does not sink the others."""
+    if colorizer is None:  # repair only: the repaired gray is the result
+        from chromatize.restore import with_alpha
+
+        return [[with_alpha(photo.image, photo.alpha)] for _, photo in group]
     # Photos, not bare images: the colorizer gives each result its photo's alpha.
     images = [photo for _, photo in group]
     if len(images) > 1:
@@ -412,14 +503,20 @@ def _colorize_group(colorizer: Colorizer, group: list[tuple[Job, Photo]],
 
 def _colorize_one(colorizer: Colorizer, image: Photo, options: BatchOptions,
                   ) -> list[Image.Image] | str:
-    """One photo's colorings (``samples`` of them, else one), or the reason it failed."""
+    """One photo's colorings (``samples`` of them, else one: with a ``seed``, the one
+    sampled with it), or the reason it failed."""
     try:
-        hints = None if options.marks is None else load_marks(options.marks, image)
+        hints = None if options.marks is None else load_hints(options.marks, image)
     except MarksError as e:
         return str(e)
+    if hints is not None and hints[2] is None:
+        hints = hints[:2]
+    samples = 1 if options.seed is not None and options.samples is None else options.samples
     try:
-        result = colorizer.colorize(image, size=options.size, samples=options.samples,
-                                    seed=options.seed, hints=hints, decoding=options.decoding)
+        result = colorizer.colorize(image, size=options.size, samples=samples,
+                                    seed=options.seed, hints=hints, decoding=options.decoding,
+                                    variants=options.variants, index=options.index,
+                                    strength=options.variant_strength)
     except Exception as e:  # noqa: BLE001 - reported as this photo's failure
         return f"colorization failed ({type(e).__name__}: {e})"
     return result if isinstance(result, list) else [result]

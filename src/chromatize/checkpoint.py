@@ -21,7 +21,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from chromatize import __version__
+from chromatize.version import __version__
 from chromatize.errors import ChromatizeError
 from chromatize.io import atomic_write_bytes
 
@@ -67,6 +67,7 @@ def save_checkpoint(path: str | os.PathLike[str], model: ColorizationModel, mode
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "model": {"name": model_name, "kwargs": model_kwargs},
+        "capabilities": model.capabilities(),
         "working_size": DEFAULT_WORKING_SIZE,
         "chromatize_version": __version__,
         "git_revision": git_revision(),
@@ -96,6 +97,22 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise CheckpointError(f"{meta_path}: working_size must be a positive whole number "
                               f"of pixels, got {size!r}")
     return info
+
+
+def read_capabilities(path: str | os.PathLike[str]) -> dict[str, bool]:
+    """What the checkpoint's model can do (``classification``, ``hints``: see
+    :meth:`~chromatize.models.ColorizationModel.capabilities`) without reading its
+    weights: from its metadata, or, for checkpoints written before it was recorded, from
+    the architecture built without weights."""
+    info = read_metadata(path)
+    caps = info.get("capabilities")
+    if isinstance(caps, dict) and {"classification", "hints"} <= set(caps):
+        return {k: bool(caps[k]) for k in ("classification", "hints")}
+    name, kwargs = info["model"]["name"], info["model"].get("kwargs", {})
+    try:
+        return create_model(name, **kwargs).capabilities()
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: cannot build model {name!r}: {e}") from None
 
 
 def load_checkpoint(path: str | os.PathLike[str], expect_model: str | None = None,

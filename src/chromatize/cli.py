@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 #: ``chromatize.io.MAX_PIXELS``, repeated so that --help does not import numpy and Pillow
 #: (a test checks that the two agree).
 MAX_PIXELS = 200_000_000
+#: ``chromatize.server.app.MAX_PIXELS``, the server's own, lower limit (likewise).
+SERVE_MAX_PIXELS = 50_000_000
 
 
 # Options that several commands share, declared once.
@@ -38,6 +40,9 @@ ModelOption = Annotated[str | None, typer.Option(
 SizeOption = Annotated[int | None, typer.Option(
     "--size", min=16, help="Working resolution (long side in pixels); default: the model's.")]
 DeviceOption = Annotated[str, typer.Option("--device", help="cpu, cuda, mps or auto.")]
+RestoreOption = Annotated[str | None, typer.Option(
+    "--restore", help="Repair the gray first: all, or some of cracks,dust,grain,fade "
+    "(see chromatize restore).")]
 GainOption = Annotated[float | None, typer.Option(
     "--gain", help="Classification models: multiply the colours' saturation, every hue "
     "kept (1 as trained; ~1.2-1.35 vivid; at most 3).")]
@@ -62,10 +67,18 @@ console = Console()
 err_console = Console(stderr=True)
 
 
+def say(*parts: str | tuple[str, str], err: bool = False) -> None:
+    """Print one line made of ``parts``: plain strings exactly as they are, ``(text,
+    style)`` pairs styled. Nothing is read as Rich markup, so file names and messages
+    that quote the user (``[red]x.jpg``, ``a[/]b.png``, ``[r, g, b]``) print as
+    themselves; soft_wrap keeps the line whole."""
+    (err_console if err else console).print(Text.assemble(*parts), highlight=False,
+                                            soft_wrap=True)
+
+
 def fail(message: str, code: int = 2) -> None:
     """Print one clear error line and exit with ``code``."""
-    # escape: messages quote user input such as "[r, g, b]"; soft_wrap keeps one line
-    err_console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
+    say(("error:", "red"), " ", message, err=True)
     raise typer.Exit(code)
 
 
@@ -130,7 +143,7 @@ def evaluate(
                   + ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in result["skipped"].items()))
     table.add_column("metric")
     for method in result["metrics"]:
-        table.add_column(method, justify="right")
+        table.add_column(Text(method), justify="right")  # a path: not markup
     for key, (label, higher) in SUMMARY_METRICS.items():
         table.add_row(f"{label} {'↑' if higher else '↓'}",
                       *(f"{v[key]['mean']:.3f} / {v[key]['median']:.3f}"
@@ -138,9 +151,8 @@ def evaluate(
     console.print(table)
     for reason in ("unreadable", "too_small"):
         for name in result["skipped_files"][reason]:
-            console.print(f"[yellow]skipped:[/yellow] {data_dir / name}: "
-                          f"{reason.replace('_', ' ')}", highlight=False, soft_wrap=True)
-    console.print(f"report: {out / 'report.html'}")
+            say(("skipped:", "yellow"), f" {data_dir / name}: {reason.replace('_', ' ')}")
+    say(f"report: {out / 'report.html'}")
 
 
 @command()
@@ -159,7 +171,7 @@ def scribble(
 
     image = levin_colorize_marks(read_photo(gray, max_pixels=max_pixels), marks)
     write_photo(image, output, overwrite=overwrite)
-    console.print(f"wrote {output}")
+    say(f"wrote {output}")
 
 
 @command()
@@ -193,7 +205,7 @@ def transfer(
     except UsageError as e:  # rectangles outside the photos: name the photo
         fail(f"{gray}: {e}")
     write_photo(image, output, overwrite=overwrite)
-    console.print(f"wrote {output}")
+    say(f"wrote {output}")
 
 
 @command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
@@ -226,7 +238,7 @@ def train(
                         handlers=[RichHandler(console=err_console, show_path=False)])
     run_dir = run_training(run_config(paths[0] if paths else None, overrides, resume),
                            resume=resume)
-    console.print(f"model written to {run_dir / 'model.json'}")
+    say(f"model written to {run_dir / 'model.json'}")
 
 
 @command("ab-prior")
@@ -240,8 +252,48 @@ def ab_prior(
     from chromatize.training.quantize import compute_prior_file
 
     summary = compute_prior_file(source, output, side=side)
-    console.print(f"wrote {output}: {summary['count']} photos "
-                  f"({summary['skipped_gray']} gray, {summary['skipped_unreadable']} unreadable skipped)")
+    say(f"wrote {output}: {summary['count']} photos ({summary['skipped_gray']} gray, "
+        f"{summary['skipped_unreadable']} unreadable skipped)")
+
+
+@command("index")
+def index_command(
+    inputs: list[str] = typer.Argument(..., help="Colour photos: files, folders (searched "
+                                       "recursively), glob patterns or .txt lists of paths."),
+    output: Path = typer.Option(..., "-o", "--output", help="Index file to write, e.g. "
+                                "town.index (its JSON goes beside it)."),
+    model: ModelOption = None,
+    terms: str = typer.Option("", "--terms", help="The photos' terms (licence, source), "
+                              "written into the index's JSON."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing index."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Index colour photos for --variants (versions from the photos most like each one):
+    e.g. colour photos of a town and era, then `colorize --variants 4 --index town.index`."""
+    from chromatize.batch import find_photos
+    from chromatize.inference.pipeline import Colorizer
+    from chromatize.inference.variants import write_index
+
+    photos: list[Path] = []
+    for item in inputs:
+        if item.endswith(".txt") and Path(item).is_file():
+            lines = (ln.strip() for ln in Path(item).read_text().splitlines())
+            photos.extend(Path(item).parent / ln for ln in lines if ln and ln[0] != "#")
+        else:
+            found, missing = find_photos([item])
+            if missing:
+                raise UsageError(f"{missing[0][0]}: {missing[0][1]}")
+            photos.extend(p for p, _ in found)
+    colorizer = Colorizer.load(model, device="cpu", backend="torch")
+    with Progress(*Progress.get_default_columns(), MofNCompleteColumn(), console=err_console,
+                  disable=quiet, transient=True) as bar:
+        task = bar.add_task("indexing", total=len(photos))
+        index, skipped = write_index(photos, output, colorizer, terms, progress=lambda done,
+                                     total: bar.update(task, completed=done))
+    for path, reason in skipped:
+        err_console.print(f"[yellow]skipped:[/yellow] {path}: {reason}", highlight=False,
+                          soft_wrap=True)
+    console.print(f"wrote {output}: {len(index)} photos ({len(skipped)} left out)")
 
 
 class Engine(str, Enum):
@@ -264,7 +316,7 @@ def export(
     """Export a model's network to ONNX, for `colorize --model FILE.onnx` (ONNX Runtime)."""
     from chromatize.inference.onnx_export import export_model
 
-    console.print(f"wrote {export_model(model, output, overwrite=overwrite)}")
+    say(f"wrote {export_model(model, output, overwrite=overwrite)}")
 
 
 class _RateColumn(ProgressColumn):
@@ -284,8 +336,7 @@ class OutputFormat(str, Enum):
 def _print_summary(summary: BatchSummary, quiet: bool) -> None:
     """Each failure on its own line; skips listed per reason (counted when many)."""
     for path, reason in summary.failed:
-        err_console.print(f"[red]failed:[/red] {path}: {reason}", highlight=False,
-                          soft_wrap=True)
+        say(("failed:", "red"), f" {path}: {reason}", err=True)
     if quiet:
         return
     by_reason: dict[str, list[Path]] = {}
@@ -293,14 +344,12 @@ def _print_summary(summary: BatchSummary, quiet: bool) -> None:
         by_reason.setdefault(reason, []).append(path)
     for reason, paths in by_reason.items():
         if len(paths) > 10:
-            console.print(f"[yellow]skipped:[/yellow] {len(paths)} photos: {reason}",
-                          soft_wrap=True)
+            say(("skipped:", "yellow"), f" {len(paths)} photos: {reason}")
             continue
         for path in paths:
-            console.print(f"[yellow]skipped:[/yellow] {path}: {reason}", highlight=False,
-                          soft_wrap=True)
-    console.print(f"done {len(summary.done)}, skipped {len(summary.skipped)}, "
-                  f"failed {len(summary.failed)}", highlight=False)
+            say(("skipped:", "yellow"), f" {path}: {reason}")
+    say(f"done {len(summary.done)}, skipped {len(summary.skipped)}, "
+        f"failed {len(summary.failed)}")
 
 
 @command()
@@ -323,15 +372,27 @@ def colorize(
     samples: int | None = typer.Option(None, "--samples", help="Write K plausible "
                                        "colorings per photo as <stem>_1..<stem>_K "
                                        "(classification models; K at most 64)."),
-    seed: int | None = typer.Option(None, "--seed", help="Seed of --samples (default 0)."),
+    seed: int | None = typer.Option(None, "--seed", help="Seed of --samples (default 0); "
+                                    "alone: the one coloring sampled with it."),
+    variants: int | None = typer.Option(None, "--variants", help="Write K versions per "
+                                        "photo as <stem>_1..<stem>_K, each with the colours "
+                                        "of a group of the indexed colour photos most like "
+                                        "it, the likeliest first (K at most 16; --strength "
+                                        "sets how strongly)."),
+    index: Path | None = typer.Option(None, "--index", help="--variants: an index of your "
+                                      "own colour photos (`chromatize index`); default: the "
+                                      "model's."),
     marks: Path | None = typer.Option(None, "--marks", help="Colour marks for a single "
-                                      "photo: strokes drawn on a copy, a transparent layer "
-                                      "or a JSON list of points (any model)."),
+                                      "photo: strokes drawn on a copy, a transparent layer, "
+                                      "a JSON list of points, or a fix saved by `chromatize "
+                                      "serve` (its boost, gain, seed, palette, strength and "
+                                      "model apply unless given here). Any model."),
     boost: BoostOption = None,
     gain: GainOption = None,
     reference: ReferenceOption = None,
     palette: PaletteOption = None,
     strength: StrengthOption = None,
+    restore: RestoreOption = None,
     backend: Backend = typer.Option(Backend.auto, "--backend", help="Run a checkpoint in "
                                     "torch or onnx (ONNX Runtime); auto: onnx on the CPU when "
                                     "installed."),
@@ -341,47 +402,122 @@ def colorize(
                                        "(auto, or HOST:PORT); default: a local Ray instance."),
     workers: int | None = typer.Option(None, "--workers", min=1, help="--engine ray: number "
                                        "of workers (default: one per CPU of the cluster)."),
+    connect_timeout: float | None = typer.Option(
+        None, "--connect-timeout", min=0.1, help="--engine ray: seconds to wait for the "
+        "cluster at --address to answer (default 30)."),
 ) -> None:
     """Colorize black-and-white photos. Exit code 0 only if no photo failed."""
-    from chromatize.batch import BatchOptions, colorize_files
-    from chromatize.inference.pipeline import Colorizer
+    from chromatize.batch import BatchOptions
 
-    if engine is Engine.local and (address is not None or workers is not None):
-        fail("--address and --workers apply to --engine ray")
+    if engine is Engine.local and (address, workers, connect_timeout) != (None, None, None):
+        fail("--address, --workers and --connect-timeout apply to --engine ray")
     if engine is Engine.ray and marks is not None:
         fail("--marks colour a single photo; use --engine local")
-    decoding = _decoding(boost, gain, reference, palette, strength, max_pixels)
+    if marks is not None and marks.suffix.lower() == ".json":
+        from chromatize.inference.hints import load_fix
+
+        # The fix's decoding reproduces the page's result; options given here win.
+        fix = load_fix(marks)
+        model, boost, gain = model or fix.model, _given(boost, fix.boost), _given(gain, fix.gain)
+        palette, strength = _given(palette, fix.palette), _given(strength, fix.strength)
+        seed = fix.seed if seed is None and samples is None else seed
+    decoding = _decoding(boost, gain, reference, palette,
+                         strength if variants is None else None, max_pixels)
     options = BatchOptions(out_dir=out_dir, fmt=fmt.value if fmt else None,
                            overwrite=overwrite, recolor=recolor, size=size,
                            max_pixels=max_pixels, samples=samples, seed=seed, marks=marks,
-                           decoding=decoding)
+                           decoding=decoding, restore=_repair(restore), variants=variants,
+                           index=index,
+                           variant_strength=strength if variants is not None else None)
     columns = (*Progress.get_default_columns(), MofNCompleteColumn(), _RateColumn())
-    if engine is Engine.ray:
-        from chromatize.batch_ray import colorize_files_ray
+    with Progress(*columns, console=err_console, disable=quiet, transient=True) as bar:
+        task = bar.add_task("colorizing", total=None)
+        summary = _colorize_batch(inputs, model, options, device, backend.value,
+                                  engine is Engine.ray, address, workers, connect_timeout,
+                                  lambda done, total: bar.update(task, completed=done,
+                                                                 total=total))
+    _end_batch(summary, inputs, quiet)
 
-        with Progress(*columns, console=err_console, disable=quiet, transient=True) as bar:
-            task = bar.add_task("colorizing", total=None)
-            summary = colorize_files_ray(
-                inputs, model, options, device=device, backend=backend.value,
-                address=address, workers=workers, progress=lambda finished, total:
-                bar.update(task, completed=finished, total=total))
-    else:
-        try:
-            colorizer = Colorizer.load(model, device=device, backend=backend.value)
-        except UsageError:
-            raise  # an option out of range, not the model's fault: reported as it is
-        except ChromatizeError as e:
-            fail(f"cannot load model: {e}")
-        with Progress(*columns, console=err_console, disable=quiet, transient=True) as bar:
-            task = bar.add_task("colorizing", total=None)
-            summary = colorize_files(inputs, colorizer, options, progress=lambda finished,
-                                     total: bar.update(task, completed=finished, total=total))
+
+def _end_batch(summary: BatchSummary, inputs: list[str], quiet: bool) -> None:
+    """Report a batch; exit code 1 when a photo failed."""
     if summary.total == 0:
         fail("no photos found in " + " ".join(inputs))
     _print_summary(summary, quiet)
     if summary.failed:
         raise typer.Exit(1)
 
+
+def _repair(steps: str | None) -> Any:
+    """``--restore`` / ``--steps`` -> a :class:`chromatize.restore.Repair`, or None."""
+    if steps is None:
+        return None
+    try:
+        from chromatize.restore import Repair, parse_steps
+    except ImportError as e:
+        fail(f"repair needs OpenCV: pip install 'chromatize[restore]' ({e})")
+    chosen = parse_steps(steps)
+    return Repair(chosen) if chosen else None
+
+
+@command("restore")
+def restore_photos(
+    inputs: list[str] = typer.Argument(..., help="Photos, folders (searched recursively) "
+                                       "or glob patterns such as 'scans/**/*.tif'."),
+    out_dir: Path = typer.Option(..., "-o", "--out-dir", help="Output folder."),
+    steps: str = typer.Option("all", "--steps", help="all, or some of cracks,dust,grain,fade."),
+    fmt: OutputFormat | None = typer.Option(None, "--format", "-f", help="Output format; "
+                                            "default: the input's (PNG if it cannot be written)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
+    recolor: bool = typer.Option(False, "--recolor", help="Also repair photos that are "
+                                 "in colour (their luminance)."),
+    max_pixels: int = typer.Option(MAX_PIXELS, "--max-pixels", min=1, help="Refuse photos "
+                                   "larger than this many pixels (decompression bombs)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only failures."),
+) -> None:
+    """Repair old photos (cracks, scratches, dust, grain, fading) and write them gray,
+    named as colorize names them. Exit code 0 only if no photo failed."""
+    from chromatize.batch import BatchOptions, colorize_files
+
+    repair = _repair(steps)
+    if repair is None:
+        fail("--steps names no repair step")
+    options = BatchOptions(out_dir=out_dir, fmt=fmt.value if fmt else None, overwrite=overwrite,
+                           recolor=recolor, max_pixels=max_pixels, restore=repair)
+    with Progress(*Progress.get_default_columns(), MofNCompleteColumn(), console=err_console,
+                  disable=quiet, transient=True) as bar:
+        task = bar.add_task("repairing", total=None)
+        summary = colorize_files(inputs, None, options, progress=lambda finished, total:
+                                 bar.update(task, completed=finished, total=total))
+    _end_batch(summary, inputs, quiet)
+
+
+
+def _colorize_batch(inputs: list[str], model: str | None, options: Any, device: str,
+                    backend: str, ray: bool, address: str | None, workers: int | None,
+                    connect_timeout: float | None, progress: Callable[[int, int], None],
+                    ) -> BatchSummary:
+    """Run the batch on Ray or in this process (loading the model here)."""
+    if ray:
+        from chromatize.batch_ray import colorize_files_ray
+
+        return colorize_files_ray(
+            inputs, model, options, device=device, backend=backend, address=address,
+            workers=workers, progress=progress,
+            **({} if connect_timeout is None else {"connect_timeout": connect_timeout}))
+    from chromatize.batch import colorize_files
+    from chromatize.inference.pipeline import Colorizer
+
+    try:
+        colorizer = Colorizer.load(model, device=device, backend=backend)
+    except UsageError:
+        raise  # an option out of range, not the model's fault: reported as it is
+    except ChromatizeError as e:
+        fail(f"cannot load model: {e}")
+    return colorize_files(inputs, colorizer, options, progress=progress)
+def _given(option: Any, from_file: Any) -> Any:
+    """A command-line option, or the file's setting where the option was not given."""
+    return from_file if option is None else option
 
 
 class _FpsColumn(ProgressColumn):
@@ -411,7 +547,8 @@ def video(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
-    """Colorize a black-and-white film: frame count, rate, time stamps and audio kept."""
+    """Colorize a black-and-white film: frame count, rate, time stamps and audio kept.
+    Exit code 1 when the film ends before the frames its container promises."""
     from rich.progress import TimeRemainingColumn
 
     try:
@@ -424,16 +561,22 @@ def video(
     # No bar when stderr is not a terminal (logs, pipes): it would only add blank lines.
     with Progress(*columns, console=err_console, transient=True,
                   disable=quiet or not err_console.is_terminal) as bar:
-        task = bar.add_task(f"colorizing {source.name}", total=None)
+        task = bar.add_task(escape(f"colorizing {source.name}"), total=None)  # markup
         stats = colorize_video(
             source, output, model=model, decoding=decoding, temporal=temporal, size=size,
             overwrite=overwrite,
             progress=lambda done, total: bar.update(task, completed=done, total=total))
     if not quiet:
-        console.print(f"wrote {stats.output}: {stats.frames} frames {stats.width}x{stats.height}, "
-                      f"{stats.fps:.1f} fps" + (f", {stats.cuts} scene cuts" if stats.cuts else "")
-                      + (f", {stats.audio_streams} audio stream(s) copied"
-                         if stats.audio_streams else ""), highlight=False, soft_wrap=True)
+        say(f"wrote {stats.output}: {stats.frames} frames {stats.width}x{stats.height}, "
+            f"{stats.fps:.1f} fps" + (f", {stats.cuts} scene cuts" if stats.cuts else "")
+            + (f", {stats.audio_streams} audio stream(s) copied" if stats.audio_streams else ""))
+    if stats.missing_frames:
+        # The readable part is written (a cut film's start is still worth having); the
+        # exit code says it is not the whole film, as a batch's does for failed photos.
+        say(("warning:", "yellow"), f" {source}: the file says {stats.expected_frames} frames "
+            f"but only {stats.frames} could be read (truncated?); {stats.output} is short",
+            err=True)
+        raise typer.Exit(1)
 
 
 def _decoding(boost: float | None, gain: float | None, reference: list[str] | None,
@@ -492,8 +635,9 @@ def serve(
                               "shipped model: default, open, or hints (marks spread further)."),
     max_upload_mb: float = typer.Option(50, "--max-upload-mb", min=0.001,
                                         help="Largest photo accepted, in MB (413 above)."),
-    max_pixels: int = typer.Option(MAX_PIXELS, "--max-pixels", min=1, help="Refuse photos "
-                                   "larger than this many pixels (decompression bombs)."),
+    max_pixels: int = typer.Option(SERVE_MAX_PIXELS, "--max-pixels", min=1, help="Refuse "
+                                   "uploads larger than this many pixels, from their header "
+                                   "before decoding (decompression bombs)."),
     workers: int | None = typer.Option(None, "--workers", min=1, help="Model calls run at "
                                        "once (default: one per two cores, at most 4)."),
 ) -> None:
@@ -512,17 +656,16 @@ def serve(
     except ValueError:  # a host name
         loopback = False
     if not loopback:
-        err_console.print(f"[yellow]warning:[/yellow] listening on {host}: anyone who can reach "
-                          "this machine can use the page and its CPU; there is no login",
-                          highlight=False, soft_wrap=True)
+        say(("warning:", "yellow"), f" listening on {host}: anyone who can reach this machine "
+            "can use the page and its CPU; there is no login", err=True)
     try:
         web_app = create_app(model, max_upload_mb=max_upload_mb, workers=workers,
                              max_pixels=max_pixels)
     except ChromatizeError as e:
         fail(f"cannot load model: {e}")
     shown = f"[{host}]" if ":" in host else host
-    console.print(f"chromatize: open http://{'127.0.0.1' if host in ('0.0.0.0', '::') else shown}"
-                  f":{port}/ in a browser (Ctrl+C stops)", highlight=False)
+    say(f"chromatize: open http://{'127.0.0.1' if host in ('0.0.0.0', '::') else shown}"
+        f":{port}/ in a browser (Ctrl+C stops)")
     # uvicorn handles Ctrl+C: it stops accepting, finishes running requests, then the
     # app's lifespan drops queued model calls.
     uvicorn.run(web_app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=10)

@@ -291,33 +291,86 @@ def source_lab(src: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------- colour photos
 
 # Colour detection (see :func:`is_color`): long side of the copy it looks at, width of
-# the L* bands, the band mean chroma below which a band has no hue of its own, and the RMS
-# off-hue spread (Lab units) above which a photo counts as colour. Measured on the 239
-# validation photos: sepia (the classic sepia matrix) and blue-tinted JPEG copies of them
-# spread at most 1.75; 221 of the colour originals spread more than 1.8 (those below are
-# mist, snow, sand and sunsets of one hue).
+# the L* bands, the band chroma below which a band has no hue of its own, the chroma
+# above which the off-curve distance is scaled down (a strong tone's JPEG smear grows
+# with its chroma), and the spread (Lab units) above which a photo counts as colour.
+# Measured (tests/test_color.py, docs/restore.md): sepia, cyanotype, selenium and
+# yellowed tones of chroma 8 to 60 over four photos, JPEG at quality 80 with noise,
+# spread at most 0.96 (the clipped classic sepia matrix 1.28); astronaut and coffee with
+# 70% of their saturation gone, a yellow cast and lost contrast spread 2.4 and 1.4.
 _COLOR_PROBE_SIZE = 256
 _L_BAND = 5.0
 _HUE_CHROMA = 3.0
-_COLOR_SPREAD = 1.8
+_TONE_CHROMA = 25.0
+_COLOR_SPREAD = 1.35
 _COLOR_MODES = ("RGB", "RGBA", "P", "PA", "CMYK", "YCbCr", "LAB", "HSV")
+
+
+def _tone_curve(lab: np.ndarray) -> np.ndarray:
+    """Pixels' Lab ``(N, 3)`` -> the tone curve's a*b* at each pixel ``(N, 2)``: per L*
+    band, a*b* as a straight line of L* (least squares), so that a tint which changes
+    with brightness inside a band stays on its curve."""
+    band = np.minimum((lab[:, 0] / _L_BAND).astype(int), int(100 / _L_BAND))
+    count = np.maximum(np.bincount(band), 1)
+
+    def band_mean(v: np.ndarray) -> np.ndarray:
+        return (np.bincount(band, v) / count)[band]
+
+    dl = lab[:, 0] - band_mean(lab[:, 0])
+    var = band_mean(dl**2) + 1e-6
+    curve = np.empty((len(lab), 2))
+    for ch in (1, 2):
+        mean = band_mean(lab[:, ch])
+        curve[:, ch - 1] = mean + dl * band_mean(dl * (lab[:, ch] - mean)) / var
+    return curve
+
+
+def _box3(x: np.ndarray) -> np.ndarray:
+    """``(H, W, C)`` -> the mean of each pixel's 3 x 3 neighbourhood (edges repeated),
+    flattened to ``(H * W, C)``."""
+    pad = np.pad(x, ((1, 1), (1, 1), (0, 0)), mode="edge")
+    h, w = x.shape[:2]
+    return (sum(pad[i:i + h, j:j + w] for i in range(3) for j in range(3)) / 9).reshape(h * w, -1)
+
+
+def tone_spread(image: Image.Image) -> float:
+    """How far an RGB photo's colours stray from a single tone curve (Lab units; see
+    :func:`is_color`): about 0.3 to 1.3 for toned prints, 1.4 to 20 for colour photos."""
+    small = image.convert("RGB")
+    small.thumbnail((_COLOR_PROBE_SIZE, _COLOR_PROBE_SIZE), Image.BOX)
+    lab = rgb_to_lab_np(np.asarray(small, dtype=np.float64) / 255)
+    h, w = lab.shape[:2]
+    curve = _tone_curve(lab.reshape(-1, 3)).reshape(h, w, 2)
+    # Compared over 3 x 3 pixels: JPEG stores chroma at half resolution, so a pixel's
+    # a*b* is partly its neighbours', and so is their curve's.
+    off, curve = _box3(lab[..., 1:] - curve), _box3(curve)
+    chroma = np.hypot(curve[:, 0], curve[:, 1])
+    hue = curve / np.maximum(chroma, 1e-9)[:, None]
+    across = np.abs(off[:, 1] * hue[:, 0] - off[:, 0] * hue[:, 1])
+    across *= np.minimum(1.0, _TONE_CHROMA / np.maximum(chroma, 1e-9))
+    spread = np.where(chroma >= _HUE_CHROMA, across, np.hypot(off[:, 0], off[:, 1]))
+    return float(np.sqrt(np.mean(spread**2)))
 
 
 def is_color(image: Image.Image | np.ndarray, min_chroma: float | None = None) -> bool:
     """Whether a photo (PIL image, or sRGB uint8 array ``(H, W, 3)``) is in colour.
 
-    By default toned and faded prints (sepia, selenium, cyanotype, a tinted JPEG, a faint
-    cast from the scanner) count as black-and-white: their colour is one tint per tone,
-    a single hue whose strength follows brightness. So the photo (downsized to a long
-    side of 256 px) is cut into bands of L* 5 units wide, and the RMS distance of each
-    pixel's a*b* from its band's mean a*b* is measured *across* the band's hue: the
-    component along the hue is left out, because JPEG's coarse chroma smears a toned
-    print's tint strength between neighbouring tones without changing its hue (in a
-    band with almost no mean chroma, under 3 units, the whole distance counts). A toned
-    print spreads under 1.8 units; a colour photo has differently coloured things at the
-    same brightness, so more (typically 3 to 20). Nearly monochrome colour scenes (mist,
-    snow, a sunset of one hue) can fall below and count as black-and-white. This decides
-    what the CLI colorizes.
+    By default toned and faded prints (sepia, selenium, cyanotype, yellowed paper, a
+    tinted JPEG, a faint cast from the scanner) count as black-and-white however strong
+    the tone: their colour is a single tint per brightness, whose strength and hue follow
+    brightness. So (:func:`tone_spread`) the photo, downsized to a long side of 256 px,
+    is cut into bands of L* 5 units wide; a*b* is fitted per band as a straight line of
+    L* (the tone curve); and the distance of each pixel's a*b* (averaged with its 3 x 3
+    neighbours, as is the curve, because JPEG smears chroma across edges) from the curve
+    is measured *across* the curve's hue: the component along the hue is left out, as
+    JPEG also smears a tint's strength between neighbouring tones without changing its
+    hue. Above chroma 25 the distance is scaled by 25 / chroma, since the smear of a
+    strong tone grows with it; in a band with almost no chroma (under 3) the whole
+    distance counts. A toned print spreads under 1.35 units (RMS); a colour photo, even
+    faded, has differently coloured things at the same brightness, so more (typically 2
+    to 20). Nearly monochrome colour scenes (mist, snow, a sunset of one hue, a ginger
+    cat on a gray floor once faded) can fall below and count as black-and-white. This
+    decides what the CLI colorizes.
 
     With ``min_chroma`` (Lab units) the question is whether the photo has enough colour
     to learn from or to score against: its mean chroma sqrt(a^2 + b^2) must reach
@@ -333,20 +386,12 @@ def is_color(image: Image.Image | np.ndarray, min_chroma: float | None = None) -
         image = Image.fromarray(np.ascontiguousarray(image[..., :3]))
     if image.mode not in _COLOR_MODES:
         return False
-    small = image.convert("RGB")
-    small.thumbnail((_COLOR_PROBE_SIZE, _COLOR_PROBE_SIZE), Image.BOX)
-    lab = rgb_to_lab_np(np.asarray(small, dtype=np.float64) / 255).reshape(-1, 3)
     if min_chroma is not None:
+        small = image.convert("RGB")
+        small.thumbnail((_COLOR_PROBE_SIZE, _COLOR_PROBE_SIZE), Image.BOX)
+        lab = rgb_to_lab_np(np.asarray(small, dtype=np.float64) / 255).reshape(-1, 3)
         return float(np.hypot(lab[:, 1], lab[:, 2]).mean()) >= min_chroma
-    band = np.minimum((lab[:, 0] / _L_BAND).astype(int), int(100 / _L_BAND))
-    n = np.maximum(np.bincount(band), 1)
-    mean = np.stack([np.bincount(band, lab[:, ch]) for ch in (1, 2)], 1)[band] / n[band, None]
-    off = lab[:, 1:] - mean
-    chroma = np.hypot(mean[:, 0], mean[:, 1])
-    hue = mean / np.maximum(chroma, 1e-9)[:, None]
-    across = off[:, 1] * hue[:, 0] - off[:, 0] * hue[:, 1]
-    spread = np.where(chroma >= _HUE_CHROMA, np.abs(across), np.hypot(off[:, 0], off[:, 1]))
-    return float(np.sqrt(np.mean(spread**2))) > _COLOR_SPREAD
+    return tone_spread(image) > _COLOR_SPREAD
 
 
 # ----------------------------------------------------------------------------- ab bins

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import math
 import numbers
+from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any
 
@@ -41,29 +42,47 @@ _INTEGERS = {"samples", "seed", "variants"}
 STRATEGIES = ("annealed_mean",)
 
 
-def check_number(name: str, value: Any) -> float | int:
-    """``value`` checked against :data:`LIMITS` ``[name]``; returns it as a float (an int
-    for whole-number settings). Raises :class:`UsageError` with one line otherwise."""
-    lo, hi = LIMITS[name]
+def check_number(name: str, value: Any,
+                 limits: Mapping[str, tuple[float, float]] = LIMITS) -> float | int:
+    """``value`` checked against ``limits[name]`` (:data:`LIMITS` by default; marks have
+    their own, :data:`chromatize.inference.hints.MARK_LIMITS`); returns it as a float (an
+    int for whole-number settings). Raises :class:`UsageError` with one line otherwise,
+    whatever the value (an integer of 5,000 digits, NaN, a string)."""
+    lo, hi = limits[name]
     if name in _INTEGERS:
         ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
         if not ok or not lo <= int(value) <= hi:
             raise UsageError(f"{name} must be a whole number from {int(lo)} to {int(hi)}, "
-                             f"got {_short(value)}")
+                             f"got {shown(value)}")
         return int(value)
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    if ok:
-        ok = math.isfinite(float(value)) and lo <= float(value) <= hi
-        ok = ok and not (name in _EXCLUSIVE_LOW and float(value) == lo)
+    number = real(value)
+    ok = number is not None and lo <= number <= hi
+    ok = ok and not (name in _EXCLUSIVE_LOW and number == lo)
     if not ok:
         span = (f"above {lo:g} and at most {hi:g}" if name in _EXCLUSIVE_LOW
                 else f"from {lo:g} to {hi:g}")
-        raise UsageError(f"{name} must be a number {span}, got {_short(value)}")
+        raise UsageError(f"{name} must be a number {span}, got {shown(value)}")
     return float(value)
 
 
-def _short(value: Any) -> str:
-    """A user's value for an error line, cut so a 5,000-digit number stays one line."""
+def real(value: Any) -> float | None:
+    """``value`` as a finite float, or None for anything else: not a real number, a bool,
+    NaN, an infinity, or an integer too large for a float (``float(10**400)`` raises)."""
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (OverflowError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def shown(value: Any) -> str:
+    """A user's value for an error line, cut so a 5,000-digit number stays one line (and
+    never written out in full: Python refuses to print integers above 4,300 digits)."""
+    if isinstance(value, numbers.Integral) and abs(int(value)).bit_length() > 128:
+        digits = int(abs(int(value)).bit_length() * math.log10(2)) + 1
+        return f"an integer of about {digits} digits"
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
 
@@ -97,7 +116,7 @@ class Decoding:
                 object.__setattr__(self, name, check_number(name, value))
         if self.strategy not in STRATEGIES:
             raise UsageError(f"decoding strategy must be one of {', '.join(STRATEGIES)}, "
-                             f"got {_short(self.strategy)}")
+                             f"got {shown(self.strategy)}")
 
     @property
     def changes_distribution(self) -> bool:
@@ -123,4 +142,31 @@ class Decoding:
         return replace(self, **changes)
 
 
-__all__ = ["LIMITS", "STRATEGIES", "Decoding", "check_number"]
+#: What each decoding setting needs of a model that has no colour distribution to decode
+#: (a regression head predicts ab directly).
+_NEEDS_DISTRIBUTION = {
+    "gain": "gain needs a classification model (it scales the decoded colour)",
+    "samples": "this model gives a single coloring (regression head); sampling "
+               "(--samples) needs a classification model",
+    "boost": "boost needs a classification model (it reweights the colour distribution)",
+    "prior": "a reference or palette needs a classification model (it reweights the "
+             "colour distribution)",
+    "temperature": "temperature needs a classification model",
+}
+
+
+def check_capabilities(decoding: Decoding, classification: bool) -> Decoding:
+    """``decoding`` if a model with (or without) a ``classification`` head can decode
+    with it, else :class:`UsageError`: the one place that knows what each kind of model
+    can do. The :class:`~chromatize.inference.pipeline.Colorizer` asks it with its loaded
+    model, the Ray driver with a checkpoint's recorded capabilities."""
+    if not classification:
+        for name, why in _NEEDS_DISTRIBUTION.items():
+            if getattr(decoding, name) is not None:
+                raise UsageError(why + ("" if name == "samples"
+                                        else "; this model predicts ab directly"))
+    return decoding
+
+
+__all__ = ["LIMITS", "STRATEGIES", "Decoding", "check_capabilities", "check_number", "real",
+           "shown"]

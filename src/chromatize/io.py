@@ -11,19 +11,21 @@ leave behind is cleaned on the next write into the folder.
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import re
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageCms, ImageOps
 
-from chromatize.errors import ChromatizeError
+from chromatize.errors import ChromatizeError, UsageError
 
 
 #: Default limit on the pixels of one photo (200 MP): a 50 MP photo is fine, a
@@ -44,13 +46,15 @@ def _umask() -> int:
     return mask
 
 
-# Our own hidden files beside outputs: temporaries of atomic writes,
-# ``.<name>.<writer pid>.<random>.tmp``, and claims on outputs being computed,
-# ``.<name>.claim`` holding the claimant's pid. A writer killed by SIGKILL (or SIGTERM,
-# whose default action runs no clean-up) leaves them behind; the next write into the
-# folder removes those whose process is gone, or that are older than STALE_SECONDS (the
-# pid may have been reused).
+# Our own hidden files beside outputs: temporaries of atomic writes (photos, films,
+# exported graphs), ``.<name>.<writer pid>.<random>.tmp``, and claims on outputs being
+# computed, ``.<name>.claim`` holding the claimant's pid. A writer killed by SIGKILL (or
+# SIGTERM, whose default action runs no clean-up) leaves them behind; the next write into
+# the folder removes those whose process is gone, or that are older than STALE_SECONDS
+# (the pid may have been reused). Films were once written to ``.<name>.<random>.part``
+# with no pid: those go by age alone.
 _TEMPORARY = re.compile(r"^\..+\.(\d+)\.[a-z0-9_]+\.tmp$")
+_OLD_PART = re.compile(r"^\..+\.[a-z0-9_]{8}\.part$")
 _CLAIM = ".claim"
 STALE_SECONDS = 24 * 3600
 #: A claim still empty after this long lost its writer between creating and filling it.
@@ -83,6 +87,8 @@ def _is_stale(p: Path) -> bool:
         return False  # already gone
     if age > STALE_SECONDS:
         return True
+    if _OLD_PART.match(p.name):
+        return False
     match = _TEMPORARY.match(p.name)
     pid = int(match.group(1)) if match else _claim_pid(p)
     if pid is None:
@@ -100,9 +106,13 @@ def sweep_stale(folder: str | os.PathLike[str]) -> list[Path]:
         return removed
     for entry in entries:
         name = entry.name
-        ours = name.startswith(".") and (_TEMPORARY.match(name) or name.endswith(_CLAIM))
+        ours = name.startswith(".") and (_TEMPORARY.match(name) or _OLD_PART.match(name)
+                                         or name.endswith(_CLAIM))
         if ours and entry.is_file(follow_symlinks=False) and _is_stale(Path(entry.path)):
-            Path(entry.path).unlink(missing_ok=True)
+            try:
+                Path(entry.path).unlink(missing_ok=True)
+            except OSError:  # a read-only folder: nothing will be written there either
+                continue
             removed.append(Path(entry.path))
     return removed
 
@@ -115,29 +125,59 @@ def _sweep_once(folder: Path) -> None:
         sweep_stale(folder)
 
 
-def atomic_write_file(path: str | os.PathLike[str], write: Callable[[Path], None]) -> None:
-    """Call ``write(tmp)`` to fill a temporary file beside ``path``, then rename it into
-    place, so ``path`` is either absent, the old file or the complete new one. Creates
-    missing folders; a temporary left by a killed run is removed on the next write."""
+@contextmanager
+def atomic_path(path: str | os.PathLike[str], overwrite: bool = True) -> Iterator[Path]:
+    """A temporary path beside ``path`` for the block to fill, renamed to ``path`` when
+    the block ends normally and removed otherwise, so ``path`` is either absent, the old
+    file or the complete new one. Creates missing folders; a temporary left by a killed
+    run is removed on the next write into the folder. Without ``overwrite`` an existing
+    ``path`` is never replaced, not even one that another process finished while the
+    block ran: :class:`FileExistsError` instead. Other OSErrors (a read-only folder)
+    pass through."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     _sweep_once(path.parent)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.",
-                               suffix=".tmp")
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.",
+                                suffix=".tmp")
     os.close(fd)
+    tmp = Path(name)
     try:
-        write(Path(tmp))
+        yield tmp
         # mkstemp makes the file private; give it the permissions a plain open() would.
         os.chmod(tmp, 0o666 & ~_umask())
+        _put(tmp, path, overwrite)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _put(tmp: Path, path: Path, overwrite: bool) -> None:
+    """Move the finished ``tmp`` to ``path``; without ``overwrite`` a hard link, which
+    fails rather than replace a file that exists (the caller removes ``tmp``)."""
+    if overwrite:
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        return
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
         raise
+    except OSError:  # no hard links on this file system (FAT, some network mounts)
+        if path.exists():
+            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(path)) from None
+        os.replace(tmp, path)
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (see :func:`atomic_write_file`)."""
-    atomic_write_file(path, lambda tmp: tmp.write_bytes(data))
+def atomic_write_file(path: str | os.PathLike[str], write: Callable[[Path], None],
+                      overwrite: bool = True) -> None:
+    """Call ``write(tmp)`` to fill a temporary file beside ``path``, then rename it into
+    place (see :func:`atomic_path`, whose ``overwrite`` it takes)."""
+    with atomic_path(path, overwrite) as tmp:
+        write(tmp)
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes,
+                       overwrite: bool = True) -> None:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_path`)."""
+    atomic_write_file(path, lambda tmp: tmp.write_bytes(data), overwrite)
 
 
 def claim_output(path: str | os.PathLike[str]) -> bool:
@@ -165,9 +205,14 @@ def claim_output(path: str | os.PathLike[str]) -> bool:
 
 
 def release_output(path: str | os.PathLike[str]) -> None:
-    """Drop this process's claim on ``path`` (see :func:`claim_output`)."""
+    """Drop this process's claim on ``path`` (see :func:`claim_output`). A claim that
+    cannot be removed (the medium went read-only) is left for the next run's sweep: its
+    process is gone by then."""
     p = Path(path)
-    p.with_name(f".{p.name}{_CLAIM}").unlink(missing_ok=True)
+    try:
+        p.with_name(f".{p.name}{_CLAIM}").unlink(missing_ok=True)
+    except OSError:
+        pass
 
 
 def folder_problem(folder: str | os.PathLike[str]) -> str | None:
@@ -263,7 +308,7 @@ def read_photo(path: str | os.PathLike[str], max_pixels: int = MAX_PIXELS) -> Ph
         raise PhotoError(f"{p}: empty file")
     try:
         with _open_checked(p, max_pixels) as im:
-            fmt = im.format
+            fmt, stored_16 = im.format, _stored_16_bit(im)
             icc, exif = im.info.get("icc_profile"), im.info.get("exif")
             # exif_transpose returns a copy with the Orientation tag removed from its EXIF.
             im = ImageOps.exif_transpose(im)
@@ -272,20 +317,32 @@ def read_photo(path: str | os.PathLike[str], max_pixels: int = MAX_PIXELS) -> Ph
     except PhotoError:
         raise
     except Image.UnidentifiedImageError:
-        raise PhotoError(f"{p}: cannot read image (not an image, or a format Pillow "
-                         "does not know)") from None
+        raise PhotoError(f"{p}: cannot read image (not an image, or a format chromatize "
+                         "cannot read; JPEG, PNG, TIFF and WebP work)") from None
     except Exception as e:  # Pillow signals bad data with many exception types
         reason = str(e) or type(e).__name__
         raise PhotoError(f"{p}: cannot read image ({reason})") from None
-    image, alpha = normalize_mode(im, icc)
+    image, alpha = normalize_mode(im, icc, sixteen_bit=stored_16)
     return Photo(image=image, alpha=alpha, icc_profile=icc, exif=exif or None, format=fmt, path=p)
 
 
-def normalize_mode(im: Image.Image, icc: bytes | None = None,
+def _stored_16_bit(im: Image.Image) -> bool:
+    """Whether an opened (not yet loaded) image of mode ``I`` holds 16-bit samples
+    (16-bit PGM, say), not 32-bit integers: Pillow gives both mode ``I``."""
+    return im.mode == "I" and any(
+        str(args if isinstance(args, str) else args[0]).startswith("I;16")
+        for args in (tile[3] for tile in im.tile) if args)
+
+
+def normalize_mode(im: Image.Image, icc: bytes | None = None, sixteen_bit: bool = False,
                    ) -> tuple[Image.Image, Image.Image | None]:
     """Any Pillow mode -> (``L`` / ``I;16`` / ``RGB`` image, ``L`` alpha or None): the one
     place where modes, transparency and 16-bit gray are decided, for files and for
-    images handed to the library. ``icc``: the profile that converts CMYK."""
+    images handed to the library. ``icc``: the profile that converts CMYK.
+
+    32-bit integer gray (mode ``I``) is read by the range its values are in, as float
+    gray is (:func:`float_to_unit`: a TIFF of 8-bit values in 32-bit integers is not
+    nearly black), unless ``sixteen_bit`` says the file stored 16-bit samples."""
     alpha = None
     if im.mode == "LA" or im.mode == "La":
         alpha, im = im.getchannel("A"), im.convert("L")
@@ -294,7 +351,8 @@ def normalize_mode(im: Image.Image, icc: bytes | None = None,
         alpha, im = im.getchannel("A"), im.convert("RGB")
     if im.mode in ("L", "I;16", "RGB"):
         return im, alpha
-    if im.mode == "F":  # 32-bit float gray, as scientific TIFFs hold it
+    if im.mode == "F" or (im.mode == "I" and not sixteen_bit):
+        # 32-bit float or integer gray, as scientific TIFFs hold it
         unit = float_to_unit(np.asarray(im, dtype=np.float64))
         return Image.fromarray((unit * 65535 + 0.5).astype(np.uint16)), alpha
     if im.mode in ("I", "I;16B", "I;16L", "I;16N"):
@@ -336,13 +394,28 @@ def to_pixels(image: Image.Image | np.ndarray | Photo,
     be gray ``(H, W)``/``(H, W, 1)``, RGB or RGBA, uint8/uint16 or float (see
     :func:`float_to_unit`: [0, 1], or 0..255 / 0..65535 when the values say so); PIL
     images of any mode go through the same rules as files (:func:`normalize_mode`).
+    Raises :class:`~chromatize.errors.UsageError` for anything else, and for a photo
+    without pixels (0 x 0).
     """
     if isinstance(image, Photo):
-        return np.asarray(image.image), image.alpha
-    if isinstance(image, Image.Image):
+        pixels, alpha = np.asarray(image.image), image.alpha
+    elif isinstance(image, Image.Image):
         image, alpha = normalize_mode(image)
-        return np.asarray(image), alpha
-    arr, alpha = image, None
+        pixels = np.asarray(image)
+    elif isinstance(image, np.ndarray):
+        pixels, alpha = _array_pixels(image) if image.size else (image, None)
+    else:
+        raise UsageError(f"a photo must be a path, a PIL image or a numpy array, got "
+                         f"{type(image).__name__}")
+    if pixels.size == 0:
+        h, w = (tuple(pixels.shape) + (0, 0))[:2]
+        raise UsageError(f"a photo of {w}x{h} pixels has nothing to colorize")
+    return pixels, alpha
+
+
+def _array_pixels(arr: np.ndarray) -> tuple[np.ndarray, Image.Image | None]:
+    """A numpy array -> ``(pixels, alpha)`` as :func:`to_pixels` gives them."""
+    alpha = None
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[..., 0]
     if arr.ndim == 3 and arr.shape[2] == 4:
@@ -352,7 +425,8 @@ def to_pixels(image: Image.Image | np.ndarray | Photo,
         arr = (float_to_unit(arr) * 255 + 0.5).astype(np.uint8)
     if arr.dtype not in (np.uint8, np.uint16) or arr.ndim not in (2, 3) or (
             arr.ndim == 3 and arr.shape[2] != 3):
-        raise ValueError(f"unsupported array: shape {arr.shape}, dtype {arr.dtype}")
+        raise UsageError(f"unsupported array: shape {arr.shape}, dtype {arr.dtype} (gray "
+                         "(H, W) or RGB(A) (H, W, 3 or 4), uint8, uint16 or float)")
     return np.ascontiguousarray(arr), alpha
 
 
@@ -416,7 +490,9 @@ def write_photo(image: Image.Image, path: str | os.PathLike[str], format: str | 
     buf = io.BytesIO()
     try:
         image.save(buf, format=fmt, **params)
-        atomic_write_bytes(p, buf.getvalue())
+        atomic_write_bytes(p, buf.getvalue(), overwrite)
+    except FileExistsError:  # written by another process meanwhile: kept
+        raise PhotoError(f"{p}: {OUTPUT_EXISTS}") from None
     except Exception as e:  # encoder errors or OSError from the folder
         reason = getattr(e, "strerror", None) or str(e) or type(e).__name__
         raise PhotoError(f"{p}: cannot write ({reason})") from None

@@ -76,6 +76,37 @@ def test_bad_points_raise_a_clear_error(tmp_path, marks, reason):
     assert str(path) in str(info.value)
 
 
+@pytest.mark.parametrize("text, reason", [
+    ('[{"x": 1, "y": 1, "color": "red", "radius": 1e300}]', "radius must be a number from 0"),
+    ('[{"x": 1, "y": 1, "color": "red", "radius": 1e999}]', "radius must be a number from 0"),
+    ('[{"x": %s, "y": 1, "color": "red"}]' % ("9" * 5000), "a number of 5000 digits"),
+    ('[{"x": %s, "y": 1, "color": "red"}]' % ("9" * 400), "a number of 400 digits"),
+    ("[" * 100_000 + "]" * 100_000, "nested too deep"),
+    ('[{"x": NaN, "y": 1, "color": "red"}]', "x must be a number"),
+    ("\xff\xfe not text", "not valid JSON"),
+])
+def test_numbers_and_nesting_beyond_their_limits_are_one_line(tmp_path, text, reason):
+    path = tmp_path / "bad.json"
+    path.write_bytes(text.encode("latin-1"))
+    with pytest.raises(MarksError, match=reason) as info:
+        load_marks(path, _gray())
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+    assert len(str(info.value)) < 200
+
+
+def test_points_from_python_take_numpy_numbers_and_refuse_huge_ones():
+    hint_ab, mask = load_marks([{"x": np.int64(5), "y": np.int64(6), "color": "red",
+                                 "radius": np.float32(1)}], _gray())
+    assert mask[6, 5] and mask.sum() == 5
+    for point in ({"x": 10**5000, "y": 1}, {"x": 1, "y": 1, "radius": 10**400},
+                  {"x": 1, "y": 1, "radius": 1e300}):
+        with pytest.raises(MarksError, match="must be a number from 0") as info:
+            load_marks([{**point, "color": "red"}], _gray())
+        assert len(str(info.value)) < 120
+    with pytest.raises(MarksError, match="10001 points; at most 10000"):
+        load_marks([{"x": 1, "y": 1, "color": "red"}] * 10_001, _gray())
+
+
 def test_bad_scribble_images_raise_a_clear_error(tmp_path):
     gray = _gray()
     with pytest.raises(MarksError, match="marks are 20x32 but the photo is 40x32"):
@@ -110,3 +141,50 @@ def test_pool_hints_visits_marks_only_and_matches_the_area_resize(shape_in, shap
     got, got_mask = pool_hints(ab, mask, shape_out)
     assert (got_mask == want_mask).all()
     np.testing.assert_allclose(got, want, atol=1e-4)
+
+
+def test_reach_is_painted_per_point_and_none_when_all_default():
+    from chromatize.inference.hints import REACH, load_hints
+
+    points = [{"x": 5, "y": 5, "color": "red", "radius": 1},
+              {"x": 30, "y": 20, "color": "blue", "radius": 1, "reach": "local"}]
+    _, mask, reach = load_hints(points, _gray())
+    assert reach is not None and reach.dtype == np.float32
+    assert reach[20, 30] == REACH["local"] and reach[5, 5] == REACH["object"] == 1
+    assert mask[20, 30] and mask[5, 5]
+    assert load_hints(points[:1], _gray())[2] is None
+    with pytest.raises(MarksError, match="reach must be one of local, object, photo"):
+        load_hints([{**points[0], "reach": "far"}], _gray())
+
+
+def test_a_fix_carries_marks_and_decoding_and_a_plain_list_still_reads(tmp_path):
+    from chromatize.inference.hints import load_fix
+
+    points = [{"x": 5, "y": 5, "color": "#c03020", "radius": 2, "reach": "photo"}]
+    path = tmp_path / "fix.json"
+    path.write_text(json.dumps({"marks": points, "boost": 0.6, "gain": 1.2, "seed": 7,
+                                "model": "default", "photo": "a.png", "version": 1}))
+    fix = load_fix(path)
+    assert (fix.marks, fix.boost, fix.gain, fix.seed, fix.model) == (points, 0.6, 1.2, 7,
+                                                                     "default")
+    assert load_marks(path, _gray())[1][5, 5]
+    path.write_text(json.dumps(points))
+    assert load_fix(path).marks == points and load_fix(path).boost is None
+
+
+@pytest.mark.parametrize("fix, reason", [
+    ({"marks": [], "boost": 9}, "boost must be a number from 0 to 3"),
+    ({"marks": [], "gain": 0}, "gain must be a number above 0"),
+    ({"marks": [], "seed": 1.5}, "seed must be a whole number"),
+    ({"marks": [], "boots": 1}, r"unknown keys \['boots'\]"),
+    ({"marks": [], "model": 3}, "model"),
+    ({"points": []}, "object with \"marks\""),
+])
+def test_bad_fixes_name_the_file_and_the_reason(tmp_path, fix, reason):
+    from chromatize.inference.hints import load_fix
+
+    path = tmp_path / "fix.json"
+    path.write_text(json.dumps(fix))
+    with pytest.raises(MarksError, match=reason) as info:
+        load_fix(path)
+    assert str(info.value).startswith(f"{path}: ") and "\n" not in str(info.value)

@@ -184,12 +184,28 @@ def test_out_of_range_settings_are_refused(tmp_path, kwargs, message):
         Colorizer.load(ckpt or save_tiny_model(tmp_path, "unet_tiny"), device="cpu", **kwargs)
 
 
+@pytest.mark.parametrize("image, message", [
+    (np.zeros((0, 0), np.uint8), "a photo of 0x0 pixels has nothing to colorize"),
+    (np.zeros((5, 0, 3), np.uint8), "a photo of 0x5 pixels"),
+    (Image.new("L", (0, 0)), "a photo of 0x0 pixels"),
+    (None, "a photo must be a path, a PIL image or a numpy array, got NoneType"),
+    ([[1, 2], [3, 4]], "got list"),
+    (np.zeros((4, 4), np.int32), "unsupported array"),
+])
+def test_what_is_not_a_photo_is_a_usage_error(tiny_checkpoint, image, message):
+    colorizer = Colorizer.load(tiny_checkpoint, device="cpu")
+    with pytest.raises(UsageError, match=message):
+        colorizer.colorize(image)
+
+
 def test_sizes_and_samples_out_of_range_are_refused(tmp_path, color_photo):
     colorizer = Colorizer.load(save_tiny_model(tmp_path, "effnet_lite0_cls", width=8), device="cpu")
     with pytest.raises(UsageError, match="working size must be a positive whole number"):
         colorizer.colorize(color_photo, size=-5)
     with pytest.raises(UsageError, match=f"samples must be a whole number from 1 to {LIMITS['samples'][1]}, got 1000"):
         colorizer.colorize(color_photo, samples=1000)
+    with pytest.raises(UsageError, match="seed must be a whole number from 0 to 9223372036854775807"):
+        colorizer.colorize(color_photo, samples=2, seed=10**23)
     assert len(colorizer.colorize(color_photo, samples=2)) == 2
 
 

@@ -176,9 +176,25 @@ def test_suggest_gives_k_sorted_colours_led_by_the_predicted_one(classifier):
     assert np.hypot(*(top - predicted)) < 8 and probs[0] > 0.5
 
 
+def test_suggest_at_the_edges_is_as_sure_as_inside(classifier):
+    """The network's distribution is sampled at the pixel's centre; past the outer cell
+    centres it was blended with zeros (grid_sample's default padding): flatter."""
+    head = classifier.model.head
+    head.conv.bias.data[int(np.argmin(np.hypot(*(head.bins.numpy() - (30, 20)).T)))] += 6
+    photo = Image.new("L", (96, 48), 90)  # the same everywhere, edges included
+    inside = classifier.suggest(photo, 40, 20, k=1)[0][1]
+    for x, y in ((95, 20), (40, 47), (95, 47), (0, 0), (95.9, 47.9)):
+        assert classifier.suggest(photo, x, y, k=1)[0][1] == pytest.approx(inside, abs=0.02)
+    # numpy's integers are numbers like any other
+    assert classifier.suggest(photo, np.int64(95), np.int32(47), k=1)[0][1] == pytest.approx(
+        inside, abs=0.02)
+
+
 @pytest.mark.parametrize("x, y, k, message", [
     (96, 0, 6, "outside the 96x48 photo"), (-1, 0, 6, "outside"), (0, 48.5, 6, "outside"),
     (0, 0, 0, "k must be"),
+    pytest.param(10**5000, 0, 6, "x=an integer of about 5001 digits is outside", id="huge"),
+    (float("nan"), 0, 6, "outside"),
 ])
 def test_suggest_rejects_bad_points(classifier, x, y, k, message):
     with pytest.raises(SuggestError, match=message):
@@ -345,9 +361,9 @@ def test_a_large_painted_layer_reads_a_bounded_subset_of_marks(classifier, monke
     seen: list[int] = []
     affinity = steer._affinity
 
-    def spy(l_net, features, ys, xs, sigma):  # noqa: ANN001, ANN202
+    def spy(l_net, features, ys, xs, sigma, reach=None):  # noqa: ANN001, ANN202
         seen.append(len(ys))
-        return affinity(l_net, features, ys, xs, sigma)
+        return affinity(l_net, features, ys, xs, sigma, reach)
 
     monkeypatch.setattr(steer, "_affinity", spy)
     photo = _two_regions()
@@ -356,3 +372,59 @@ def test_a_large_painted_layer_reads_a_bounded_subset_of_marks(classifier, monke
     lab = _lab(classifier.colorize(photo, marks=Image.fromarray(layer, "RGBA")))
     assert seen and max(seen) == 16
     np.testing.assert_allclose(lab[4:44, 4:36, 1:].reshape(-1, 2).mean(0), RED, atol=2)
+
+
+def test_a_points_reach_limits_or_widens_its_correction(classifier):
+    """On a ramp, the change far from a point grows with its reach; the point itself
+    keeps its colour whatever the reach."""
+    ramp = np.tile(np.linspace(60, 200, 256).astype(np.uint8), (32, 1))
+    photo = Image.fromarray(ramp, "L")
+    auto = _lab(classifier.colorize(photo))[..., 1:]
+    far = {}
+    for reach in ("local", "object", "photo"):
+        mark = [{"x": 100, "y": 16, "color": _hex(RED, int(ramp[0, 100])), "radius": 2,
+                 "reach": reach}]
+        marked = _lab(classifier.colorize(photo, marks=mark))[..., 1:]
+        assert np.abs(marked[16, 100] - RED).max() < 1.5
+        change = np.hypot(*(marked - auto).transpose(2, 0, 1))
+        far[reach] = change[:, 150:].mean()
+    assert far["local"] < 0.5 * far["object"] and far["object"] < 0.8 * far["photo"], far
+
+
+def test_gain_per_call_leaves_the_model_alone(classifier, color_photo):
+    gray = color_photo.convert("L")
+    before = _lab(classifier.colorize(gray))
+    vivid = _lab(classifier.colorize(gray, gain=2.0))
+    assert classifier.model.head.gain == 1
+    chroma = lambda lab: np.hypot(lab[..., 1], lab[..., 2]).mean()  # noqa: E731
+    assert chroma(vivid) > 1.3 * chroma(before)
+    assert np.array_equal(_lab(classifier.colorize(gray)), before)
+    with pytest.raises(UsageError, match="gain must be"):
+        classifier.colorize(gray, gain=0)
+
+
+def test_cli_reads_a_fix_and_its_decoding_and_options_given_win(tmp_path):
+    model = save_tiny_model(tmp_path, "effnet_lite0_cls", width=8)
+    _two_regions().save(tmp_path / "photo.png")
+    fix = {"marks": _red_mark(), "boost": 1.5, "gain": 1.4, "seed": 3, "model": str(model)}
+    (tmp_path / "fix.json").write_text(json.dumps(fix))
+    (tmp_path / "points.json").write_text(json.dumps(_red_mark()))
+
+    def run(out: str, *args: str) -> np.ndarray:
+        result = runner.invoke(app, ["colorize", str(tmp_path / "photo.png"), "-o",
+                                     str(tmp_path / out), *args])
+        assert result.exit_code == 0, result.output
+        with Image.open(tmp_path / out / "photo.png") as image:
+            return np.asarray(image.convert("RGB")).astype(int)
+
+    from_fix = run("fix", "--marks", str(tmp_path / "fix.json"))
+    by_hand = run("hand", "--marks", str(tmp_path / "points.json"), "--model", str(model),
+                  "--boost", "1.5", "--gain", "1.4", "--seed", "3")
+    assert np.abs(from_fix - by_hand).max() <= 1
+    plain = run("plain", "--marks", str(tmp_path / "points.json"), "--model", str(model))
+    assert np.abs(from_fix - plain).max() > 3  # the fix's decoding did apply
+    overridden = run("over", "--marks", str(tmp_path / "fix.json"), "--boost", "0",
+                     "--gain", "1")
+    same = run("same", "--marks", str(tmp_path / "points.json"), "--model", str(model),
+               "--boost", "0", "--gain", "1", "--seed", "3")
+    assert np.abs(overridden - same).max() <= 1 and np.abs(overridden - from_fix).max() > 3

@@ -25,7 +25,7 @@ def test_forward_backward_shapes(name):
     torch.manual_seed(0)
     model = create_model(name, **TINY.get(name, {}))
     l = torch.rand(2, 1, 64, 96) * 100
-    if getattr(model, "hints", False):  # with hints, so that every hint input gets a gradient
+    if model.hints:  # with hints, so that every hint input gets a gradient
         mask = (torch.rand(2, 1, 64, 96) < 0.05).float()
         out = model(l, torch.randn(2, 2, 64, 96) * 30 * mask, mask)
     else:
@@ -55,14 +55,14 @@ def test_unknown_model_and_kwargs_fail_loudly():
         create_model("unet_tiny", nonsense=1)
 
 
-@pytest.mark.parametrize("name", [n for n in MODELS.names() if hasattr(create_model(n, **TINY.get(n, {})), "train_step")])
+@pytest.mark.parametrize("name", [n for n in MODELS.names()
+                                  if create_model(n, **TINY.get(n, {})).owns_updates])
 def test_own_train_step_updates_weights(name):
     from chromatize.training.losses import LOSSES
 
     torch.manual_seed(0)
     model = create_model(name, **TINY.get(name, {}))
-    opts = (model.configure_optimizers(1e-3) if hasattr(model, "configure_optimizers")
-            else [torch.optim.Adam(model.parameters(), 1e-3)])
+    opts = model.configure_optimizers(1e-3) or [torch.optim.Adam(model.parameters(), 1e-3)]
     before = [p.detach().clone() for p in model.parameters()]
     l, ab = torch.rand(2, 1, 64, 64) * 100, torch.randn(2, 2, 64, 64) * 20
     logs = model.train_step(l, ab, LOSSES.create("l1", model=model), opts)
@@ -166,3 +166,24 @@ def test_hint_adapters_leave_the_automatic_model_unchanged():
     trained = {id(p) for g in opts[0].param_groups for p in g["params"]}
     assert trained == {id(p) for p in model.adapters.parameters()}
     assert not any(p.requires_grad for n, p in model.named_parameters() if not n.startswith("adapters."))
+
+
+@pytest.mark.parametrize("name", MODELS.names())
+def test_every_model_declares_the_contract(name):
+    """What the pipeline and the trainer ask a model is declared by the base class, and
+    consistent with what the model does."""
+    model = create_model(name, **TINY.get(name, {})).eval()
+    head = model.classification_head()
+    caps = model.capabilities()
+    assert caps == {"classification": head is not None, "hints": bool(model.hints)}
+    if model.caches_features:
+        l = torch.rand(1, 1, 64, 64) * 100
+        with torch.no_grad():
+            direct, split = model(l), model.decode(model.encode(l))
+        torch.testing.assert_close(split["ab"], direct["ab"])
+    if model.has_encoder:
+        assert model.encoder_module() is not None
+    else:
+        assert model.encoder_module() is None
+        with pytest.raises(NotImplementedError):
+            model.encode(torch.zeros(1, 1, 64, 64))

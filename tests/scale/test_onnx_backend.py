@@ -109,6 +109,33 @@ def test_regression_checkpoint_exports_ab(tiny_checkpoint, tmp_path):
     assert mean_level_diff(a, b) <= 1.0
     with pytest.raises(ValueError, match="already exists"):
         export_model(tiny_checkpoint, path)
+    named = tmp_path / "[bold]m.onnx"  # printed as itself, not as Rich markup
+    result = runner.invoke(app, ["export", str(tiny_checkpoint), "-o", str(named)])
+    assert result.exit_code == 0 and f"wrote {named}" in result.output, result.output
+
+
+def test_export_to_unwritable_places_is_one_line(tiny_checkpoint, tmp_path, read_only,
+                                                 monkeypatch):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    (tmp_path / "taken.onnx").mkdir()
+    read_only(folder)
+    for target, extra, words in ((folder / "m.onnx", [], "ro is not writable"),
+                                 (folder / "sub" / "m.onnx", [], "cannot be created in"),
+                                 (tmp_path / "taken.onnx", ["--overwrite"], "is a folder")):
+        result = runner.invoke(app, ["export", str(tiny_checkpoint), "-o", str(target), *extra])
+        assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+        assert len(result.output.strip().splitlines()) == 1
+        assert result.output.startswith(f"error: {target}: ") and words in result.output
+    # A folder that turns read-only (or denies us) between the check and the write.
+    import chromatize.inference.onnx as onnx_module
+
+    def denied(path, data, overwrite=True):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(onnx_module, "atomic_write_bytes", denied)
+    result = runner.invoke(app, ["export", str(tiny_checkpoint), "-o", str(tmp_path / "p.onnx")])
+    assert result.exit_code == 2 and "cannot write (Permission denied)" in result.output
 
 
 def test_auto_backend_runs_checkpoints_in_onnxruntime_from_a_cache(tiny_checkpoint, private_cache):
@@ -122,6 +149,44 @@ def test_auto_backend_runs_checkpoints_in_onnxruntime_from_a_cache(tiny_checkpoi
     assert not isinstance(Colorizer.load(tiny_checkpoint, backend="torch").model, OnnxModel)
     with pytest.raises(ValueError, match="backend must be"):
         Colorizer.load(tiny_checkpoint, backend="tensorrt")
+
+
+@pytest.mark.parametrize("backend", ["auto", "onnx"])
+def test_a_damaged_cache_entry_is_exported_again(tiny_checkpoint, private_cache, backend):
+    assert isinstance(Colorizer.load(tiny_checkpoint).model, OnnxModel)
+    (cached,) = private_cache.glob("*.onnx")
+    good = cached.read_bytes()
+    cached.write_bytes(good[: len(good) // 2])  # a write cut short
+    # Neither a silent fall back to PyTorch (auto) nor an error (onnx): rebuilt and used.
+    assert isinstance(Colorizer.load(tiny_checkpoint, backend=backend).model, OnnxModel)
+    assert cached.read_bytes() == good
+
+
+def test_an_unreadable_cache_costs_an_export_not_a_traceback(tiny_checkpoint, private_cache,
+                                                              monkeypatch):
+    import pathlib
+
+    private_cache.mkdir()
+    real = pathlib.Path.read_bytes
+
+    def denied(self):
+        if private_cache in self.parents:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self)
+
+    monkeypatch.setattr(pathlib.Path, "read_bytes", denied)
+    for backend in ("auto", "onnx"):
+        assert isinstance(Colorizer.load(tiny_checkpoint, backend=backend).model, OnnxModel)
+
+
+def test_an_exported_graph_refuses_the_torch_backend(default_onnx, tmp_path):
+    gray_photo().save(tmp_path / "a.png")
+    result = runner.invoke(app, ["colorize", str(tmp_path / "a.png"), "--model",
+                                 str(default_onnx), "--backend", "torch"])
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith(f"error: {default_onnx}: an exported graph runs in ONNX "
+                                    "Runtime only")
+    assert not (tmp_path / "a_colorized.png").exists()
 
 
 def test_not_an_export_is_one_clear_error(tmp_path):

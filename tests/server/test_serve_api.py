@@ -3,6 +3,7 @@ the contract, every error code, limits and concurrency."""
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import re
@@ -43,8 +44,15 @@ def hue_difference(ab1: np.ndarray, ab2: np.ndarray) -> float:
     return float(abs((d + 180) % 360 - 180))
 
 
-def test_health(client):
-    assert client.get("/api/health").json() == {"status": "ok", "model": "default"}
+def test_health_gives_the_limits_every_face_checks(client):
+    from chromatize.decoding import LIMITS
+    from chromatize.inference.hints import MARK_LIMITS
+
+    body = client.get("/api/health").json()
+    assert (body["status"], body["model"]) == ("ok", "default")
+    assert body["limits"]["boost"] == [0, 3] == list(LIMITS["boost"])
+    assert body["limits"]["radius"] == list(MARK_LIMITS["radius"])
+    assert {"seed", "samples", "gain", "x", "y", "k", "preview"} <= set(body["limits"])
 
 
 def test_colorize_returns_the_input_size_with_its_lightness(client):
@@ -261,13 +269,14 @@ def test_the_page_loads_nothing_from_another_host(client):
     page = client.get("/")
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
     assert "default-src 'self'" in page.headers["content-security-policy"]
-    for name in ("index.html", "app.js", "style.css"):
+    scripts = ("colour.js", "zip.js", "app.js", "points.js", "view.js", "actions.js")
+    for name in ("index.html", "style.css", *scripts):
         text = (STATIC / name).read_text()
         assert not re.search(r"(https?:)?//[a-z0-9.-]+\.[a-z]{2,}", text, re.I), name
         if name != "index.html":
             assert client.get(f"/static/{name}").status_code == 200
     assert {m.group(1) for m in re.finditer(r'(?:src|href)="([^"]+)"', page.text)} == {
-        "data:,", "/static/style.css", "/static/app.js"}
+        "data:,", "/static/style.css", *(f"/static/{name}" for name in scripts)}
     # FastAPI's Swagger UI and ReDoc pages pull their scripts from a CDN: they are off.
     assert client.get("/docs").status_code == 404
     assert client.get("/redoc").status_code == 404
@@ -306,16 +315,24 @@ def test_preview_is_smaller_and_scales_the_marks(client):
     assert post_image(client, image=image, data={"preview": "512"}).content == \
         post_image(client, image=image).content  # never larger than the photo
     assert post_image(client, image=image, data={"preview": "2"}).status_code == 400
-    marks = [{"x": 127, "y": 10, "color": "#ff0000", "radius": 6}, {"x": 3, "y": 95, "color": "red"}]
-    assert scale_marks(marks, 0.5, (64, 48)) == [
-        {"x": 63, "y": 5, "color": "#ff0000", "radius": 3}, {"x": 1, "y": 47, "color": "red"}]
+    marks = [{"x": 127, "y": 10, "color": "#ff0000", "radius": 6}, {"x": 3, "y": 95, "color": "red"},
+             {"x": 20.5, "y": 9.5, "color": "red", "radius": 4.5}]
+    assert scale_marks(marks, (128, 96), (64, 48)) == [
+        {"x": 63.5, "y": 5, "color": "#ff0000", "radius": 3}, {"x": 1.5, "y": 47.5, "color": "red"},
+        {"x": 10.25, "y": 4.75, "color": "red", "radius": 2.25}]
+    # Fractions are points like any other (they were refused as outside the preview).
+    r = post_image(client, image=image, data={"preview": "64", "marks": json.dumps(marks)})
+    assert r.status_code == 200, r.text
+    r = post_image(client, image=image, data={"preview": "64", "marks": json.dumps(
+        [{"x": 130.5, "y": 1, "color": "red"}])})
+    assert r.status_code == 400 and "outside the 128x96 photo" in r.json()["error"]
 
 
 def test_the_hints_model_serves_marks():
     """`chromatize serve --model hints`: the page's marks go into the network too, and
     still keep their colour."""
     with TestClient(create_app("hints", model_name="hints")) as c:
-        assert c.get("/api/health").json() == {"status": "ok", "model": "hints"}
+        assert c.get("/api/health").json()["model"] == "hints"
         marks = [{"x": 20, "y": 30, "color": "#2050e0", "radius": 3}]
         r = post_image(c, data={"marks": json.dumps(marks)})
         assert r.status_code == 200, r.text
@@ -324,3 +341,21 @@ def test_the_hints_model_serves_marks():
         assert hue_difference(got, want) < 10 and np.hypot(*got) > 20
         assert c.post("/api/suggest", data={"x": 5, "y": 5},
                       files={"image": ("p.png", photo_bytes(), PNG)}).status_code == 200
+
+
+@needs_hints
+def test_an_alternative_is_reproduced_by_its_seed_and_gain_is_per_request(client):
+    r = post_image(client, "/api/alternatives", data={"k": "2", "seed": "5",
+                                                      "format": "png"})
+    assert r.status_code == 200, r.text
+    assert r.json()["seeds"] == [5, 6]
+    second = decode(base64.b64decode(r.json()["images"][1].split(",", 1)[1]))
+    again = post_image(client, data={"seed": "6"})
+    assert again.status_code == 200, again.text
+    assert np.abs(np.asarray(decode(again.content), int) - np.asarray(second, int)).max() <= 1
+    plain = lab(decode(post_image(client).content))
+    vivid = lab(decode(post_image(client, data={"gain": "2"}).content))
+    assert np.hypot(*vivid[..., 1:].T).mean() > 1.3 * np.hypot(*plain[..., 1:].T).mean()
+    for field, value in (("gain", "0"), ("gain", "4"), ("seed", "-1"), ("seed", "1.5")):
+        r = post_image(client, data={field: value})
+        assert r.status_code == 400 and field in r.json()["error"], (field, value, r.text)

@@ -84,7 +84,7 @@ def test_ctrl_c_stops_the_server_cleanly(tiny_checkpoint):
                 assert server.poll() is None, server.stderr.read()
                 assert time.monotonic() < deadline, "the server did not start in 300 s"
                 time.sleep(0.2)
-        assert health.json() == {"status": "ok", "model": "tiny"}
+        assert health.json()["model"] == "tiny"
         server.send_signal(signal.SIGINT)
         code = server.wait(timeout=120)
     finally:

@@ -154,9 +154,10 @@ def test_sigterm_saves_and_stops(tiny_yaml: Path, tmp_path: Path, monkeypatch) -
 
 
 class HookedUNet(UNet):
-    """Owns its optimizer (SGD) and its update, as a GAN would."""
+    """Owns its optimizer (SGD) and its update, as a GAN would (``owns_updates``)."""
 
     calls = 0
+    owns_updates = True
 
     def configure_optimizers(self, lr: float, betas: tuple[float, float]) -> list[torch.optim.Optimizer]:
         return [torch.optim.SGD(self.parameters(), lr=lr)]
@@ -218,6 +219,48 @@ def test_bad_input_is_one_clear_line(tiny_yaml: Path, tmp_path: Path, tiny_check
     assert result.exit_code == 2, result.output
     assert message in flat(result.output) and "Traceback" not in result.output
     assert not (run / "log.csv").exists()  # failed before any work
+
+
+@pytest.mark.parametrize("extra, message", [
+    ("train: {max_steps: 9}\n", "not valid YAML ('train' is given twice; keep one at line"),
+    ("run_dir: " + "9" * 5000 + "\n", "not valid YAML (an integer of 5000 digits (at most 18)"),
+    ("run_dir: " + "[" * 100_000 + "]" * 100_000 + "\n", "not valid YAML (nested too deep)"),
+])
+def test_configs_beyond_reason_are_one_line(tiny_yaml: Path, tmp_path: Path, extra: str,
+                                            message: str) -> None:
+    tiny_yaml.write_text(tiny_yaml.read_text() + extra)
+    result = CliRunner().invoke(app, ["train", str(tiny_yaml), f"--run_dir={tmp_path / 'r'}"])
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert f"error: {tiny_yaml}: {message}" in flat(result.output)
+    for override, words in (("--train.max_steps=" + "9" * 5000, "an integer of 5000 digits"),
+                            ("--train.betas=" + "[" * 100_000, "nested too deep"),
+                            ("--model.kwargs={a: 1, a: 2}", "'a' is given twice")):
+        with pytest.raises(ConfigError, match=words):
+            parse_overrides([override])
+
+
+def test_resume_with_a_damaged_log_or_state_is_one_line(tiny_yaml: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    run = tmp_path / "run"
+    assert runner.invoke(app, ["train", str(tiny_yaml), f"--run_dir={run}",
+                               "--train.max_steps=1"]).exit_code == 0
+    log, good = run / "log.csv", (run / "log.csv").read_bytes()
+    log.write_bytes(bytes(range(256)) * 8)  # random bytes: not text
+    result = runner.invoke(app, ["train", "--resume", str(run), "--train.max_steps=2"])
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert f"{log}: not a training log (not UTF-8 text); move it away" in flat(result.output)
+    assert log.read_bytes() == bytes(range(256)) * 8  # kept for the user to look at
+    state, saved = run / "state.json", (run / "state.json").read_bytes()
+    for text in ('{"step": ' + "9" * 5000 + "}", "[" * 100_000 + "]" * 100_000):
+        state.write_text(text)
+        result = runner.invoke(app, ["train", "--resume", str(run), "--train.max_steps=2"])
+        assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+        assert f"{state}: unreadable resume state" in flat(result.output)
+    state.write_bytes(saved)
+    # A row a killed run cut short is dropped, not an error.
+    log.write_bytes(good + b"2,0.5")
+    result = runner.invoke(app, ["train", "--resume", str(run), "--train.max_steps=2"])
+    assert result.exit_code == 0, result.output
 
 
 def test_a_photo_as_config_is_one_line(tmp_path: Path) -> None:

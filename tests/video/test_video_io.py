@@ -188,3 +188,93 @@ def test_gain_is_taken_by_the_cli_and_checked_before_any_frame(clip, tmp_path, t
                                  "-m", str(tiny_checkpoint), "--gain", "1.2"])
     assert result.exit_code == 2 and result.output.count("\n") == 1
     assert "classification" in result.output and not (tmp_path / "r.mp4").exists()
+
+
+def test_what_killed_runs_left_is_swept(clip, tmp_path, colorizer):
+    """A SIGKILLed run leaves its temporary file (and claim); the next run into the
+    folder removes those whose process is gone, and never a live run's."""
+    import subprocess
+    import sys
+    import time
+
+    from chromatize.io import STALE_SECONDS
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    out = tmp_path / "out"
+    out.mkdir()
+    left = [out / f".film.mp4.{dead}.k2j3h4x9.tmp", out / ".film.mp4.claim",
+            out / ".older.mp4.k2j3h4x9.part"]  # the last: an older version's, by age
+    for path in left:
+        path.write_text(dead)
+    old = time.time() - STALE_SECONDS - 60
+    os.utime(left[2], (old, old))
+    live = out / f".other.mp4.{os.getpid()}.abcdefgh.tmp"
+    live.write_text("a live run's")
+    colorize_video(clip, out / "film.mp4", colorizer=colorizer)
+    assert files(out) == [live.name, "film.mp4"]
+
+
+def test_a_second_run_never_replaces_a_finished_film(clip, tmp_path, colorizer):
+    out = tmp_path / "out.mp4"
+    # A run that holds the claim (this process: alive) keeps a second run away...
+    claim = tmp_path / ".out.mp4.claim"
+    claim.write_text(str(os.getpid()))
+    with pytest.raises(VideoError, match="being colorized by another run"):
+        colorize_video(clip, out, colorizer=colorizer)
+    claim.unlink()
+
+    # ...and a film that another program finishes while this run writes is kept.
+    def finished_elsewhere(done: int, total: int | None) -> None:
+        if done == 3:
+            out.write_bytes(b"the other run's film")
+
+    with pytest.raises(VideoError, match="appeared while this run wrote"):
+        colorize_video(clip, out, colorizer=colorizer, progress=finished_elsewhere)
+    assert out.read_bytes() == b"the other run's film"
+    assert files(tmp_path) == ["ckpt", "film.mkv", "out.mp4"]  # no temporary, no claim
+
+
+def _faststart_mp4(path: Path, n: int) -> None:
+    """``n`` frames of noise (big packets) as an MP4 with its index first (faststart)."""
+    rng = np.random.default_rng(0)
+    with av.open(str(path), "w", options={"movflags": "faststart"}) as out:
+        stream = out.add_stream("libx264", rate=12)
+        stream.height, stream.width, stream.pix_fmt = 48, 64, "yuv420p"
+        for i in range(n):
+            frame = av.VideoFrame.from_ndarray(rng.integers(0, 255, (48, 64), np.uint8), "gray")
+            frame.pts = i
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+
+
+def test_a_truncated_film_says_how_many_frames_it_lost(tmp_path, tiny_checkpoint):
+    whole = tmp_path / "whole.mp4"
+    _faststart_mp4(whole, 20)
+    with av.open(str(whole)) as c:
+        packets = [(p.pos, p.size) for p in c.demux(c.streams.video[0]) if p.size]
+    cut = tmp_path / "[cut].mp4"  # cut after a whole packet: it reads cleanly, only shorter
+    cut.write_bytes(whole.read_bytes()[:packets[11][0] + packets[11][1]])
+    out = tmp_path / "out.mp4"
+    result = runner.invoke(app, ["video", str(cut), "-o", str(out), "-m", str(tiny_checkpoint),
+                                 "--no-temporal"])
+    assert result.exit_code == 1, result.output
+    words = " ".join(result.output.split())
+    assert f"warning: {cut}: the file says 20 frames but only 12 could be read" in words
+    assert f"wrote {out}: 12 frames" in words
+    assert len(read_video(out)[0]) == 12  # what could be read is kept
+    result = runner.invoke(app, ["video", str(whole), "-o", str(tmp_path / "w.mp4"),
+                                 "-m", str(tiny_checkpoint), "--no-temporal"])
+    assert result.exit_code == 0 and "warning" not in result.output
+
+
+def test_boost_out_of_range_is_the_same_one_line_as_colorize(clip, tmp_path):
+    from conftest import save_tiny_model
+
+    cls = save_tiny_model(tmp_path, "effnet_lite0_cls", width=8)
+    for boost in ("-1", "3.5"):
+        result = runner.invoke(app, ["video", str(clip), "-o", str(tmp_path / "b.mp4"),
+                                     "-m", str(cls), "--boost", boost])
+        assert result.exit_code == 2, result.output
+        assert result.output.startswith("error: boost must be a number from 0 to 3")
+    assert not (tmp_path / "b.mp4").exists()

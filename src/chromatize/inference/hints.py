@@ -13,7 +13,11 @@ bool ``(H, W)``, at the photo's size. Marks come in three forms:
   ``{"x": float, "y": float, "color": "#rrggbb" | [r, g, b], "radius": float}`` in image
   pixels (from the top left, 0 <= x < width); ``color`` may also be any name Pillow knows
   (``"red"``); ``radius`` (default 3) makes a disc of the pixels whose centres lie within
-  ``radius`` of (x, y); the pixel under (x, y) is always marked (radius 0: only it).
+  ``radius`` of (x, y); the pixel under (x, y) is always marked (radius 0: only it);
+  ``reach`` (optional: ``"local"``, ``"object"``, the default, or ``"photo"``) says how far
+  a point's correction may spread (:data:`REACH`). The file may also be a *fix*, the
+  object the page downloads: ``{"marks": [points], "boost", "gain", "model", "seed"}``
+  (:func:`load_fix`), whose decoding reproduces the page's result.
 
 Only the mark's a*b* is used; the photo's own L* is always kept. :func:`pool_hints`
 brings hints to the size the network or a coarser solver works at.
@@ -24,6 +28,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,13 +36,34 @@ import numpy as np
 from PIL import Image, ImageColor
 
 from chromatize import color
-from chromatize.errors import ChromatizeError
+from chromatize.decoding import check_number, real
+from chromatize.errors import ChromatizeError, UsageError
 from chromatize.inference.upsample import area_resize
 from chromatize.io import ImageLike, PhotoError, read_source
 
 DEFAULT_RADIUS = 3
 DEFAULT_THRESHOLD = 8.0
-_POINT_KEYS = {"x", "y", "color", "radius"}
+_POINT_KEYS = {"x", "y", "color", "radius", "reach"}
+#: Inclusive ranges of the numbers in marks, checked before anything is painted (the page
+#: reads them from ``/api/health``). ``x`` and ``y`` must besides lie inside the photo
+#: (0 <= x < width); their own range only keeps floats finite, whatever --max-pixels
+#: allows. A disc of radius 10,000 px covers most of any photo; 10,000 points are far
+#: more than anyone clicks, and bound the painting work.
+MARK_LIMITS: dict[str, tuple[float, float]] = {
+    "x": (0, 1e9), "y": (0, 1e9), "radius": (0, 10_000), "points": (0, 10_000)}
+#: Longest integer literal read from a marks JSON: Python refuses to parse integers above
+#: 4,300 digits with a ValueError, and no coordinate needs more than a few.
+_MAX_DIGITS = 20
+#: How far a point's correction spreads: the scale of every distance the engine's
+#: affinities weigh (:mod:`chromatize.inference.steer`): ``local`` stays near the point
+#: and in what looks just like it, ``object`` (the default, the engine's own reach)
+#: follows the object, ``photo`` recolours everything alike across the whole photo.
+REACH = {"local": 0.35, "object": 1.0, "photo": 3.0}
+DEFAULT_REACH = "object"
+#: Decoding settings a fix may carry besides its marks (each checked as the command
+#: line's own option is), and what it says for information only.
+FIX_SETTINGS = ("boost", "gain", "seed", "strength")
+FIX_INFO = ("model", "palette", "photo", "version")
 
 Marks = str | os.PathLike[str] | Image.Image | Sequence[dict[str, Any]]
 
@@ -76,7 +102,8 @@ def pool_hints(hint_ab: np.ndarray, hint_mask: np.ndarray,
     """Hints at a smaller ``shape`` (h, w): a small pixel is marked if any pixel under it
     is, with the mean colour of those marked pixels (areas weighted as
     :func:`~chromatize.inference.upsample.area_resize` weights them). Returns
-    ``(ab (h, w, 2) float32, mask (h, w) bool)``.
+    ``(ab (h, w, 2) float32, mask (h, w) bool)`` (``hint_ab`` may have more channels
+    than a*b*, such as a point's reach: each is averaged alike).
 
     When shrinking, only the marked pixels are visited (marks are sparse: a re-solve on a
     12 MP photo must not pay for its size); otherwise the dense area resize."""
@@ -92,8 +119,8 @@ def pool_hints(hint_ab: np.ndarray, hint_mask: np.ndarray,
         weight = wy[ys] * wx[xs]
         frac = np.bincount(cell, weight, h * w).reshape(h, w)
         ab = hint_ab[ys, xs].astype(np.float64)
-        total = np.stack([np.bincount(cell, weight * ab[:, c], h * w) for c in (0, 1)],
-                         -1).reshape(h, w, 2)
+        total = np.stack([np.bincount(cell, weight * ab[:, c], h * w)
+                          for c in range(ab.shape[-1])], -1).reshape(h, w, -1)
     mask = frac > 1e-6
     ab = np.where(mask[..., None], total / np.maximum(frac, 1e-6)[..., None], 0)
     return ab.astype(np.float32), mask
@@ -103,16 +130,27 @@ def load_marks(marks: Marks, photo: ImageLike,
                threshold: float = DEFAULT_THRESHOLD) -> tuple[np.ndarray, np.ndarray]:
     """Read ``marks`` (a path to a scribble image or a JSON file, a PIL scribble image or a
     list of points) for ``photo`` (anything :func:`chromatize.io.read_source` takes).
-    Returns ``(hint_ab (H, W, 2) float32, hint_mask (H, W) bool)``.
+    Returns ``(hint_ab (H, W, 2) float32, hint_mask (H, W) bool)``; :func:`load_hints`
+    also gives the points' reach.
 
     Raises :class:`MarksError` for marks of another size, outside the photo, with bad
     colours, or with no marked pixel at all.
     """
+    hint_ab, hint_mask, _ = load_hints(marks, photo, threshold)
+    return hint_ab, hint_mask
+
+
+def load_hints(marks: Marks, photo: ImageLike, threshold: float = DEFAULT_THRESHOLD,
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """:func:`load_marks` and the reach of the points: ``(hint_ab, hint_mask, reach)``,
+    ``reach`` float32 ``(H, W)`` the :data:`REACH` scale of the point painted on each
+    marked pixel (1 elsewhere), or None when every mark has the default reach."""
     src, _ = read_source(photo)
     h, w = src.shape[:2]
     name = str(marks) if isinstance(marks, (str, os.PathLike)) else "marks"
     if isinstance(marks, (str, os.PathLike)) and Path(marks).suffix.lower() == ".json":
-        marks = _read_json(Path(marks))
+        marks = load_fix(Path(marks)).marks
+    reach = None
     if isinstance(marks, (str, os.PathLike, Image.Image)):
         try:
             pixels, alpha = read_source(marks)
@@ -120,20 +158,88 @@ def load_marks(marks: Marks, photo: ImageLike,
             raise MarksError(str(e)) from None
         hint_ab, hint_mask = _from_scribble(pixels, alpha, src, threshold, name)
     else:
-        hint_ab, hint_mask = _from_points(marks, h, w, name)
+        hint_ab, hint_mask, reach = _from_points(marks, h, w, name)
     if not hint_mask.any():
         raise MarksError(f"{name}: no marks found (the scribble has no coloured pixel, "
                          "or the list of points is empty)")
-    return hint_ab, hint_mask
+    return hint_ab, hint_mask, reach
+
+
+@dataclass(frozen=True)
+class Fix:
+    """A fix made on the page: its points (``{"x", "y", "color", "radius", "reach"}``
+    dicts, checked when painted) and the decoding that gave the page's result (None:
+    not recorded, the model's own). ``seed``: the result is the coloring sampled with this
+    seed (an alternative the page made the working result), corrected by the points;
+    ``palette`` and ``strength``: an image-level prior (:func:`chromatize.priors.from_palette`)."""
+
+    marks: list[dict[str, Any]]
+    boost: float | None = None
+    gain: float | None = None
+    seed: int | None = None
+    strength: float | None = None
+    palette: str | None = None
+    model: str | None = None
+
+
+def load_fix(path: str | os.PathLike[str]) -> Fix:
+    """Read a JSON file of marks: the page's object ``{"marks": [...], "boost", "gain",
+    "seed", "model"}`` (optionally ``"palette"`` and ``"strength"``; ``"photo"`` and
+    ``"version"`` for information), or a plain list of points. Raises
+    :class:`MarksError` naming the file and the reason."""
+    path = Path(path)
+    data = _read_json(path)
+    if isinstance(data, list):
+        return Fix(data)
+    if not isinstance(data, dict) or not isinstance(data.get("marks"), list):
+        raise MarksError(f"{path}: expected a list of points or an object with \"marks\" "
+                         "(a list of points)")
+    unknown = set(data) - {"marks", *FIX_SETTINGS, *FIX_INFO}
+    if unknown:
+        raise MarksError(f"{path}: unknown keys {sorted(unknown)}; a fix has marks, "
+                         f"{', '.join(FIX_SETTINGS)} and {', '.join(FIX_INFO)}")
+    settings: dict[str, Any] = {}
+    for key in FIX_SETTINGS:
+        if data.get(key) is not None:
+            try:
+                settings[key] = check_number(key, data[key])
+            except ChromatizeError as e:
+                raise MarksError(f"{path}: {e}") from None
+    for key in ("model", "palette"):
+        value = data.get(key)
+        if value is not None and not (isinstance(value, str) and value):
+            raise MarksError(f"{path}: {key!r} must be a non-empty string, got {value!r}")
+    return Fix(data["marks"], model=data.get("model"), palette=data.get("palette"), **settings)
 
 
 def _read_json(path: Path) -> Any:
     try:
-        return json.loads(path.read_text())
+        text = path.read_bytes().decode("utf-8")
     except OSError as e:
         raise MarksError(f"{path}: cannot read marks ({e.strerror or e})") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    except UnicodeDecodeError as e:
         raise MarksError(f"{path}: not valid JSON ({e})") from None
+    return parse_marks_json(text, str(path))
+
+
+def parse_marks_json(text: str, name: str = "marks") -> Any:
+    """JSON text of marks (a list of points, see the module docstring) -> Python objects.
+    Raises :class:`MarksError` with one line for text that is not JSON, nested too deep
+    for Python's parser, or holding an integer of more than a few digits."""
+
+    def parse_int(digits: str) -> int:
+        if len(digits.lstrip("-")) > _MAX_DIGITS:
+            raise MarksError(f"{name}: a number of {len(digits.lstrip('-'))} digits; marks "
+                             f"hold pixel positions (at most {MARK_LIMITS['x'][1]:g})")
+        return int(digits)
+
+    try:
+        return json.loads(text, parse_int=parse_int)
+    except json.JSONDecodeError as e:
+        raise MarksError(f"{name}: not valid JSON ({e})") from None
+    except RecursionError:
+        raise MarksError(f"{name}: not valid marks (JSON nested too deep); expected a list "
+                         'of {"x", "y", "color", "radius"}') from None
 
 
 def _from_scribble(marks: np.ndarray, alpha: Image.Image | None, src: np.ndarray,
@@ -189,35 +295,50 @@ def parse_color(value: Any, where: str) -> tuple[int, int, int]:
                      "[r, g, b] with integers 0..255)")
 
 
-def _number_field(point: dict[str, Any], key: str, where: str,
-                  default: float | None = None) -> float:
-    value = point.get(key, default)
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not np.isfinite(value):
-        raise MarksError(f"{where}: {key!r} must be a number, got {value!r}")
-    return float(value)
+def _mark_number(point: dict[str, Any], key: str, where: str) -> float:
+    """``point[key]`` checked against :data:`MARK_LIMITS` (any real number type: numpy's
+    too); :class:`MarksError` with one line otherwise."""
+    try:
+        return check_number(key, point.get(key, DEFAULT_RADIUS if key == "radius" else None),
+                            MARK_LIMITS)
+    except UsageError as e:
+        raise MarksError(f"{where}: {e}") from None
 
 
-def _from_points(points: Any, h: int, w: int, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """A list of point dicts -> hints; discs are painted in list order (later wins)."""
+def _reach_of(point: dict[str, Any], where: str) -> float:
+    name = point.get("reach", DEFAULT_REACH)
+    if name not in REACH:
+        raise MarksError(f"{where}: reach must be one of {', '.join(REACH)}, got {name!r}")
+    return REACH[name]
+
+
+def _from_points(points: Any, h: int, w: int, name: str,
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """A list of point dicts -> hints and their reach (see :func:`load_hints`); discs
+    are painted in list order (later wins)."""
     if not isinstance(points, (list, tuple)):
         raise MarksError(f"{name}: marks must be a list of points "
                          "{\"x\", \"y\", \"color\", \"radius\"}")
+    lo, hi = MARK_LIMITS["points"]
+    if not lo <= len(points) <= hi:
+        raise MarksError(f"{name}: {len(points)} points; at most {hi:g}")
     hint_ab = np.zeros((h, w, 2), np.float32)
     mask = np.zeros((h, w), bool)
+    reach = np.ones((h, w), np.float32)
     for i, point in enumerate(points):
         where = f"{name}: point {i}"
         if not isinstance(point, dict):
             raise MarksError(f"{where}: expected an object with x, y, color, got {point!r}")
         unknown = set(point) - _POINT_KEYS
         if unknown or "color" not in point:
-            raise MarksError(f"{where}: needs x, y, color (and optional radius)"
+            raise MarksError(f"{where}: needs x, y, color (and optional radius, reach)"
                              + (f"; unknown keys {sorted(unknown)}" if unknown else ""))
-        x, y = _number_field(point, "x", where), _number_field(point, "y", where)
-        radius = _number_field(point, "radius", where, DEFAULT_RADIUS)
-        if not (0 <= x < w and 0 <= y < h):
+        x, y = real(point.get("x")), real(point.get("y"))
+        if x is not None and y is not None and not (0 <= x < w and 0 <= y < h):
             raise MarksError(f"{where}: ({x:g}, {y:g}) is outside the {w}x{h} photo")
-        if radius < 0:
-            raise MarksError(f"{where}: radius must be >= 0, got {radius:g}")
+        x, y = _mark_number(point, "x", where), _mark_number(point, "y", where)
+        radius = _mark_number(point, "radius", where)
+        scale = _reach_of(point, where)
         ab = color.rgb_to_lab_np(np.array(parse_color(point["color"], where)) / 255)[1:]
         # Paint within the disc's bounding box only: full-size masks per point are slow.
         y0, x0 = max(0, int(np.ceil(y - radius))), max(0, int(np.ceil(x - radius)))
@@ -226,6 +347,10 @@ def _from_points(points: Any, h: int, w: int, name: str) -> tuple[np.ndarray, np
         disc = (yy - y) ** 2 + (xx - x) ** 2 <= radius**2
         hint_ab[y0:y1, x0:x1][disc] = ab
         mask[y0:y1, x0:x1] |= disc
+        reach[y0:y1, x0:x1][disc] = scale
         hint_ab[int(y), int(x)] = ab
         mask[int(y), int(x)] = True
-    return hint_ab, mask
+        reach[int(y), int(x)] = scale
+    default = all(not isinstance(p, dict) or p.get("reach", DEFAULT_REACH) == DEFAULT_REACH
+                  for p in points)
+    return hint_ab, mask, None if default else reach

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import sys
 from importlib import metadata
@@ -29,10 +30,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from chromatize import __version__
+from chromatize.version import __version__
 from chromatize.checkpoint import CheckpointError, resolve_paths
 from chromatize.decoder import HeadTables
 from chromatize.device import device_type
+from chromatize.errors import UsageError
 from chromatize.extras import available, require
 from chromatize.io import atomic_write_bytes
 
@@ -44,6 +46,8 @@ FORMAT = "chromatize-onnx"
 FORMAT_VERSION = 1
 OPSET = 17
 BACKENDS = ("auto", "torch", "onnx")
+
+log = logging.getLogger("chromatize.onnx")
 
 
 def default_threads() -> int:
@@ -127,6 +131,14 @@ class OnnxModel:
     def eval(self) -> OnnxModel:
         return self
 
+    #: The model contract (:class:`~chromatize.models.ColorizationModel`) the pipeline
+    #: reads: an exported graph takes no hints (export refuses hint models).
+    hints = False
+
+    def classification_head(self) -> HeadTables | None:
+        """The decoding half of the classification head, or None (a regression graph)."""
+        return self.head
+
     def run(self, l: Any) -> np.ndarray:
         """The graph's output (``logits`` or ``ab``), float32, for L* ``(B, 1, H, W)``."""
         feed = np.ascontiguousarray(np.asarray(l), dtype=np.float32)
@@ -142,9 +154,14 @@ class OnnxModel:
         return {"logits": out, "ab": self.head.decode(out)}
 
 
-def load_onnx(path: str | os.PathLike[str], threads: int | None = None,
+def load_onnx(path: str | os.PathLike[str], threads: int | None = None, backend: str = "auto",
               ) -> tuple[OnnxModel, dict[str, Any]]:
-    """An exported ``.onnx`` file -> (model, its checkpoint metadata)."""
+    """An exported ``.onnx`` file -> (model, its checkpoint metadata). A graph runs in
+    ONNX Runtime only: ``backend`` ``torch`` is a :class:`UsageError`, not ignored."""
+    if backend == "torch":
+        raise UsageError(f"{path}: an exported graph runs in ONNX Runtime only; --backend "
+                         "torch needs a checkpoint (chromatize export makes the .onnx "
+                         "from one)")
     if not Path(path).is_file():
         raise CheckpointError(f"{path}: ONNX file not found")
     model = OnnxModel(path, threads=threads)
@@ -182,11 +199,11 @@ def cached_graph_path(checkpoint: str | os.PathLike[str]) -> Path:
 def _from_cache(path: Path) -> OnnxModel | None:
     """The cached graph at ``path`` in ONNX Runtime; None when there is none or it is
     damaged (cut short by a crash, say), so that it is exported again and replaced."""
-    if not path.is_file():
-        return None
     try:
+        if not path.is_file():
+            return None
         return OnnxModel(path)
-    except CheckpointError:
+    except (CheckpointError, OSError):  # damaged, or an unreadable cache folder
         return None
 
 
@@ -227,9 +244,12 @@ def select_backend(checkpoint: str | os.PathLike[str], info: dict[str, Any], bac
                 model = model if model is not None else load_checkpoint(checkpoint)[0]
                 runtime = _export_to_cache(path, model, info)
             return runtime.to(device)
-        except Exception:  # noqa: BLE001 - "auto" falls back to the PyTorch model
+        except Exception as e:  # noqa: BLE001 - "auto" falls back to the PyTorch model
             if backend == "onnx":
                 raise
+            if not isinstance(e, (CheckpointError, ImportError)):  # not a known limit: say so
+                log.warning("ONNX Runtime cannot run %s (%s); running it in PyTorch",
+                            checkpoint, str(e).splitlines()[0] if str(e) else type(e).__name__)
     return model if model is not None else load_checkpoint(checkpoint)[0]
 
 

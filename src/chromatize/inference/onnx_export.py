@@ -21,10 +21,9 @@ import torch
 from torch import nn
 
 from chromatize.checkpoint import CheckpointError, load_checkpoint, resolve_model
-from chromatize.decoder import BinDecoder
 from chromatize.extras import require
 from chromatize.inference.onnx import FORMAT, FORMAT_VERSION, META_KEY, OPSET, OnnxModel
-from chromatize.io import atomic_write_bytes
+from chromatize.io import atomic_write_bytes, folder_problem
 from chromatize.models import ColorizationModel
 
 
@@ -52,13 +51,13 @@ def export_graph(model: ColorizationModel, info: dict[str, Any] | None = None) -
     bytes. The graph is checked against PyTorch at a batch and shape other than the
     traced ones, so a shape frozen by tracing fails here, not later."""
     onnx = require("onnx", "ONNX export")
-    if getattr(model, "hints", False):
+    if model.hints:
         # Their area pooling of the hints to the feature size does not trace to ONNX.
         raise CheckpointError("models that take colour hints cannot be exported to ONNX "
                               "yet; they run in PyTorch (--backend torch)")
     model = model.cpu().eval()
-    head = getattr(model, "head", None)
-    output = "logits" if isinstance(head, BinDecoder) else "ab"
+    head = model.classification_head()
+    output = "logits" if head is not None else "ab"
     axes = {"l": {0: "batch", 2: "height", 3: "width"},
             output: {0: "batch", 2: "out_height", 3: "out_width"}}
     buf = io.BytesIO()
@@ -105,10 +104,20 @@ def export_model(path_or_name: str | os.PathLike[str], output: str | os.PathLike
     out = Path(output)
     if out.suffix.lower() != ".onnx":
         raise CheckpointError(f"{out}: the output must end in .onnx")
+    if out.is_dir():
+        raise CheckpointError(f"{out}: is a folder; name the .onnx file to write")
     if out.exists() and not overwrite:
         raise CheckpointError(f"{out}: already exists (pass --overwrite to replace it)")
+    problem = folder_problem(out.parent)  # before the export, which takes seconds
+    if problem is not None:
+        raise CheckpointError(f"{out}: cannot write: {out.parent} {problem}")
     model, info = load_checkpoint(resolve_model(path_or_name))
-    atomic_write_bytes(out, export_graph(model, info))
+    try:
+        atomic_write_bytes(out, export_graph(model, info), overwrite)
+    except FileExistsError:  # another process wrote it meanwhile: kept
+        raise CheckpointError(f"{out}: already exists (pass --overwrite to replace it)") from None
+    except OSError as e:
+        raise CheckpointError(f"{out}: cannot write ({e.strerror or e})") from None
     return out
 
 

@@ -38,10 +38,10 @@ from PIL import Image
 from chromatize import color
 from chromatize.checkpoint import read_metadata, resolve_model
 from chromatize.decoder import Array, BinDecoder
-from chromatize.decoding import Decoding
+from chromatize.decoding import Decoding, check_capabilities, real, shown
 from chromatize.device import pick_device
 from chromatize.errors import UsageError
-from chromatize.inference.hints import Marks, check_hints, load_marks, pool_hints
+from chromatize.inference.hints import Marks, check_hints, load_hints, pool_hints
 from chromatize.inference.onnx import OnnxModel, load_onnx, select_backend
 from chromatize.inference.upsample import compose, fit_guided, small_l
 from chromatize.io import ImageLike, read_source
@@ -53,7 +53,9 @@ if TYPE_CHECKING:
 
     from chromatize.models import ColorizationModel
 
-Hints = tuple[np.ndarray, np.ndarray]
+#: ``(hint_ab (H, W, 2), hint_mask (H, W))``, and optionally the points' ``hint_reach
+#: (H, W)`` (:func:`chromatize.inference.hints.load_hints`).
+Hints = tuple[np.ndarray, ...]
 
 
 def working_shape(h: int, w: int, working_size: int, multiple: int) -> tuple[int, int]:
@@ -63,6 +65,14 @@ def working_shape(h: int, w: int, working_size: int, multiple: int) -> tuple[int
     s = min(working_size, max(h, w)) / max(h, w)
     return (max(multiple, round(h * s / multiple) * multiple),
             max(multiple, round(w * s / multiple) * multiple))
+
+
+def check_size(size: int | None) -> None:
+    """Raise :class:`~chromatize.errors.UsageError` unless ``size`` (a working
+    resolution) is None or a positive whole number of pixels."""
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
+        raise UsageError(f"working size must be a positive whole number of pixels, "
+                         f"got {size!r}")
 
 
 class SuggestError(UsageError):
@@ -119,8 +129,12 @@ class Colorizer:
     def __init__(self, model: ColorizationModel | OnnxModel, info: dict[str, Any] | None = None,
                  device: str = "auto", working_size: int | None = None,
                  boost: float | None = None, cache_size: int = 8,
-                 gain: float | None = None, decoding: Decoding | None = None) -> None:
+                 gain: float | None = None, decoding: Decoding | None = None,
+                 index: str | os.PathLike[str] | None = None) -> None:
         self.info = info or {}
+        #: The index of colour photos the versions come from (:mod:`.variants`), read on
+        #: first use; None: this model has none.
+        self.index_path = index
         self.device = pick_device(device)
         self.model = model.to(self.device).eval()
         self.working_size = (working_size if working_size is not None
@@ -139,7 +153,8 @@ class Colorizer:
     def load(cls, path_or_name: str | os.PathLike[str] | None = None, device: str = "auto",
              working_size: int | None = None, boost: float | None = None,
              backend: str = "auto", cache_size: int = 8,
-             gain: float | None = None, decoding: Decoding | None = None) -> Colorizer:
+             gain: float | None = None, decoding: Decoding | None = None,
+             index: str | os.PathLike[str] | None = None) -> Colorizer:
         """Load a checkpoint path, an exported ``.onnx`` graph (run with ONNX Runtime,
         see :mod:`chromatize.inference.onnx`), or a model shipped in the package by name
         (None or ``"default"`` = the default model). Raises ``CheckpointError``.
@@ -153,16 +168,22 @@ class Colorizer:
 
         ``backend`` runs a checkpoint in ``torch``, in ``onnx`` (ONNX Runtime, its graph
         exported once and cached) or, with ``auto``, in ONNX Runtime when it is installed
-        and the device is the CPU (see :func:`chromatize.inference.onnx.select_backend`)."""
+        and the device is the CPU (see :func:`chromatize.inference.onnx.select_backend`).
+
+        ``index``: the index of colour photos for ``variants`` (``chromatize index``);
+        default: the one shipped beside the model's weights, if any."""
+        from chromatize.inference.variants import shipped_index
+
         path = resolve_model(path_or_name)
         if path.suffix.lower() == ".onnx":  # an exported graph, run by ONNX Runtime
-            model, info = load_onnx(path)
+            model, info = load_onnx(path, backend=backend)
         else:
             # The metadata and a cached graph are found before any torch model is built.
             info = read_metadata(path)
             model = select_backend(path, info, backend, pick_device(device))
         return cls(model, info, device=device, working_size=working_size, boost=boost,
-                   cache_size=cache_size, gain=gain, decoding=decoding)
+                   cache_size=cache_size, gain=gain, decoding=decoding,
+                   index=index if index is not None else shipped_index(path))
 
     # ------------------------------------------------------------------ capabilities
 
@@ -170,13 +191,12 @@ class Colorizer:
     def head(self) -> BinDecoder | None:
         """What decodes the model's distribution (a PyTorch classification head, or its
         tables for ONNX Runtime), or None (regression models predict ab directly)."""
-        head = getattr(self.model, "head", None)
-        return head if isinstance(head, BinDecoder) else None
+        return self.model.classification_head()
 
     @property
     def takes_hints(self) -> bool:
         """Whether the model takes user colour hints (``colorize(..., hints=...)``)."""
-        return bool(getattr(self.model, "hints", False))
+        return bool(self.model.hints)
 
     @property
     def can_sample(self) -> bool:
@@ -189,32 +209,14 @@ class Colorizer:
         """Raise :class:`~chromatize.errors.UsageError` unless this model can work at
         ``size`` pixels (a positive whole number) and decode with these settings
         (:meth:`check_decoding`)."""
-        if size is not None and (isinstance(size, bool) or not isinstance(size, int)
-                                 or size < 1):
-            raise UsageError(f"working size must be a positive whole number of pixels, "
-                             f"got {size!r}")
+        check_size(size)
         self.check_decoding(Decoding(**_given(samples=samples, boost=boost, gain=gain)))
 
     def check_decoding(self, decoding: Decoding) -> Decoding:
         """``decoding`` (its numbers are checked when it is made) if this model can decode
         with it, else :class:`~chromatize.errors.UsageError`: the one place that knows
         what each model can do. Returns it."""
-        if self.can_sample:
-            return decoding
-        for name, what in (("gain", "gain needs a classification model (it scales the "
-                                    "decoded colour)"),
-                           ("samples", "this model gives a single coloring (regression "
-                                       "head); sampling (--samples) needs a classification "
-                                       "model"),
-                           ("boost", "boost needs a classification model (it reweights the "
-                                     "colour distribution)"),
-                           ("prior", "a reference or palette needs a classification model "
-                                     "(it reweights the colour distribution)"),
-                           ("temperature", "temperature needs a classification model")):
-            if getattr(decoding, name) is not None:
-                raise UsageError(what + ("" if name == "samples"
-                                         else "; this model predicts ab directly"))
-        return decoding
+        return check_capabilities(decoding, self.can_sample)
 
     def resolve(self, decoding: Decoding | None = None, **changes: Any) -> Decoding:
         """This colorizer's decoding with ``decoding``'s settings (those not None) and
@@ -286,7 +288,7 @@ class Colorizer:
         when given. A list of photos when the decoding asks for ``samples``."""
         d = self.resolve(decoding)
         if hints is not None:
-            check_hints(*hints, source.pixels.shape)
+            check_hints(hints[0], hints[1], source.pixels.shape)
             if not hints[1].any():
                 hints = None  # no mark: the automatic result, exactly
         abs_ = self._colorings(output, d)
@@ -299,7 +301,9 @@ class Colorizer:
                  boost: float | None = None, hints: Hints | None = None,
                  gain: float | None = None, decoding: Decoding | None = None,
                  reference: Any = None, palette: Any = None,
-                 strength: float | None = None) -> Image.Image | list[Image.Image]:
+                 strength: float | None = None, variants: int | None = None,
+                 index: str | os.PathLike[str] | None = None,
+                 ) -> Image.Image | list[Image.Image]:
         """Colorize one photo: a PIL image, a numpy array (gray ``(H, W)`` or RGB
         ``(H, W, 3)``, uint8/uint16 or float in [0, 1]) or a path. The three stages:
         :meth:`prepare`, :meth:`infer`, :meth:`finish`.
@@ -314,13 +318,15 @@ class Colorizer:
         more colour photos: paths, optionally ``"path:x0,y0,x1,y1"`` for a region, PIL
         images or arrays) and ``palette`` (``"#8b2e2e,#2e4d8b:0.3"``) say which colours
         this photo has, at ``strength`` (:mod:`chromatize.priors`); the network still
-        places them.
+        places them. ``variants=K`` returns K versions, each decoded with one prior from
+        the colour photos of ``index`` (default: this colorizer's) most like this one, at
+        ``strength``, the likeliest first (:meth:`variant_priors`).
 
         ``marks``: colour marks in image pixels, as
         :func:`chromatize.inference.hints.load_marks` reads them (a path to strokes drawn
         on a copy, a transparent layer or a JSON file, or a list of ``{"x", "y", "color",
-        "radius"}`` points); ``hints``: the same already as ``(hint_ab (H, W, 2)`` in Lab
-        units, ``hint_mask (H, W)`` bool). Hint models take them as input; any other model
+        "radius", "reach"}`` points); ``hints``: the same already as ``(hint_ab (H, W, 2)``
+        in Lab units, ``hint_mask (H, W)`` bool``[, hint_reach (H, W)])``). Hint models take them as input; any other model
         keeps its colours and the marks correct them (:mod:`chromatize.inference.steer`).
         No marks (an empty list) gives the automatic result, exactly. The network's output
         is cached (:meth:`cache_info`), so new marks, another decoding or :meth:`suggest`
@@ -330,19 +336,46 @@ class Colorizer:
         """
         from chromatize.priors import image_prior
 
-        prior = image_prior(reference, palette, strength)
+        if variants is not None and any(x is not None for x in (reference, palette, samples)):
+            raise UsageError("versions choose the photo's colours themselves: give variants "
+                             "without samples, a reference or a palette")
+        prior = image_prior(reference, palette, None if variants is not None else strength)
         d = self.resolve(decoding, samples=samples, seed=seed, boost=boost, gain=gain,
                          prior=prior)
         if marks is not None and hints is not None:
             raise UsageError("give marks or hints, not both")
         source = self.prepare(image, size)
         if marks is not None and not (isinstance(marks, (list, tuple)) and len(marks) == 0):
-            hints = load_marks(marks, source.pixels)
+            hint_ab, hint_mask, reach = load_hints(marks, source.pixels)
+            hints = (hint_ab, hint_mask) if reach is None else (hint_ab, hint_mask, reach)
         if hints is not None:
-            check_hints(*hints, source.pixels.shape)
+            check_hints(hints[0], hints[1], source.pixels.shape)
             if not hints[1].any():
                 hints = None
-        return self.finish(source, self.infer(source, hints), d, hints)
+        output = self.infer(source, hints)
+        if variants is None:
+            return self.finish(source, output, d, hints)
+        return [self.finish(source, output, d.with_(prior=p), hints)  # type: ignore[misc]
+                for p in self.variant_priors(output, variants, index, strength)]
+
+    def variant_priors(self, output: NetworkOutput, k: int,
+                       index: str | os.PathLike[str] | None = None,
+                       strength: float | None = None) -> list[ImagePrior]:
+        """The ``k`` image-level priors of the versions of a photo (its network
+        ``output``), from the colour photos of ``index`` (default: this colorizer's) most
+        like it, the likeliest first (:func:`chromatize.inference.variants.variant_priors`).
+        Raises :class:`~chromatize.errors.UsageError` for a model without a distribution
+        or without an index, ``IndexFileError`` for an unusable index file."""
+        from chromatize.inference import variants as v
+
+        k = int(check_number("variants", k))
+        emb = v.output_embedding(output)
+        path = index if index is not None else self.index_path
+        if path is None:
+            raise UsageError("this model has no index of colour photos for versions; build "
+                             "one with `chromatize index PHOTOS -o my.index` and pass it")
+        s = v.VARIANT_STRENGTH if strength is None else check_number("strength", strength)
+        return v.variant_priors(v.load_index(path), emb, k, s)
 
     def suggest(self, image: ImageLike, x: float, y: float, k: int = 6,
                 size: int | None = None, prior: ImagePrior | None = None,
@@ -365,13 +398,14 @@ class Colorizer:
         source = self.prepare(image, size)
         h, w = source.pixels.shape[:2]
         for name, v, n in (("x", x, w), ("y", y, h)):
-            if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) \
-                    or not 0 <= v < n:
-                raise SuggestError(f"{name}={v!r} is outside the {w}x{h} photo "
+            number = real(v)
+            if number is None or not 0 <= number < n:
+                raise SuggestError(f"{name}={shown(v)} is outside the {w}x{h} photo "
                                    f"(0 <= {name} < {n})")
         import torch
         import torch.nn.functional as F
 
+        x, y = float(x), float(y)
         logits = torch.as_tensor(self.infer(source).logits)[None]
         if prior is not None:
             logits = head.decoding_logits(logits, Decoding(boost=0, prior=prior))
@@ -430,8 +464,8 @@ class Colorizer:
         """Full-size hints -> the working size: ``(1, 2, h, w)`` ab, ``(1, 1, h, w)`` mask."""
         import torch
 
-        check_hints(*hints, source.pixels.shape)
-        ab, mask = pool_hints(*hints, source.l_small.shape)
+        check_hints(hints[0], hints[1], source.pixels.shape)
+        ab, mask = pool_hints(hints[0], hints[1], source.l_small.shape)
         return (torch.from_numpy(ab).permute(2, 0, 1)[None],
                 torch.from_numpy(mask.astype(np.float32))[None, None])
 
@@ -467,7 +501,8 @@ class Colorizer:
     def _compose(self, source: Source, output: NetworkOutput, ab: Array,
                  hints: Hints | None, annealed: Decoding | None) -> Image.Image:
         """Low-res ab ``(2, h', w')`` -> the full-size photo, guided by its L*; with
-        ``hints`` (full-size marks) corrected by them (see :mod:`chromatize.inference.steer`).
+        ``hints`` (full-size marks, maybe with their reach) corrected by them (see
+        :mod:`chromatize.inference.steer`).
         ``annealed``: the decoding that gave ``ab`` from ``output.logits`` (not a sample),
         so marks may re-decode the distribution."""
         if hints is None:
@@ -485,7 +520,7 @@ class Colorizer:
             delta = steer.correct(prior, *hints)
             # Both sets of coefficients at the working size: one upsampling to full size.
             coef = coef + fit_guided(output.l_small, torch.from_numpy(delta).permute(2, 0, 1))
-        return compose(source.pixels, coef, source.alpha, marks=hints)
+        return compose(source.pixels, coef, source.alpha, marks=(hints[0], hints[1]))
 
     def _steer_prior(self, output: NetworkOutput, ab: torch.Tensor,
                      annealed: Decoding | None) -> tuple[torch.Tensor, Any]:
@@ -521,4 +556,5 @@ def _given(**settings: Any) -> dict[str, Any]:
     return {k: v for k, v in settings.items() if v is not None}
 
 
-__all__ = ["Colorizer", "NetworkOutput", "Source", "SuggestError", "working_shape"]
+__all__ = ["Colorizer", "NetworkOutput", "Source", "SuggestError", "check_size",
+           "working_shape"]

@@ -26,6 +26,11 @@ already computed (so new marks never run the network again):
    classification models, the probability mass near the colour it predicted; regression
    models count as moderately confident everywhere). Marked pixels get their exact colour.
 
+A point's *reach* (:data:`chromatize.inference.hints.REACH`) scales every distance steps 0
+and 1 weigh for it (image, L*, logits): ``local`` (0.35) keeps its correction near it and
+in what looks just like it, ``photo`` (3) carries it across the whole photo; the default,
+``object`` (1), is the engine as tuned. Step 2 is the same for every reach.
+
 With no mark the result is the automatic colorization, exactly (the caller short-circuits).
 The constants were chosen on training photos (``scripts/tune_marks.py``, 60 photos of
 ``train/``): ``SIGMA_XY`` 0.5 scored best there (+0.09 dB over 0.3), but let the
@@ -142,11 +147,12 @@ def _marked_cells(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _affinity(l_net: np.ndarray, features: np.ndarray | None, ys: np.ndarray, xs: np.ndarray,
-              sigma_logits: float) -> np.ndarray:
+              sigma_logits: float, reach: np.ndarray | None = None) -> np.ndarray:
     """Weights ``(h, w, K)`` in (0, 1] of every pixel of the network's output ``(h, w)``
     to the marked pixels ``(ys, xs)``: Gaussians of the image distance (``SIGMA_XY``), the
     L* difference (``SIGMA_L``) and the distance of centred logits ``features`` ``(F,
-    h * w)`` (``sigma_logits``; left out when None)."""
+    h * w)`` (``sigma_logits``; left out when None), every sigma times the marked
+    pixel's ``reach`` ``(h, w)`` (None: 1)."""
     h, w = l_net.shape
     yy, xx = np.mgrid[0:h, 0:w]
     d2 = ((yy[..., None] - ys) / h) ** 2 + ((xx[..., None] - xs) / w) ** 2  # (h, w, K)
@@ -157,19 +163,23 @@ def _affinity(l_net: np.ndarray, features: np.ndarray | None, ys: np.ndarray, xs
         zk = z[:, ys * w + xs]
         dz = (z * z).sum(0)[:, None] + (zk * zk).sum(0)[None] - 2 * z.T @ zk
         log_w -= np.maximum(dz, 0).reshape(h, w, -1) / (2 * sigma_logits**2)
+    if reach is not None:
+        log_w /= reach[ys, xs] ** 2
     return np.exp(log_w)
 
 
-def _mode_choice(p: Prior, colours: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def _mode_choice(p: Prior, colours: np.ndarray, mask: np.ndarray,
+                 reach: np.ndarray | None = None) -> np.ndarray:
     """Step 0 at the network's resolution ``(h, w)``: colours ``(h, w, 2)`` the marks' a*b*
-    at the marked pixels of ``mask``. Returns the change ``(h, w, 2)`` of the network's
-    ab once each pixel's distribution has been updated by the marks (0 where no mark is
-    alike)."""
+    at the marked pixels of ``mask``, ``reach`` ``(h, w)`` theirs (or None). Returns the
+    change ``(h, w, 2)`` of the network's ab once each pixel's distribution has been
+    updated by the marks (0 where no mark is alike)."""
     head, features = p.head, p.features
     assert head is not None and features is not None
     h, w = p.l_net.shape
     ys, xs = _marked_cells(mask)
-    wgt = torch.from_numpy(_affinity(p.l_net, features, ys, xs, MODE_SIGMA_LOGITS)).float()
+    wgt = _affinity(p.l_net, features, ys, xs, MODE_SIGMA_LOGITS, reach)
+    wgt = torch.from_numpy(wgt).float()
     c = torch.from_numpy(colours[ys, xs]).float()  # (K, 2)
     gain = p.decoding.gain if p.decoding is not None and p.decoding.gain is not None else 1.0
     dist2 = ((gain * torch.as_tensor(head.bins).cpu()[:, None] - c[None]) ** 2).sum(-1)  # (Q, K)
@@ -181,28 +191,37 @@ def _mode_choice(p: Prior, colours: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 def _nonlocal_correction(l_net: np.ndarray, features: np.ndarray | None,
-                         target: np.ndarray, mask: np.ndarray) -> np.ndarray:
+                         target: np.ndarray, mask: np.ndarray,
+                         reach: np.ndarray | None = None) -> np.ndarray:
     """Step 1 at the network's resolution ``(h, w)``: l_net L* ``(h, w)``; features
     ``(F, h * w)`` centred logits or None; target ``(h, w, 2)`` corrections at the marked
-    pixels of ``mask``. Returns the corrections ``(h, w, 2)``."""
+    pixels of ``mask``, ``reach`` ``(h, w)`` their reach (or None). Returns the
+    corrections ``(h, w, 2)``."""
     ys, xs = _marked_cells(mask)
-    wgt = _affinity(l_net, features, ys, xs, SIGMA_LOGITS)
+    wgt = _affinity(l_net, features, ys, xs, SIGMA_LOGITS, reach)
     return (wgt @ target[ys, xs]) / (KAPPA + wgt.sum(-1))[..., None]
 
 
-def correct(p: Prior, hint_ab: np.ndarray, hint_mask: np.ndarray) -> np.ndarray:
+def correct(p: Prior, hint_ab: np.ndarray, hint_mask: np.ndarray,
+            hint_reach: np.ndarray | None = None) -> np.ndarray:
     """The change the marks ``hint_ab (H, W, 2)``, ``hint_mask (H, W)`` (at the photo's
-    size, at least one) make to ``p.prior``: ``(h, w, 2)`` float32 in Lab units at the
-    working size, such that ``prior + it`` has the marks' colours at the marked pixels."""
+    size, at least one) make to ``p.prior``, each spreading as far as its ``hint_reach``
+    ``(H, W)`` (:data:`~chromatize.inference.hints.REACH` scales; None: all 1):
+    ``(h, w, 2)`` float32 in Lab units at the working size, such that ``prior + it`` has
+    the marks' colours at the marked pixels."""
     shape, net_shape = p.l_small.shape, p.l_net.shape
     marks_ab, marks = pool_hints(hint_ab, hint_mask, shape)
     target = np.where(marks[..., None], marks_ab - p.prior, 0).astype(np.float32)
     net_target, net_marks = pool_hints(target, marks, net_shape)
+    reach = None
+    if hint_reach is not None:  # pooled as the marks are, so it has a value where they do
+        reach_small = pool_hints(hint_reach[..., None], hint_mask, shape)[0]
+        reach = pool_hints(reach_small, marks, net_shape)[0][..., 0]
     coarse = np.zeros((*net_shape, 2), np.float32)
     if p.head is not None:
-        coarse = _mode_choice(p, pool_hints(marks_ab, marks, net_shape)[0], net_marks)
+        coarse = _mode_choice(p, pool_hints(marks_ab, marks, net_shape)[0], net_marks, reach)
         net_target = np.where(net_marks[..., None], net_target - coarse, 0)
-    coarse = coarse + _nonlocal_correction(p.l_net, p.features, net_target, net_marks)
+    coarse = coarse + _nonlocal_correction(p.l_net, p.features, net_target, net_marks, reach)
     base = bilinear_resize(coarse, shape)
     # The data term keeps this system well conditioned: a small coarsest level will do.
     local = propagate(p.l_small, np.where(marks[..., None], target - base, 0), marks,
@@ -212,4 +231,3 @@ def correct(p: Prior, hint_ab: np.ndarray, hint_mask: np.ndarray) -> np.ndarray:
     # arithmetic is 10-100x slower on x86, and such values are 0 for any colour.
     out[np.abs(out) < 1e-6] = 0
     return out
-

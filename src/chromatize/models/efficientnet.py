@@ -172,6 +172,7 @@ class EffNetColorizer(ColorizationModel):
 
     size_multiple = 32
     ab_stride = 4
+    has_encoder = True
 
     def __init__(self, width: int = 64, head: str = "regression", fusion: bool = False,
                  temperature: float = 0.38, hints: bool = False, boost: float = 0.0,
@@ -206,6 +207,9 @@ class EffNetColorizer(ColorizationModel):
         is frozen these are a pure function of L*, which is what lets training cache them
         (:mod:`chromatize.training.features`)."""
         return self.encoder(self.encoder_input(l), stem_extra)[1:]
+
+    def encoder_module(self) -> nn.Module:
+        return self.encoder
 
     def encode_rest(self, maps: list[torch.Tensor], frozen_blocks: int) -> list[torch.Tensor]:
         """Finish :meth:`encode` from the maps of its first ``frozen_blocks`` blocks (a key
@@ -360,6 +364,7 @@ class HintEffNetColorizer(EffNetColorizer):
     #: Weights an automatic model of the same family lacks; ``model.init`` may start from
     #: one (zero-initialised, they leave its output unchanged until trained).
     added_inputs = ("hint_stem.", "hint_fuse.")
+    owns_updates = True
 
     def __init__(self, **kw: object) -> None:
         super().__init__(**{**kw, "hints": True})  # type: ignore[arg-type]

@@ -20,6 +20,7 @@ from torch import nn
 
 from chromatize import color
 from chromatize.models.base import MODELS, ColorizationModel, create_model
+from chromatize.models.heads import ClassificationHead
 from chromatize.models.efficientnet import EffNetColorizer
 
 
@@ -102,14 +103,25 @@ class Pix2Pix(ColorizationModel):
     def forward(self, l: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.generator(l)
 
-    # Delegation so freezing, pretrained encoders and sampling see the generator's parts.
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return super().__getattr__(name)
-        except AttributeError:
-            if name in ("encoder", "head", "load_pretrained_encoder"):
-                return getattr(self.generator, name)
-            raise
+    owns_updates = True
+
+    # The generator's parts, so that freezing, pretrained encoders and decoding see them.
+    @property
+    def has_encoder(self) -> bool:  # type: ignore[override]
+        return self.generator.has_encoder
+
+    def encoder_module(self) -> nn.Module | None:
+        return self.generator.encoder_module()
+
+    def classification_head(self) -> ClassificationHead | None:
+        return self.generator.classification_head()
+
+    def load_pretrained_encoder(self) -> None:
+        self.generator.load_pretrained_encoder()
+
+    @property
+    def caches_features(self) -> bool:  # type: ignore[override]
+        return False  # the critic sees the generator's full-resolution output
 
     def configure_optimizers(self, lr: float, betas: tuple[float, float] = (0.5, 0.999),
                              ) -> list[torch.optim.Optimizer]:

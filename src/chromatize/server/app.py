@@ -2,19 +2,34 @@
 
 API (every error is a 4xx/5xx with the body ``{"error": "one line"}``):
 
-* ``GET /api/health`` -> ``{"status": "ok", "model": NAME}``.
+* ``GET /api/health`` -> ``{"status": "ok", "model": NAME, "limits": {name: [lo, hi]}}``:
+  the inclusive range of every number a client gives (decoding settings, marks, ``k``,
+  ``preview``), the same limits the CLI and the Python API check.
 * ``POST /api/colorize`` (multipart): ``image`` (file) or ``photo`` (an id from
   ``/api/photos``), optional ``marks`` (JSON list of ``{"x", "y", "color", "radius"}`` in
-  image pixels), ``boost`` (float), ``format`` (``png``, the default, or ``jpeg``) ->
-  the photo colorized at its own size, its L* kept. Header ``X-Photo-Id``: the photo's id.
-  Optional ``preview`` (a long side in pixels): a smaller result, for the page's display.
+  image pixels, each with an optional ``reach``: ``local``, ``object`` or ``photo``),
+  ``boost`` and ``gain`` (numbers), ``seed`` (start from the coloring sampled with it: an
+  alternative), ``format`` (``png``, the default, or ``jpeg``) -> the photo colorized at
+  its own size, its L* kept. Header ``X-Photo-Id``: the photo's id. Optional ``preview``
+  (a long side in pixels): a smaller result, for the page's display. Optional
+  ``restore`` (``1``/``all``, or some of ``cracks,dust,grain,fade``): repair the gray
+  first (:mod:`chromatize.restore`). Photo-level colours (docs/priors.md): ``reference``
+  (a colour image file, decoded with the guards of photo uploads), ``palette``
+  (``#8b2e2e,#2e4d8b:0.3``), ``strength`` (0-3); or ``variant`` (1..``k``, ``k`` default
+  4): that one of ``/api/variants``.
+* ``POST /api/variants`` (multipart): ``image`` or ``photo``, ``k`` (default 4, at most
+  16), ``strength``, ``boost``, ``marks``, ``format`` (default ``jpeg``), ``preview`` ->
+  ``{"images": [data URL, ...]}``: K versions, each with the colours of a group of the
+  indexed colour photos most like this one, the likeliest first.
 * ``POST /api/suggest`` (multipart): ``image`` or ``photo``, ``x``, ``y``, optional ``k``
   (default 6) -> ``{"colors": ["#rrggbb", ...], "probs": [...]}``, most likely first.
 * ``POST /api/photos`` (multipart ``image``) -> ``{"id", "name", "width", "height"}``: upload
   once, then send ``photo=ID`` instead of the file (404 once it has been evicted).
 * ``GET /api/photos/{id}/gray`` -> the photo's L* as a gray PNG.
-* ``POST /api/alternatives``: ``image`` or ``photo``, ``k`` (default 4), ``seed``, ``boost``,
-  ``marks`` -> ``{"images": [data URL, ...]}``, K plausible colorings.
+* ``POST /api/alternatives``: ``image`` or ``photo``, ``k`` (default 4), ``seed`` (default
+  0), ``boost``, ``gain``, ``marks`` -> ``{"images": [data URL, ...], "seeds": [...]}``, K
+  plausible colorings, the i-th sampled with ``seed + i`` (send it to ``/api/colorize``
+  to make it the working result).
 * ``GET /api/info`` -> what the page needs to know (limits, model abilities).
 
 Status codes: 400 unreadable image, bad marks or fields; 404 unknown photo id; 413 body
@@ -25,9 +40,9 @@ Nothing is loaded from another host: the page's files are package data and FastA
 
 from __future__ import annotations
 
-import json
 import logging
 import os
+from functools import partial
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -42,10 +57,14 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from chromatize.decoding import LIMITS, check_number
+from chromatize.errors import UsageError
+from chromatize.inference.hints import MARK_LIMITS, MarksError, parse_marks_json
 from chromatize.io import MAX_PIXELS
 from chromatize.server.engine import (
     FORMATS,
     Engine,
+    Look,
     RequestError,
     StoredPhoto,
     WorkerPool,
@@ -55,9 +74,17 @@ from chromatize.server.engine import (
 log = logging.getLogger("chromatize.server")
 
 MB = 1 << 20
+#: The server's own limit on a photo's pixels, far below the CLI's 200 MP: one worker
+#: decoding a 199-megapixel upload (24 kB of 1-bit PNG) holds about 3.6 GB for 44 s.
+#: Checked from the header, before any pixel is decoded (``chromatize serve
+#: --max-pixels``; ``chromatize.cli.SERVE_MAX_PIXELS`` repeats it).
+MAX_PIXELS = 50_000_000
 #: Room for the form fields and multipart framing around the image itself.
 FORM_SLACK = 1 * MB
 MAX_K = 16
+#: The server's own fields beside the decoding settings and marks: alternatives per
+#: request and the preview's long side.
+FORM_LIMITS = {"k": (1, MAX_K), "preview": (16, 100_000)}
 #: Content Security Policy of every response: the page may only talk to its own origin.
 CSP = ("default-src 'self'; img-src 'self' blob: data:; style-src 'self'; "
        "script-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
@@ -70,15 +97,14 @@ class BodyLimit:
     Content-Length header before reading anything, and while streaming for bodies sent
     without one (chunked) or that lie about it."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app, self.max_bytes = app, max_bytes
+    def __init__(self, app: ASGIApp, max_bytes: int, too_large: str) -> None:
+        self.app, self.max_bytes, self.too_large = app, max_bytes, too_large
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.max_bytes
-        too_large = f"upload too large: more than {limit // MB} MB (--max-upload-mb)"
+        limit, too_large = self.max_bytes, self.too_large
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None and length.isdigit() and int(length) > limit:
             await JSONResponse({"error": too_large}, 413)(scope, receive, send)
@@ -109,7 +135,7 @@ def create_app(colorizer_or_model: Any = "default", max_upload_mb: float = 50,
     (least recently used dropped first); ``model_name``: what ``/api/health`` reports.
     """
     if isinstance(colorizer_or_model, (str, os.PathLike)):
-        from chromatize import Colorizer
+        from chromatize.inference.pipeline import Colorizer
 
         model_name = model_name or Path(colorizer_or_model).name
         # Each photo the page shows takes two entries (its preview and its full size).
@@ -118,6 +144,8 @@ def create_app(colorizer_or_model: Any = "default", max_upload_mb: float = 50,
         colorizer = colorizer_or_model
         model_name = model_name or str(colorizer.info.get("model", {}).get("name", "custom"))
     engine = Engine(colorizer, max_pixels=max_pixels, store_bytes=store_mb * MB)
+    # Every number a client gives, [lo, hi] inclusive, for the page's controls.
+    limits = {name: list(r) for name, r in {**LIMITS, **MARK_LIMITS, **FORM_LIMITS}.items()}
     pool = WorkerPool(workers or default_workers(), queue)
     max_upload = int(max_upload_mb * MB)
 
@@ -129,7 +157,10 @@ def create_app(colorizer_or_model: Any = "default", max_upload_mb: float = 50,
     app = FastAPI(title="chromatize", docs_url=None, redoc_url=None,
                   openapi_url="/api/openapi.json", lifespan=lifespan)
     app.state.engine, app.state.pool = engine, pool
-    app.add_middleware(BodyLimit, max_bytes=max_upload + FORM_SLACK)
+    # The body may exceed the photo's limit by the form's framing; the message names the
+    # limit the user set.
+    too_large = f"upload too large: more than {max_upload_mb:g} MB (--max-upload-mb)"
+    app.add_middleware(BodyLimit, max_bytes=max_upload + FORM_SLACK, too_large=too_large)
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next: Any) -> Response:
@@ -163,19 +194,23 @@ def create_app(colorizer_or_model: Any = "default", max_upload_mb: float = 50,
             raise RequestError(415, f"send multipart/form-data, not {ctype or 'no content type'}")
         return await request.form(max_files=2, max_fields=16)
 
+    async def decoded(upload: UploadFile) -> StoredPhoto:
+        """An uploaded image file, checked (type, size) and decoded in a worker with the
+        guards of :func:`chromatize.io.read_photo`."""
+        ctype = (upload.content_type or "").split(";")[0].strip().lower()
+        if ctype and not ctype.startswith("image/") and ctype != "application/octet-stream":
+            raise RequestError(415, f"{_safe_name(upload.filename)}: {ctype} is not an "
+                                    "image type")
+        data = await upload.read()
+        if len(data) > max_upload:
+            raise RequestError(413, too_large)
+        return await pool.run(engine.add, data, _safe_name(upload.filename))
+
     async def photo_of(form: FormData) -> StoredPhoto:
         """The ``image`` upload (decoded in a worker) or the stored ``photo`` id."""
         upload = form.get("image")
         if isinstance(upload, UploadFile):
-            ctype = (upload.content_type or "").split(";")[0].strip().lower()
-            if ctype and not ctype.startswith("image/") and ctype != "application/octet-stream":
-                raise RequestError(415, f"{_safe_name(upload.filename)}: {ctype} is not an "
-                                        "image type")
-            data = await upload.read()
-            if len(data) > max_upload:
-                raise RequestError(413, f"upload too large: more than {max_upload_mb:g} MB "
-                                        "(--max-upload-mb)")
-            return await pool.run(engine.add, data, _safe_name(upload.filename))
+            return await decoded(upload)
         if upload is not None:
             raise RequestError(400, "field 'image' must be a file")
         pid = form.get("photo")
@@ -186,6 +221,19 @@ def create_app(colorizer_or_model: Any = "default", max_upload_mb: float = 50,
             raise RequestError(404, f"unknown photo {pid[:40]!r} (expired); upload it again")
         return photo
 
+    async def look_of(form: FormData, variant: bool = True) -> Look:
+        """The photo-level colours asked for: ``reference`` (an image file), ``palette``,
+        ``strength``, and (``variant``) ``variant`` of ``k``."""
+        upload = form.get("reference")
+        if upload is not None and not isinstance(upload, UploadFile):
+            raise RequestError(400, "field 'reference' must be an image file")
+        reference = None if upload is None else await decoded(upload)
+        lo, hi = LIMITS["strength"]
+        k = _number(form, "k", int, 4, 1, LIMITS["variants"][1])
+        return Look(reference, _field(form, "palette"),
+                    _number(form, "strength", float, None, lo, hi),
+                    _number(form, "variant", int, None, 1, k) if variant else None, k)
+
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
@@ -193,15 +241,19 @@ def create_app(colorizer_or_model: Any = "default", max_upload_mb: float = 50,
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/api/health")
-    async def health() -> dict[str, str]:
-        return {"status": "ok", "model": model_name}
+    async def health() -> dict[str, Any]:
+        return {"status": "ok", "model": model_name, "limits": limits}
 
     @app.get("/api/info")
     async def info() -> dict[str, Any]:
-        head = getattr(colorizer.model, "head", None)
+        head = colorizer.head
         return {"model": model_name, "max_upload_mb": max_upload_mb,
                 "can_sample": bool(colorizer.can_sample),
-                "boost": float(getattr(head, "boost", 0.0) or 0.0),
+                # Whether /api/variants and ``variant`` work (an index of colour photos).
+                "variants": bool(colorizer.can_sample and colorizer.index_path is not None),
+                "limits": {k: LIMITS[k] for k in ("strength", "variants")},
+                **({"boost": 0.0, "gain": 1.0} if head is None else
+                   {k: head.defaults()[k] for k in ("boost", "gain")}),
                 "workers": pool.workers, "formats": list(FORMATS)}
 
     @app.post("/api/photos")
@@ -222,17 +274,37 @@ def create_app(colorizer_or_model: Any = "default", max_upload_mb: float = 50,
     async def colorize(request: Request) -> Response:
         form = await read_form(request)
         fmt = _choice(form, "format", "png", FORMATS)
-        marks, boost = _marks(form), _number(form, "boost", float, None, 0.0, 10.0)
-        preview = _number(form, "preview", int, None, 16, 100_000)
+        marks, boost = _marks(form), _setting(form, "boost")
+        gain, seed = _setting(form, "gain"), _setting(form, "seed")
+        preview = _number(form, "preview", int, None, *FORM_LIMITS["preview"])
+        repair = _repair(form)
+        look = await look_of(form)
         photo = await photo_of(form)
-        data = await pool.run(engine.colorize, photo, marks, boost, fmt, preview)
+        data = await pool.run(partial(engine.colorize, photo, marks, boost, fmt, preview,
+                                      repair=repair, gain=gain, seed=seed, look=look))
         return Response(data, media_type=FORMATS[fmt][1], headers={"X-Photo-Id": photo.id})
+
+    @app.post("/api/variants")
+    async def variants(request: Request) -> dict[str, list[str]]:
+        form = await read_form(request)
+        if not colorizer.can_sample:
+            raise RequestError(400, "this model gives a single coloring (no versions)")
+        look = await look_of(form, variant=False)
+        if look.reference is not None or look.palette is not None:
+            raise RequestError(400, "versions choose the photo's colours themselves: send "
+                                    "them without reference or palette")
+        marks, boost = _marks(form), _setting(form, "boost")
+        fmt = _choice(form, "format", "jpeg", FORMATS)
+        preview = _number(form, "preview", int, None, *FORM_LIMITS["preview"])
+        photo = await photo_of(form)
+        images = await pool.run(engine.variants, photo, look, marks, boost, fmt, preview)
+        return {"images": images}
 
     @app.post("/api/suggest")
     async def suggest(request: Request) -> dict[str, list[Any]]:
         form = await read_form(request)
         x, y = _number(form, "x", int), _number(form, "y", int)
-        k = _number(form, "k", int, 6, 1, MAX_K)
+        k = _number(form, "k", int, 6, *FORM_LIMITS["k"])
         photo = await photo_of(form)
         w, h = photo.size
         if not (0 <= x < w and 0 <= y < h):  # type: ignore[operator]
@@ -240,17 +312,19 @@ def create_app(colorizer_or_model: Any = "default", max_upload_mb: float = 50,
         return await pool.run(engine.suggest, photo, x, y, k)
 
     @app.post("/api/alternatives")
-    async def alternatives(request: Request) -> dict[str, list[str]]:
+    async def alternatives(request: Request) -> dict[str, list[Any]]:
         form = await read_form(request)
         if not colorizer.can_sample:
             raise RequestError(400, "this model gives a single coloring (no alternatives)")
-        k = _number(form, "k", int, 4, 1, MAX_K)
-        seed = _number(form, "seed", int, None)
-        marks, boost = _marks(form), _number(form, "boost", float, None, 0.0, 10.0)
+        k = _number(form, "k", int, 4, *FORM_LIMITS["k"])
+        # Alternative i is the coloring sampled with seed + i: room for k of them.
+        seed = _number(form, "seed", int, 0, 0, LIMITS["seed"][1] - MAX_K)
+        marks, boost = _marks(form), _setting(form, "boost")
+        gain = _setting(form, "gain")
         fmt = _choice(form, "format", "jpeg", FORMATS)
         photo = await photo_of(form)
-        images = await pool.run(engine.alternatives, photo, k, seed, marks, boost, fmt)
-        return {"images": images}
+        found = await pool.run(engine.alternatives, photo, k, seed, marks, boost, fmt, gain)
+        return {"images": [url for url, _ in found], "seeds": [s for _, s in found]}
 
     return app
 
@@ -297,15 +371,47 @@ def _choice(form: FormData, key: str, default: str, allowed: Any) -> str:
     return value
 
 
+def _setting(form: FormData, key: str) -> float | int | None:
+    """A decoding setting (``boost``, ``seed``...) checked against
+    :data:`chromatize.decoding.LIMITS`, the limits every face uses; None when absent."""
+    text = _field(form, key)
+    if text is None:
+        return None
+    try:
+        # Python refuses integers of more than 4,300 digits: a ValueError, a 400 too.
+        value = int(text) if text.strip().lstrip("+-").isdigit() else float(text)
+    except ValueError:
+        raise RequestError(400, f"field {key!r} must be a number, got {text[:40]!r}") from None
+    try:
+        return check_number(key, value)
+    except UsageError as e:
+        raise RequestError(400, str(e)) from None
+
+
+def _repair(form: FormData) -> Any:
+    """The ``restore`` field as a :class:`chromatize.restore.Repair`, or None."""
+    text = _field(form, "restore")
+    if text is None:
+        return None
+    from chromatize.errors import UsageError
+    from chromatize.restore import Repair, parse_steps
+
+    try:
+        steps = parse_steps(text[:100])
+    except UsageError as e:
+        raise RequestError(400, f"restore: {e}") from None
+    return Repair(steps) if steps else None
+
+
 def _marks(form: FormData) -> list[dict[str, Any]] | None:
     """The ``marks`` field: a JSON list of points (checked in detail by the Colorizer)."""
     text = _field(form, "marks")
     if text is None:
         return None
     try:
-        marks = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise RequestError(400, f"marks: not valid JSON ({e})") from None
+        marks = parse_marks_json(text)
+    except MarksError as e:
+        raise RequestError(400, str(e)) from None
     if not isinstance(marks, list) or not all(isinstance(m, dict) for m in marks):
         raise RequestError(400, 'marks: expected a JSON list of {"x", "y", "color", "radius"}')
     return marks

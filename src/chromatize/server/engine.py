@@ -24,7 +24,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -33,6 +33,7 @@ import torch
 from PIL import Image
 
 from chromatize import color
+from chromatize.decoding import real
 from chromatize.errors import ChromatizeError
 from chromatize.io import MAX_PIXELS, PhotoError, read_photo
 
@@ -153,6 +154,28 @@ def decode_upload(data: bytes, name: str, max_pixels: int = MAX_PIXELS) -> Store
     return StoredPhoto(photo_id(data), name, image, photo.alpha, nbytes)
 
 
+@dataclass(frozen=True)
+class Look:
+    """The photo-level colours a request asks for (:mod:`chromatize.priors`): a
+    ``reference`` photo (decoded as uploads are), a ``palette`` (text such as
+    ``"#8b2e2e,#2e4d8b:0.3"``) and their ``strength``; or version ``variant`` (1..k) of
+    ``k`` (:mod:`chromatize.inference.variants`), at ``strength``."""
+
+    reference: StoredPhoto | None = None
+    palette: str | None = None
+    strength: float | None = None
+    variant: int | None = None
+    k: int = 4
+
+    def __post_init__(self) -> None:
+        if self.variant is not None and (self.reference is not None or self.palette is not None):
+            raise RequestError(400, "a version chooses the photo's colours itself: send "
+                                    "variant without reference or palette")
+        if self.variant is not None and not 1 <= self.variant <= self.k:
+            raise RequestError(400, f"field 'variant' must be from 1 to k ({self.k}), "
+                                    f"got {self.variant}")
+
+
 def encode(image: Image.Image, fmt: str, quality: int = 92) -> bytes:
     """A PIL image -> PNG or JPEG bytes (``fmt``: a key of :data:`FORMATS`). JPEG has no
     alpha, so transparent parts are shown on white, as a viewer would."""
@@ -192,13 +215,13 @@ class Engine:
         self.store.put(photo)
         return photo
 
-    def preview(self, photo: StoredPhoto, long_side: int) -> tuple[StoredPhoto, float]:
-        """A copy of the photo with its long side at most ``long_side`` (area-averaged), and
-        its scale. The page shows results at screen size: computing them at that size makes
-        each update several times cheaper. Copies live in the store beside the photo."""
+    def preview(self, photo: StoredPhoto, long_side: int) -> StoredPhoto:
+        """A copy of the photo with its long side at most ``long_side`` (area-averaged).
+        The page shows results at screen size: computing them at that size makes each
+        update several times cheaper. Copies live in the store beside the photo."""
         scale = long_side / max(photo.size)
         if scale >= 1:
-            return photo, 1.0
+            return photo
         key = f"{photo.id}@{long_side}"
         small = self.store.get(key)
         if small is None:
@@ -208,28 +231,73 @@ class Engine:
             small = StoredPhoto(key, photo.name, image.resize(size, Image.BOX), alpha,
                                 size[0] * size[1] * len(image.getbands()))
             self.store.put(small)
-        return small, small.size[0] / photo.size[0]
+        return small
 
     def colorize(self, photo: StoredPhoto, marks: list[dict[str, Any]] | None = None,
                  boost: float | None = None, fmt: str = "png", preview: int | None = None,
-                 ) -> bytes:
+                 repair: Any = None, gain: float | None = None, seed: int | None = None,
+                 look: Look | None = None) -> bytes:
         """The photo colorized at its own size, keeping its L*, encoded as ``fmt``; with
-        ``preview``, at most that long side instead (marks are scaled to it)."""
-        if preview:
-            photo, scale = self.preview(photo, preview)
-            marks = scale_marks(marks, scale, photo.size)
+        ``preview``, at most that long side instead (marks are scaled to it); with
+        ``repair`` (a :class:`chromatize.restore.Repair`), its gray repaired first.
+        ``seed``: start from the coloring sampled with it (an alternative), not the most
+        likely; ``look``: the photo-level colours asked for."""
         with _user_errors():
-            out = self.colorizer.colorize(photo.image, **_steering(marks, boost))
+            prior = self._prior(photo, look or Look())
+        if preview:
+            small = self.preview(photo, preview)
+            marks, photo = scale_marks(marks, photo.size, small.size), small
+        image = photo.image
+        if repair is not None:
+            from chromatize.restore import restore
+
+            image = restore(image, repair)
+        with _user_errors():
+            out = self.colorizer.colorize(image, **_steering(marks, boost, gain, seed, prior))
+        if isinstance(out, list):  # a sampled coloring comes as a list of one
+            out = out[0]
         return encode(self._with_alpha(out, photo), fmt)
 
-    def alternatives(self, photo: StoredPhoto, k: int, seed: int | None,
+    def variants(self, photo: StoredPhoto, look: Look, marks: list[dict[str, Any]] | None = None,
+                 boost: float | None = None, fmt: str = "jpeg", preview: int | None = None,
+                 ) -> list[str]:
+        """The ``look.k`` versions of the photo (the likeliest first), as data URLs; version
+        ``i`` is what ``/api/colorize`` gives with ``variant=i``."""
+        return [data_url(self.colorize(photo, marks, boost, fmt, preview,
+                                       look=replace(look, variant=i)), fmt)
+                for i in range(1, look.k + 1)]
+
+    def _prior(self, photo: StoredPhoto, look: Look) -> Any:
+        """The :class:`~chromatize.priors.ImagePrior` of ``look`` for ``photo``, or None.
+        A version's prior comes from the photo at its own size (not a preview), so the
+        page's small version and the full-size one have the same colours."""
+        from chromatize.decoding import check_number
+        from chromatize.priors import image_prior
+
+        if look.variant is None:
+            ref = None if look.reference is None else look.reference.image
+            return image_prior(ref, look.palette, look.strength, max_pixels=self.max_pixels)
+        c = self.colorizer
+        check_number("variants", look.k)
+        if not c.can_sample:
+            raise RequestError(400, "versions need a classification model; this one "
+                                    "predicts ab directly")
+        output = c.infer(c.prepare(photo.image))
+        return c.variant_priors(output, look.k, strength=look.strength)[look.variant - 1]
+
+    def alternatives(self, photo: StoredPhoto, k: int, seed: int,
                      marks: list[dict[str, Any]] | None = None, boost: float | None = None,
-                     fmt: str = "jpeg") -> list[str]:
-        """``k`` different plausible colorings, as data URLs."""
+                     fmt: str = "jpeg", gain: float | None = None,
+                     ) -> list[tuple[str, int]]:
+        """``k`` different plausible colorings, as (data URL, seed) pairs: the i-th is
+        the coloring sampled with ``seed + i``, so :meth:`colorize` with that seed gives it
+        again (at any size, with any marks)."""
+        found = []
         with _user_errors():
-            outs = self.colorizer.colorize(photo.image, samples=k, seed=seed,
-                                           **_steering(marks, boost))
-        return [data_url(encode(self._with_alpha(out, photo), fmt), fmt) for out in outs]
+            for s in range(seed, seed + k):
+                out = self.colorizer.colorize(photo.image, **_steering(marks, boost, gain, s))
+                found.append((data_url(encode(self._with_alpha(out[0], photo), fmt), fmt), s))
+        return found
 
     def suggest(self, photo: StoredPhoto, x: int, y: int, k: int) -> dict[str, list[Any]]:
         """The ``k`` most likely colours at pixel (x, y): ``{"colors", "probs"}``."""
@@ -277,32 +345,52 @@ def _user_errors() -> Iterator[None]:
         raise RequestError(400, str(e)) from None
 
 
-def scale_marks(marks: list[dict[str, Any]] | None, scale: float, size: tuple[int, int],
-                ) -> list[dict[str, Any]] | None:
-    """Points in the photo's pixels -> the same points on a copy ``scale`` times its size
-    (``size``: the copy's width and height). Anything malformed is passed through as is,
-    for the Colorizer to report."""
-    if not marks or scale == 1:
+def scale_marks(marks: list[dict[str, Any]] | None, photo_size: tuple[int, int],
+                size: tuple[int, int]) -> list[dict[str, Any]] | None:
+    """Points in the pixels of a photo of ``photo_size`` (width, height) -> the same points
+    on a copy of ``size``, integers and fractions alike; radii shrink with the photo but
+    stay at least 1, so a mark never vanishes. A point outside the photo is a 400 that
+    names the photo's own size; anything malformed is passed through as is, for the
+    Colorizer to report."""
+    if not marks or photo_size == size:
         return marks
     scaled = []
-    for mark in marks:
+    for i, mark in enumerate(marks):
         mark = dict(mark)
-        for key, side in (("x", size[0]), ("y", size[1])):
-            if isinstance(mark.get(key), int) and 0 <= mark[key]:
-                mark[key] = min(side - 1, int(mark[key] * scale))
-        if isinstance(mark.get("radius"), int) and mark["radius"] > 0:
-            mark["radius"] = max(1, round(mark["radius"] * scale))
+        x, y = real(mark.get("x")), real(mark.get("y"))
+        if x is not None and y is not None:
+            (w, h), (sw, sh) = photo_size, size
+            if not (0 <= x < w and 0 <= y < h):
+                raise RequestError(400, f"marks: point {i}: ({x:g}, {y:g}) is outside the "
+                                        f"{w}x{h} photo")
+            # Still inside the copy: its last pixel spans [side - 1, side).
+            mark["x"], mark["y"] = min(sw - 0.5, x * sw / w), min(sh - 0.5, y * sh / h)
+        radius = real(mark.get("radius"))
+        if radius is not None and radius > 0:
+            mark["radius"] = max(1.0, radius * size[0] / photo_size[0])
         scaled.append(mark)
     return scaled
 
 
-def _steering(marks: list[dict[str, Any]] | None, boost: float | None) -> dict[str, Any]:
-    """Only the keywords given, so a photo without marks takes the plain, batched path."""
+def _steering(marks: list[dict[str, Any]] | None, boost: float | None,
+              gain: float | None = None, seed: int | None = None,
+              prior: Any = None) -> dict[str, Any]:
+    """Only the keywords given, so a photo without marks takes the plain, batched path;
+    a ``seed`` asks for the one coloring sampled with it, a ``prior`` (an image-level
+    :class:`~chromatize.priors.ImagePrior`) reweights the colours."""
     kwargs: dict[str, Any] = {}
+    if prior is not None:
+        from chromatize.decoding import Decoding
+
+        kwargs["decoding"] = Decoding(prior=prior)
     if marks:
         kwargs["marks"] = marks
     if boost is not None:
         kwargs["boost"] = boost
+    if gain is not None:
+        kwargs["gain"] = gain
+    if seed is not None:
+        kwargs.update(samples=1, seed=seed)
     return kwargs
 
 

@@ -50,6 +50,12 @@ class ModelConfig:
     frozen_blocks: int = 0
     init: str | None = None  # start from the weights of this chromatize checkpoint
     working_size: int = 256  # inference resolution recorded in the checkpoint
+    # AdaBN (Li et al. 2016): before a fresh run, re-estimate the encoder's batch-norm
+    # statistics on this many gray training crops, without gradients (0 = off)
+    adabn: int = 0
+    # L2-SP (Li et al. 2018): weight alpha of (alpha / 2) * ||w - w_start||^2 over the
+    # encoder weights that train, pulling them towards their values at the run's start
+    l2sp: float = 0.0
 
 
 @dataclass
@@ -64,6 +70,12 @@ class DataConfig:
     ``feature_cache``: a folder (keep it outside the repository) where the frozen
     encoder's features of ``feature_views`` random crops per photo are stored once; the
     frozen phase then trains the decoder from it (:mod:`chromatize.training.features`).
+
+    ``limit`` / ``subset_seed``: train on the first ``limit`` usable photos of ``train``
+    (folders and lists) after a shuffle seeded by ``subset_seed`` (None: sorted order).
+    Subsets of one seed are nested, for data-scaling curves; with a feature cache, every
+    photo is cached in that order and a run reads the prefix of its own photos, so all
+    subsets share one cache.
     """
 
     train: str | list[str] = ""
@@ -78,6 +90,8 @@ class DataConfig:
     val_limit: int = 64  # validation photos used (the first ones, sorted)
     feature_cache: str | None = None  # folder of cached encoder features (frozen phase)
     feature_views: int = 2  # cached random crops per photo
+    limit: int | None = None  # train on this many photos (a nested subset, see above)
+    subset_seed: int | None = None  # shuffles the photos before ``limit`` takes its share
 
 
 @dataclass
@@ -107,6 +121,8 @@ class TrainConfig:
     ema: float | None = None  # EMA decay of the weights (e.g. 0.999); None = off
     eval_every: int = 500
     ckpt_every: int = 500
+    ckpt_minutes: float | None = None  # also checkpoint after this much wall time
+    keep_best: bool = False  # also keep the model of the lowest val loss as RUN/best
     log_every: int = 10
     grid_images: int = 8
     seed: int = 0
@@ -196,6 +212,54 @@ def to_dict(cfg: Config) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 
+#: Longest integer a config may hold: any count or size beyond 18 digits is a typo, and
+#: Python refuses to parse integers above 4,300 digits (a ValueError, not a YAML error).
+MAX_DIGITS = 18
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """YAML's safe loader, but a key given twice in one mapping (a section written twice:
+    YAML keeps the last, silently) and integers of more than :data:`MAX_DIGITS` digits
+    are errors."""
+
+    def construct_mapping(self, node: yaml.Node, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in getattr(node, "value", []):
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, typing.Hashable) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"{key!r} is given twice; keep one", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+    def construct_yaml_int(self, node: yaml.Node) -> int:
+        digits = sum(c.isdigit() for c in str(node.value))
+        if digits > MAX_DIGITS:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"an integer of {digits} digits (at most {MAX_DIGITS})",
+                node.start_mark)
+        return super().construct_yaml_int(node)
+
+
+_StrictLoader.add_constructor("tag:yaml.org,2002:int", _StrictLoader.construct_yaml_int)
+_StrictLoader.add_constructor("tag:yaml.org,2002:map", _StrictLoader.construct_yaml_map)
+
+
+def _load_yaml(text: str, where: str) -> Any:
+    """YAML text -> Python objects by :class:`_StrictLoader`; :class:`ConfigError`
+    naming ``where`` (a file or an override) for anything it cannot read."""
+    try:
+        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{where}: not valid YAML ({e.problem}{at})") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{where}: not valid YAML ({' '.join(str(e).split())})") from None
+    except RecursionError:
+        raise ConfigError(f"{where}: not valid YAML (nested too deep)") from None
+
+
 def parse_overrides(args: list[str]) -> dict[str, Any]:
     """``["--train.max_steps=2", "--loss.name=l2"]`` -> nested dict of YAML-parsed values."""
     tree: dict[str, Any] = {}
@@ -203,10 +267,7 @@ def parse_overrides(args: list[str]) -> dict[str, Any]:
         key, sep, raw = arg.removeprefix("--").partition("=")
         if not arg.startswith("--") or not sep or not key:
             raise ConfigError(f"override {arg!r} must look like --section.key=VALUE")
-        try:
-            value = yaml.safe_load(raw) if raw else ""
-        except yaml.YAMLError as e:
-            raise ConfigError(f"override {arg!r}: value is not valid YAML ({e})") from None
+        value = _load_yaml(raw, f"override {arg[:60]!r}") if raw else ""
         node = tree
         *parents, leaf = key.split(".")
         for part in parents:
@@ -229,14 +290,13 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     """The mapping in a YAML file; :class:`ConfigError` if missing or malformed."""
     p = Path(path)
     try:
-        data = yaml.safe_load(p.read_text())
+        text = p.read_text()
     except OSError as e:
         raise ConfigError(f"{p}: cannot read config ({e.strerror or e})") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{p}: not a text file (a config is a YAML file such as "
                           "configs/default.yaml)") from None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{p}: not valid YAML ({e})") from None
+    data = _load_yaml(text, str(p))
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -276,6 +336,11 @@ def validate(cfg: Config) -> None:
                    "train.grid_images": t.grid_images}
     if d.feature_views <= 0:
         raise ConfigError(f"data.feature_views: must be positive, got {d.feature_views}")
+    if d.limit is not None and d.limit <= 0:
+        raise ConfigError(f"data.limit: must be positive, got {d.limit}")
+    if cfg.model.adabn < 0 or cfg.model.l2sp < 0:
+        raise ConfigError(f"model.adabn / model.l2sp: must not be negative, got "
+                          f"{cfg.model.adabn} / {cfg.model.l2sp}")
     for key, v in nonnegative.items():
         if v < 0:
             raise ConfigError(f"{key}: must not be negative, got {v}")
@@ -293,6 +358,8 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"train.schedule: 'constant' or 'cosine', got {t.schedule!r}")
     if len(t.betas) != 2:
         raise ConfigError(f"train.betas: two numbers, got {t.betas}")
+    if t.ckpt_minutes is not None and not t.ckpt_minutes > 0:
+        raise ConfigError(f"train.ckpt_minutes: must be positive, got {t.ckpt_minutes}")
     if t.max_minutes is not None and not t.max_minutes > 0:
         raise ConfigError(f"train.max_minutes: must be positive, got {t.max_minutes}")
     if t.ema is not None and not 0 < t.ema < 1:

@@ -24,9 +24,9 @@ import logging
 import math
 import os
 import signal
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +70,25 @@ class PhotoSet:
     def summary(self) -> dict[str, Any]:
         return {"source": self.source, "count": len(self.paths),
                 "skipped_gray": self.skipped_gray, "skipped_unreadable": self.skipped_unreadable}
+
+    def take(self, indices: Sequence[int]) -> PhotoSet:
+        """These photos, in this order (the scan's counts kept)."""
+        return replace(self, paths=[self.paths[i] for i in indices],
+                       images=None if self.images is None else [self.images[i] for i in indices],
+                       short_sides=[self.short_sides[i] for i in indices])
+
+
+def nested_subset(photos: PhotoSet, limit: int | None, seed: int | None,
+                  ) -> tuple[PhotoSet, PhotoSet]:
+    """``(pool, subset)``: all of ``photos`` shuffled by ``seed`` (kept in order when
+    None), and the first ``limit`` photos of that pool (all when None). Subsets of one
+    seed are nested, and the order depends on the seed and the photos alone. Raises
+    :class:`DataError` when ``limit`` exceeds the photos."""
+    n = len(photos.paths)
+    if limit is not None and limit > n:
+        raise DataError(f"{photos.source}: data.limit {limit} exceeds the {n} usable photos")
+    pool = photos if seed is None else photos.take(np.random.default_rng(seed).permutation(n))
+    return pool, pool if limit is None else pool.take(range(limit))
 
 
 def is_shards(source: str) -> bool:

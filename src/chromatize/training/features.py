@@ -31,23 +31,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from chromatize.io import atomic_write_bytes
+
 log = logging.getLogger(__name__)
 
 CACHE_JSON = "cache.json"
 _CHUNK = 64  # photos' views encoded per forward pass
 
 
-def supports_cache(model: torch.nn.Module) -> bool:
-    """Whether ``model`` can train from cached features (an ``encode``/``decode`` pair and
-    no user-hint input into the encoder; hints that only the decoder reads are simulated
-    from the cached targets by the model's ``cached_hint``)."""
-    return (callable(getattr(model, "encode", None)) and callable(getattr(model, "decode", None))
-            and not getattr(model, "hints_enter_encoder", getattr(model, "hints", False)))
-
-
 def _digest(model: torch.nn.Module) -> str:
     h = hashlib.sha256()
-    for name, t in sorted(model.encoder.state_dict().items()):
+    for name, t in sorted(model.encoder_module().state_dict().items()):
         h.update(name.encode())
         h.update(t.detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()[:16]
@@ -56,15 +50,17 @@ def _digest(model: torch.nn.Module) -> str:
 class FeatureCache:
     """The arrays of a built cache: ``feats[k]`` ``(N, C_k, h_k, w_k)`` float16 memory maps
     and ``ab`` ``(N, 2, h, w)`` float16 in Lab units (area means over each chroma cell),
-    ``N = photos * views``; entry ``i * views + v`` is view ``v`` of photo ``i``."""
+    ``N = photos * views``; entry ``i * views + v`` is view ``v`` of photo ``i``.
+    ``photos``: use only the first ones (a prefix of the cache, for a subset of the data)."""
 
-    def __init__(self, folder: Path, meta: dict[str, Any]) -> None:
+    def __init__(self, folder: Path, meta: dict[str, Any], photos: int | None = None) -> None:
         self.folder, self.meta = folder, meta
         self.feats = [np.load(folder / f"f{k}.npy", mmap_mode="r") for k in range(meta["maps"])]
         self.ab = np.load(folder / "ab.npy", mmap_mode="r")
+        self.size = int(self.ab.shape[0]) if photos is None else photos * meta["views"]
 
     def __len__(self) -> int:
-        return int(self.ab.shape[0])
+        return self.size
 
     def take(self, idx: np.ndarray, maps: int | None = None,
              ) -> tuple[list[torch.Tensor], torch.Tensor]:
@@ -78,13 +74,14 @@ class FeatureCache:
 
 def build(model: torch.nn.Module, photos: Any, folder: str | Path, crop: int,
           scale_jitter: float, flip: bool, views: int, seed: int, bf16: bool = False,
-          progress: Any = None) -> FeatureCache:
+          progress: Any = None, need: int | None = None) -> FeatureCache:
     """Encode ``views`` random crops of every photo of ``photos`` (a
     :class:`chromatize.training.data.PhotoSet`) with ``model``'s frozen encoder, or reuse a
     matching cache in ``folder``. Crops are drawn as in training, from a generator seeded
     by ``(seed, photo index, view)``, so a rebuilt cache is the same. ``bf16``: encode
     under bfloat16 autocast (as training with ``precision: bf16`` would).
-    ``progress(done, total)`` is called as photos are encoded."""
+    ``progress(done, total)`` is called as photos are encoded. ``need``: encode (and
+    return) only the first ``need`` photos for now; a later call continues the cache."""
     from chromatize.training import data as datamod  # the loader's augmentation, one home
 
     folder = Path(folder).expanduser()
@@ -102,6 +99,7 @@ def build(model: torch.nn.Module, photos: Any, folder: str | Path, crop: int,
             log.warning("%s: cache built for other photos or settings; rebuilding", folder)
             meta = None
     n_photos = len(photos.paths)
+    target = n_photos if need is None else min(need, n_photos)
     was_training = model.training
     model.eval()
     with torch.inference_mode():
@@ -115,13 +113,13 @@ def build(model: torch.nn.Module, photos: Any, folder: str | Path, crop: int,
             np.lib.format.open_memmap(folder / "ab.npy", "w+", np.float16, (n, 2, ab_side, ab_side))
             meta = {"key": key_hash, "maps": len(probe), "photos": n_photos, "views": views,
                     "done": 0, "crop": crop, "sources": photos.source}
-            meta_path.write_text(json.dumps(meta))
+            atomic_write_bytes(meta_path, json.dumps(meta).encode())
         feats = [np.load(folder / f"f{k}.npy", mmap_mode="r+") for k in range(meta["maps"])]
         abs_ = np.load(folder / "ab.npy", mmap_mode="r+")
         crops_ds = datamod.PhotoCrops(photos, crop, scale_jitter, flip, seed)
-        while meta["done"] < n_photos:
+        while meta["done"] < target:
             lo = meta["done"]
-            hi = min(n_photos, lo + max(1, _CHUNK // views))
+            hi = min(target, lo + max(1, _CHUNK // views))
             ls, ab_t = [], []
             for i in range(lo, hi):
                 im = crops_ds.image(i)
@@ -141,11 +139,12 @@ def build(model: torch.nn.Module, photos: Any, folder: str | Path, crop: int,
             for arr in (*feats, abs_):
                 arr.flush()
             meta["done"] = hi
-            meta_path.write_text(json.dumps(meta))
+            # atomic: a run reading a prefix of the cache may open it meanwhile
+            atomic_write_bytes(meta_path, json.dumps(meta).encode())
             if progress is not None:
-                progress(hi, n_photos)
+                progress(hi, target)
     model.train(was_training)
-    return FeatureCache(folder, meta)
+    return FeatureCache(folder, meta, target)
 
 
 class FeatureBatches:
@@ -176,4 +175,4 @@ class FeatureBatches:
             yield self.cache.take(np.concatenate(idx), self.maps)
 
 
-__all__ = ["FeatureBatches", "FeatureCache", "build", "supports_cache"]
+__all__ = ["FeatureBatches", "FeatureCache", "build"]

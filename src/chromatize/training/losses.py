@@ -113,8 +113,8 @@ def rebalanced_ce(model: ColorizationModel | None = None, prior: str | None = No
     without rebalancing (the prior is still recorded when given). ``l1`` > 0 adds that
     weight times the L1 error of the decoded (annealed-mean) ab, normalised.
     """
-    head = getattr(model, "head", None)
-    if head is None or not hasattr(head, "bins"):
+    head = model.classification_head() if model is not None else None
+    if head is None:
         raise ValueError("loss rebalanced_ce needs a model with a classification head "
                          "(e.g. effnet_lite0_cls)")
     if prior is not None:

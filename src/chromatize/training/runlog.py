@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from chromatize import color
+from chromatize.errors import ChromatizeError
 from chromatize.io import atomic_write_bytes
 
 COLUMNS = ["step", "train_loss", "lr", "images_per_s", "val_loss", "val_ab_rmse"]
@@ -28,10 +29,10 @@ class RunLog:
         self.csv_path = run_dir / "log.csv"
         rows: list[dict[str, str]] = []
         if resume_step is not None and self.csv_path.is_file():
-            with self.csv_path.open(newline="") as f:
-                rows = [r for r in csv.DictReader(f) if int(r["step"]) <= resume_step]
+            rows = _rows_until(self.csv_path, resume_step)
         with self.csv_path.open("w", newline="") as f:
-            writer = csv.DictWriter(f, COLUMNS)
+            # An older or hand-edited log may have other columns: only ours are kept.
+            writer = csv.DictWriter(f, COLUMNS, extrasaction="ignore")
             writer.writeheader()
             writer.writerows(rows)
         self.tb = SummaryWriter(str(run_dir / "tb"),
@@ -66,3 +67,25 @@ class RunLog:
 
     def close(self) -> None:
         self.tb.close()
+
+
+class RunLogError(ChromatizeError):
+    """A run's ``log.csv`` that a resumed run cannot continue; the message says which."""
+
+
+def _rows_until(path: Path, step: int) -> list[dict[str, str]]:
+    """The rows of ``path`` up to ``step``. A row whose step is not a whole number is
+    what a killed run cut short, and is dropped; a file that is not such a log at all is
+    a :class:`RunLogError`, since rewriting it would lose what it holds."""
+    try:
+        with path.open(newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            if reader.fieldnames is None or "step" not in reader.fieldnames:
+                raise RunLogError(f"{path}: not a training log (no step column); move it "
+                                  "away to resume")
+            return [r for r in reader if (r["step"] or "").isdigit()
+                    and len(r["step"]) <= 18 and int(r["step"]) <= step]
+    except (UnicodeDecodeError, csv.Error) as e:
+        reason = "not UTF-8 text" if isinstance(e, UnicodeDecodeError) else str(e)
+        raise RunLogError(f"{path}: not a training log ({reason}); move it away to "
+                          "resume") from None

@@ -140,7 +140,7 @@ def load_state(run_dir: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
             raise StateError(f"{p}: missing, so {run_dir} cannot be resumed")
     try:
         meta = json.loads(paths[1].read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (OSError, ValueError, RecursionError) as e:  # bad text, JSON or 5,000 digits
         raise StateError(f"{paths[1]}: unreadable resume state, damaged or cut short "
                          f"({e})") from None
     try:

@@ -44,6 +44,7 @@ from chromatize.training import data as datamod
 from chromatize.training import state as ts
 from chromatize.checkpoint import load_checkpoint, save_checkpoint
 from chromatize.device import DeviceError, pick_device
+from chromatize.training import transfer
 from chromatize.training.config import Config, ConfigError
 from chromatize.training.losses import LOSSES
 from chromatize.models import ColorizationModel, create_model
@@ -98,20 +99,27 @@ class Trainer:
             raise ConfigError(f"loss.name: {e.args[0]}") from None
         except (TypeError, ValueError) as e:
             raise ConfigError(f"loss.kwargs: {e}") from None
-        self.train_data = self._open("data.train", cfg.data.train)
+        self.train_pool, self.train_data = self._subset(self._open("data.train", cfg.data.train))
         if cfg.data.val is not None and datamod.is_shards(cfg.data.val):
             raise ConfigError("data.val: must be a folder or a .txt list, not shards")
         self.val_data = None if cfg.data.val is None else self._open("data.val", cfg.data.val)
+        if state is None and cfg.model.adabn:
+            self._adapt_batchnorm()
+        self.anchor = (transfer.L2SP(self.model.encoder_module()).to(self.device)
+                       if cfg.model.l2sp else None)
         self.max_steps = self._max_steps()
         self.optimizers = self._optimizers()
         self.ema = (AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(cfg.train.ema),
                                   use_buffers=True) if cfg.train.ema else None)
         self.step, self.samples = 0, 0
+        self.best_val_loss, self.saved_at = math.inf, time.perf_counter()
         if state is not None:
             self._restore(*state)
-        if self.world > 1 and hasattr(self.model, "train_step"):
+        if self.world > 1 and self.model.owns_updates:
             raise TrainError(f"model {cfg.model.name!r} has its own train_step, which "
                              "distributed training does not support yet")
+        if cfg.train.keep_best and self.val_data is None:
+            raise ConfigError("train.keep_best: needs data.val (the best model is chosen on it)")
         if cfg.data.device_cache and not isinstance(self.train_data, datamod.PhotoSet):
             raise ConfigError("data.device_cache: needs folders or lists, not shards")
         self.frozen: bool | None = None
@@ -149,14 +157,14 @@ class Trainer:
             raise ConfigError(f"model.name: {e.args[0]}") from None
         except (TypeError, ValueError) as e:
             raise ConfigError(f"model.kwargs: {e}") from None
-        if (m.freeze_encoder_steps or m.encoder_lr_scale != 1) and not hasattr(model, "encoder"):
+        if (m.freeze_encoder_steps or m.encoder_lr_scale != 1) and not model.has_encoder:
             raise ConfigError(f"model.freeze_encoder_steps/encoder_lr_scale: {m.name!r} has no encoder")
-        if m.pretrained and not hasattr(model, "load_pretrained_encoder"):
+        if m.pretrained and not model.has_encoder:
             raise ConfigError(f"model.pretrained: {m.name!r} has no pretrained encoder")
         if fresh and m.init is not None:
             # A model may start from another one whose weights it holds all of, except
             # inputs it adds with a neutral start (a hint model from the automatic one).
-            extra = tuple(getattr(model, "added_inputs", ()))
+            extra = tuple(model.added_inputs)
             try:
                 src, _ = load_checkpoint(m.init, expect_model=None if extra else m.name)
             except ValueError as e:  # CheckpointError
@@ -173,8 +181,13 @@ class Trainer:
                 raise TrainError(f"model.init: {m.init}: weights do not fit {m.name} with "
                                  f"kwargs {m.kwargs}: {detail}")
         elif fresh and m.pretrained:
-            model.load_pretrained_encoder()  # type: ignore[operator]
-        if m.frozen_blocks and not hasattr(model, "encoder_prefix"):
+            model.load_pretrained_encoder()
+        if (m.adabn or m.l2sp) and not model.has_encoder:
+            raise ConfigError(f"model.adabn/l2sp: {m.name!r} has no encoder")
+        if m.l2sp and (model.owns_updates or type(model).cached_train_step
+                       is not ColorizationModel.cached_train_step):
+            raise ConfigError(f"model.l2sp: {m.name!r} runs its own update, which has no L2-SP term")
+        if m.frozen_blocks and not model.has_encoder:
             raise ConfigError(f"model.frozen_blocks: {m.name!r} has no encoder blocks to freeze")
         # Each process draws its own dropout masks; DDP makes the weights equal.
         torch.manual_seed(self.cfg.train.seed + self.rank)
@@ -195,6 +208,38 @@ class Trainer:
         except datamod.DataError as e:
             raise TrainError(f"{key}: {e}") from None
 
+    def _subset(self, photos: datamod.PhotoSet | str | list[str],
+                ) -> tuple[datamod.PhotoSet | str | list[str], datamod.PhotoSet | str | list[str]]:
+        """``(pool, train)``: the photos in ``data.subset_seed``'s order, and the first
+        ``data.limit`` of them (:func:`chromatize.training.data.nested_subset`)."""
+        d = self.cfg.data
+        if d.limit is None and d.subset_seed is None:
+            return photos, photos
+        if not isinstance(photos, datamod.PhotoSet):
+            raise ConfigError("data.limit/subset_seed: need folders or lists, not shards")
+        try:
+            return datamod.nested_subset(photos, d.limit, d.subset_seed)
+        except datamod.DataError as e:
+            raise TrainError(f"data.train: {e}") from None
+
+    @torch.no_grad()
+    def _adapt_batchnorm(self) -> None:
+        """AdaBN: the encoder's batch-norm statistics from ``model.adabn`` gray training
+        crops (:func:`chromatize.training.transfer.adapt_batchnorm`)."""
+        n, t = self.cfg.model.adabn, self.cfg.train
+        loader = iter(datamod.train_loader(self.train_data, self.cfg.data, min(n, t.batch_size),
+                                           t.seed + 1, self.rank, self.world))
+        fmt = torch.channels_last if t.channels_last else torch.contiguous_format
+
+        def batches() -> Any:
+            for _ in range(math.ceil(n / min(n, t.batch_size))):
+                yield next(loader)[0].to(self.device, memory_format=fmt)
+
+        was_training = self.model.training
+        self.model.eval()
+        transfer.adapt_batchnorm(self.model.encoder_module(), batches(), self.model.encode)  # type: ignore[arg-type]
+        self.model.train(was_training)
+
     def _feature_cache(self) -> Any:
         """The frozen encoder's cached features (``data.feature_cache``), built now if
         missing or stale; None when not configured or when the encoder never is frozen."""
@@ -204,12 +249,12 @@ class Trainer:
             return None
         from chromatize.training import features
 
-        splits = getattr(self.model, "splits", {})
+        splits = self.model.splits
         if m.frozen_blocks and m.frozen_blocks not in splits:
             raise ConfigError(f"model.frozen_blocks: with data.feature_cache one of "
                               f"{sorted(splits)}, got {m.frozen_blocks}")
 
-        if not features.supports_cache(self.model):
+        if not self.model.caches_features:
             raise ConfigError(f"data.feature_cache: {m.name!r} cannot train from cached "
                               "features (it needs encode/decode and no hint input)")
         if self.world > 1:
@@ -220,9 +265,12 @@ class Trainer:
 
         with Progress(disable=not self.logging) as bar:
             task = bar.add_task("encoding crops", total=len(self.train_data.paths))
-            cache = features.build(self.model, self.train_data, d.feature_cache, d.crop,
+            # The whole pool is cached in its order; a subset reads its prefix.
+            cache = features.build(self.model, self.train_pool, d.feature_cache, d.crop,
                                    d.scale_jitter, d.flip, d.feature_views, self.cfg.train.seed,
-                                   bf16=self.cfg.train.precision == "bf16", progress=lambda done, total: bar.update(task, completed=done))
+                                   bf16=self.cfg.train.precision == "bf16",
+                                   progress=lambda done, total: bar.update(task, completed=done),
+                                   need=len(self.train_data.paths))
         return cache
 
     def _max_steps(self) -> int:
@@ -236,11 +284,11 @@ class Trainer:
 
     def _optimizers(self) -> list[torch.optim.Optimizer]:
         t, betas = self.cfg.train, (self.cfg.train.betas[0], self.cfg.train.betas[1])
-        hook = getattr(self.model, "configure_optimizers", None)
-        if hook is not None:
-            optimizers = list(hook(t.lr, betas))
+        own = self.model.configure_optimizers(t.lr, betas)
+        if own is not None:
+            optimizers = list(own)
         else:
-            encoder = getattr(self.model, "encoder", None)
+            encoder = self.model.encoder_module()
             enc_ids = {id(p) for p in encoder.parameters()} if encoder is not None else set()
             rest = [p for p in self.model.parameters() if id(p) not in enc_ids and p.requires_grad]
             groups: list[dict[str, Any]] = [{"params": rest, "lr": t.lr}]
@@ -256,7 +304,8 @@ class Trainer:
     # ------------------------------------------------------------------ state
 
     def _modules(self) -> dict[str, nn.Module]:
-        return {"model": self.model} | ({"ema": self.ema} if self.ema is not None else {})
+        return ({"model": self.model} | ({"ema": self.ema} if self.ema is not None else {})
+                | ({"l2sp": self.anchor} if self.anchor is not None else {}))
 
     def _state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         """Everything needed to continue exactly. Collective: every rank must call it."""
@@ -265,6 +314,7 @@ class Trainer:
         meta = {"step": self.step, "samples_seen": self.samples, "world_size": self.world,
                 "model": {"name": self.cfg.model.name, "kwargs": self.cfg.model.kwargs},
                 "optimizers": optimizers, "host_rng": ts.host_rng_state(),
+                "best_val_loss": None if math.isinf(self.best_val_loss) else self.best_val_loss,
                 "config": cfgmod.to_dict(self.cfg)}
         return tensors, meta
 
@@ -275,6 +325,8 @@ class Trainer:
             raise TrainError(f"{self.run_dir}: the resume state does not fit this run ({e})") from None
         self.step = meta["step"]
         self.samples = meta["samples_seen"]  # over all processes
+        best = meta.get("best_val_loss")
+        self.best_val_loss = math.inf if best is None else best
         if self.step >= self.max_steps:
             raise TrainError(f"{self.run_dir}: already at step {self.step} of {self.max_steps}; "
                              "raise --train.max_steps to train on")
@@ -288,18 +340,18 @@ class Trainer:
     def _frozen_modules(self, frozen: bool) -> list[nn.Module]:
         """What does not train now: the whole encoder while ``frozen``, else the
         ``model.frozen_blocks`` prefix (if any)."""
-        encoder = getattr(self.model, "encoder", None)
+        encoder = self.model.encoder_module()
         if encoder is None:
             return []
         if frozen:
             return [encoder]
         k = self.cfg.model.frozen_blocks
-        return self.model.encoder_prefix(k) if k else []  # type: ignore[operator]
+        return self.model.encoder_prefix(k) if k else []
 
     def _set_frozen(self, frozen: bool) -> None:
         """Freeze or unfreeze ``model.encoder`` (all but its frozen prefix); what is frozen
         also stays in eval mode so its batch-norm statistics keep their pretrained values."""
-        encoder = getattr(self.model, "encoder", None)
+        encoder = self.model.encoder_module()
         if encoder is not None:
             encoder.requires_grad_(True)
         for module in self._frozen_modules(frozen):
@@ -324,34 +376,35 @@ class Trainer:
         fmt = torch.channels_last if self.cfg.train.channels_last else torch.contiguous_format
         feats = [f.to(self.device, memory_format=fmt) for f in feats]
         ab = ab.to(self.device)
-        hook = getattr(self.model, "cached_train_step", None)
-        if hook is not None and self.frozen:  # a model owning its update (a critic's)
-            with self._autocast():
-                return hook(feats, ab, self.loss_fn, self.optimizers)
-        hint_fn = getattr(self.model, "cached_hint", None)  # hint models read by the decoder
         with self._autocast():
-            if not self.frozen:
-                feats = self.model.encode_rest(feats, self.cfg.model.frozen_blocks)  # type: ignore[operator]
-            out = (self.model.decode(feats, hint_fn(ab)) if hint_fn is not None  # type: ignore[operator]
-                   else self.model.decode(feats))  # type: ignore[operator]
+            if self.frozen:  # a model may own its update (a critic's)
+                own = self.model.cached_train_step(feats, ab, self.loss_fn, self.optimizers)
+                if own is not None:
+                    return own
+            else:
+                feats = self.model.encode_rest(feats, self.cfg.model.frozen_blocks)
+            hint = self.model.cached_hint(ab)  # hint models read by the decoder
+            out = self.model.decode(feats, hint) if hint is not None else self.model.decode(feats)
         return self._update(out, ab)
 
     def _step(self, l: torch.Tensor, ab: torch.Tensor) -> dict[str, float]:
         if self.cfg.train.channels_last:
             l = l.contiguous(memory_format=torch.channels_last)
-        hook = getattr(self.model, "train_step", None)
-        if hook is not None:
+        if self.model.owns_updates:
             with self._autocast():
-                return hook(l, ab, self.loss_fn, self.optimizers)
+                return self.model.train_step(l, ab, self.loss_fn, self.optimizers)  # type: ignore[return-value]
         with self._autocast():
             out = self.net(l)
         return self._update(out, ab)
 
     def _update(self, out: dict[str, torch.Tensor], ab: torch.Tensor) -> dict[str, float]:
         loss = self.loss_fn(out, ab)
+        total = loss
+        if self.anchor is not None:  # L2-SP; the logged loss stays the task's
+            total = loss + 0.5 * self.cfg.model.l2sp * self.anchor.distance(self.model.encoder_module())
         for opt in self.optimizers:
             opt.zero_grad(set_to_none=True)
-        loss.backward()
+        total.backward()
         for opt in self.optimizers:
             opt.step()
         return {"loss": loss.item()}
@@ -397,7 +450,7 @@ class Trainer:
                 window_loss, window_n, t0 = 0.0, 0, time.perf_counter()
                 deadline = (None if t.max_minutes is None
                             else time.perf_counter() + 60 * t.max_minutes)
-                started = time.perf_counter()
+                started = self.saved_at = time.perf_counter()
                 while self.step < self.max_steps and not self.stop_requested:
                     frozen = self.step < self.cfg.model.freeze_encoder_steps
                     if frozen != self.frozen:
@@ -435,11 +488,7 @@ class Trainer:
                         progress.update(task, completed=self.step,
                                         info=f"loss {window_loss / window_n:.4f}  {speed:.1f} img/s")
                         window_loss, window_n, t0 = 0.0, 0, time.perf_counter()
-                    done = self.step == self.max_steps or self.stop_requested
-                    if log is not None and self.val_data is not None and (done or self.step % t.eval_every == 0):
-                        self.metrics = self.evaluate(log)
-                    if done or self.step % t.ckpt_every == 0:
-                        self.save()
+                    self._check_and_save(log, self.step == self.max_steps or self.stop_requested)
         finally:
             self._restore_signals()
             if log is not None:
@@ -476,17 +525,41 @@ class Trainer:
                 log.grid(self.step, l_all[:k], torch.cat(preds)[:k], ab_all[:k])
         return metrics
 
+    def _check_and_save(self, log: Any, done: bool) -> None:
+        """After a step: the val check every ``eval_every`` steps (with ``keep_best``, the
+        model of the lowest val loss so far as ``best``), and the checkpoint every
+        ``ckpt_every`` steps or ``ckpt_minutes`` of wall time, and at the end."""
+        t = self.cfg.train
+        if log is not None and self.val_data is not None and (done or self.step % t.eval_every == 0):
+            self.metrics = self.evaluate(log)
+            if t.keep_best and self.metrics["val_loss"] < self.best_val_loss:
+                self.best_val_loss = self.metrics["val_loss"]
+                self._save_model("best")
+        due = t.ckpt_minutes is not None and time.perf_counter() - self.saved_at >= 60 * t.ckpt_minutes
+        if self.world > 1:  # a save is collective: every rank must agree on it
+            flag = torch.tensor([float(due)], device=self.device)
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            due = bool(flag.item())
+        if done or due or self.step % t.ckpt_every == 0:
+            self.save()
+
     def save(self) -> None:
         """Write the resume state and the model checkpoint (rank 0; collective)."""
         tensors, meta = self._state()
+        self.saved_at = time.perf_counter()
         if not self.logging:
             return
         ts.save_state(self.run_dir, tensors, meta)
+        self._save_model("model")
+
+    def _save_model(self, stem: str) -> None:
+        """The model checkpoint ``RUN/<stem>.safetensors`` + ``.json`` (the EMA weights
+        when kept)."""
         model = self.ema.module if self.ema is not None else self.model
         data = {"train": datamod.source_summary(self.train_data)}
         if self.val_data is not None:
             data["val"] = datamod.source_summary(self.val_data)
-        save_checkpoint(self.run_dir / "model", model, self.cfg.model.name, self.cfg.model.kwargs,
+        save_checkpoint(self.run_dir / stem, model, self.cfg.model.name, self.cfg.model.kwargs,
                         config=cfgmod.to_dict(self.cfg), data=data, step=self.step,
                         working_size=self.cfg.model.working_size, metrics=self.metrics)
 

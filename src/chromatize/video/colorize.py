@@ -32,7 +32,7 @@ from chromatize.video.io import (VideoError, VideoReader, VideoWriter, atomic_ou
 from chromatize.video.temporal import TemporalConfig, TemporalFilter
 
 if TYPE_CHECKING:
-    from chromatize import Colorizer
+    from chromatize.inference.pipeline import Colorizer
 
 Progress = Callable[[int, int | None], None]
 
@@ -57,6 +57,13 @@ class VideoStats:
     # filter, and upsampling + encoding (the codecs' helper threads not included). On an
     # otherwise idle machine with a core per stage, fps is about 1000 / the larger one.
     stage_cpu_ms: tuple[float, float] = (0.0, 0.0)
+    # The frames the container says it holds (0 when it does not say).
+    expected_frames: int = 0
+
+    @property
+    def missing_frames(self) -> int:
+        """Frames the container promised but that could not be read (a truncated file)."""
+        return max(0, self.expected_frames - self.frames)
 
 
 class FrameColorizer:
@@ -181,6 +188,8 @@ def colorize_video(input: str | os.PathLike[str], output: str | os.PathLike[str]
 
     Raises :class:`VideoError` for bad input or output (missing, unreadable, no video
     stream, existing output without ``overwrite``); the output is written atomically.
+    A film that ends early (cut off, but readable up to there) is colorized as far as it
+    goes: see ``VideoStats.missing_frames``.
     """
     src = Path(input)
     with VideoReader(src) as reader:
@@ -189,7 +198,7 @@ def colorize_video(input: str | os.PathLike[str], output: str | os.PathLike[str]
         if dst.exists() and src.resolve() == dst.resolve():
             raise VideoError(f"{dst}: the output would replace the input")
         if colorizer is None:
-            from chromatize import Colorizer
+            from chromatize.inference.pipeline import Colorizer
 
             colorizer = Colorizer.load(model)
         elif model is not None:
@@ -222,5 +231,5 @@ def colorize_video(input: str | os.PathLike[str], output: str | os.PathLike[str]
         height=info.height, fps=writer.frames / max(seconds, 1e-9), seconds=seconds,
         working_shape=frames.shape(info.height, info.width), temporal=temporal,
         cuts=frames.filter.cuts if frames.filter else 0, audio_streams=info.audio,
-        codec=writer.codec,
+        codec=writer.codec, expected_frames=info.frames,
         stage_cpu_ms=(1000 * sum(cpu_network) / n, 1000 * cpu_writer / n))

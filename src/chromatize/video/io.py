@@ -6,14 +6,14 @@ audio packets can be passed straight to the output muxer while video frames go t
 colorizer one at a time: memory stays bounded whatever the length of the film (only the
 codecs' own few frames of look-ahead are held). Writing goes to a temporary file beside the
 target, renamed over it only once it is complete, so an interrupted run (an error, Ctrl-C)
-leaves nothing behind and an existing output can be trusted to be whole.
+leaves nothing behind and an existing output can be trusted to be whole; the target is
+claimed meanwhile, so two runs never write one output.
 """
 
 from __future__ import annotations
 
 import math
 import os
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,7 +24,7 @@ import av
 import numpy as np
 
 from chromatize.errors import ChromatizeError
-from chromatize.io import OUTPUT_EXISTS, output_taken
+from chromatize.io import OUTPUT_EXISTS, atomic_path, claim_output, output_taken, release_output
 
 #: Output containers by file suffix (FFmpeg's muxer names).
 CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska",
@@ -207,28 +207,33 @@ class VideoWriter:
 @contextmanager
 def atomic_output(path: Path, overwrite: bool = False) -> Iterator[Path]:
     """A temporary path beside ``path``, renamed to ``path`` when the block ends normally
-    and deleted otherwise (errors, Ctrl-C). Refuses an existing ``path`` unless
-    ``overwrite``."""
+    and deleted otherwise (errors, Ctrl-C; after SIGKILL the next write into the folder
+    sweeps it, see :func:`chromatize.io.atomic_path`). Refuses an existing ``path``
+    unless ``overwrite``; ``path`` is claimed meanwhile, as the batch claims photos, so
+    a second run into it is refused at once, and a file that appears anyway is kept."""
     if output_taken(path, overwrite):
         raise VideoError(f"{path}: {OUTPUT_EXISTS}")
     if not path.parent.is_dir():
         raise VideoError(f"{path}: the folder {path.parent} does not exist")
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+        if not claim_output(path):
+            raise VideoError(f"{path}: being colorized by another run; wait for it to end")
     except OSError as e:
-        raise VideoError(f"{path}: cannot write there ({e.strerror})") from None
-    os.close(fd)
-    tmp_path = Path(tmp)
+        raise VideoError(f"{path}: cannot write there ({e.strerror or e})") from None
+    started = False
     try:
-        yield tmp_path
-        # mkstemp makes the file private; give it the permissions a plain open() would
-        # (reading the umask means setting it: put it straight back).
-        umask = os.umask(0o022)
-        os.umask(umask)
-        os.chmod(tmp_path, 0o666 & ~umask)
-        os.replace(tmp_path, path)
+        with atomic_path(path, overwrite) as tmp:
+            started = True
+            yield tmp
+    except FileExistsError:
+        raise VideoError(f"{path}: {OUTPUT_EXISTS}; it appeared while this run wrote "
+                         "(kept; nothing replaced)") from None
+    except OSError as e:
+        if started:
+            raise
+        raise VideoError(f"{path}: cannot write there ({e.strerror or e})") from None
     finally:
-        tmp_path.unlink(missing_ok=True)
+        release_output(path)
 
 
 def _time_base(source: Fraction | None, rate: Fraction) -> Fraction:

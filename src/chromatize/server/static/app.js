@@ -5,33 +5,88 @@
 // network's output per photo, so a change only re-solves the colours from the points.
 // At most one colorize request is in flight: changes made meanwhile are sent together as
 // soon as it returns, so dragging a point never queues stale work on the server.
+//
+// Each photo keeps its own fix: its points and its settings (boost, gain, and the seed of
+// an alternative chosen as the starting point), with one undo history for both. The fix
+// downloads as JSON that `chromatize colorize PHOTO --marks FIX.json` reproduces.
+//
+// The page's scripts, in the order they load: colour.js (colour maths), zip.js (the zip
+// of "download all"), app.js (state, requests, photos, updates, guidance, settings and
+// undo), points.js (points and their palette), view.js (zoom, pan, divider, pointer and
+// keyboard input), actions.js (the buttons and fields around the photo).
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const el = {
-  open: $("open"), open2: $("open-2"), fileInput: $("file-input"), status: $("status"),
-  photos: $("photos"), drop: $("drop"), workspace: $("workspace"), gray: $("gray"),
-  stage: $("stage"), before: $("before"), result: $("result"), divider: $("divider"),
-  points: $("points"), compare: $("compare"), timing: $("timing"), boost: $("boost"),
-  boostValue: $("boost-value"), pointPanel: $("point-panel"), palette: $("palette"),
-  picker: $("picker"), deletePoint: $("delete-point"), undo: $("undo"), redo: $("redo"),
-  clear: $("clear"), showAlternatives: $("show-alternatives"), k: $("k"),
-  alternatives: $("alternatives"), downloadPng: $("download-png"),
-  downloadJpeg: $("download-jpeg"), downloadPoints: $("download-points"),
-};
+const el = Object.fromEntries([
+  "open", "open-2", "file-input", "status", "strip", "photos", "apply-all", "download-all",
+  "drop", "workspace", "viewer", "mode-fix", "mode-keep", "compare-toggle", "input-toggle", "zoom-out",
+  "zoom-fit", "zoom-value", "zoom-in", "timing", "guide", "guide-text", "guide-close",
+  "input-view", "gray", "viewport", "stage", "before", "result", "points", "divider",
+  "alternatives", "close-alternatives", "alternative-list", "boost", "boost-value", "gain",
+  "gain-value", "start", "start-seed", "start-reset", "point-panel", "point-title", "palette",
+  "likely", "vivid", "common", "picker", "reach-explain", "delete-point", "undo", "redo",
+  "clear", "show-alternatives", "k", "download-png", "download-jpeg", "download-fix", "command",
+].map((id) => [id.replace(/-(.)/g, (_, c) => c.toUpperCase()), $(id)]));
 
 const DEBOUNCE_MS = 60;     // lets a burst of key presses or picker moves become one request
-const EDIT_MERGE_MS = 1000; // repeated edits of one kind to one point make one undo step
-const state = { photos: [], current: null, info: { boost: 0, can_sample: false } };
-let drag = null; // the point being dragged: {point, startX, startY, moved, snapshot}
+const EDIT_MERGE_MS = 1000; // repeated edits of one kind make one undo step
+const BUSY_SHOWN_MS = 300;  // a busy state shows its progress indicator after this
+const MAX_ZOOM = 16;
+// Limits of the settings, until /api/health says otherwise (chromatize.decoding.LIMITS).
+const LIMITS = { boost: [0, 3], gain: [0, 3] };
+const REACH_EXPLAIN = {
+  local: "Only this spot and what looks just like it, nearby.",
+  object: "The object the point is on (the usual choice).",
+  photo: "Everything alike, all over the photo.",
+};
+// Common colours, named for people; only their hue and saturation are used (the photo
+// keeps its own lightness).
+const COMMON = [
+  ["Light skin", "#e9bfa2"], ["Medium skin", "#c98e68"], ["Dark skin", "#8a5a3e"],
+  ["Sky", "#7fa8d8"], ["Foliage", "#55803a"], ["Brick", "#a84a36"], ["Denim", "#3d5f8c"],
+  ["Khaki", "#b9a878"],
+];
+const GUIDE = {
+  first: () => `Wrong colour somewhere? Click it on the photo, then choose the right colour ${narrow() ? "below" : "on the right"}.`,
+  spread: () => "That colour spread beyond the point. To hold it back, set the point's " +
+    "reach to “Local”, or use “Keep a colour” on what should stay (undo first if it changed).",
+};
+
+const state = {
+  photos: [], current: null, mode: "fix", compare: false, split: 0.5, showInput: false,
+  info: { boost: 0, gain: 1, can_sample: false, model: "default" },
+  limits: { ...LIMITS }, busyTimer: null, statusAt: 0,
+};
+let drag = null; // a point being dragged: {point, startX, startY, moved, snapshot}
+let pan = null;  // the photo being panned, or a click about to place a point
 // Read by tests and benchmarks: milliseconds from a change to its result on screen.
 window.chromatizeStats = { resolves: [], lastResolveMs: null, results: 0 };
 
 // ---------------------------------------------------------------------------- helpers
 
+// A status line stays until the person does something else (the next click or key).
 function setStatus(text, isError = false) {
   el.status.textContent = text;
   el.status.classList.toggle("error", isError);
+  state.statusAt = performance.now();
+}
+for (const type of ["pointerdown", "keydown"]) {
+  document.addEventListener(type, (event) => {
+    if (event.timeStamp > state.statusAt + 50) setStatus("");
+  }, true);
+}
+
+// One line for an error about a file: its name once, what went wrong, what to do.
+function errorText(name, error) {
+  let text = error.message.startsWith(`${name}: `) ? error.message.slice(name.length + 2) : error.message;
+  const advice = {
+    400: "", 404: "Open the photo again.",
+    413: "Choose a smaller file, or start the server with a larger --max-upload-mb.",
+    415: "Open a JPEG, PNG, TIFF or WebP photo.",
+    503: "The computer is busy: try again in a moment.",
+  }[error.status];
+  if (error.status === undefined) text = "the server does not answer; is `chromatize serve` still running?";
+  return `${name}: ${text}${advice ? ` ${advice}` : ""}`;
 }
 
 async function api(path, fields, { expect = "json", signal } = {}) {
@@ -41,7 +96,12 @@ async function api(path, fields, { expect = "json", signal } = {}) {
     if (value instanceof Blob) body.append(key, value, value.name || "image");
     else body.append(key, String(value));
   }
-  const response = await fetch(path, { method: "POST", body, signal });
+  let response;
+  try {
+    response = await fetch(path, { method: "POST", body, signal });
+  } catch (_) {
+    throw new Error("no answer from the server");
+  }
   if (!response.ok) {
     let message = `${response.status} ${response.statusText}`;
     try { message = (await response.json()).error || message; } catch (_) { /* not JSON */ }
@@ -52,7 +112,7 @@ async function api(path, fields, { expect = "json", signal } = {}) {
   return expect === "blob" ? response.blob() : response.json();
 }
 
-// A request about the current photo; if the server has forgotten it, upload it again.
+// A request about a photo; if the server has forgotten it, upload it again.
 async function photoApi(photo, path, fields, options) {
   try {
     return await api(path, { photo: photo.id, ...fields }, options);
@@ -76,23 +136,6 @@ function saveBlob(blob, filename) {
   setTimeout(() => URL.revokeObjectURL(url), 60_000);
 }
 
-const hex2 = (v) => v.toString(16).padStart(2, "0");
-
-// The colour of the shown result at image pixel (x, y), read from a canvas copy.
-function resultColorAt(photo, x, y) {
-  if (!photo.resultImage) return "#808080";
-  if (!photo.canvas) {
-    const img = photo.resultImage;
-    photo.canvas = document.createElement("canvas");
-    photo.canvas.width = img.naturalWidth;
-    photo.canvas.height = img.naturalHeight;
-    photo.canvas.getContext("2d", { willReadFrequently: true }).drawImage(img, 0, 0);
-  }
-  const scale = photo.canvas.width / photo.width; // a preview may be smaller than the photo
-  const [r, g, b] = photo.canvas.getContext("2d")
-    .getImageData(Math.floor(x * scale), Math.floor(y * scale), 1, 1).data;
-  return `#${hex2(r)}${hex2(g)}${hex2(b)}`;
-}
 
 // ---------------------------------------------------------------------------- photos
 
@@ -102,9 +145,11 @@ async function upload(file) {
   if (photo) { photo.id = info.id; return photo; }
   photo = {
     id: info.id, file, name: file.name || info.name, width: info.width, height: info.height,
-    points: [], past: [], future: [], lastEdit: null, nextPointId: 1, selected: null,
-    boost: state.info.boost, resultUrl: null, resultImage: null, canvas: null,
+    points: [], settings: { boost: state.info.boost, gain: state.info.gain, seed: null },
+    past: [], future: [], lastEdit: null, nextPointId: 1, selected: null,
+    resultUrl: null, resultImage: null, canvas: null, stale: false, previewSide: undefined,
     pending: false, inFlight: false, changedAt: null, suggestions: new Map(),
+    view: { zoom: 1, x: 0, y: 0 }, guide: null, guideSeen: new Set(), recolored: null,
   };
   photo.radius = Math.max(2, Math.round(Math.max(photo.width, photo.height) / 150));
   state.photos.push(photo);
@@ -112,27 +157,36 @@ async function upload(file) {
   return photo;
 }
 
+const isImage = (f) => !f.type || f.type.startsWith("image/") || /\.(tiff?|webp)$/i.test(f.name);
+
 async function openFiles(files) {
-  const images = [...files].filter((f) => !f.type || f.type.startsWith("image/") || /\.tiff?$/i.test(f.name));
-  if (!images.length) { setStatus("No image among the dropped files.", true); return; }
+  const images = [...files].filter(isImage);
+  const others = [...files].filter((f) => !isImage(f)).map((f) => f.name);
+  if (!images.length) {
+    setStatus(`${others.join(", ")}: not ${others.length > 1 ? "images" : "an image"}. ` +
+      "Open JPEG, PNG, TIFF or WebP photos.", true);
+    return;
+  }
   let first = null;
+  const failed = [];
   for (const [i, file] of images.entries()) {
-    setStatus(`Uploading ${file.name} (${i + 1}/${images.length})…`);
+    setStatus(`Opening ${file.name} (${i + 1} of ${images.length})…`);
     try {
       const photo = await upload(file);
       first = first || photo;
     } catch (error) {
-      setStatus(`${file.name}: ${error.message}`, true);
+      failed.push(errorText(file.name, error));
     }
   }
+  const notes = [...failed];
+  if (others.length) notes.push(`Skipped ${others.join(", ")}: not ${others.length > 1 ? "images" : "an image"}.`);
+  setStatus(notes.join(" "), failed.length > 0);
   if (first) await select(first);
-  const others = files.length - images.length;
-  if (others && !el.status.classList.contains("error")) {
-    setStatus(`Skipped ${others} file${others > 1 ? "s" : ""} that ${others > 1 ? "are" : "is"} not an image.`);
-  }
 }
 
 function renderPhotoList() {
+  el.strip.hidden = state.photos.length === 0;
+  el.applyAll.hidden = el.downloadAll.hidden = state.photos.length < 2;
   el.photos.replaceChildren(...state.photos.map((photo) => {
     const button = document.createElement("button");
     button.type = "button";
@@ -140,7 +194,11 @@ function renderPhotoList() {
     const thumb = document.createElement("img");
     thumb.src = `/api/photos/${photo.id}/gray`;
     thumb.alt = "";
-    button.append(thumb, document.createTextNode(photo.name));
+    const count = document.createElement("span");
+    count.className = "count";
+    const n = photo.points.length;
+    count.textContent = n ? `${n} point${n > 1 ? "s" : ""}` : "";
+    button.append(thumb, document.createTextNode(photo.name), count);
     button.addEventListener("click", () => select(photo));
     return button;
   }));
@@ -151,42 +209,54 @@ async function select(photo) {
   renderPhotoList();
   el.drop.hidden = true;
   el.workspace.hidden = false;
+  el.alternatives.hidden = true;
   const grayUrl = `/api/photos/${photo.id}/gray`;
   el.gray.src = grayUrl;
   el.before.src = grayUrl;
   el.gray.alt = `${photo.name}, black and white`;
-  el.before.width = photo.width;
-  el.before.height = photo.height;
   el.result.src = photo.resultUrl || grayUrl;
-  el.boost.value = photo.boost;
-  el.boostValue.value = Number(photo.boost).toFixed(2);
-  el.alternatives.replaceChildren();
+  renderSettings(photo);
   renderPoints();
-  if (!photo.resultUrl) requestResolve(photo, performance.now());
+  layout();
+  renderGuide();
+  if (!photo.resultUrl || photo.stale) requestResolve(photo, performance.now());
 }
 
 // ---------------------------------------------------------------------------- re-solving
 
-// Updates are computed at the size the result is shown at (in device pixels, rounded up to
-// a few sizes the server keeps), not at the photo's: downloads are at full size.
+// Updates are computed at the size the photo is shown at (in device pixels, zoom included,
+// rounded up to a few sizes the server keeps), not at the photo's: downloads are full size.
 function previewSide(photo) {
-  const rect = el.stage.getBoundingClientRect();
+  const { w } = fitSize(photo);
   const long = Math.max(photo.width, photo.height);
-  if (rect.width < 16) return undefined; // not laid out yet
-  const shown = (rect.width / photo.width) * long * (window.devicePixelRatio || 1);
+  if (w < 16) return undefined; // not laid out yet
+  const shown = (w / photo.width) * long * photo.view.zoom * (window.devicePixelRatio || 1);
   const side = Math.ceil(shown / 256) * 256;
   return side < long ? side : undefined;
 }
 
-// The boost field only when the user moved the slider: the server's default otherwise.
-const boostOf = (photo) => (photo.boost === state.info.boost ? undefined : photo.boost);
+// The settings a request sends: boost and gain only when they differ from the server's.
+function settingsFields(photo) {
+  const { boost, gain, seed } = photo.settings;
+  return {
+    boost: boost === state.info.boost ? undefined : boost,
+    gain: gain === state.info.gain ? undefined : gain,
+    seed: seed ?? undefined,
+  };
+}
 
 function requestResolve(photo, changedAt = performance.now()) {
   photo.pending = true;
   photo.changedAt = photo.changedAt ?? changedAt;
-  photo.canvas = null;
   clearTimeout(photo.timer);
   photo.timer = setTimeout(() => resolve(photo), DEBOUNCE_MS);
+}
+
+function setBusy(on) {
+  clearTimeout(state.busyTimer);
+  el.viewport.classList.toggle("busy", on);
+  if (!on) el.viewport.classList.remove("busy-visible");
+  else state.busyTimer = setTimeout(() => el.viewport.classList.add("busy-visible"), BUSY_SHOWN_MS);
 }
 
 async function resolve(photo) {
@@ -195,20 +265,21 @@ async function resolve(photo) {
   photo.inFlight = true;
   const changedAt = photo.changedAt;
   photo.changedAt = null;
-  if (photo === state.current) el.stage.classList.add("busy");
+  const recolored = photo.recolored;
+  photo.recolored = null;
+  const side = previewSide(photo);
+  if (photo === state.current) setBusy(true);
   try {
     const blob = await photoApi(photo, "/api/colorize", {
-      marks: JSON.stringify(marksOf(photo)), boost: boostOf(photo), format: "jpeg",
-      preview: previewSide(photo),
+      marks: JSON.stringify(marksOf(photo)), ...settingsFields(photo), format: "jpeg", preview: side,
     }, { expect: "blob" });
     const url = URL.createObjectURL(blob);
     const image = new Image();
     image.src = url;
     await image.decode();
+    const previous = photo.resultImage;
     if (photo.resultUrl) URL.revokeObjectURL(photo.resultUrl);
-    photo.resultUrl = url;
-    photo.resultImage = image;
-    photo.canvas = null;
+    Object.assign(photo, { resultUrl: url, resultImage: image, canvas: null, stale: false, previewSide: side });
     if (photo === state.current) {
       el.result.src = url;
       await new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)));
@@ -216,413 +287,144 @@ async function resolve(photo) {
       window.chromatizeStats.resolves.push(ms);
       window.chromatizeStats.lastResolveMs = ms;
       el.timing.textContent = `updated in ${(ms / 1000).toFixed(2)} s`;
-      setStatus("");
+    }
+    const point = recolored && photo.points.find((p) => p.id === recolored);
+    if (point && point.reach !== "local" && previous && spreadFar(previous, image, point, photo)) {
+      showGuide(photo, "spread");
     }
     window.chromatizeStats.results += 1;
+    if (photo === state.current) renderGuide();
   } catch (error) {
-    setStatus(`${photo.name}: ${error.message}`, true);
+    setStatus(errorText(photo.name, error), true);
   } finally {
     photo.inFlight = false;
-    if (photo === state.current) el.stage.classList.remove("busy");
+    if (photo === state.current) setBusy(false);
     if (photo.pending) resolve(photo);
   }
 }
 
-// ---------------------------------------------------------------------------- points
+// ---------------------------------------------------------------------------- guidance
 
-const marksOf = (photo) => photo.points.map(({ x, y, color, radius }) => ({ x, y, color, radius }));
+// The tip above the photo: how to start, until the first point; a warning after a point
+// whose colour spread far. Each is shown once per photo, until dismissed or acted on.
+function showGuide(photo, kind) {
+  if (photo.guideSeen.has(kind)) return;
+  photo.guide = kind;
+  renderGuide();
+}
 
-// Record the state before an edit, for undo. Edits of the same kind to the same point in
-// quick succession (arrow presses, picker drags) share one undo step.
+function renderGuide() {
+  const photo = state.current;
+  if (photo && !photo.guide && photo.resultImage && !photo.points.length && !photo.guideSeen.has("first")) {
+    photo.guide = "first";
+  }
+  if (photo && photo.guide === "first" && photo.points.length) dismissGuide(photo);
+  const kind = photo && photo.guide;
+  el.guide.hidden = !kind;
+  if (kind) el.guideText.textContent = GUIDE[kind]();
+}
+
+function dismissGuide(photo) {
+  if (photo.guide) photo.guideSeen.add(photo.guide);
+  photo.guide = null;
+}
+
+// ---------------------------------------------------------------------------- settings and undo
+
+const snapshot = (photo) => JSON.stringify({ points: photo.points, settings: photo.settings });
+
+// Record the state before an edit, for undo. Edits of the same kind in quick succession
+// (arrow presses, picker or slider drags) share one undo step.
 function beginEdit(photo, key) {
   const now = performance.now();
   if (key && photo.lastEdit && photo.lastEdit.key === key && now - photo.lastEdit.at < EDIT_MERGE_MS) {
     photo.lastEdit.at = now;
     return;
   }
-  photo.past.push(JSON.stringify(photo.points));
+  photo.past.push(snapshot(photo));
   if (photo.past.length > 200) photo.past.shift();
   photo.future = [];
   photo.lastEdit = key ? { key, at: now } : null;
 }
 
 function changed(photo) {
-  renderPoints();
+  if (photo === state.current) {
+    renderPoints();
+    renderSettings(photo);
+  }
+  renderPhotoList();
   requestResolve(photo);
 }
 
 function restore(photo, from, to) {
   if (!from.length) return;
-  to.push(JSON.stringify(photo.points));
-  photo.points = JSON.parse(from.pop());
-  photo.lastEdit = null;
+  to.push(snapshot(photo));
+  const { points, settings } = JSON.parse(from.pop());
+  Object.assign(photo, { points, settings, lastEdit: null });
   if (!photo.points.some((p) => p.id === photo.selected)) photo.selected = null;
   changed(photo);
 }
 const undo = (photo) => restore(photo, photo.past, photo.future);
 const redo = (photo) => restore(photo, photo.future, photo.past);
 
-function addPoint(photo, x, y) {
-  beginEdit(photo, null);
-  const point = { id: photo.nextPointId++, x, y, color: resultColorAt(photo, x, y), radius: photo.radius };
-  photo.points.push(point);
-  photo.selected = point.id;
-  changed(photo);
-  focusPoint(point.id);
-  return point;
-}
-
-function movePoint(photo, point, x, y) {
-  point.x = Math.min(photo.width - 1, Math.max(0, Math.round(x)));
-  point.y = Math.min(photo.height - 1, Math.max(0, Math.round(y)));
+function setSetting(photo, key, value) {
+  if (photo.settings[key] === value) return;
+  beginEdit(photo, key === "seed" ? null : `setting:${key}`);
+  photo.settings[key] = value;
   changed(photo);
 }
 
-function recolor(photo, point, color) {
-  if (point.color === color) return;
-  beginEdit(photo, `color:${point.id}`);
-  point.color = color;
-  changed(photo);
-}
-
-function deletePoint(photo, point) {
-  beginEdit(photo, null);
-  photo.points = photo.points.filter((p) => p !== point);
-  photo.selected = null;
-  changed(photo);
-  el.stage.focus();
-}
-
-const selectedPoint = (photo) => photo && photo.points.find((p) => p.id === photo.selected);
-
-function focusPoint(id) {
-  const node = el.points.querySelector(`[data-id="${id}"]`);
-  if (node) node.focus();
-}
-
-// Point nodes are updated in place, not rebuilt, so a dragged point keeps its pointer
-// capture and a focused one its focus.
-function renderPoints() {
-  const photo = state.current;
-  if (!photo) return;
-  const nodes = new Map([...el.points.children].map((node) => [Number(node.dataset.id), node]));
-  for (const [id, node] of nodes) {
-    if (!photo.points.some((p) => p.id === id)) node.remove();
+function renderSettings(photo) {
+  for (const key of ["boost", "gain"]) {
+    el[key].value = photo.settings[key];
+    el[`${key}Value`].value = Number(photo.settings[key]).toFixed(2);
   }
-  for (const point of photo.points) {
-    let node = nodes.get(point.id);
-    if (!node) {
-      node = document.createElement("button");
-      node.type = "button";
-      node.className = "point";
-      node.dataset.id = point.id;
-      el.points.append(node);
-    }
-    node.style.left = `${((point.x + 0.5) / photo.width) * 100}%`;
-    node.style.top = `${((point.y + 0.5) / photo.height) * 100}%`;
-    node.style.background = point.color;
-    node.setAttribute("aria-pressed", String(point.id === photo.selected));
-    node.setAttribute("aria-label", `Colour point ${point.color} at ${point.x}, ${point.y}`);
-  }
+  el.start.hidden = photo.settings.seed === null;
+  el.startSeed.textContent = `#${photo.settings.seed}`;
   el.undo.disabled = !photo.past.length;
   el.redo.disabled = !photo.future.length;
   el.clear.disabled = !photo.points.length;
-  renderPointPanel(photo);
+  // Wrapped only between its parts, never inside "--marks".
+  el.command.replaceChildren(...commandParts(photo).flatMap((part, i) => {
+    const span = document.createElement("span");
+    span.textContent = part;
+    return i ? [" ", span] : [span];
+  }));
 }
 
-function renderPointPanel(photo) {
-  const point = selectedPoint(photo);
-  el.pointPanel.hidden = !point;
-  if (!point) return;
-  el.picker.value = point.color;
-  const key = `${point.x},${point.y}`;
-  const suggestions = photo.suggestions.get(key);
-  if (!suggestions) {
-    el.palette.replaceChildren();
-    delete el.palette.dataset.key;
-    scheduleSuggestions(photo);
-    return;
-  }
-  if (el.palette.dataset.key !== `${photo.id}:${key}`) {
-    el.palette.dataset.key = `${photo.id}:${key}`;
-    el.palette.replaceChildren(...suggestions.colors.map((color, i) => {
-      const swatch = document.createElement("button");
-      swatch.type = "button";
-      swatch.className = "swatch";
-      swatch.dataset.color = color;
-      swatch.style.background = color;
-      const pct = Math.round(suggestions.probs[i] * 100);
-      swatch.setAttribute("aria-label", `${color}, ${pct} per cent likely`);
-      swatch.title = `${color} (${pct} %)`;
-      const label = document.createElement("span");
-      label.textContent = `${pct}%`;
-      swatch.append(label);
-      swatch.addEventListener("click", () => {
-        const current = selectedPoint(state.current);
-        if (current) recolor(state.current, current, color);
-      });
-      return swatch;
-    }));
-  }
-  for (const swatch of el.palette.children) {
-    swatch.setAttribute("aria-pressed", String(swatch.dataset.color === point.color));
-  }
+// The fix as the downloaded JSON: the points and everything that decodes them.
+function fixOf(photo) {
+  const fix = { marks: marksOf(photo), boost: photo.settings.boost, gain: photo.settings.gain };
+  if (photo.settings.seed !== null) fix.seed = photo.settings.seed;
+  return { ...fix, model: state.info.model, photo: photo.name, version: 1 };
 }
 
-// Suggestions for the selected point once it rests: not for every step of a drag.
-let suggestTimer = null;
-function scheduleSuggestions(photo) {
-  clearTimeout(suggestTimer);
-  suggestTimer = setTimeout(() => {
-    const point = selectedPoint(photo);
-    if (drag || !point || photo !== state.current) return;
-    fetchSuggestions(photo, point, `${point.x},${point.y}`);
-  }, 150);
-}
+const quote = (text) => (/^[\w@%+=:,./-]+$/.test(text) ? text : `'${text.replace(/'/g, "'\\''")}'`);
+const commandParts = (photo) => ["chromatize colorize", quote(photo.name), `--marks ${quote(`${stem(photo.name)}_fix.json`)}`];
+const commandOf = (photo) => commandParts(photo).join(" ");
 
-async function fetchSuggestions(photo, point, key) {
-  if (photo.suggestions.has(key)) return;
-  photo.suggestions.set(key, null); // one request per position
+// ---------------------------------------------------------------------------- start
+
+async function start() {
   try {
-    const result = await photoApi(photo, "/api/suggest", { x: point.x, y: point.y, k: 6 });
-    photo.suggestions.set(key, result);
-    const current = selectedPoint(photo);
-    if (photo === state.current && current && `${current.x},${current.y}` === key) renderPointPanel(photo);
-  } catch (error) {
-    photo.suggestions.delete(key);
-    setStatus(`Suggestions: ${error.message}`, true);
-  }
-}
-
-// ---------------------------------------------------------------------------- pointer input
-
-function imageCoords(event) {
-  const photo = state.current;
-  const rect = el.stage.getBoundingClientRect();
-  return [
-    Math.min(photo.width - 1, Math.max(0, Math.floor(((event.clientX - rect.left) / rect.width) * photo.width))),
-    Math.min(photo.height - 1, Math.max(0, Math.floor(((event.clientY - rect.top) / rect.height) * photo.height))),
-  ];
-}
-
-el.stage.addEventListener("pointerdown", (event) => {
-  const photo = state.current;
-  if (!photo || event.button !== 0) return;
-  const node = event.target.closest(".point");
-  if (node) {
-    const point = photo.points.find((p) => p.id === Number(node.dataset.id));
-    photo.selected = point.id;
-    drag = { point, startX: event.clientX, startY: event.clientY, moved: false, snapshot: JSON.stringify(photo.points) };
-    node.setPointerCapture(event.pointerId);
-    renderPoints();
-    focusPoint(point.id);
-    event.preventDefault();
-  }
-});
-
-el.stage.addEventListener("pointermove", (event) => {
-  if (!drag) return;
-  const photo = state.current;
-  if (!drag.moved && Math.hypot(event.clientX - drag.startX, event.clientY - drag.startY) < 3) return;
-  drag.moved = true;
-  const [x, y] = imageCoords(event);
-  movePoint(photo, drag.point, x, y);
-});
-
-function endDrag() {
-  if (!drag) return;
-  const photo = state.current;
-  if (drag.moved) {
-    photo.past.push(drag.snapshot);
-    photo.future = [];
-    photo.lastEdit = null;
-    renderPoints();
-  }
-  drag = null;
-}
-el.stage.addEventListener("pointerup", endDrag);
-el.stage.addEventListener("pointercancel", endDrag);
-
-el.stage.addEventListener("click", (event) => {
-  const photo = state.current;
-  if (!photo || event.target.closest(".point")) return;
-  const [x, y] = imageCoords(event);
-  addPoint(photo, x, y);
-});
-
-// ---------------------------------------------------------------------------- keyboard
-
-el.stage.addEventListener("keydown", (event) => {
-  const photo = state.current;
-  if (!photo) return;
-  const node = event.target.closest(".point");
-  const point = node && photo.points.find((p) => p.id === Number(node.dataset.id));
-  if (!point) {
-    if ((event.key === "Enter" || event.key === " ") && event.target === el.stage) {
-      // Without a pointer: a point at the centre, to be moved with the arrow keys.
-      addPoint(photo, Math.floor(photo.width / 2), Math.floor(photo.height / 2));
-      event.preventDefault();
+    const info = await (await fetch("/api/info")).json();
+    Object.assign(state.info, info);
+    const health = await (await fetch("/api/health")).json();
+    for (const key of ["boost", "gain"]) {
+      const range = health.limits?.[key];
+      if (Array.isArray(range) && range.length === 2) state.limits[key] = range;
     }
-    return;
+  } catch (_) {
+    setStatus("The server does not answer: is `chromatize serve` still running?", true);
   }
-  const rect = el.stage.getBoundingClientRect();
-  const step = Math.max(1, Math.round(photo.width / rect.width)) * (event.shiftKey ? 10 : 1);
-  const moves = { ArrowLeft: [-step, 0], ArrowRight: [step, 0], ArrowUp: [0, -step], ArrowDown: [0, step] };
-  if (moves[event.key]) {
-    photo.selected = point.id;
-    beginEdit(photo, `move:${point.id}`);
-    movePoint(photo, point, point.x + moves[event.key][0], point.y + moves[event.key][1]);
-    event.preventDefault();
-  } else if (event.key === "Delete" || event.key === "Backspace") {
-    deletePoint(photo, point);
-    event.preventDefault();
-  } else if (event.key === "Enter" || event.key === " ") {
-    photo.selected = point.id;
-    renderPoints();
-    (el.palette.querySelector(".swatch") || el.picker).focus();
-    event.preventDefault();
-  }
-});
-
-el.stage.addEventListener("focusin", (event) => {
-  const node = event.target.closest(".point");
-  const photo = state.current;
-  if (node && photo && photo.selected !== Number(node.dataset.id)) {
-    photo.selected = Number(node.dataset.id);
-    renderPoints();
-  }
-});
-
-document.addEventListener("keydown", (event) => {
-  const photo = state.current;
-  if (!photo || !(event.ctrlKey || event.metaKey)) {
-    if (event.key === "Escape" && photo && photo.selected !== null) {
-      photo.selected = null;
-      renderPoints();
-      el.stage.focus();
-    }
-    return;
-  }
-  const key = event.key.toLowerCase();
-  if (event.target.matches?.("input[type=number]")) return; // their own undo
-  if (key === "z" && !event.shiftKey) { undo(photo); event.preventDefault(); }
-  else if ((key === "z" && event.shiftKey) || key === "y") { redo(photo); event.preventDefault(); }
-});
-
-// ---------------------------------------------------------------------------- controls
-
-el.open.addEventListener("click", () => el.fileInput.click());
-el.open2.addEventListener("click", () => el.fileInput.click());
-el.fileInput.addEventListener("change", () => {
-  openFiles(el.fileInput.files);
-  el.fileInput.value = "";
-});
-
-document.addEventListener("dragover", (event) => {
-  event.preventDefault();
-  document.body.classList.add("dragging");
-});
-document.addEventListener("dragleave", (event) => {
-  if (!event.relatedTarget) document.body.classList.remove("dragging");
-});
-document.addEventListener("drop", (event) => {
-  event.preventDefault();
-  document.body.classList.remove("dragging");
-  if (event.dataTransfer?.files?.length) openFiles(event.dataTransfer.files);
-});
-
-el.compare.addEventListener("input", () => {
-  const v = Number(el.compare.value);
-  el.result.style.clipPath = v > 0 ? `inset(0 0 0 ${v}%)` : "";
-  el.divider.hidden = v === 0 || v === 100;
-  el.divider.style.left = `${v}%`;
-});
-
-el.boost.addEventListener("input", () => {
-  const photo = state.current;
-  if (!photo) return;
-  photo.boost = Number(el.boost.value);
-  el.boostValue.value = photo.boost.toFixed(2);
-  requestResolve(photo);
-});
-
-el.picker.addEventListener("input", () => {
-  const photo = state.current;
-  const point = selectedPoint(photo);
-  if (point) recolor(photo, point, el.picker.value);
-});
-el.deletePoint.addEventListener("click", () => {
-  const point = selectedPoint(state.current);
-  if (point) deletePoint(state.current, point);
-});
-el.undo.addEventListener("click", () => state.current && undo(state.current));
-el.redo.addEventListener("click", () => state.current && redo(state.current));
-el.clear.addEventListener("click", () => {
-  const photo = state.current;
-  if (!photo || !photo.points.length) return;
-  beginEdit(photo, null);
-  photo.points = [];
-  photo.selected = null;
-  changed(photo);
-});
-
-el.showAlternatives.addEventListener("click", async () => {
-  const photo = state.current;
-  if (!photo) return;
-  const k = Math.min(8, Math.max(2, Number(el.k.value) || 4));
-  el.showAlternatives.disabled = true;
-  setStatus(`Computing ${k} alternatives…`);
-  try {
-    const { images } = await photoApi(photo, "/api/alternatives", {
-      k, seed: Math.floor(Math.random() * 1e6), boost: boostOf(photo),
-      marks: JSON.stringify(marksOf(photo)),
-    });
-    el.alternatives.replaceChildren(...images.map((src, i) => {
-      const figure = document.createElement("figure");
-      const img = document.createElement("img");
-      img.src = src;
-      img.alt = `Alternative ${i + 1}`;
-      const link = document.createElement("a");
-      link.href = src;
-      link.download = `${stem(photo.name)}_alternative_${i + 1}.jpg`;
-      link.textContent = `Download ${i + 1}`;
-      figure.append(img, link);
-      return figure;
-    }));
-    setStatus("");
-  } catch (error) {
-    setStatus(`Alternatives: ${error.message}`, true);
-  } finally {
-    el.showAlternatives.disabled = false;
-  }
-});
-
-async function download(format) {
-  const photo = state.current;
-  if (!photo) return;
-  setStatus(`Preparing the ${format.toUpperCase()} at full resolution…`);
-  try {
-    const blob = await photoApi(photo, "/api/colorize", {
-      marks: JSON.stringify(marksOf(photo)), boost: boostOf(photo), format,
-    }, { expect: "blob" });
-    saveBlob(blob, `${stem(photo.name)}_colorized.${format === "jpeg" ? "jpg" : "png"}`);
-    setStatus(`Saved ${stem(photo.name)}_colorized.${format === "jpeg" ? "jpg" : "png"}`);
-  } catch (error) {
-    setStatus(`Download: ${error.message}`, true);
-  }
+  el.boost.min = state.limits.boost[0];
+  el.boost.max = state.limits.boost[1];
+  // Gain 0 would remove every colour: the slider starts one step above it.
+  el.gain.min = Math.max(state.limits.gain[0], 0.05);
+  el.gain.max = state.limits.gain[1];
+  el.showAlternatives.disabled = !state.info.can_sample;
+  el.boost.value = state.info.boost;
+  el.gain.value = state.info.gain;
 }
-el.downloadPng.addEventListener("click", () => download("png"));
-el.downloadJpeg.addEventListener("click", () => download("jpeg"));
-el.downloadPoints.addEventListener("click", () => {
-  const photo = state.current;
-  if (!photo) return;
-  const json = JSON.stringify(marksOf(photo), null, 2) + "\n";
-  saveBlob(new Blob([json], { type: "application/json" }), `${stem(photo.name)}_points.json`);
-});
-
-fetch("/api/info").then((r) => r.json()).then((info) => {
-  state.info = info;
-  el.boost.value = info.boost;
-  el.boostValue.value = Number(info.boost).toFixed(2);
-  el.showAlternatives.disabled = !info.can_sample;
-}).catch(() => setStatus("The server does not answer.", true));
+// Every script of the page has run by then (they are deferred, in order).
+document.addEventListener("DOMContentLoaded", start);

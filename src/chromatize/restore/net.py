@@ -1,0 +1,137 @@
+"""The learned damage detector: a small fully convolutional network that marks the pixels
+of cracks, scratches and hairs (channel 0) and of dust and specks (channel 1).
+
+It sees the gray photo at full resolution only in its first and last layers, and does
+its thinking at a half and a quarter of it, so that it runs in about a quarter of a
+second per megapixel on one CPU core. Weights ship as ``damage.safetensors`` with
+``damage.json`` beside them (the network's kwargs, its thresholds, the training config
+and data; see ``weights/DAMAGE.md``); :func:`load_detector` needs nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save
+from torch import nn
+from torch.nn import functional as F
+
+from chromatize.errors import ChromatizeError
+from chromatize.io import atomic_write_bytes
+
+FORMAT = "chromatize-damage-detector"
+
+
+class DetectorError(ChromatizeError, ValueError):
+    """The damage detector's weights are missing, damaged or do not fit the network."""
+
+
+def _conv(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, padding=dilation, dilation=dilation),
+                         nn.ReLU(inplace=True))
+
+
+def tophats(gray: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """White and black top-hats of ``gray`` ``(B, 1, H, W)`` with a ``size`` x ``size``
+    square: how much brighter (darker) each pixel is than the photo with everything
+    thinner than ``size`` taken away (same shape, >= 0)."""
+    pad = size // 2
+
+    def dilate(x: torch.Tensor) -> torch.Tensor:
+        return F.max_pool2d(x, size, 1, pad)
+
+    def erode(x: torch.Tensor) -> torch.Tensor:
+        return -F.max_pool2d(-x, size, 1, pad)
+
+    return gray - dilate(erode(gray)), erode(dilate(gray)) - gray
+
+
+class DamageNet(nn.Module):
+    """Gray ``(B, 1, H, W)`` in [0, 1] -> damage logits ``(B, 2, H, W)`` (lines, specks).
+    Any size works; H and W need not be multiples of 4.
+
+    Besides the gray, the first layer sees its white and black top-hats at each of
+    ``tophat_sizes``: thin bright and dark structures stand out in them, so the small
+    network can spend itself on telling damage from texture."""
+
+    def __init__(self, width: int = 8, tophat_sizes: tuple[int, ...] = (5, 11)) -> None:
+        super().__init__()
+        self.tophat_sizes = tuple(tophat_sizes)
+        w1, w2, w3 = width, 2 * width, 4 * width
+        cin = 1 + 2 * len(self.tophat_sizes)
+        self.at_full = nn.Sequential(_conv(cin, w1), _conv(w1, w1))
+        self.at_half = nn.Sequential(_conv(w1, w2, stride=2), _conv(w2, w2))
+        self.at_quarter = nn.Sequential(_conv(w2, w3, stride=2), _conv(w3, w3),
+                                     _conv(w3, w3, dilation=2))
+        self.up_half = _conv(w3 + w2, w2)
+        self.up_full = _conv(w2 + w1, w1)
+        self.out = nn.Conv2d(w1, 2, 1)
+
+    def forward(self, gray: torch.Tensor) -> torch.Tensor:
+        planes = [gray * 2 - 1]
+        for size in self.tophat_sizes:
+            planes.extend(4 * t for t in tophats(gray, size))
+        f1 = self.at_full(torch.cat(planes, 1))
+        f2 = self.at_half(f1)
+        f3 = self.at_quarter(f2)
+        u2 = F.interpolate(f3, size=f2.shape[-2:], mode="bilinear", align_corners=False)
+        u2 = self.up_half(torch.cat([u2, f2], 1))
+        u1 = F.interpolate(u2, size=f1.shape[-2:], mode="bilinear", align_corners=False)
+        return self.out(self.up_full(torch.cat([u1, f1], 1)))
+
+
+@dataclass
+class Detector:
+    """A trained :class:`DamageNet` with the probability above which a pixel is damage,
+    per channel, and the metadata it was saved with."""
+
+    net: DamageNet
+    thresholds: tuple[float, float] = (0.5, 0.5)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @torch.inference_mode()
+    def __call__(self, gray: np.ndarray) -> np.ndarray:
+        """Gray ``(H, W)`` float32 in [0, 1] -> damage ``(2, H, W)`` bool (lines, specks)."""
+        x = torch.from_numpy(np.ascontiguousarray(gray, np.float32))[None, None]
+        logits = self.net(x)[0]
+        cut = torch.tensor([np.log(t / (1 - t)) for t in self.thresholds])[:, None, None]
+        return (logits > cut).numpy()
+
+
+def shipped_path() -> Path:
+    """Where the shipped detector lives (``weights/damage`` without suffix)."""
+    return Path(str(resources.files("chromatize") / "weights" / "damage"))
+
+
+def save_detector(detector: Detector, path: str | os.PathLike[str]) -> None:
+    """Write ``PATH.safetensors`` (float32 weights) and ``PATH.json`` atomically."""
+    p = Path(path)
+    tensors = {k: v.detach().float().contiguous() for k, v in detector.net.state_dict().items()}
+    atomic_write_bytes(p.with_name(p.name + ".safetensors"), save(tensors))
+    meta = {**detector.meta, "format": FORMAT, "thresholds": list(detector.thresholds)}
+    atomic_write_bytes(p.with_name(p.name + ".json"), json.dumps(meta, indent=1).encode())
+
+
+def load_detector(path: str | os.PathLike[str] | None = None) -> Detector:
+    """Load a detector saved by :func:`save_detector` (default: the shipped one).
+    Raises :class:`DetectorError` when a file is missing or does not fit."""
+    p = Path(path) if path is not None else shipped_path()
+    weights, info = p.with_name(p.name + ".safetensors"), p.with_name(p.name + ".json")
+    try:
+        meta = json.loads(info.read_text())
+        net = DamageNet(**meta.get("net", {}).get("kwargs", {}))
+        net.load_state_dict(load_file(str(weights)))
+    except (OSError, ValueError, TypeError, RuntimeError, SafetensorError) as e:
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise DetectorError(f"{p}: cannot load the damage detector ({reason})") from None
+    if meta.get("format") != FORMAT:
+        raise DetectorError(f"{info}: not a damage detector (format {meta.get('format')!r})")
+    return Detector(net.eval(), tuple(meta.get("thresholds", (0.5, 0.5))), meta)

@@ -1,0 +1,169 @@
+"""Repair an old photo's gray before colour: damage, grain, fading, in that order.
+
+The photo becomes gray by taking its luminance (so a sepia or yellowed tone goes), then
+it is processed in horizontal strips with a margin (bounded memory at any size; the
+margin covers what each step looks at, so strips join without seams): damage found
+(:mod:`~chromatize.restore.damage`, the learned detector when its weights are there) and
+filled, grain removed when the photo measures noisy. Fading is undone last, by levels
+measured on the repaired photo (:mod:`~chromatize.restore.tone`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from chromatize import color
+from chromatize.errors import UsageError
+from chromatize.io import ImageLike, Photo, read_source
+from chromatize.restore import damage as dmg
+from chromatize.restore import tone
+
+#: The repair steps, in the order ``--restore`` names them.
+STEPS = ("cracks", "dust", "grain", "fade")
+#: Rows per strip and the margin read above and below it.
+STRIP_ROWS = 256
+MARGIN = 32
+#: Pixels the detected damage is grown by before filling: a mark's soft edge goes too.
+GROW = 1
+#: Gray values sampled (evenly spaced) to measure the noise and the levels.
+SAMPLE_PIXELS = 1_000_000
+
+Detect = Callable[[np.ndarray], np.ndarray]
+
+
+def parse_steps(text: str | Iterable[str] | None) -> tuple[str, ...]:
+    """``"all"``/``"1"``/``"true"`` -> every step; ``"cracks,dust"`` -> those (in
+    :data:`STEPS` order); ``""``/``"0"``/``"none"``/None -> none. Raises
+    :class:`~chromatize.errors.UsageError` for an unknown step."""
+    if text is None:
+        return ()
+    words = text.split(",") if isinstance(text, str) else list(text)
+    words = [w.strip().lower() for w in words if w.strip()]
+    if words in ([], ["0"], ["none"], ["false"], ["no"], ["off"]):
+        return ()
+    if words in (["all"], ["1"], ["true"], ["yes"], ["on"]):
+        return STEPS
+    unknown = [w for w in words if w not in STEPS]
+    if unknown:
+        raise UsageError(f"unknown repair step {unknown[0]!r}; choose from "
+                         f"{', '.join(STEPS)} or all")
+    return tuple(s for s in STEPS if s in words)
+
+
+@dataclass(frozen=True)
+class Repair:
+    """What to repair (``steps``, a subset of :data:`STEPS`) and how damage is found:
+    ``detector`` ``"learned"`` (the shipped network; falls back to ``"morph"`` when
+    its weights are missing), ``"morph"`` (top-hats), or a callable gray ``(H, W)`` ->
+    mask ``(2, H, W)``; ``inpaint`` is ``"telea"`` or ``"ns"``."""
+
+    steps: tuple[str, ...] = STEPS
+    detector: str | Detect = "learned"
+    inpaint: str = "telea"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "steps", parse_steps(self.steps))
+        if self.inpaint not in dmg.INPAINT_METHODS:
+            raise UsageError(f"inpaint must be one of {', '.join(dmg.INPAINT_METHODS)}")
+
+
+_DETECTORS: dict[str, Detect] = {}
+
+
+def detector_for(repair: Repair) -> Detect:
+    """The damage detector ``repair`` names: gray ``(H, W)`` -> mask ``(2, H, W)``. The
+    learned one is loaded once per process."""
+    if callable(repair.detector):
+        return repair.detector
+    if repair.detector == "morph":
+        return dmg.detect_morph
+    if "learned" not in _DETECTORS:
+        from chromatize.restore.net import DetectorError, load_detector
+
+        try:
+            _DETECTORS["learned"] = load_detector()
+        except DetectorError:
+            _DETECTORS["learned"] = dmg.detect_morph
+    return _DETECTORS["learned"]
+
+
+def to_gray(rows: np.ndarray) -> np.ndarray:
+    """Source rows (8/16-bit gray or 8-bit RGB) -> gray ``(h, W)`` float32 in [0, 1]: the
+    luminance Y, encoded like sRGB gray (the same L* as the source)."""
+    if rows.ndim == 2:
+        return rows.astype(np.float32) / (65535 if rows.dtype == np.uint16 else 255)
+    lin = color.srgb_to_linear(rows.astype(np.float32) / 255)
+    y = lin @ color.XYZ_FROM_RGB[1].astype(np.float32)
+    return np.clip(color.linear_to_srgb(y), 0, 1).astype(np.float32)
+
+
+def _sample(pixels: np.ndarray) -> np.ndarray:
+    """Rows of the photo, evenly spaced, about SAMPLE_PIXELS in all, as gray."""
+    step = max(1, int(pixels.shape[0] * pixels.shape[1] / SAMPLE_PIXELS))
+    return to_gray(pixels[::step])
+
+
+def repair_strip(gray: np.ndarray, repair: Repair, sigma: float) -> np.ndarray:
+    """Repair one strip ``(h, W)`` float32 in [0, 1] (damage, then grain) with the
+    photo's noise ``sigma``; fading is the caller's (it needs the whole photo)."""
+    kinds = [i for i, s in enumerate(("cracks", "dust")) if s in repair.steps]
+    if kinds:
+        found = detector_for(repair)(gray)
+        mask = dmg.grow(found[kinds].any(axis=0), GROW)
+        gray = dmg.inpaint(gray, mask, repair.inpaint)
+    if "grain" in repair.steps and sigma > tone.GRAIN_SIGMA:
+        gray = tone.denoise(gray, sigma)
+    return gray
+
+
+def restore_pixels(pixels: np.ndarray, repair: Repair = Repair()) -> np.ndarray:
+    """Source pixels (see :func:`chromatize.io.to_pixels`: 8/16-bit gray or 8-bit RGB)
+    -> repaired gray ``(H, W)``, uint16 for a 16-bit source, else uint8."""
+    top = 65535 if pixels.dtype == np.uint16 and pixels.ndim == 2 else 255
+    out = np.empty(pixels.shape[:2], np.uint16 if top == 65535 else np.uint8)
+    sigma = dmg.noise_sigma(_sample(pixels)) if "grain" in repair.steps else 0.0
+    h = pixels.shape[0]
+    for y0 in range(0, h, STRIP_ROWS):
+        y1 = min(h, y0 + STRIP_ROWS)
+        a, b = max(0, y0 - MARGIN), min(h, y1 + MARGIN)
+        fixed = repair_strip(to_gray(pixels[a:b]), repair, sigma)[y0 - a:y1 - a]
+        out[y0:y1] = np.clip(fixed * top + 0.5, 0, top)
+    if "fade" in repair.steps:
+        levels = tone.measure_levels(_sample(out))
+        if not levels.identity:
+            lut = levels(np.arange(top + 1, dtype=np.float32) / top)
+            out = np.clip(lut * top + 0.5, 0, top).astype(out.dtype)[out]
+    return out
+
+
+def restore(image: ImageLike, repair: Repair | str | Iterable[str] = "all") -> Image.Image:
+    """Repair a photo (path, :class:`~chromatize.io.Photo`, PIL image or array): a gray
+    PIL image (``L``, or ``I;16`` for 16-bit gray sources) of the same size, with the
+    source's alpha as ``LA`` when it has one. ``repair``: a :class:`Repair`, or the
+    steps as :func:`parse_steps` reads them (default: all)."""
+    if not isinstance(repair, Repair):
+        repair = Repair(parse_steps(repair))
+    pixels, alpha = read_source(image)
+    return with_alpha(Image.fromarray(restore_pixels(pixels, repair)), alpha)
+
+
+def with_alpha(gray: Image.Image, alpha: Image.Image | None) -> Image.Image:
+    """A gray image with ``alpha`` (``LA``, 8-bit), or as it is when there is none."""
+    if alpha is None:
+        return gray
+    if gray.mode == "I;16":
+        gray = Image.fromarray((np.asarray(gray) >> 8).astype(np.uint8))
+    return Image.merge("LA", (gray, alpha))
+
+
+def restore_photo(photo: Photo, repair: Repair) -> Photo:
+    """A :class:`~chromatize.io.Photo` whose image is repaired (gray), alpha, ICC profile
+    and EXIF kept: what the batch writes or colorizes."""
+    # An RGB source's ICC profile no longer fits; write_photo drops what does not fit.
+    image = Image.fromarray(restore_pixels(np.asarray(photo.image), repair))
+    return Photo(image=image, alpha=photo.alpha, icc_profile=photo.icc_profile,
+                 exif=photo.exif, format=photo.format, path=photo.path)

@@ -1,0 +1,160 @@
+"""Train the damage detector (:class:`chromatize.restore.net.DamageNet`) on synthetic
+damage (:mod:`chromatize.training.damage`) drawn over gray crops of training photos.
+
+    python -m chromatize.training.damage_train configs/restore_damage.yaml \\
+        [--run /work/runs/restore/damage] [--steps N] [--photos FOLDER]
+
+Every batch is a function of ``(seed, step)`` alone (photos, crops and damage), so a run
+resumes exactly from its state files (``state.safetensors`` + ``state.json`` in the run
+folder, written every ``save_every`` steps); running the command again continues it.
+At the end the detector is written as ``RUN/damage.{safetensors,json}`` (its config, the
+photo list and the step inside), ready for ``scripts``/``weights``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.nn import functional as F
+
+from chromatize.restore.net import DamageNet, Detector, save_detector
+from chromatize.restore.pipeline import to_gray
+from chromatize.training.config import from_dict, read_yaml
+from chromatize.training.damage import DamageConfig, draw_damage
+from chromatize.training.data import list_photos
+from chromatize.training.state import (StateError, load_state, load_training_tensors,
+                                       save_state, training_tensors)
+
+
+@dataclass
+class DetectorTrainConfig:
+    """``configs/restore_damage.yaml``: photos, damage, network and schedule."""
+
+    photos: str = "configs/open_photos.txt"
+    prefixes: list[str] = field(default_factory=list)  # keep only files starting so
+    crop: int = 128
+    width: int = 8
+    tophat_sizes: list[int] = field(default_factory=lambda: [5, 11])
+    steps: int = 3000
+    batch_size: int = 12
+    lr: float = 2.0e-3
+    pos_weight: float = 3.0
+    strength: list[float] = field(default_factory=lambda: [0.3, 3.0])
+    clean_share: float = 0.15  # crops left undamaged (the detector must stay quiet)
+    seed: int = 0
+    save_every: int = 200
+    threads: int = 1
+    damage: dict[str, Any] = field(default_factory=dict)
+
+
+def photo_list(cfg: DetectorTrainConfig) -> list[Path]:
+    """The training photos: the list, filtered by file-name prefix when given."""
+    photos = list_photos(cfg.photos)
+    if cfg.prefixes:
+        photos = [p for p in photos if p.name.startswith(tuple(cfg.prefixes))]
+    return photos
+
+
+def _crop(path: Path, size: int, rng: np.random.Generator) -> np.ndarray:
+    """A random ``size`` crop of the photo's gray, float32 in [0, 1], randomly flipped."""
+    with Image.open(path) as im:
+        im = im.convert("RGB")
+        w, h = im.size
+        if min(w, h) < size:
+            im = im.resize((max(size, w), max(size, h)))
+            w, h = im.size
+        x, y = int(rng.integers(0, w - size + 1)), int(rng.integers(0, h - size + 1))
+        rows = np.asarray(im.crop((x, y, x + size, y + size)))
+    gray = to_gray(rows)
+    return gray[:, ::-1].copy() if rng.random() < 0.5 else gray
+
+
+def make_batch(cfg: DetectorTrainConfig, photos: list[Path], damage: DamageConfig,
+               step: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Batch ``step``: damaged gray ``(B, 1, S, S)`` and masks ``(B, 2, S, S)`` float."""
+    rng = np.random.default_rng([cfg.seed, step])
+    images, masks = [], []
+    for _ in range(cfg.batch_size):
+        clean = _crop(photos[int(rng.integers(len(photos)))], cfg.crop, rng)
+        strength = 0.0 if rng.random() < cfg.clean_share else rng.uniform(*cfg.strength)
+        out = draw_damage(clean, rng, dataclasses.replace(damage, strength=strength))
+        images.append(out.image)
+        masks.append(out.mask)
+    return (torch.from_numpy(np.stack(images))[:, None],
+            torch.from_numpy(np.stack(masks).astype(np.float32)))
+
+
+def train(cfg: DetectorTrainConfig, run_dir: Path, raw: dict[str, Any],
+          stop: int | None = None) -> Path | None:
+    """Train (or resume) in ``run_dir``; returns the path of the saved detector, or None
+    when ``stop`` (a step) ended the run early, its state saved as an interrupted run's."""
+    torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    damage = DamageConfig.from_dict(cfg.damage)
+    photos = photo_list(cfg)
+    net = DamageNet(width=cfg.width, tophat_sizes=tuple(cfg.tophat_sizes))
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=1e-4)
+    warm = max(1, cfg.steps // 20)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warm) * 0.5
+                                              * (1 + np.cos(np.pi * min(s, cfg.steps) / cfg.steps)))
+    step = 0
+    try:
+        tensors, meta = load_state(run_dir)
+        load_training_tensors(tensors, {"net": net}, [opt], meta["optimizers"])
+        sched.load_state_dict(meta["sched"])
+        step = meta["step"]
+        print(f"resumed at step {step}", flush=True)
+    except StateError:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    weight = torch.tensor([cfg.pos_weight] * 2)[:, None, None]
+    start, seen = time.time(), 0.0
+    while step < min(cfg.steps, stop or cfg.steps):
+        x, y = make_batch(cfg, photos, damage, step)
+        loss = F.binary_cross_entropy_with_logits(net(x), y, pos_weight=weight)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        step += 1
+        seen = 0.98 * seen + 0.02 * loss.item() if seen else loss.item()
+        if step % cfg.save_every == 0 or step in (cfg.steps, stop):
+            tensors, metas = training_tensors({"net": net}, [opt])
+            save_state(run_dir, tensors, {"step": step, "optimizers": metas,
+                                          "sched": sched.state_dict()})
+            print(f"step {step} loss {seen:.4f} {time.time() - start:.0f}s", flush=True)
+    if step < cfg.steps:
+        return None
+    kwargs = {"width": cfg.width, "tophat_sizes": list(cfg.tophat_sizes)}
+    meta = {"net": {"name": "DamageNet", "kwargs": kwargs}, "step": step,
+            "config": raw, "data": {"photos": cfg.photos, "prefixes": cfg.prefixes,
+                                    "count": len(photos)}}
+    out = run_dir / "damage"
+    save_detector(Detector(net.eval(), meta=meta), out)
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:  # pragma: no cover - command line
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("config")
+    parser.add_argument("--run", default="/work/runs/restore/damage")
+    parser.add_argument("--steps", type=int)
+    parser.add_argument("--photos", help="another place for the config's photos")
+    args = parser.parse_args(argv)
+    raw = read_yaml(args.config)
+    for key in ("steps", "photos"):
+        if getattr(args, key) is not None:
+            raw[key] = getattr(args, key)
+    cfg: DetectorTrainConfig = from_dict(DetectorTrainConfig, raw)
+    print(f"wrote {train(cfg, Path(args.run), raw)}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

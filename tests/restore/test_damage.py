@@ -1,0 +1,95 @@
+"""The synthetic damage generator, the detectors and inpainting."""
+
+from __future__ import annotations
+
+
+import numpy as np
+import pytest
+
+from chromatize.restore import damage as dmg
+from chromatize.restore.net import DamageNet, Detector, DetectorError, load_detector, save_detector
+from chromatize.training.damage import DamageConfig, draw_damage
+from restore_helpers import smooth_scene, with_cracks
+
+
+def test_generator_is_reproducible_and_its_masks_are_the_visible_damage():
+    clean = smooth_scene()
+    a = draw_damage(clean, np.random.default_rng(3), DamageConfig(strength=3))
+    b = draw_damage(clean, np.random.default_rng(3), DamageConfig(strength=3))
+    assert np.array_equal(a.image, b.image) and np.array_equal(a.mask, b.mask)
+    assert a.image.dtype == np.float32 and a.mask.shape == (2, *clean.shape)
+    assert 0 <= a.image.min() and a.image.max() <= 1
+    assert a.mask[0].any() and a.mask[1].any()  # lines and specks
+    changed = np.abs(a.image - clean) > 1e-6
+    assert not (a.mask.any(0) & ~changed).any()  # a masked pixel is changed
+    # Outside the damage and its 1 px soft edge, nothing visible changed.
+    outside = ~dmg.grow(a.mask.any(0), 1)
+    assert np.abs(a.image - clean)[outside].max() <= DamageConfig().mask_delta
+
+
+def test_generator_strength_scales_and_zero_draws_nothing():
+    clean = smooth_scene(128, 128)
+    masks = [draw_damage(clean, np.random.default_rng(1), DamageConfig(strength=s)).mask.mean()
+             for s in (0.0, 1.0, 4.0)]
+    assert masks[0] == 0 and masks[1] < masks[2]
+    none = draw_damage(clean, np.random.default_rng(1), DamageConfig(strength=0))
+    assert np.array_equal(none.image, clean)
+
+
+def test_generator_grain_and_fade():
+    clean = smooth_scene()
+    cfg = DamageConfig(strength=0, grain=(0.03, 0.03), fade=(0.4, 0.4))
+    out = draw_damage(clean, np.random.default_rng(0), cfg).image
+    assert np.ptp(out) < np.ptp(clean)  # faded
+    assert dmg.noise_sigma(out) > 3 * dmg.noise_sigma(clean)  # grainy
+
+
+def test_config_from_yaml_mapping_checks_keys():
+    cfg = DamageConfig.from_dict({"cracks": [1, 2], "strength": 2.0})
+    assert cfg.cracks == (1, 2) and cfg.strength == 2.0
+    with pytest.raises(KeyError, match="crackz"):
+        DamageConfig.from_dict({"crackz": [1, 2]})
+
+
+def detectors():
+    out = [pytest.param(dmg.detect_morph, id="morph")]
+    try:
+        out.append(pytest.param(load_detector(), id="learned"))
+    except DetectorError as e:
+        out.append(pytest.param(None, id="learned", marks=pytest.mark.skip(reason=str(e))))
+    return out
+
+
+@pytest.mark.parametrize("detect", detectors())
+def test_detector_finds_cracks_and_leaves_clean_pixels_alone(detect):
+    clean = smooth_scene()
+    damaged, truth = with_cracks(clean)
+    found = detect(damaged).any(0)
+    recall = (truth & dmg.grow(found, 1)).sum() / truth.sum()
+    precision = (found & dmg.grow(truth, 1)).sum() / max(found.sum(), 1)
+    assert recall > 0.8 and precision > 0.8, (recall, precision)
+    assert detect(clean).any(0).mean() < 0.002
+
+
+def test_inpainting_changes_only_masked_pixels_and_fills_them():
+    clean = smooth_scene()
+    damaged, truth = with_cracks(clean)
+    mask = dmg.grow(truth, 1)
+    for method in dmg.INPAINT_METHODS:
+        out = dmg.inpaint(damaged, mask, method)
+        assert np.array_equal(out[~mask], damaged[~mask])
+        assert np.abs(out - clean)[truth].mean() < 0.25 * np.abs(damaged - clean)[truth].mean()
+    assert np.array_equal(dmg.inpaint(damaged, np.zeros_like(mask)), damaged)
+
+
+def test_detector_weights_round_trip(tmp_path):
+    net = DamageNet(width=4).eval()
+    save_detector(Detector(net, (0.3, 0.6), {"net": {"kwargs": {"width": 4}}}), tmp_path / "d")
+    back = load_detector(tmp_path / "d")
+    assert back.thresholds == (0.3, 0.6)
+    gray = smooth_scene(37, 41)  # any size, not a multiple of 4
+    assert np.array_equal(back(gray), Detector(net, (0.3, 0.6))(gray))
+    assert back(gray).shape == (2, 37, 41)
+    (tmp_path / "d.safetensors").write_bytes(b"junk")
+    with pytest.raises(DetectorError, match="cannot load"):
+        load_detector(tmp_path / "d")

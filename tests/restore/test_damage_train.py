@@ -1,0 +1,55 @@
+"""The damage detector's trainer: a few steps on generated photos, saved, resumed exactly."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from chromatize.restore.net import load_detector
+from chromatize.training.config import ConfigError, from_dict
+from chromatize.training.damage_train import DetectorTrainConfig, make_batch, photo_list, train
+from conftest import make_color_photo
+
+
+@pytest.fixture
+def config(tmp_path) -> DetectorTrainConfig:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(3):
+        make_color_photo(40 + 8 * i, 56, seed=i).save(folder / f"ok_{i}.png")
+    make_color_photo(seed=9).save(folder / "other_0.png")
+    return from_dict(DetectorTrainConfig, {
+        "photos": str(folder), "prefixes": ["ok_"], "crop": 32, "width": 4, "steps": 4,
+        "batch_size": 2, "save_every": 100, "damage": {"dust": [5.0, 10.0]}})
+
+
+def test_batches_depend_on_seed_and_step_only(config):
+    photos = photo_list(config)
+    assert [p.name for p in photos] == ["ok_0.png", "ok_1.png", "ok_2.png"]
+    from chromatize.training.damage import DamageConfig
+
+    damage = DamageConfig.from_dict(config.damage)
+    x1, y1 = make_batch(config, photos, damage, 7)
+    x2, y2 = make_batch(config, photos, damage, 7)
+    assert torch.equal(x1, x2) and torch.equal(y1, y2)
+    assert x1.shape == (2, 1, 32, 32) and y1.shape == (2, 2, 32, 32)
+    assert not torch.equal(make_batch(config, photos, damage, 8)[0], x1)
+
+
+def test_train_saves_a_detector_and_resumes_exactly(config, tmp_path):
+    straight = train(config, tmp_path / "a", {})
+    assert train(config, tmp_path / "b", {}, stop=2) is None
+    resumed = train(config, tmp_path / "b", {})
+    wa = load_file(str(straight) + ".safetensors")
+    wb = load_file(str(resumed) + ".safetensors")
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    detector = load_detector(straight)
+    assert detector.meta["step"] == 4 and detector.meta["data"]["count"] == 3
+    assert detector(np.zeros((20, 24), np.float32)).shape == (2, 20, 24)
+
+
+def test_unknown_config_key_fails():
+    with pytest.raises(ConfigError, match="unknown config key 'stpes'"):
+        from_dict(DetectorTrainConfig, {"stpes": 3})

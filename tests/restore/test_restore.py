@@ -1,0 +1,100 @@
+"""``chromatize.restore.restore``: what it changes, what it leaves alone, what it returns."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from chromatize.errors import UsageError
+from chromatize.restore import STEPS, Repair, parse_steps, restore
+from chromatize.restore import pipeline, tone
+from chromatize.restore.damage import detect_morph
+from chromatize.training.damage import DamageConfig, draw_damage
+from restore_helpers import smooth_scene, with_cracks
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2)
+    return float("inf") if mse == 0 else 10 * np.log10(255**2 / mse)
+
+
+def u8(g: np.ndarray) -> np.ndarray:
+    return (np.clip(g, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+@pytest.mark.parametrize("text,steps", [
+    ("all", STEPS), ("1", STEPS), ("dust,cracks", ("cracks", "dust")), (" grain ", ("grain",)),
+    ("", ()), ("0", ()), ("none", ()), (None, ()), (["fade"], ("fade",)),
+])
+def test_parse_steps(text, steps):
+    assert parse_steps(text) == steps
+
+
+def test_unknown_step_is_a_user_error():
+    with pytest.raises(UsageError, match="unknown repair step 'scratch'"):
+        parse_steps("cracks,scratch")
+    with pytest.raises(UsageError, match="inpaint"):
+        Repair(inpaint="magic")
+
+
+def test_clean_photo_is_left_almost_unchanged():
+    clean = u8(smooth_scene(160, 200))
+    out = restore(clean)
+    assert out.mode == "L" and out.size == (200, 160)
+    assert psnr(out, clean) >= 40
+
+
+def test_cracks_are_repaired_and_the_rest_is_untouched():
+    clean = smooth_scene()
+    damaged, truth = with_cracks(clean)
+    out = np.asarray(restore(u8(damaged), Repair(("cracks", "dust"), detector="morph")))
+    assert psnr(out, u8(clean)) > psnr(u8(damaged), u8(clean)) + 6
+    far = ~pipeline.dmg.grow(truth, 4)
+    assert np.array_equal(out[far], u8(damaged)[far])
+
+
+def test_strips_join_without_seams(monkeypatch):
+    """A photo taller than a strip gives what one strip over the whole photo gives."""
+    clean = smooth_scene(150, 90)
+    damaged = draw_damage(clean, np.random.default_rng(0), DamageConfig(strength=3)).image
+    repair = Repair(("cracks", "dust"), detector="morph")
+    whole = pipeline.restore_pixels(u8(damaged), repair)
+    monkeypatch.setattr(pipeline, "STRIP_ROWS", 40)
+    assert np.array_equal(pipeline.restore_pixels(u8(damaged), repair), whole)
+
+
+def test_fade_is_undone_without_clipping_and_grain_is_reduced():
+    clean = smooth_scene(128, 128)
+    span = np.percentile(clean, 99.8) - np.percentile(clean, 0.2)
+    faded = 0.35 + 0.4 * (clean - clean.min()) / np.ptp(clean)
+    out = np.asarray(restore(u8(faded), "fade"), np.float32) / 255
+    assert np.ptp(out) > 0.95 and np.ptp(faded) < 0.45 and span > 0
+    assert (out >= 254.5 / 255).mean() < 0.01 and (out <= 0.5 / 255).mean() < 0.01
+    rng = np.random.default_rng(0)
+    noisy = u8(clean + rng.normal(0, 0.04, clean.shape))
+    assert tone.GRAIN_SIGMA < pipeline.dmg.noise_sigma(noisy.astype(np.float32) / 255)
+    out = restore(noisy, "grain")
+    assert psnr(out, u8(clean)) > psnr(noisy, u8(clean)) + 3
+
+
+def test_inputs_sepia_sixteen_bit_and_alpha():
+    gray = u8(smooth_scene())
+    sepia = np.stack([gray, (gray * 0.85).astype(np.uint8), (gray * 0.6).astype(np.uint8)], -1)
+    out = restore(Image.fromarray(sepia), "fade")
+    assert out.mode == "L" and out.size == (128, 96)
+    sixteen = Image.fromarray(gray.astype(np.uint16) * 257)
+    assert restore(sixteen, "cracks").mode == "I;16"
+    rgba = Image.fromarray(sepia).convert("RGBA")
+    rgba.putalpha(77)
+    out = restore(rgba, "dust")
+    assert out.mode == "LA" and np.asarray(out)[..., 1].max() == 77
+
+
+def test_morph_detector_sorts_lines_from_specks():
+    clean = smooth_scene()
+    damaged, truth = with_cracks(clean)
+    damaged[70:73, 100:103] = 0.98  # a speck of dust
+    lines, specks = detect_morph(damaged)
+    assert lines[truth].mean() > 0.7 and specks[70:73, 100:103].mean() > 0.6
+    assert not lines[70:73, 100:103].any()
