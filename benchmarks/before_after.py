@@ -175,8 +175,9 @@ def _cli(*args: str) -> list[str]:
 
 
 def one_round(trees: dict[str, str], figures: set[str], photos: dict[str, Path], tmp: Path,
-              repeats: int, record) -> None:  # noqa: ANN001 - record(row, tree, value)
-    """Every figure once per tree, the trees in the given order."""
+              repeats: int, record, backends: list[str]) -> None:  # noqa: ANN001
+    """Every figure once per tree, the trees in the given order; ``record(row, tree,
+    value)`` keeps each figure, ``backends`` those of the warm figures."""
     as_json = json.dumps({k: str(v) for k, v in photos.items()})
     for tree, src in trees.items():
         if "torch" in figures:
@@ -190,7 +191,7 @@ def one_round(trees: dict[str, str], figures: set[str], photos: dict[str, Path],
         if "help" in figures:
             record("`chromatize --help` (s)", tree, wall(_cli("--help"), src))
         if "warm" in figures:
-            for backend in ("onnx", "torch"):
+            for backend in backends:
                 for key, v in worker(src, "warm", as_json, backend, str(repeats)).items():
                     record(f"colorize {key} warm, {backend} (s)", tree, v)
         if "marks" in figures:
@@ -224,6 +225,7 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=3, help="timed calls per worker")
     parser.add_argument("--only", default=",".join(FIGURES), help="comma-separated figures")
     parser.add_argument("--pixels", action="store_true", help="also compare the outputs")
+    parser.add_argument("--backends", default="onnx,torch", help="of the warm figures")
     args = parser.parse_args()
     trees = {"before": str(Path(args.before).resolve()), "after": str(Path(args.after).resolve())}
     figures = set(args.only.split(","))
@@ -243,7 +245,7 @@ def main() -> None:
                       "--overwrite", "-q"), src)
         for r in range(args.repeats):
             order = dict(list(trees.items())[:: 1 if r % 2 == 0 else -1])
-            one_round(order, figures, photos, tmp, args.calls, record)
+            one_round(order, figures, photos, tmp, args.calls, record, args.backends.split(","))
         print(f"\n| figure | before | after | after/before | n |\n|---|---:|---:|---:|---:|")
         for row, per in values.items():
             b, a = statistics.median(per["before"]), statistics.median(per["after"])
