@@ -5,6 +5,7 @@ the two trees taking turns (before, after, before, after, ...), so a change in t
 machine's load hits both alike; the table prints medians. Figures:
 
 * ``import torch`` (the yardstick of a cold start; the same for both trees);
+  these and the other commands also with their CPU seconds (user + system);
 * cold ``chromatize colorize one.jpg`` (640x480) and a 12 MP photo, start-up included,
   the ONNX graph already cached (the default ``auto`` backend on the CPU);
 * ``chromatize --help``;
@@ -26,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -57,15 +59,18 @@ def make_photos(folder: Path) -> dict[str, Path]:
     return out
 
 
-def wall(cmd: list[str], src: str | None) -> float:
-    """Seconds of wall time of ``cmd`` with ``PYTHONPATH=src``; raises if it fails."""
+def wall(cmd: list[str], src: str | None) -> tuple[float, float]:
+    """Wall and CPU seconds (user + system) of ``cmd`` with ``PYTHONPATH=src``; raises if
+    it fails."""
     env = {**os.environ, "PYTHONPATH": src or ""}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     out = subprocess.run(cmd, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if out.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed: {out.stderr[-2000:]}")
-    return seconds
+    return seconds, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def worker(src: str, *args: str) -> dict[str, float]:
@@ -180,16 +185,19 @@ def one_round(trees: dict[str, str], figures: set[str], photos: dict[str, Path],
     value)`` keeps each figure, ``backends`` those of the warm figures."""
     as_json = json.dumps({k: str(v) for k, v in photos.items()})
     for tree, src in trees.items():
+        timed = {}
         if "torch" in figures:
-            record("python -c 'import torch' (s)", tree, wall([sys.executable, "-c",
-                                                              "import torch"], None))
+            timed["python -c 'import torch'"] = ([sys.executable, "-c", "import torch"], None)
         if "cold" in figures:
             for key in ("640x480", "12MP"):
-                cmd = _cli("colorize", str(photos[key]), "-o", str(tmp / tree), "--overwrite",
-                           "-q")
-                record(f"cold `chromatize colorize` {key} (s)", tree, wall(cmd, src))
+                timed[f"cold `chromatize colorize` {key}"] = (_cli(
+                    "colorize", str(photos[key]), "-o", str(tmp / tree), "--overwrite", "-q"), src)
         if "help" in figures:
-            record("`chromatize --help` (s)", tree, wall(_cli("--help"), src))
+            timed["`chromatize --help`"] = (_cli("--help"), src)
+        for row, (cmd, path) in timed.items():
+            seconds, cpu = wall(cmd, path)
+            record(f"{row} (s)", tree, seconds)
+            record(f"{row} CPU (s)", tree, cpu)
         if "warm" in figures:
             for backend in backends:
                 for key, v in worker(src, "warm", as_json, backend, str(repeats)).items():
