@@ -38,7 +38,7 @@ from PIL import Image
 from chromatize import color
 from chromatize.checkpoint import read_metadata, resolve_model
 from chromatize.decoder import Array, BinDecoder
-from chromatize.decoding import Decoding, check_capabilities, real, shown
+from chromatize.decoding import Decoding, check_capabilities, check_number, real, shown
 from chromatize.device import pick_device
 from chromatize.errors import UsageError
 from chromatize.inference.hints import Marks, check_hints, load_hints, pool_hints
