@@ -5,7 +5,7 @@ three ways of finishing a hint model's output.
 * ``shipped``: ``Colorizer.colorize(hints=...)``: the marks solver on the hinted output,
   reading the hinted logits (what users get);
 * ``base_logits``: the marks solver on the hinted colours, reading the automatic
-  (no-hint) logits for its non-local weights and confidence.
+  (no-hint) logits for its non-local weights, confidence and mode choice.
 
     PYTHONPATH=src python benchmarks/hint_finish.py --photos ../shared/data/photos/train \
         --limit 40 hints RUN/model
@@ -17,35 +17,35 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from chromatize import Colorizer
 from chromatize.evaluation.evaluate import gray_input, list_images, select_photos
 from chromatize.evaluation.hint_sweep import HintMethod, hint_sweep
-from chromatize.io import read_source
+from chromatize.inference.pipeline import Colorizer
 
 NS = (1, 2, 5, 10, 20)
 WAYS = ("net", "shipped", "base_logits")
 
 
 def finish(colorizer: Colorizer, way: str) -> HintMethod:
-    """The sweep method that finishes ``colorizer``'s hinted output in ``way``."""
+    """The sweep method that finishes ``colorizer``'s hinted output in ``way``, through the
+    Colorizer's stages (prepare, infer, finish)."""
     def method(l: np.ndarray, hint_ab: np.ndarray, hint_mask: np.ndarray) -> np.ndarray:
         gray = gray_input(l)[0]
+        hints = (hint_ab, hint_mask)
         if way == "shipped":
-            return np.asarray(colorizer.colorize(gray, hints=(hint_ab, hint_mask)))
-        src, alpha = read_source(gray)
-        l_small = colorizer._small(src, None)
-        l_t = torch.from_numpy(l_small)[None, None]
-        out = colorizer.predict(l_t, colorizer._small_hints(src, (hint_ab, hint_mask), l_small.shape))
-        if way == "net":
-            return np.asarray(colorizer._finish(src, alpha, l_small, out["ab"][0]))
-        base = colorizer.predict(l_t)
-        return np.asarray(colorizer._finish(src, alpha, l_small, out["ab"][0],
-                                            (hint_ab, hint_mask), base["logits"][0], {}))
+            return np.asarray(colorizer.colorize(gray, hints=hints))
+        source = colorizer.prepare(gray)
+        hinted = colorizer.infer(source, hints)
+        if way == "net":  # the hinted colours as they are: no logits, no marks solver
+            return np.asarray(colorizer.finish(source, replace(hinted, logits=None)))
+        base = colorizer.infer(source)  # the automatic logits for the solver's weights
+        return np.asarray(colorizer.finish(source, replace(hinted, logits=base.logits,
+                                                           memo={}), hints=hints))
 
     return method
 

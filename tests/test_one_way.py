@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import io
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -75,8 +76,14 @@ def test_ray(setup, tmp_path):
 
     colorizer, folder, want = setup
     model = folder / "m" / "effnet_lite0_cls"
-    summary = colorize_files_ray([folder / "a.png"], model,
-                                 BatchOptions(out_dir=tmp_path, decoding=DECODING),
-                                 backend="torch", workers=1)
+    # Ray's own SIGTERM/SIGINT handlers outlive its shutdown: keep the test process's.
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        summary = colorize_files_ray([folder / "a.png"], model,
+                                     BatchOptions(out_dir=tmp_path, decoding=DECODING),
+                                     backend="torch", workers=1)
+    finally:
+        for s, handler in handlers.items():
+            signal.signal(s, handler)
     assert summary.done == [tmp_path / "a.png"], summary
     assert np.array_equal(np.asarray(Image.open(tmp_path / "a.png")), want)

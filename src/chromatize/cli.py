@@ -430,12 +430,12 @@ def colorize(
                            index=index,
                            variant_strength=strength if variants is not None else None)
     columns = (*Progress.get_default_columns(), MofNCompleteColumn(), _RateColumn())
+    run = _batch_runner(model, options, device, backend.value, engine is Engine.ray, address,
+                        workers, connect_timeout)
     with Progress(*columns, console=err_console, disable=quiet, transient=True) as bar:
         task = bar.add_task("colorizing", total=None)
-        summary = _colorize_batch(inputs, model, options, device, backend.value,
-                                  engine is Engine.ray, address, workers, connect_timeout,
-                                  lambda done, total: bar.update(task, completed=done,
-                                                                 total=total))
+        summary = run(inputs, lambda done, total: bar.update(task, completed=done,
+                                                             total=total))
     _end_batch(summary, inputs, quiet)
 
 
@@ -493,18 +493,18 @@ def restore_photos(
 
 
 
-def _colorize_batch(inputs: list[str], model: str | None, options: Any, device: str,
-                    backend: str, ray: bool, address: str | None, workers: int | None,
-                    connect_timeout: float | None, progress: Callable[[int, int], None],
-                    ) -> BatchSummary:
-    """Run the batch on Ray or in this process (loading the model here)."""
+def _batch_runner(model: str | None, options: Any, device: str, backend: str, ray: bool,
+                  address: str | None, workers: int | None, connect_timeout: float | None,
+                  ) -> Callable[[list[str], Callable[[int, int], None]], BatchSummary]:
+    """``run(inputs, progress)``: the batch on Ray, or in this process with the model
+    loaded here, now (before any progress bar, so a model that fails is one line)."""
     if ray:
         from chromatize.batch_ray import colorize_files_ray
 
-        return colorize_files_ray(
+        timeout = {} if connect_timeout is None else {"connect_timeout": connect_timeout}
+        return lambda inputs, progress: colorize_files_ray(
             inputs, model, options, device=device, backend=backend, address=address,
-            workers=workers, progress=progress,
-            **({} if connect_timeout is None else {"connect_timeout": connect_timeout}))
+            workers=workers, progress=progress, **timeout)
     from chromatize.batch import colorize_files
     from chromatize.inference.pipeline import Colorizer
 
@@ -514,10 +514,8 @@ def _colorize_batch(inputs: list[str], model: str | None, options: Any, device: 
         raise  # an option out of range, not the model's fault: reported as it is
     except ChromatizeError as e:
         fail(f"cannot load model: {e}")
-    return colorize_files(inputs, colorizer, options, progress=progress)
-def _given(option: Any, from_file: Any) -> Any:
-    """A command-line option, or the file's setting where the option was not given."""
-    return from_file if option is None else option
+    return lambda inputs, progress: colorize_files(inputs, colorizer, options,
+                                                   progress=progress)
 
 
 class _FpsColumn(ProgressColumn):

@@ -165,12 +165,6 @@ def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
     return _stack(_rgb_to_lab_planes(*rgb.unbind(-3)))
 
 
-def lab_to_linear(lab: torch.Tensor) -> torch.Tensor:
-    """Lab ``(*, 3, H, W)`` -> linear RGB ``(*, 3, H, W)``, unclipped (may leave [0, 1])."""
-    _check_channels(lab, "lab")
-    return _stack(_lab_to_linear_planes(*lab.unbind(-3)))
-
-
 def lab_to_rgb(lab: torch.Tensor, gamut: str = "clip") -> torch.Tensor:
     """Lab ``(*, 3, H, W)`` -> sRGB ``(*, 3, H, W)`` in [0, 1].
 
@@ -183,11 +177,6 @@ def lab_to_rgb(lab: torch.Tensor, gamut: str = "clip") -> torch.Tensor:
     """
     _check_channels(lab, "lab")
     return _stack(_to_srgb_planes(_lab_to_linear_planes(*lab.unbind(-3)), gamut))
-
-
-def desaturate_into_gamut(lin: torch.Tensor) -> torch.Tensor:
-    """Scale linear RGB ``(*, 3, H, W)`` towards its own luminance until it fits [0, 1]."""
-    return _stack(_desaturate_planes(*lin.unbind(-3)))
 
 
 _SRGB8_BITS = 18  # LUT index resolution in linear light: rounding within 0.01 of a level

@@ -17,12 +17,13 @@ imported only for tensors and for :func:`sample_ab`'s noise.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Union
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar, Union
 
 import numpy as np
 
 from chromatize import priors
-from chromatize.decoding import Decoding
+from chromatize.decoding import STRATEGIES, Decoding
 from chromatize.registry import Registry
 
 if TYPE_CHECKING:
@@ -49,12 +50,24 @@ def _gained(ab: Array, gain: float | None) -> Array:
 
 #: How a distribution over the bins becomes one colour per pixel: ``fn(logits (B, Q, h, w),
 #: bins (Q, 2), temperature) -> ab (B, 2, h, w)``, for numpy arrays and tensors. A new
-#: strategy (say, the colour of least expected CIEDE2000) is one function plus one line
-#: here and in ``decoding.STRATEGIES``.
+#: strategy (say, the colour of least expected CIEDE2000, ``scripts/tune_decoding.py``) is
+#: one function decorated with :func:`register_strategy`.
 DECODERS = Registry("decoding strategy")
+F = TypeVar("F", bound=Callable[..., Any])
 
 
-@DECODERS.register("annealed_mean")
+def register_strategy(name: str) -> Callable[[F], F]:
+    """Decorator: decode with ``fn`` when a :class:`~chromatize.decoding.Decoding` names
+    ``name`` as its strategy."""
+    def deco(fn: F) -> F:
+        DECODERS.register(name)(fn)
+        STRATEGIES.append(name)
+        return fn
+
+    return deco
+
+
+@DECODERS.register("annealed_mean")  # decoding.STRATEGIES names it already
 def decode_ab(logits: Array, bins: Array, temperature: float = 0.38) -> Array:
     """Logits ``(B, Q, h, w)`` over ``bins`` ``(Q, 2)`` -> ab ``(B, 2, h, w)`` in Lab units,
     of the logits' kind (numpy: float32; bins may be of either kind).
@@ -202,4 +215,5 @@ class HeadTables(BinDecoder):
                    boost=float(meta["boost"]), gain=float(meta.get("gain", 1.0)))
 
 
-__all__ = ["DECODERS", "Array", "BinDecoder", "HeadTables", "decode_ab", "sample_ab"]
+__all__ = ["DECODERS", "Array", "BinDecoder", "HeadTables", "decode_ab", "register_strategy",
+           "sample_ab"]

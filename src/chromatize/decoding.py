@@ -38,8 +38,10 @@ LIMITS: dict[str, tuple[float, float]] = {
 }
 _EXCLUSIVE_LOW = {"gain", "temperature"}
 _INTEGERS = {"samples", "seed", "variants"}
-#: Decoding strategies a classification head knows (see ``decoder.py``'s registry).
-STRATEGIES = ("annealed_mean",)
+#: Decoding strategies a classification head knows: the names of
+#: :data:`chromatize.decoder.DECODERS` (:func:`chromatize.decoder.register_strategy` adds
+#: one to both).
+STRATEGIES: list[str] = ["annealed_mean"]
 
 
 def check_number(name: str, value: Any,

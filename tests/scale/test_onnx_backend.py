@@ -128,7 +128,7 @@ def test_export_to_unwritable_places_is_one_line(tiny_checkpoint, tmp_path, read
         assert len(result.output.strip().splitlines()) == 1
         assert result.output.startswith(f"error: {target}: ") and words in result.output
     # A folder that turns read-only (or denies us) between the check and the write.
-    import chromatize.inference.onnx as onnx_module
+    import chromatize.inference.onnx_export as onnx_module
 
     def denied(path, data, overwrite=True):
         raise PermissionError(13, "Permission denied", str(path))

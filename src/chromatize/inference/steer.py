@@ -32,13 +32,8 @@ in what looks just like it, ``photo`` (3) carries it across the whole photo; the
 ``object`` (1), is the engine as tuned. Step 2 is the same for every reach.
 
 With no mark the result is the automatic colorization, exactly (the caller short-circuits).
-The constants were chosen on training photos (``scripts/tune_marks.py``, 60 photos of
-``train/``): ``SIGMA_XY`` 0.5 scored best there (+0.09 dB over 0.3), but let the
-correction leak across a strong edge (``tests/inference/test_steer.py``), so 0.4 is kept.
-They are reported on val (docs/hints.md), never chosen there. Step 0's constants were
-chosen the same way in round 6 (40 training photos, seed 1; checked on 60 others, seed 2):
-it added 0.3 to 0.5 dB at 10 marks there. With it, ``KAPPA`` 0.3 beat 0.1 on both sets
-(+0.04 dB at 10 marks), so the non-local step now spreads a little less far.
+The constants were chosen on training photos (``scripts/tune_marks.py``), never on val;
+how, and what each gained, is in docs/hints.md ("How the constants were chosen").
 """
 
 from __future__ import annotations

@@ -58,12 +58,9 @@ def small_l(src: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 
 def bilinear_matrix(n_out: int, n_in: int) -> np.ndarray:
-    """``(n_out, n_in)`` weights of bilinear resampling (half-pixel centres, edge clamp)."""
-    x = (np.arange(n_out) + 0.5) * n_in / n_out - 0.5
-    x = np.clip(x, 0, n_in - 1)
-    i0 = np.floor(x).astype(int)
-    i1 = np.minimum(i0 + 1, n_in - 1)
-    t = (x - i0).astype(np.float32)
+    """``(n_out, n_in)`` weights of bilinear resampling (half-pixel centres, edge clamp):
+    :func:`bilinear_taps` written out as a matrix, for BLAS."""
+    i0, i1, t = bilinear_taps(n_out, n_in)
     m = np.zeros((n_out, n_in), np.float32)
     np.add.at(m, (np.arange(n_out), i0), 1 - t)
     np.add.at(m, (np.arange(n_out), i1), t)
@@ -131,18 +128,16 @@ def fit_guided(l_small: np.ndarray, ab: Array, radius: int = 2, eps: float = 1e-
     at that size or smaller (a network's output stride): the guide is ``l_small``
     area-averaged to ab's size. A numpy ``ab`` gives numpy coefficients, a tensor a tensor.
     """
+    guide = np.asarray(l_small, np.float32)
+    if guide.shape != ab.shape[-2:]:
+        guide = area_resize(guide, ab.shape[-2:])  # the one area resize, for both kinds
     if isinstance(ab, np.ndarray):
-        guide = np.asarray(l_small, np.float32)
-        if guide.shape != ab.shape[-2:]:
-            guide = area_resize(guide, ab.shape[-2:])
         coef_a, coef_b = guided_coefficients((guide / 100)[None, None],
                                              ab[None].astype(np.float32), radius, eps)
         return np.concatenate([coef_a, coef_b], 1)[0]
     import torch
-    import torch.nn.functional as F
 
-    guide_t = torch.from_numpy(np.array(l_small, np.float32))[None, None] / 100
-    guide_t = F.adaptive_avg_pool2d(guide_t, ab.shape[-2:])
+    guide_t = torch.from_numpy(guide)[None, None] / 100
     # Contiguous: the box filters run 3x slower on a permuted (H, W, C) view.
     coef_a, coef_b = guided_coefficients(guide_t, ab[None].float().contiguous(), radius=radius,
                                          eps=eps)

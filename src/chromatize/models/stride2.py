@@ -5,6 +5,9 @@ resolution blurs colour across small objects and thin edges ("colour bleeding"),
 the guided upsampler can only partly undo. Here a fifth, narrower decoder level reads the
 encoder's stride-2 map (16 channels for Lite0) and the head classifies every 2x2 block.
 It costs about 4x the head's work at inference.
+
+Not shipped (docs/ablation.md, round 4); it stays in the registry because
+``scripts/ablation_cpu.sh`` trains it by name through ``chromatize train``.
 """
 
 from __future__ import annotations

@@ -317,8 +317,10 @@ def create_app(colorizer_or_model: Any = "default", max_upload_mb: float = 50,
         if not colorizer.can_sample:
             raise RequestError(400, "this model gives a single coloring (no alternatives)")
         k = _number(form, "k", int, 4, *FORM_LIMITS["k"])
-        # Alternative i is the coloring sampled with seed + i: room for k of them.
-        seed = _number(form, "seed", int, 0, 0, LIMITS["seed"][1] - MAX_K)
+        seed = _setting(form, "seed") or 0
+        if seed > LIMITS["seed"][1] - k:  # alternative i is sampled with seed + i
+            raise RequestError(400, f"seed must be at most {LIMITS['seed'][1] - k} for "
+                                    f"{k} alternatives (the i-th uses seed + i)")
         marks, boost = _marks(form), _setting(form, "boost")
         gain = _setting(form, "gain")
         fmt = _choice(form, "format", "jpeg", FORMATS)
