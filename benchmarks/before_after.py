@@ -5,6 +5,7 @@ the two trees taking turns (before, after, before, after, ...), so a change in t
 machine's load hits both alike; the table prints medians. Figures:
 
 * ``import torch`` (the yardstick of a cold start; the same for both trees);
+  these and the other commands also with their CPU seconds (user + system);
 * cold ``chromatize colorize one.jpg`` (640x480) and a 12 MP photo, start-up included,
   the ONNX graph already cached (the default ``auto`` backend on the CPU);
 * ``chromatize --help``;
@@ -26,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -57,15 +59,18 @@ def make_photos(folder: Path) -> dict[str, Path]:
     return out
 
 
-def wall(cmd: list[str], src: str | None) -> float:
-    """Seconds of wall time of ``cmd`` with ``PYTHONPATH=src``; raises if it fails."""
+def wall(cmd: list[str], src: str | None) -> tuple[float, float]:
+    """Wall and CPU seconds (user + system) of ``cmd`` with ``PYTHONPATH=src``; raises if
+    it fails."""
     env = {**os.environ, "PYTHONPATH": src or ""}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     out = subprocess.run(cmd, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if out.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed: {out.stderr[-2000:]}")
-    return seconds
+    return seconds, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def worker(src: str, *args: str) -> dict[str, float]:
@@ -175,22 +180,26 @@ def _cli(*args: str) -> list[str]:
 
 
 def one_round(trees: dict[str, str], figures: set[str], photos: dict[str, Path], tmp: Path,
-              repeats: int, record) -> None:  # noqa: ANN001 - record(row, tree, value)
-    """Every figure once per tree, the trees in the given order."""
+              repeats: int, record, backends: list[str]) -> None:  # noqa: ANN001
+    """Every figure once per tree, the trees in the given order; ``record(row, tree,
+    value)`` keeps each figure, ``backends`` those of the warm figures."""
     as_json = json.dumps({k: str(v) for k, v in photos.items()})
     for tree, src in trees.items():
+        timed = {}
         if "torch" in figures:
-            record("python -c 'import torch' (s)", tree, wall([sys.executable, "-c",
-                                                              "import torch"], None))
+            timed["python -c 'import torch'"] = ([sys.executable, "-c", "import torch"], None)
         if "cold" in figures:
             for key in ("640x480", "12MP"):
-                cmd = _cli("colorize", str(photos[key]), "-o", str(tmp / tree), "--overwrite",
-                           "-q")
-                record(f"cold `chromatize colorize` {key} (s)", tree, wall(cmd, src))
+                timed[f"cold `chromatize colorize` {key}"] = (_cli(
+                    "colorize", str(photos[key]), "-o", str(tmp / tree), "--overwrite", "-q"), src)
         if "help" in figures:
-            record("`chromatize --help` (s)", tree, wall(_cli("--help"), src))
+            timed["`chromatize --help`"] = (_cli("--help"), src)
+        for row, (cmd, path) in timed.items():
+            seconds, cpu = wall(cmd, path)
+            record(f"{row} (s)", tree, seconds)
+            record(f"{row} CPU (s)", tree, cpu)
         if "warm" in figures:
-            for backend in ("onnx", "torch"):
+            for backend in backends:
                 for key, v in worker(src, "warm", as_json, backend, str(repeats)).items():
                     record(f"colorize {key} warm, {backend} (s)", tree, v)
         if "marks" in figures:
@@ -224,6 +233,7 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=3, help="timed calls per worker")
     parser.add_argument("--only", default=",".join(FIGURES), help="comma-separated figures")
     parser.add_argument("--pixels", action="store_true", help="also compare the outputs")
+    parser.add_argument("--backends", default="onnx,torch", help="of the warm figures")
     args = parser.parse_args()
     trees = {"before": str(Path(args.before).resolve()), "after": str(Path(args.after).resolve())}
     figures = set(args.only.split(","))
@@ -243,7 +253,7 @@ def main() -> None:
                       "--overwrite", "-q"), src)
         for r in range(args.repeats):
             order = dict(list(trees.items())[:: 1 if r % 2 == 0 else -1])
-            one_round(order, figures, photos, tmp, args.calls, record)
+            one_round(order, figures, photos, tmp, args.calls, record, args.backends.split(","))
         print(f"\n| figure | before | after | after/before | n |\n|---|---:|---:|---:|---:|")
         for row, per in values.items():
             b, a = statistics.median(per["before"]), statistics.median(per["after"])

@@ -79,11 +79,13 @@ def decode_ab(logits: Array, bins: Array, temperature: float = 0.38) -> Array:
     if isinstance(logits, np.ndarray):
         if temperature <= 0:
             return bins[logits.argmax(1)].transpose(0, 3, 1, 2)
-        z = np.asarray(logits, np.float32) / np.float32(temperature)
-        z = np.exp(z - z.max(1, keepdims=True))
-        p = z / z.sum(1, keepdims=True)
-        b, q, h, w = p.shape
-        return np.matmul(bins.T, p.reshape(b, q, h * w)).reshape(b, 2, h, w)
+        z = np.divide(logits, np.float32(temperature), dtype=np.float32)
+        z -= z.max(1, keepdims=True)
+        np.exp(z, out=z)
+        # The bins' mean weighted by exp(z), normalised after the sum over the bins (a
+        # pass less than softmax first). einsum, not matmul: for this small product
+        # OpenBLAS's threads cost 50 times the arithmetic (6 ms of CPU a frame).
+        return np.einsum("bqhw,qc->bchw", z, bins) / z.sum(1, keepdims=True)
     import torch
     import torch.nn.functional as F
 

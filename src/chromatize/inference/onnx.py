@@ -102,7 +102,6 @@ class OnnxModel:
         except (KeyError, TypeError, ValueError) as e:
             raise CheckpointError(f"{self._name}: not a chromatize ONNX export "
                                   f"(metadata: {e})") from None
-        self.hints = False  # hint models are not exported (see onnx_export.export_graph)
 
     @property
     def _name(self) -> str:
