@@ -67,3 +67,17 @@ def test_marks_are_exact_in_compose():
     out = np.asarray(upsample.compose(src, coef, marks=(hint_ab, mask)))
     lab = color.rgb_to_lab_np(out[5:6, 7:8] / 255)[0, 0]
     assert abs(lab[1] - 25) < 1.5 and abs(lab[2] + 10) < 1.5
+
+
+def test_guided_filter_gives_the_same_coefficients_in_numpy_and_torch():
+    """ONNX Runtime's outputs are upsampled by the numpy filter, PyTorch's by the tensor
+    one: the same coefficients (box means counting only pixels inside the image)."""
+    rng = np.random.default_rng(0)
+    l_small = (rng.random((64, 96)) * 100).astype(np.float32)
+    # The network's output stride divides the working shape, as here.
+    for shape in ((16, 24), (64, 96), (2, 3)):
+        ab = ((rng.random((2, *shape)) - 0.5) * 80).astype(np.float32)
+        got = upsample.fit_guided(l_small, ab)
+        want = upsample.fit_guided(l_small, torch.from_numpy(ab)).numpy()
+        assert isinstance(got, np.ndarray) and got.shape == want.shape == (4, *shape)
+        np.testing.assert_allclose(got, want, atol=2e-3, rtol=1e-4)

@@ -65,24 +65,6 @@ def test_guided_upsampling_follows_luminance_edges():
     assert inner.std() < ab[..., 1 : w // 2 - 3].std()
 
 
-def test_guided_filter_gives_the_same_coefficients_in_numpy_and_torch():
-    """ONNX Runtime's outputs are upsampled by the numpy filter, PyTorch's by the tensor
-    one: the same coefficients (box means counting only pixels inside the image)."""
-    import torch
-
-    from chromatize.inference.upsample import fit_guided
-
-    rng = np.random.default_rng(0)
-    l_small = (rng.random((64, 96)) * 100).astype(np.float32)
-    # The network's output stride divides the working shape, as here.
-    for shape in ((16, 24), (64, 96), (2, 3)):
-        ab = ((rng.random((2, *shape)) - 0.5) * 80).astype(np.float32)
-        got = fit_guided(l_small, ab)
-        want = fit_guided(l_small, torch.from_numpy(ab)).numpy()
-        assert isinstance(got, np.ndarray) and got.shape == want.shape == (4, *shape)
-        np.testing.assert_allclose(got, want, atol=2e-3, rtol=1e-4)
-
-
 def test_default_model_missing_is_a_clear_error(monkeypatch, tmp_path):
     import chromatize.checkpoint as p
 
