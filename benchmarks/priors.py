@@ -13,8 +13,9 @@ CIEDE2000 and colourfulness ratio (output over truth, Hasler and Suesstrunk):
   the same pixels) and on the whole photo;
 * ``palette5``: 5 colours, k-means of the true photo's a*b*, equal weights;
 * ``unrelated``: another val photo (the next one) as the reference;
-* ``best_of_K``: of the K versions (``--variants K``), the one of least CIEDE2000 per
-  photo (an oracle pick, as a person choosing would do at best);
+* ``best_of_K``: of the K versions (``--variants K``: the automatic result and K - 1
+  priors), the one of least CIEDE2000 per photo (an oracle pick, as a person choosing
+  would do at best);
 * ``auto_prior``: the mean histogram of the index's nearest photos (issue 23's 7c).
 
     PYTHONPATH=src OMP_NUM_THREADS=1 python benchmarks/priors.py            # full val
@@ -112,13 +113,14 @@ def photo_rows(c: Colorizer, truth: np.ndarray, other: np.ndarray, index: v.Inde
         emb = v.output_embedding(out)
         for s in grid["variants"]:
             for k in ks:
-                versions = v.variant_priors(index, emb, k, s, neighbours)
+                # as shipped: the automatic result, then k - 1 priors
+                versions = v.versions(index, emb, k, s, neighbours)
                 scores = [score(c.finish(source, out, Decoding(prior=p)), truth, true_lab,
                                 c_true) for p in versions]
                 rows[f"best_of_{k}@{s}"] = min(scores)
-                rows[f"version_1_of_{k}@{s}"] = scores[0]
-                # the version whose histogram is nearest the network's mean distribution
-                near = int(np.argmax([np.sqrt(p.array()) @ emb for p in versions]))
+                rows[f"version_2_of_{k}@{s}"] = scores[1]
+                # the prior whose histogram is nearest the network's mean distribution
+                near = 1 + int(np.argmax([np.sqrt(p.array()) @ emb for p in versions[1:]]))
                 rows[f"version_nearest_of_{k}@{s}"] = scores[near]
     if index is not None and "auto" in parts:
         emb = v.output_embedding(out)

@@ -359,10 +359,11 @@ SamplesOption = Annotated[int | None, typer.Option("--samples", help="Write K pl
 SeedOption = Annotated[int | None, typer.Option("--seed", help="Seed of --samples (default 0); "
                                         "alone: the one coloring sampled with it.")]
 VariantsOption = Annotated[int | None, typer.Option("--variants", help="Write K versions per "
-                                            "photo as <stem>_1..<stem>_K, each with the colours "
-                                            "of a group of the indexed colour photos most like "
-                                            "it, the likeliest first (K at most 16; --strength "
-                                            "sets how strongly).")]
+                                            "photo as <stem>_1..<stem>_K: the automatic result, "
+                                            "then each with the colours of a group of the "
+                                            "indexed colour photos most like it, the likeliest "
+                                            "first (K at most 16; --strength sets how "
+                                            "strongly).")]
 IndexOption = Annotated[Path | None, typer.Option("--index", help="--variants: an index of your "
                                           "own colour photos (`chromatize index`); default: the "
                                           "model's.")]

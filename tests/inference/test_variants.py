@@ -79,7 +79,9 @@ def test_variants_are_k_different_versions_each_one_prior_for_the_photo(classifi
     source = classifier.prepare(gray)
     output = classifier.infer(source)
     priors = classifier.variant_priors(output, 3, index_file)
-    assert len({p.hist for p in priors}) == 3
+    # the automatic result first, then two priors of their own
+    assert priors[0] is None and len({p.hist for p in priors[1:]}) == 2
+    assert np.array_equal(np.asarray(outs[0]), np.asarray(classifier.colorize(gray)))
     for out, prior in zip(outs, priors):
         assert np.array_equal(np.asarray(out),
                               np.asarray(classifier.finish(source, output, Decoding(prior=prior))))
@@ -87,7 +89,7 @@ def test_variants_are_k_different_versions_each_one_prior_for_the_photo(classifi
     again = classifier.colorize(gray, variants=3, index=index_file)
     assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(outs, again))
     flat = classifier.colorize(gray, variants=2, index=index_file, strength=0)
-    assert np.array_equal(np.asarray(flat[0]), np.asarray(classifier.colorize(gray)))
+    assert np.array_equal(np.asarray(flat[1]), np.asarray(classifier.colorize(gray)))
 
 
 def test_versions_come_heaviest_group_first_by_similarity():
@@ -107,6 +109,10 @@ def test_versions_come_heaviest_group_first_by_similarity():
     assert np.argmax(first.array()) == 200 and np.argmax(second.array()) == 10
     with pytest.raises(UsageError, match="holds 6 photos"):
         v.variant_priors(index, emb[0], 7)
+    # K versions: the automatic result (no prior), then K - 1 of these
+    auto, first, second = v.versions(index, emb[0], 3)
+    assert auto is None and np.argmax(first.array()) == 10 and np.argmax(second.array()) == 200
+    assert v.versions(index, emb[0], 1) == [None]
 
 
 def test_bad_variants_and_index_files_are_one_line(classifier, tmp_path, index_file):

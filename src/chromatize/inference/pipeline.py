@@ -332,7 +332,7 @@ class Colorizer:
         this photo has, at ``strength`` (:mod:`chromatize.priors`); the network still
         places them. ``variants=K`` returns K versions, each decoded with one prior from
         the colour photos of ``index`` (default: this colorizer's) most like this one, at
-        ``strength``, the likeliest first (:meth:`variant_priors`).
+        ``strength``: the automatic result first, then the likeliest (:meth:`variant_priors`).
 
         ``marks``: colour marks in image pixels, as
         :func:`chromatize.imaging.hints.load_marks` reads them (a path to strokes drawn
@@ -365,10 +365,11 @@ class Colorizer:
 
     def variant_priors(self, output: NetworkOutput, k: int,
                        index: str | os.PathLike[str] | None = None,
-                       strength: float | None = None) -> list[ImagePrior]:
+                       strength: float | None = None) -> list[ImagePrior | None]:
         """The ``k`` image-level priors of the versions of a photo (its network
-        ``output``), from the colour photos of ``index`` (default: this colorizer's) most
-        like it, the likeliest first (:func:`chromatize.inference.variants.variant_priors`).
+        ``output``): None (the automatic result) first, then ``k - 1`` from the colour
+        photos of ``index`` (default: this colorizer's) most like it, the likeliest first
+        (:func:`chromatize.inference.variants.versions`).
         Raises :class:`~chromatize.errors.UsageError` for a model without a distribution
         or without an index, ``IndexFileError`` for an unusable index file."""
         from chromatize.inference import variants as v
@@ -380,7 +381,7 @@ class Colorizer:
             raise UsageError("this model has no index of colour photos for versions; build "
                              "one with `chromatize index PHOTOS -o my.index` and pass it")
         s = v.VARIANT_STRENGTH if strength is None else check_number("strength", strength)
-        return v.variant_priors(v.load_index(path), emb, k, s)
+        return v.versions(v.load_index(path), emb, k, s)
 
     def suggest(self, image: ImageLike, x: float, y: float, k: int = 6,
                 size: int | None = None, prior: ImagePrior | None = None,

@@ -7,10 +7,13 @@ head's distribution over the Q ab bins (:func:`embedding`), read from the
 :class:`~chromatize.inference.pipeline.NetworkOutput` the photo is colorized from, so
 finding the neighbours costs no second network run. For a photo,
 
-* :func:`variant_priors` gives K versions: the histograms of its nearest indexed photos,
-  clustered into K groups by k-means (in Hellinger space), each group's mean histogram one
+* :func:`versions` gives K versions: the automatic result first (no prior), then K - 1
+  from :func:`variant_priors`: the histograms of its nearest indexed photos, clustered
+  into groups by k-means (in Hellinger space), each group's mean histogram one
   :class:`~chromatize.priors.ImagePrior`, the largest group first. Each version reweights
-  every pixel by the same histogram, so it is coherent over the whole photo;
+  every pixel by the same histogram, so it is coherent over the whole photo. The automatic
+  result is one of them because a person choosing among K does best so (docs/priors.md:
+  the best of the automatic result and 7 priors beats the best of 8 priors);
 * :func:`automatic_prior` gives the mean histogram of the nearest photos (issue 23's 7c:
   measured on val, off by default; docs/priors.md).
 
@@ -184,6 +187,13 @@ def output_embedding(output: NetworkOutput) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------- priors
+
+def versions(index: Index, emb: np.ndarray, k: int, strength: float = VARIANT_STRENGTH,
+             neighbours: int = NEIGHBOURS) -> list[ImagePrior | None]:
+    """The priors of ``k`` versions of a photo of embedding ``emb`` ``(Q,)``: None (the
+    automatic result) first, then ``k - 1`` of :func:`variant_priors`."""
+    return [None, *variant_priors(index, emb, k - 1, strength, neighbours)] if k > 1 else [None]
+
 
 def variant_priors(index: Index, emb: np.ndarray, k: int,
                    strength: float = VARIANT_STRENGTH,

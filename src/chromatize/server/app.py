@@ -19,8 +19,9 @@ API (every error is a 4xx/5xx with the body ``{"error": "one line"}``):
   4): that one of ``/api/variants``.
 * ``POST /api/variants`` (multipart): ``image`` or ``photo``, ``k`` (default 4, at most
   16), ``strength``, ``boost``, ``marks``, ``format`` (default ``jpeg``), ``preview`` ->
-  ``{"images": [data URL, ...]}``: K versions, each with the colours of a group of the
-  indexed colour photos most like this one, the likeliest first.
+  ``{"images": [data URL, ...]}``: K versions, the automatic result first, then each
+  with the colours of a group of the indexed colour photos most like this one, the
+  likeliest first.
 * ``POST /api/suggest`` (multipart): ``image`` or ``photo``, ``x``, ``y``, optional ``k``
   (default 6) -> ``{"colors": ["#rrggbb", ...], "probs": [...]}``, most likely first.
 * ``POST /api/photos`` (multipart ``image``) -> ``{"id", "name", "width", "height"}``: upload
