@@ -401,6 +401,9 @@ function renderPhotoColours(photo) {
     return chip;
   }));
   el.strengthRow.hidden = el.strengthExplain.hidden = !steered(photo);
+  el.strengthExplain.textContent = photo.settings.variant !== null
+    ? `How strongly version ${photo.settings.variant}'s colours steer the result (0: not at all).`
+    : "How strongly these colours steer the result (0: not at all).";
   el.strength.value = strength ?? DEFAULT_STRENGTH;
   el.strengthValue.value = strength === null ? "auto" : Number(strength).toFixed(1);
   el.strengthValue.title = strength === null ? "The server's default" : "";
