@@ -435,6 +435,9 @@ def colorize(
             fix, model, boost, gain, palette, strength, restore, seed)
         seed = fix_seed if samples is None else seed  # a fix's seed is one coloring
         variants, variant = _fix_version(fix, variants, samples, reference, palette)
+        if fix.reference and not reference and not quiet:
+            say(("warning:", "yellow"), f" {marks.name} was made with the reference photo "
+                f"{fix.reference!r}: give it with --reference to reproduce it", err=True)
     decoding = _decoding(boost, gain, reference, palette,
                          strength if variants is None else None, max_pixels)
     options = BatchOptions(out_dir=out_dir, fmt=fmt.value if fmt else None,

@@ -186,3 +186,19 @@ def test_a_fix_with_a_version_writes_that_version_and_options_given_win(tmp_path
                             "-q"])
     assert r.exit_code == 0, r.output
     assert [p.name for p in (tmp_path / "pal").iterdir()] == ["old.png"]
+
+
+def test_a_fix_made_with_a_reference_says_to_give_it(tmp_path):
+    model = save_tiny_model(tmp_path, "effnet_lite0_cls", width=8)
+    gray_photo().save(tmp_path / "old.png")
+    tinted(TINTS[0], 0).save(tmp_path / "town.png")
+    fix = tmp_path / "old_fix.json"
+    fix.write_text(json.dumps({"marks": [{"x": 5, "y": 5, "color": "#c03020", "radius": 2}],
+                               "reference": "town.png", "strength": 1.0}))
+    r = runner.invoke(app, ["colorize", str(tmp_path / "old.png"), "-o", str(tmp_path / "a"),
+                            "--marks", str(fix), "-m", str(model)])
+    assert "made with the reference photo 'town.png': give it with --reference" in r.output
+    r = runner.invoke(app, ["colorize", str(tmp_path / "old.png"), "-o", str(tmp_path / "b"),
+                            "--marks", str(fix), "-m", str(model), "--reference",
+                            str(tmp_path / "town.png"), "-q"])
+    assert r.exit_code == 0 and r.output == "", r.output
