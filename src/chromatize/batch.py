@@ -229,7 +229,9 @@ class BatchOptions:
     applies to every photo, over the colorizer's own. ``variants=K`` writes K versions
     per photo, named as samples are, from the colour photos of ``index`` (default: the
     model's own) most like it, at ``variant_strength`` (default
-    :data:`chromatize.inference.variants.VARIANT_STRENGTH`). ``restore`` repairs each
+    :data:`chromatize.inference.variants.VARIANT_STRENGTH`); with ``variant`` (1..K),
+    only that version is written, as the photo's output (a fix saved by the page that
+    started from a version). ``restore`` repairs each
     photo's gray first (:mod:`chromatize.restore`); without a colorizer the repaired gray
     is the result.
     """
@@ -248,10 +250,13 @@ class BatchOptions:
     variants: int | None = None
     index: Path | None = None
     variant_strength: float | None = None
+    variant: int | None = None
 
     def outputs(self, job: Job) -> list[Path]:
         """The files one job writes: its output, or one per sample or version."""
         many = self.samples if self.samples is not None else self.variants
+        if self.variant is not None:
+            many = None
         return [job.output] if many is None else sample_outputs(job.output, many)
 
 
@@ -328,8 +333,12 @@ def check_options(options: BatchOptions, classification: bool,
     if options.variants is None:
         if options.index is not None or options.variant_strength is not None:
             raise UsageError("an index and a versions' strength apply to --variants")
+        if options.variant is not None:
+            raise UsageError("a version (variant) needs the number of versions (variants)")
         return
     check_number("variants", options.variants)
+    if options.variant is not None and not 1 <= options.variant <= options.variants:
+        raise UsageError(f"variant must be from 1 to {options.variants}, got {options.variant}")
     if not classification:
         raise UsageError("versions need a classification model (a colour distribution per "
                          "pixel); this model predicts ab directly")
@@ -519,4 +528,6 @@ def _colorize_one(colorizer: Colorizer, image: Photo, options: BatchOptions,
                                     strength=options.variant_strength)
     except Exception as e:  # noqa: BLE001 - reported as this photo's failure
         return f"colorization failed ({type(e).__name__}: {e})"
+    if options.variant is not None:  # one version of variants: the photo's output
+        return [result[options.variant - 1]]
     return result if isinstance(result, list) else [result]

@@ -371,7 +371,9 @@ MarksOption = Annotated[Path | None, typer.Option("--marks", help="Colour marks 
                                           "photo: strokes drawn on a copy, a transparent layer, "
                                           "a JSON list of points, or a fix saved by `chromatize "
                                           "serve` (its boost, gain, seed, palette, strength, "
-                                          "restore and model apply unless given here). Any "
+                                          "version, restore and model apply unless given "
+                                          "here; its reference photo is given with "
+                                          "--reference). Any "
                                           "model.")]
 BackendOption = Annotated[Backend, typer.Option("--backend", help="Run a checkpoint in "
                                         "torch or onnx (ONNX Runtime); auto: onnx on the CPU when "
@@ -428,17 +430,23 @@ def colorize(
     if engine is Engine.ray and marks is not None:
         fail("--marks colour a single photo; use --engine local")
     fix = _read_fix(marks)
+    variant = None
     if fix is not None:  # its decoding reproduces the page's result; options given here win
         model, boost, gain, palette, strength, restore, fix_seed = _with_fix(
             fix, model, boost, gain, palette, strength, restore, seed)
         seed = fix_seed if samples is None else seed  # a fix's seed is one coloring
+        variants, variant = _fix_version(fix, variants, samples, reference, palette)
+        if fix.reference and not reference and not quiet:
+            say(("warning:", "yellow"), f" {marks.name} was made with the reference photo "
+                f"{fix.reference!r}: give it with --reference to reproduce it", err=True)
     decoding = _decoding(boost, gain, reference, palette,
                          strength if variants is None else None, max_pixels)
     options = BatchOptions(out_dir=out_dir, fmt=fmt.value if fmt else None,
                            overwrite=overwrite, recolor=recolor, size=size,
                            max_pixels=max_pixels, samples=samples, seed=seed, marks=marks,
                            decoding=decoding, restore=_repair(restore), variants=variants,
-                           index=index, variant_strength=None if variants is None else strength)
+                           index=index, variant_strength=None if variants is None else strength,
+                           variant=variant)
     columns = (*Progress.get_default_columns(), MofNCompleteColumn(), _RateColumn())
     run = _batch_runner(model, options, device, backend.value, engine is Engine.ray, address,
                         workers, connect_timeout)
@@ -516,6 +524,18 @@ def _with_fix(fix: Any, model: str | None, boost: float | None, gain: float | No
 def _given(option: Any, from_file: Any) -> Any:
     """A command-line option, or the file's setting where the option was not given."""
     return from_file if option is None else option
+
+
+def _fix_version(fix: Any, variants: int | None, samples: int | None,
+                 reference: list[str] | None, palette: str | None,
+                 ) -> tuple[int | None, int | None]:
+    """(variants, variant): the fix's version (``variant`` of ``k``, written alone as the
+    photo's output), unless the command line asks for versions, samples or colours of
+    its own."""
+    if fix.variant is None or variants is not None or samples is not None or reference \
+            or (palette is not None and palette != fix.palette):
+        return variants, None
+    return fix.k, fix.variant
 
 
 def _batch_runner(model: str | None, options: Any, device: str, backend: str, ray: bool,

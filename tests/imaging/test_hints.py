@@ -174,7 +174,27 @@ def test_a_fix_carries_marks_and_decoding_and_a_plain_list_still_reads(tmp_path)
     assert load_fix(path).marks == points and load_fix(path).boost is None
 
 
+def test_a_fix_carries_a_version_or_a_reference_name(tmp_path):
+    from chromatize.imaging.hints import load_fix
+
+    path = tmp_path / "fix.json"
+    path.write_text(json.dumps({"marks": [], "variant": 3, "k": 4, "strength": 1.0}))
+    fix = load_fix(path)
+    assert (fix.variant, fix.k, fix.strength, fix.reference) == (3, 4, 1.0, None)
+    path.write_text(json.dumps({"marks": [], "variant": 2}))
+    assert (load_fix(path).variant, load_fix(path).k) == (2, 4)  # k: 4 unless given
+    path.write_text(json.dumps({"marks": [], "reference": "town 1950.jpg", "strength": 2}))
+    fix = load_fix(path)
+    assert (fix.reference, fix.variant, fix.strength) == ("town 1950.jpg", None, 2.0)
+
+
 @pytest.mark.parametrize("fix, reason", [
+    ({"marks": [], "variant": 5, "k": 4}, r"variant must be a whole number from 1 to k \(4\)"),
+    ({"marks": [], "variant": True}, "variant must be a whole number"),
+    ({"marks": [], "variant": 1, "k": 17}, "k: variants must be a whole number from 1 to 16"),
+    ({"marks": [], "k": 3}, "needs a 'variant'"),
+    ({"marks": [], "variant": 1, "palette": "#c03020"}, "not both"),
+    ({"marks": [], "reference": 3}, "'reference' must be a non-empty string"),
     ({"marks": [], "boost": 9}, "boost must be a number from 0 to 3"),
     ({"marks": [], "gain": 0}, "gain must be a number above 0"),
     ({"marks": [], "seed": 1.5}, "seed must be a whole number"),

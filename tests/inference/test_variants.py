@@ -161,3 +161,50 @@ def test_cli_index_and_variants_write_named_versions(tmp_path, photos):
                             str(model), "--variants", "2", "--samples", "2", "--index",
                             str(index)])
     assert r.exit_code == 2 and "without --samples" in r.output
+
+
+def test_a_fix_with_a_version_writes_that_version_and_options_given_win(tmp_path, photos):
+    model = save_tiny_model(tmp_path, "effnet_lite0_cls", width=8)
+    index = tmp_path / "town.index"
+    r = runner.invoke(app, ["index", str(photos), "-o", str(index), "-m", str(model), "-q"])
+    assert r.exit_code == 0, r.output
+    gray_photo().save(tmp_path / "old.png")
+    common = ["-m", str(model), "--index", str(index), "-q"]
+    points = [{"x": 10, "y": 10, "color": "#c03020", "radius": 3}]
+    (tmp_path / "points.json").write_text(json.dumps(points))
+    r = runner.invoke(app, ["colorize", str(tmp_path / "old.png"), "-o", str(tmp_path / "all"),
+                            "--variants", "3", "--strength", "1.5", "--marks",
+                            str(tmp_path / "points.json"), *common])
+    assert r.exit_code == 0, r.output
+    # The page's fix: version 2 of 3 at pull 1.5, corrected by a point.
+    fix = tmp_path / "old_fix.json"
+    fix.write_text(json.dumps({"marks": points, "variant": 2, "k": 3, "strength": 1.5,
+                               "model": "x", "photo": "old.png", "version": 1}))
+    r = runner.invoke(app, ["colorize", str(tmp_path / "old.png"), "-o", str(tmp_path / "one"),
+                            "--marks", str(fix), *common])
+    assert r.exit_code == 0, r.output
+    assert [p.name for p in (tmp_path / "one").iterdir()] == ["old.png"]
+    one = np.asarray(Image.open(tmp_path / "one" / "old.png"))
+    assert np.array_equal(one, np.asarray(Image.open(tmp_path / "all" / "old_2.png")))
+    # A palette given here wins over the fix's version: one photo, steered by the palette.
+    r = runner.invoke(app, ["colorize", str(tmp_path / "old.png"), "-o", str(tmp_path / "pal"),
+                            "--marks", str(fix), "--palette", "#c03020", "-m", str(model),
+                            "-q"])
+    assert r.exit_code == 0, r.output
+    assert [p.name for p in (tmp_path / "pal").iterdir()] == ["old.png"]
+
+
+def test_a_fix_made_with_a_reference_says_to_give_it(tmp_path):
+    model = save_tiny_model(tmp_path, "effnet_lite0_cls", width=8)
+    gray_photo().save(tmp_path / "old.png")
+    tinted(TINTS[0], 0).save(tmp_path / "town.png")
+    fix = tmp_path / "old_fix.json"
+    fix.write_text(json.dumps({"marks": [{"x": 5, "y": 5, "color": "#c03020", "radius": 2}],
+                               "reference": "town.png", "strength": 1.0}))
+    r = runner.invoke(app, ["colorize", str(tmp_path / "old.png"), "-o", str(tmp_path / "a"),
+                            "--marks", str(fix), "-m", str(model)])
+    assert "made with the reference photo 'town.png': give it with --reference" in r.output
+    r = runner.invoke(app, ["colorize", str(tmp_path / "old.png"), "-o", str(tmp_path / "b"),
+                            "--marks", str(fix), "-m", str(model), "--reference",
+                            str(tmp_path / "town.png"), "-q"])
+    assert r.exit_code == 0 and r.output == "", r.output

@@ -63,7 +63,11 @@ DEFAULT_REACH = "object"
 #: Decoding settings a fix may carry besides its marks (each checked as the command
 #: line's own option is), and what it says for information only.
 FIX_SETTINGS = ("boost", "gain", "seed", "strength")
-FIX_INFO = ("model", "palette", "restore", "photo", "version")
+#: ``variant`` of ``k``: the page's chosen version (:mod:`chromatize.inference.variants`);
+#: ``reference``: the reference photo's file name (information: the command line is
+#: given the file with ``--reference``).
+FIX_VERSION = ("variant", "k")
+FIX_INFO = ("model", "palette", "restore", "reference", "photo", "version")
 
 Marks = str | os.PathLike[str] | Image.Image | Sequence[dict[str, Any]]
 
@@ -172,7 +176,9 @@ class Fix:
     not recorded, the model's own). ``seed``: the result is the coloring sampled with this
     seed (an alternative the page made the working result), corrected by the points;
     ``palette`` and ``strength``: an image-level prior (:func:`chromatize.priors.from_palette`);
-    ``restore``: the repair of the gray first (``"all"`` or steps, as ``--restore``)."""
+    ``restore``: the repair of the gray first (``"all"`` or steps, as ``--restore``);
+    ``variant`` of ``k``: the result starts from that version (``--variants k``, only
+    that one written); ``reference``: the name of the reference photo used (not read)."""
 
     marks: list[dict[str, Any]]
     boost: float | None = None
@@ -182,6 +188,9 @@ class Fix:
     palette: str | None = None
     restore: str | None = None
     model: str | None = None
+    variant: int | None = None
+    k: int | None = None
+    reference: str | None = None
 
 
 def load_fix(path: str | os.PathLike[str]) -> Fix:
@@ -196,10 +205,10 @@ def load_fix(path: str | os.PathLike[str]) -> Fix:
     if not isinstance(data, dict) or not isinstance(data.get("marks"), list):
         raise MarksError(f"{path}: expected a list of points or an object with \"marks\" "
                          "(a list of points)")
-    unknown = set(data) - {"marks", *FIX_SETTINGS, *FIX_INFO}
+    unknown = set(data) - {"marks", *FIX_SETTINGS, *FIX_VERSION, *FIX_INFO}
     if unknown:
         raise MarksError(f"{path}: unknown keys {sorted(unknown)}; a fix has marks, "
-                         f"{', '.join(FIX_SETTINGS)} and {', '.join(FIX_INFO)}")
+                         f"{', '.join(FIX_SETTINGS + FIX_VERSION)} and {', '.join(FIX_INFO)}")
     settings: dict[str, Any] = {}
     for key in FIX_SETTINGS:
         if data.get(key) is not None:
@@ -207,12 +216,33 @@ def load_fix(path: str | os.PathLike[str]) -> Fix:
                 settings[key] = check_number(key, data[key])
             except ChromatizeError as e:
                 raise MarksError(f"{path}: {e}") from None
-    for key in ("model", "palette", "restore"):
+    for key in ("model", "palette", "restore", "reference"):
         value = data.get(key)
         if value is not None and not (isinstance(value, str) and value):
             raise MarksError(f"{path}: {key!r} must be a non-empty string, got {value!r}")
+    settings.update(_fix_version(path, data))
     return Fix(data["marks"], model=data.get("model"), palette=data.get("palette"),
-               restore=data.get("restore"), **settings)
+               restore=data.get("restore"), reference=data.get("reference"), **settings)
+
+
+def _fix_version(path: Path, data: dict[str, Any]) -> dict[str, int]:
+    """A fix's ``variant`` of ``k`` (``k`` default 4), checked; none without a variant."""
+    if data.get("variant") is None:
+        if data.get("k") is not None:
+            raise MarksError(f"{path}: 'k' (the number of versions) needs a 'variant'")
+        return {}
+    try:
+        k = int(check_number("variants", 4 if data.get("k") is None else data["k"]))
+    except ChromatizeError as e:
+        raise MarksError(f"{path}: k: {e}") from None
+    variant = data["variant"]
+    if isinstance(variant, bool) or not isinstance(variant, int) or not 1 <= variant <= k:
+        raise MarksError(f"{path}: variant must be a whole number from 1 to k ({k}), "
+                         f"got {variant!r}")
+    if data.get("palette") is not None or data.get("reference") is not None:
+        raise MarksError(f"{path}: a version chooses the photo's colours itself: a fix has "
+                         "a variant or a reference/palette, not both")
+    return {"variant": variant, "k": k}
 
 
 def _read_json(path: Path) -> Any:

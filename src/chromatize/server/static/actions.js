@@ -63,7 +63,41 @@ el.addColourOk.addEventListener("click", () => {
 el.strength.addEventListener("input", () => {
   if (state.current) setSetting(state.current, "strength", Number(el.strength.value));
 });
-el.startReset.addEventListener("click", () => state.current && setSetting(state.current, "seed", null));
+el.startReset.addEventListener("click", () => {
+  if (state.current) setSettings(state.current, { seed: null, variant: null, k: null });
+});
+
+// A reference photo: chosen, or dropped onto its own area (the rest of the page opens
+// photos). It belongs to the current photo's settings, like its palette.
+let nextReferenceId = 1;
+function setReference(file) {
+  const photo = state.current;
+  if (!photo || !file) return;
+  const id = nextReferenceId++;
+  references.set(id, { file, url: URL.createObjectURL(file) });
+  setSetting(photo, "reference", { id, name: file.name || "reference" });
+}
+el.referenceChoose.addEventListener("click", () => el.referenceInput.click());
+el.referenceInput.addEventListener("change", () => {
+  setReference(el.referenceInput.files[0]);
+  el.referenceInput.value = "";
+});
+el.referenceRemove.addEventListener("click", () => {
+  if (state.current) setSetting(state.current, "reference", null);
+});
+el.referenceDrop.addEventListener("dragover", (event) => {
+  event.preventDefault();
+  event.stopPropagation();
+  el.referenceDrop.classList.add("over");
+});
+el.referenceDrop.addEventListener("dragleave", () => el.referenceDrop.classList.remove("over"));
+el.referenceDrop.addEventListener("drop", (event) => {
+  event.preventDefault();
+  event.stopPropagation();
+  document.body.classList.remove("dragging");
+  el.referenceDrop.classList.remove("over");
+  setReference(event.dataTransfer?.files?.[0]);
+});
 
 el.picker.addEventListener("input", () => pick(el.picker.value));
 for (const radio of document.querySelectorAll('input[name="reach"]')) {
@@ -102,7 +136,7 @@ el.showAlternatives.addEventListener("click", async () => {
       marks: JSON.stringify(marksOf(photo)),
     });
     el.alternativeList.replaceChildren(...images.map((src, i) => alternativeFigure(photo, src, seeds[i], i)));
-    el.alternatives.hidden = false;
+    showChoices("Other plausible colourings", "Pick one as the new starting point; your colour points then correct it.");
     el.alternativeList.querySelector("button")?.focus();
     setStatus("");
   } catch (error) {
@@ -113,24 +147,69 @@ el.showAlternatives.addEventListener("click", async () => {
   }
 });
 
+function showChoices(title, explain) {
+  el.alternativesTitle.textContent = title;
+  el.alternativesExplain.textContent = explain;
+  el.alternatives.hidden = false;
+}
+
+// Versions: the colours of the indexed colour photos most like this one, shown large like
+// the alternatives; "Use this one" makes one the working result (variant and k travel in
+// every later request and in the fix), which the points then correct.
+el.showVersions.addEventListener("click", async () => {
+  const photo = state.current;
+  if (!photo) return;
+  const k = VERSIONS_K;
+  const { boost, strength } = settingsFields(photo);
+  el.showVersions.disabled = true;
+  setStatus(`Computing ${k} versions…`);
+  setBusy(true);
+  try {
+    const { images } = await photoApi(photo, "/api/variants", {
+      k, boost, strength, marks: JSON.stringify(marksOf(photo)), preview: previewSide(photo),
+    });
+    el.alternativeList.replaceChildren(...images.map((src, i) => choiceFigure(photo, src, `Version ${i + 1}`,
+      `${stem(photo.name)}_version_${i + 1}.jpg`, () => {
+        setStatus(`Version ${i + 1} is now the starting point; your points correct it.`);
+        // Replacing a reference or palette: setSettings says so instead.
+        setSettings(photo, { variant: i + 1, k, seed: null });
+      })));
+    showChoices(`${k} versions from similar colour photos`, "Each takes its colours from a group of colour photos most like this one, the likeliest first. Pick one as the starting point; your colour points then correct it.");
+    el.alternativeList.querySelector("button")?.focus();
+    setStatus("");
+  } catch (error) {
+    setStatus(`Versions: ${errorText(photo.name, error)}`, true);
+  } finally {
+    el.showVersions.disabled = false;
+    setBusy(false);
+  }
+});
+
 function alternativeFigure(photo, src, seed, i) {
+  return choiceFigure(photo, src, `Alternative ${i + 1}`, `${stem(photo.name)}_alternative_${i + 1}.jpg`, () => {
+    setSettings(photo, { seed, variant: null, k: null });
+    setStatus(`Alternative ${i + 1} is now the starting point; your points correct it.`);
+  });
+}
+
+function choiceFigure(photo, src, label, filename, onUse) {
   const figure = document.createElement("figure");
   const img = document.createElement("img");
   img.src = src;
-  img.alt = `Alternative ${i + 1}`;
+  img.alt = label;
   const caption = document.createElement("figcaption");
   const use = document.createElement("button");
   use.type = "button";
   use.className = "primary";
   use.textContent = "Use this one";
+  use.setAttribute("aria-label", `Use ${label.toLowerCase()}`);
   use.addEventListener("click", () => {
-    setSetting(photo, "seed", seed);
     el.alternatives.hidden = true;
-    setStatus(`Alternative ${i + 1} is now the starting point; your points correct it.`);
+    onUse();
   });
   const link = document.createElement("a");
   link.href = src;
-  link.download = `${stem(photo.name)}_alternative_${i + 1}.jpg`;
+  link.download = filename;
   link.textContent = "Download";
   caption.append(use, link);
   figure.append(img, caption);
@@ -184,8 +263,9 @@ el.downloadAll.addEventListener("click", async () => {
   }
 });
 
-// The settings of the whole photo (not its points, nor its chosen alternative) go to all.
-const SHARED = ["boost", "gain", "restore", "palette", "strength"];
+// The settings of the whole photo (not its points, nor its chosen alternative or version)
+// go to all; colours you know replace another photo's version.
+const SHARED = ["boost", "gain", "restore", "palette", "reference", "strength"];
 
 el.applyAll.addEventListener("click", () => {
   const source = state.current;
@@ -195,11 +275,12 @@ el.applyAll.addEventListener("click", () => {
     if (photo === source || same(photo)) continue;
     beginEdit(photo, null);
     for (const key of SHARED) photo.settings[key] = structuredClone(source.settings[key]);
+    if (photo.settings.reference || photo.settings.palette.length) Object.assign(photo.settings, { variant: null, k: null });
     photo.stale = true;
   }
   renderPhotoList();
-  const { boost, gain, restore, palette } = source.settings;
+  const { boost, gain, restore, palette, reference } = source.settings;
   setStatus(`This photo's settings (boost ${boost.toFixed(2)}, gain ${gain.toFixed(2)}` +
-    `${restore ? ", repair" : ""}${palette.length ? ", its colours" : ""}) now apply to all ` +
+    `${restore ? ", repair" : ""}${palette.length || reference ? ", its colours" : ""}) now apply to all ` +
     `${state.photos.length} photos.`);
 });

@@ -6,8 +6,8 @@
 // At most one colorize request is in flight: changes made meanwhile are sent together as
 // soon as it returns, so dragging a point never queues stale work on the server.
 //
-// Each photo keeps its own fix: its points and its settings (boost, gain, and the seed of
-// an alternative chosen as the starting point), with one undo history for both. The fix
+// Each photo keeps its own fix: its points and its settings (boost, gain, the colours you
+// know, and an alternative or version chosen as the starting point), with one undo history. The fix
 // downloads as JSON that `chromatize colorize PHOTO --marks FIX.json` reproduces.
 //
 // The page's scripts, in the order they load: colour.js (colour maths), zip.js (the zip
@@ -24,7 +24,9 @@ const el = Object.fromEntries([
   "input-view", "gray", "viewport", "stage", "before", "result", "points", "divider",
   "alternatives", "close-alternatives", "alternative-list", "boost", "boost-value", "gain",
   "gain-value", "repair", "photo-colours", "add-colour", "add-colour-ok", "strength-row",
-  "strength", "strength-value", "start", "start-seed", "start-reset", "point-panel", "point-title", "palette",
+  "strength", "strength-value", "strength-explain", "reference-drop", "reference-thumb",
+  "reference-text", "reference-choose", "reference-remove", "reference-input", "versions-row",
+  "show-versions", "alternatives-title", "alternatives-explain", "start", "start-seed", "start-reset", "point-panel", "point-title", "palette",
   "likely", "vivid", "common", "picker", "reach-explain", "delete-point", "undo", "redo",
   "clear", "show-alternatives", "k", "download-png", "download-jpeg", "download-fix", "command",
 ].map((id) => [id.replace(/-(.)/g, (_, c) => c.toUpperCase()), $(id)]));
@@ -35,7 +37,8 @@ const BUSY_SHOWN_MS = 300;  // a busy state shows its progress indicator after t
 const MAX_ZOOM = 16;
 const DEFAULT_STRENGTH = 0.5; // chromatize.priors.DEFAULT_STRENGTH
 // Limits of the settings, until /api/health says otherwise (chromatize.decoding.LIMITS).
-const LIMITS = { boost: [0, 3], gain: [0, 3] };
+const LIMITS = { boost: [0, 3], gain: [0, 3], strength: [0, 3] };
+const VERSIONS_K = 4; // how many versions "Show versions" asks for
 const REACH_EXPLAIN = {
   local: "Only this spot and what looks just like it, nearby.",
   object: "The object the point is on (the usual choice).",
@@ -59,6 +62,9 @@ const state = {
   info: { boost: 0, gain: 1, can_sample: false, model: "default" },
   limits: { ...LIMITS }, busyTimer: null, statusAt: 0,
 };
+// Reference photos chosen on the page, by id: settings name them ({id, name}) so that
+// they stay plain JSON for undo; the file itself is sent with each request.
+const references = new Map();
 let drag = null; // a point being dragged: {point, startX, startY, moved, snapshot}
 let pan = null;  // the photo being panned, or a click about to place a point
 // Read by tests and benchmarks: milliseconds from a change to its result on screen.
@@ -149,7 +155,7 @@ async function upload(file) {
     id: info.id, file, name: file.name || info.name, width: info.width, height: info.height,
     points: [], settings: {
       boost: state.info.boost, gain: state.info.gain, seed: null, restore: null, palette: [],
-      strength: DEFAULT_STRENGTH,
+      reference: null, strength: null, variant: null, k: null,
     },
     past: [], future: [], lastEdit: null, nextPointId: 1, selected: null,
     resultUrl: null, resultImage: null, canvas: null, stale: false, previewSide: undefined,
@@ -250,18 +256,28 @@ function previewSide(photo) {
 }
 
 // The settings a request sends: boost and gain only when they differ from the server's;
-// the repair and the photo's colours (a palette and its pull) when set.
+// the repair, the colours you know (a reference photo, a palette, their pull) or a chosen
+// version when set.
 function settingsFields(photo) {
-  const { boost, gain, seed, restore, palette, strength } = photo.settings;
+  const { boost, gain, seed, restore, palette, reference, strength, variant, k } = photo.settings;
   return {
     boost: boost === state.info.boost ? undefined : boost,
     gain: gain === state.info.gain ? undefined : gain,
     seed: seed ?? undefined,
     restore: restore ?? undefined,
+    reference: reference ? references.get(reference.id)?.file : undefined,
     palette: palette.length ? palette.join(",") : undefined,
-    strength: palette.length ? strength : undefined,
+    strength: steered(photo) ? strength ?? undefined : undefined,
+    variant: variant ?? undefined,
+    k: variant ? k : undefined,
   };
 }
+
+// Whether the photo's colours are steered: by a reference, a palette or a version.
+const steered = (photo) => {
+  const { palette, reference, variant } = photo.settings;
+  return palette.length > 0 || reference !== null || variant !== null;
+};
 
 function requestResolve(photo, changedAt = performance.now()) {
   photo.pending = true;
@@ -313,12 +329,25 @@ async function resolve(photo) {
     window.chromatizeStats.results += 1;
     if (photo === state.current) renderGuide();
   } catch (error) {
-    setStatus(errorText(photo.name, error), true);
+    if (!refusedReference(photo, error)) setStatus(errorText(photo.name, error), true);
   } finally {
     photo.inFlight = false;
     if (photo === state.current) setBusy(false);
     if (photo.pending) resolve(photo);
   }
+}
+
+// A reference photo the server cannot use (not an image, not in colour...): say so once
+// with the server's words and take it away again, so the page goes on working.
+function refusedReference(photo, error) {
+  const ref = photo.settings.reference;
+  if (!ref || ![400, 413, 415].includes(error.status)) return false;
+  if (!error.message.includes(ref.name) && !/reference/i.test(error.message)) return false;
+  photo.settings.reference = null;
+  setStatus(`Reference photo ${errorText(ref.name, error)} It was removed.`, true);
+  if (photo === state.current) renderSettings(photo);
+  requestResolve(photo);
+  return true;
 }
 
 // ---------------------------------------------------------------------------- guidance
@@ -349,9 +378,19 @@ function dismissGuide(photo) {
 
 // ---------------------------------------------------------------------------- settings and undo
 
-// The photo's colours: a chip per colour (a click removes it) and their pull.
+// The colours you know: the reference photo's thumbnail, a chip per colour (a click
+// removes it) and their pull (the server's default until moved).
 function renderPhotoColours(photo) {
-  const { palette, strength } = photo.settings;
+  const { palette, strength, reference } = photo.settings;
+  const ref = reference && references.get(reference.id);
+  el.referenceThumb.hidden = el.referenceRemove.hidden = !ref;
+  if (ref) {
+    if (el.referenceThumb.src !== ref.url) el.referenceThumb.src = ref.url;
+    el.referenceThumb.alt = `Reference photo ${reference.name}`;
+    el.referenceText.textContent = `Reference: ${reference.name}`;
+  } else if (!el.referenceText.contains(el.referenceChoose)) {
+    el.referenceText.replaceChildren("A colour photo of the same place or time: drop it here, or ", el.referenceChoose);
+  }
   el.photoColours.replaceChildren(...palette.map((color) => {
     const chip = document.createElement("button");
     chip.type = "button";
@@ -361,9 +400,13 @@ function renderPhotoColours(photo) {
     chip.addEventListener("click", () => setSetting(photo, "palette", palette.filter((c) => c !== color)));
     return chip;
   }));
-  el.strengthRow.hidden = !palette.length;
-  el.strength.value = strength;
-  el.strengthValue.value = Number(strength).toFixed(1);
+  el.strengthRow.hidden = el.strengthExplain.hidden = !steered(photo);
+  el.strengthExplain.textContent = photo.settings.variant !== null
+    ? `How strongly version ${photo.settings.variant}'s colours steer the result (0: not at all).`
+    : "How strongly these colours steer the result (0: not at all).";
+  el.strength.value = strength ?? DEFAULT_STRENGTH;
+  el.strengthValue.value = strength === null ? "auto" : Number(strength).toFixed(1);
+  el.strengthValue.title = strength === null ? "The server's default" : "";
 }
 
 const snapshot = (photo) => JSON.stringify({ points: photo.points, settings: photo.settings });
@@ -405,9 +448,28 @@ const redo = (photo) => restore(photo, photo.future, photo.past);
 
 function setSetting(photo, key, value) {
   if (photo.settings[key] === value) return;
+  setSettings(photo, { [key]: value });
+}
+
+// Several settings in one undo step. The colours you know (reference, palette) and a
+// version exclude each other (the server refuses both): setting one clears the other,
+// and the status line says so.
+function setSettings(photo, changes) {
+  const key = Object.keys(changes).length === 1 ? Object.keys(changes)[0] : null;
   // Sliders merge a drag into one undo step; a switch, a colour or an alternative does not.
   beginEdit(photo, ["boost", "gain", "strength"].includes(key) ? `setting:${key}` : null);
-  photo.settings[key] = value;
+  const had = { ...photo.settings };
+  Object.assign(photo.settings, changes);
+  const s = photo.settings;
+  if (s.variant !== null && (s.reference || s.palette.length)) {
+    if ("variant" in changes) {
+      Object.assign(s, { reference: null, palette: [] });
+      setStatus(`Version ${s.variant} now sets the colours: the reference photo and colours you gave are cleared (Undo brings them back).`);
+    } else {
+      Object.assign(s, { variant: null, k: null });
+      setStatus(`Your colours now steer the photo instead of version ${had.variant} (Undo brings it back).`);
+    }
+  }
   changed(photo);
 }
 
@@ -418,8 +480,9 @@ function renderSettings(photo) {
   }
   el.repair.checked = photo.settings.restore !== null;
   renderPhotoColours(photo);
-  el.start.hidden = photo.settings.seed === null;
-  el.startSeed.textContent = `#${photo.settings.seed}`;
+  const { seed, variant, k } = photo.settings;
+  el.start.hidden = seed === null && variant === null;
+  el.startSeed.textContent = variant !== null ? `version ${variant} of ${k}` : `alternative #${seed}`;
   el.undo.disabled = !photo.past.length;
   el.redo.disabled = !photo.future.length;
   el.clear.disabled = !photo.points.length;
@@ -432,17 +495,25 @@ function renderSettings(photo) {
 }
 
 // The fix as the downloaded JSON: the points and everything that decodes them.
+// A reference photo is recorded by its file name (the command line is given the file).
 function fixOf(photo) {
-  const { boost, gain, seed, restore, palette, strength } = photo.settings;
+  const { boost, gain, seed, restore, palette, reference, strength, variant, k } = photo.settings;
   const fix = { marks: marksOf(photo), boost, gain };
   if (seed !== null) fix.seed = seed;
   if (restore !== null) fix.restore = restore;
-  if (palette.length) Object.assign(fix, { palette: palette.join(","), strength });
+  if (palette.length) fix.palette = palette.join(",");
+  if (reference) fix.reference = reference.name;
+  if (variant !== null) Object.assign(fix, { variant, k });
+  if (strength !== null && steered(photo)) fix.strength = strength;
   return { ...fix, model: state.info.model, photo: photo.name, version: 1 };
 }
 
 const quote = (text) => (/^[\w@%+=:,./-]+$/.test(text) ? text : `'${text.replace(/'/g, "'\\''")}'`);
-const commandParts = (photo) => ["chromatize colorize", quote(photo.name), `--marks ${quote(`${stem(photo.name)}_fix.json`)}`];
+const commandParts = (photo) => {
+  const { reference } = photo.settings;
+  return ["chromatize colorize", quote(photo.name), `--marks ${quote(`${stem(photo.name)}_fix.json`)}`,
+    ...(reference ? [`--reference ${quote(reference.name)}`] : [])];
+};
 const commandOf = (photo) => commandParts(photo).join(" ");
 
 // ---------------------------------------------------------------------------- start
@@ -452,7 +523,7 @@ async function start() {
     const info = await (await fetch("/api/info")).json();
     Object.assign(state.info, info);
     const health = await (await fetch("/api/health")).json();
-    for (const key of ["boost", "gain"]) {
+    for (const key of ["boost", "gain", "strength"]) {
       const range = health.limits?.[key];
       if (Array.isArray(range) && range.length === 2) state.limits[key] = range;
     }
@@ -464,7 +535,10 @@ async function start() {
   // Gain 0 would remove every colour: the slider starts one step above it.
   el.gain.min = Math.max(state.limits.gain[0], 0.05);
   el.gain.max = state.limits.gain[1];
+  el.strength.min = state.limits.strength[0];
+  el.strength.max = state.limits.strength[1];
   el.showAlternatives.disabled = !state.info.can_sample;
+  el.versionsRow.hidden = !state.info.variants;
   el.boost.value = state.info.boost;
   el.gain.value = state.info.gain;
 }
