@@ -168,13 +168,13 @@ el.showVersions.addEventListener("click", async () => {
     const { images } = await photoApi(photo, "/api/variants", {
       k, boost, strength, marks: JSON.stringify(marksOf(photo)), preview: previewSide(photo),
     });
-    el.alternativeList.replaceChildren(...images.map((src, i) => choiceFigure(photo, src, `Version ${i + 1}`,
+    el.alternativeList.replaceChildren(...images.map((src, i) => choiceFigure(photo, src, i === 0 ? "Version 1: the model's own" : `Version ${i + 1}`,
       `${stem(photo.name)}_version_${i + 1}.jpg`, () => {
         setStatus(`Version ${i + 1} is now the starting point; your points correct it.`);
         // Replacing a reference or palette: setSettings says so instead.
         setSettings(photo, { variant: i + 1, k, seed: null });
       })));
-    showChoices(`${k} versions from similar colour photos`, "Each takes its colours from a group of colour photos most like this one, the likeliest first. Pick one as the starting point; your colour points then correct it.");
+    showChoices(`${k} versions to choose from`, "The first is the model's own colours; each other takes its colours from a group of colour photos most like this one. Pick one as the starting point; your colour points then correct it.");
     el.alternativeList.querySelector("button")?.focus();
     setStatus("");
   } catch (error) {
