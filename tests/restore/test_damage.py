@@ -102,3 +102,22 @@ def test_detector_weights_round_trip(tmp_path):
     (tmp_path / "d.safetensors").write_bytes(b"junk")
     with pytest.raises(DetectorError, match="cannot load"):
         load_detector(tmp_path / "d")
+
+
+def test_detector_runs_in_onnx_runtime_as_in_pytorch_and_rebuilds_a_damaged_graph(
+        tmp_path, monkeypatch):
+    pytest.importorskip("onnxruntime", reason="ONNX Runtime is not installed")
+    pytest.importorskip("onnx", reason="onnx is not installed")
+    monkeypatch.setenv("CHROMATIZE_CACHE", str(tmp_path / "cache"))
+    save_detector(Detector(DamageNet(width=4).eval(), (0.4, 0.6),
+                           {"net": {"kwargs": {"width": 4}}}), tmp_path / "d")
+    onnx, torch_ = load_detector(tmp_path / "d"), load_detector(tmp_path / "d", "torch")
+    assert onnx.session is not None and torch_.session is None
+    graphs = list((tmp_path / "cache").glob("damage-*.onnx"))
+    assert len(graphs) == 1  # exported once, kept
+    gray = smooth_scene(57, 83)  # any size: the graph's height and width are free
+    np.testing.assert_allclose(onnx.logits(gray), torch_.logits(gray), atol=1e-4)
+    graphs[0].write_bytes(b"cut short")  # a crash mid-write: exported again, replaced
+    again = load_detector(tmp_path / "d")
+    assert again.session is not None and graphs[0].stat().st_size > 1000
+    np.testing.assert_allclose(again.logits(gray), torch_.logits(gray), atol=1e-4)
