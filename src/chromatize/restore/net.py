@@ -162,8 +162,10 @@ _OPSET = 17
 
 def _session(net: DamageNet, files: list[Path]) -> Any:
     """``net`` in ONNX Runtime, its graph from the cache or exported into it; None when
-    ONNX Runtime or ``onnx`` is missing or the export fails (PyTorch runs it then)."""
-    if not available("onnxruntime", "onnx"):
+    ONNX Runtime is missing, or the graph is not cached and cannot be exported (no
+    ``onnx`` package, or the export fails): PyTorch runs it then. A cached graph needs
+    no ``onnx`` import."""
+    if not available("onnxruntime"):
         return None
     import onnxruntime as ort
 
@@ -173,23 +175,26 @@ def _session(net: DamageNet, files: list[Path]) -> Any:
     for f in files:
         digest.update(f.read_bytes())
     path = cache_dir() / f"damage-{digest.hexdigest()[:32]}.onnx"
-    for attempt in ("cache", "export"):
-        try:
-            if attempt == "cache":
-                if not path.is_file():
-                    continue
-                graph = path.read_bytes()
-            else:
-                graph = _export(net)
-                try:
-                    atomic_write_bytes(path, graph)
-                except OSError:
-                    pass  # a read-only home: the graph still serves this process
-            return ort.InferenceSession(graph, session_options(),
-                                        providers=["CPUExecutionProvider"])
-        except Exception:  # noqa: BLE001 - a damaged cache entry is exported again
-            continue
-    return None
+
+    def session(graph: bytes) -> Any:
+        return ort.InferenceSession(graph, session_options(), providers=["CPUExecutionProvider"])
+
+    try:
+        return session(path.read_bytes())
+    except Exception:  # noqa: BLE001 - none cached, or a damaged entry: exported again
+        pass
+    if not available("onnx"):
+        return None
+    try:
+        graph = _export(net)
+        result = session(graph)
+    except Exception:  # noqa: BLE001 - PyTorch runs the network then
+        return None
+    try:
+        atomic_write_bytes(path, graph)
+    except OSError:
+        pass  # a read-only home: the graph still serves this process
+    return result
 
 
 def _export(net: DamageNet) -> bytes:
