@@ -15,7 +15,6 @@ weights and the versions that made it.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -34,7 +33,6 @@ from torch.nn import functional as F
 from chromatize.errors import ChromatizeError
 from chromatize.extras import available
 from chromatize.io import atomic_write_bytes
-from chromatize.version import __version__
 
 FORMAT = "chromatize-damage-detector"
 
@@ -153,28 +151,24 @@ def load_detector(path: str | os.PathLike[str] | None = None, backend: str = "au
     if meta.get("format") != FORMAT:
         raise DetectorError(f"{info}: not a damage detector (format {meta.get('format')!r})")
     net.eval()
-    session = _session(net, [weights, info]) if backend == "auto" else None
+    session = _session(net, p) if backend == "auto" else None
     return Detector(net, tuple(meta.get("thresholds", (0.5, 0.5))), meta, session)
 
 
-_OPSET = 17
-
-
-def _session(net: DamageNet, files: list[Path]) -> Any:
-    """``net`` in ONNX Runtime, its graph from the cache or exported into it; None when
-    ONNX Runtime is missing, or the graph is not cached and cannot be exported (no
-    ``onnx`` package, or the export fails): PyTorch runs it then. A cached graph needs
-    no ``onnx`` import."""
+def _session(net: DamageNet, stem: Path) -> Any:
+    """``net`` (saved at ``stem``) in ONNX Runtime, its graph from the colorizers' ONNX
+    cache (:func:`chromatize.inference.onnx.cached_graph_path`: named by the digest of the
+    files and the versions) or exported into it; None when ONNX Runtime is missing, or the
+    graph is not cached and cannot be exported (no ``onnx`` package, or the export fails):
+    PyTorch runs it then. A cached graph needs no ``onnx`` import."""
     if not available("onnxruntime"):
         return None
     import onnxruntime as ort
 
-    from chromatize.inference.onnx import cache_dir, session_options
+    from chromatize.inference.onnx import cached_graph_path, session_options
 
-    digest = hashlib.sha256(f"damage {__version__} {torch.__version__} {_OPSET}".encode())
-    for f in files:
-        digest.update(f.read_bytes())
-    path = cache_dir() / f"damage-{digest.hexdigest()[:32]}.onnx"
+    path = cached_graph_path(stem)
+    path = path.with_name(f"damage-{path.name}")  # told apart from the colorizers' graphs
 
     def session(graph: bytes) -> Any:
         return ort.InferenceSession(graph, session_options(), providers=["CPUExecutionProvider"])
@@ -201,10 +195,12 @@ def _export(net: DamageNet) -> bytes:
     """The network as an ONNX graph of any height and width."""
     import warnings
 
+    from chromatize.inference.onnx import OPSET
+
     buf = io.BytesIO()
     with warnings.catch_warnings():  # the exporter's notes are not the user's business
         warnings.simplefilter("ignore")
         torch.onnx.export(net, torch.rand(1, 1, 64, 96), buf, input_names=["gray"],
-                          output_names=["logits"], opset_version=_OPSET, dynamo=False,
+                          output_names=["logits"], opset_version=OPSET, dynamo=False,
                           dynamic_axes={"gray": {2: "h", 3: "w"}, "logits": {2: "h", 3: "w"}})
     return buf.getvalue()
