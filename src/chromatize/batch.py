@@ -525,9 +525,8 @@ def _colorize_one(colorizer: Colorizer, image: Photo, options: BatchOptions,
         result = colorizer.colorize(image, size=options.size, samples=samples,
                                     seed=options.seed, hints=hints, decoding=options.decoding,
                                     variants=options.variants, index=options.index,
-                                    strength=options.variant_strength)
+                                    strength=options.variant_strength,
+                                    variant=options.variant)
     except Exception as e:  # noqa: BLE001 - reported as this photo's failure
         return f"colorization failed ({type(e).__name__}: {e})"
-    if options.variant is not None:  # one version of variants: the photo's output
-        return [result[options.variant - 1]]
     return result if isinstance(result, list) else [result]

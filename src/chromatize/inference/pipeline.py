@@ -314,7 +314,7 @@ class Colorizer:
                  gain: float | None = None, decoding: Decoding | None = None,
                  reference: Any = None, palette: Any = None,
                  strength: float | None = None, variants: int | None = None,
-                 index: str | os.PathLike[str] | None = None,
+                 index: str | os.PathLike[str] | None = None, variant: int | None = None,
                  ) -> Image.Image | list[Image.Image]:
         """Colorize one photo: a PIL image, a numpy array (gray ``(H, W)`` or RGB
         ``(H, W, 3)``, uint8/uint16 or float in [0, 1]) or a path. The three stages:
@@ -332,7 +332,8 @@ class Colorizer:
         this photo has, at ``strength`` (:mod:`chromatize.priors`); the network still
         places them. ``variants=K`` returns K versions, each decoded with one prior from
         the colour photos of ``index`` (default: this colorizer's) most like this one, at
-        ``strength``: the automatic result first, then the likeliest (:meth:`variant_priors`).
+        ``strength``: the automatic result first, then the likeliest (:meth:`variant_priors`);
+        with ``variant`` (1..K) only that version, as one image.
 
         ``marks``: colour marks in image pixels, as
         :func:`chromatize.imaging.hints.load_marks` reads them (a path to strokes drawn
@@ -360,8 +361,13 @@ class Colorizer:
         output = self.infer(source, hints, prior=d.prior)
         if variants is None:
             return self.finish(source, output, d, hints)
+        priors = self.variant_priors(output, variants, index, strength)
+        if variant is not None:
+            if not 1 <= variant <= len(priors):
+                raise UsageError(f"variant must be from 1 to {len(priors)}, got {variant}")
+            return self.finish(source, output, d.with_(prior=priors[variant - 1]), hints)
         return [self.finish(source, output, d.with_(prior=p), hints)  # type: ignore[misc]
-                for p in self.variant_priors(output, variants, index, strength)]
+                for p in priors]
 
     def variant_priors(self, output: NetworkOutput, k: int,
                        index: str | os.PathLike[str] | None = None,
