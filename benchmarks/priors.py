@@ -10,9 +10,12 @@ CIEDE2000 and colourfulness ratio (output over truth, Hasler and Suesstrunk):
 * ``reference``: the left 40% of the true colour photo as the reference, the whole gray
   photo colorized; scored on the right 60% (``reference_right``, the headline: those
   pixels' colours were not given; against ``automatic_right``, the automatic result on
-  the same pixels) and on the whole photo;
+  the same pixels) and on the whole photo; ``reference_histogram``: the same reference's
+  histogram alone (no cells matched, as before);
+* ``truth_local``: the true photo as its own reference, cells matched;
 * ``palette5``: 5 colours, k-means of the true photo's a*b*, equal weights;
-* ``unrelated``: another val photo (the next one) as the reference;
+* ``unrelated``: another val photo (the next one) as the reference (``_histogram``: its
+  histogram alone);
 * ``best_of_K``: of the K versions (``--variants K``: the automatic result and K - 1
   priors), the one of least CIEDE2000 per photo (an oracle pick, as a person choosing
   would do at best);
@@ -47,8 +50,15 @@ from chromatize.evaluation.evaluate import gray_input, list_images, load_truth, 
 from chromatize.inference import variants as v
 from chromatize.inference.pipeline import Colorizer
 
-GRID = {"reference": (0.5, 1.0), "palette5": (0.5, 1.0), "unrelated": (0.5, 1.0),
-        "truth": (1.0,), "variants": (1.0,), "auto_prior": (0.1, 0.2, 0.3)}
+GRID = {"reference": (0.4,), "palette5": (0.75,), "unrelated": (0.4,), "truth": (1.0,),
+        "truth_local": (), "reference_histogram": (), "unrelated_histogram": (),
+        "variants": (1.0,), "auto_prior": (0.1, 0.2, 0.3)}
+
+
+def histogram_only(prior: priors.ImagePrior) -> priors.ImagePrior:
+    """A reference's prior without its photos: the histogram alone, the same for every
+    cell (how references were decoded before cells were matched)."""
+    return priors.ImagePrior(prior.hist, prior.strength, prior.source)
 
 
 def palette_of(truth: np.ndarray, k: int = 5) -> list[tuple[tuple[int, int, int], float]]:
@@ -98,17 +108,24 @@ def photo_rows(c: Colorizer, truth: np.ndarray, other: np.ndarray, index: v.Inde
     auto = run("automatic", None)
     rows["automatic_right"] = score(auto, truth, true_lab, c_true, right)  # reference_right's baseline
     if "base" in parts:
-        for s in grid["truth"]:
-            run(f"truth@{s}", priors.from_photos([truth], s))
+        for s in grid["truth"]:  # the truth's histogram (issue 23's ceiling)
+            run(f"truth@{s}", histogram_only(priors.from_photos([truth], s)))
+        for s in grid["truth_local"]:  # the photo as its own reference, cell by cell
+            run(f"truth_local@{s}", priors.from_photos([truth], s))
         left = truth[:, :right.start]
         for s in grid["reference"]:
             img = run(f"reference_right@{s}", priors.from_photos([left], s), right)
             rows[f"reference_whole@{s}"] = score(img, truth, true_lab, c_true)
+        for s in grid["reference_histogram"]:  # before cells were matched: the histogram
+            run(f"reference_histogram_right@{s}",
+                histogram_only(priors.from_photos([left], s)), right)
         pal = palette_of(truth)
         for s in grid["palette5"]:
             run(f"palette5@{s}", priors.from_palette(pal, s))
         for s in grid["unrelated"]:
             run(f"unrelated@{s}", priors.from_photos([other], s))
+        for s in grid["unrelated_histogram"]:
+            run(f"unrelated_histogram@{s}", histogram_only(priors.from_photos([other], s)))
     if index is not None and "variants" in parts:
         emb = v.output_embedding(out)
         for s in grid["variants"]:
@@ -143,23 +160,33 @@ def table(results: dict[str, list[tuple[float, float]]]) -> str:
     return "\n".join(lines)
 
 
-def latency(c: Colorizer, repeats: int) -> None:
+def latency(c: Colorizer, repeats: int, photo: Path) -> None:
     """Median added time of a reference prior, versions' priors and the automatic prior
-    over the automatic colorization, at 640x480 and 12 MP."""
+    over the automatic colorization, at 640x480 and 12 MP: ``photo`` (a colour photo) is
+    resized to each size and colorized from its gray with itself as the reference, so every
+    cell matches (the most work a reference adds). ``reference_once``: what a reference
+    costs once per run (its network pass and features), before any photo."""
     rng = np.random.default_rng(0)
-    ref = priors.from_photos([rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)])
     index = v.load_index(c.index_path) if c.index_path else None
     print(f"index {c.index_path}: {Path(c.index_path).stat().st_size / 1e6:.2f} MB"
           if c.index_path else "no index")
+    colour = Image.open(photo).convert("RGB")
     for w, h in ((640, 480), (4000, 3000)):
-        gray = Image.fromarray(rng.integers(0, 255, (h, w), dtype=np.uint8))
-        source = c.prepare(gray)
+        big = colour.resize((w, h), Image.BICUBIC)
+        ref = priors.from_photos([np.asarray(big)])
+        source = c.prepare(big.convert("L"))
         out = c.infer(source)
+
+        def once() -> None:
+            c._exemplars.clear()  # noqa: SLF001 (timing the first use of a reference)
+            c.with_exemplar(ref)
+
         timings = defaultdict(list)
         for _ in range(repeats + 1):
             for name, fn in (
                     ("automatic", lambda: c.finish(source, out)),
                     ("reference", lambda: c.finish(source, out, Decoding(prior=ref))),
+                    ("reference_once", once),
                     ("version_priors_k8", lambda: c.variant_priors(out, 8)),
                     ("auto_prior", lambda: v.automatic_prior(
                         index, v.embedding(out.logits), 0.2))):
@@ -170,7 +197,8 @@ def latency(c: Colorizer, repeats: int) -> None:
                 timings[name].append(time.perf_counter() - t0)
         med = {k: statistics.median(t[1:]) * 1000 for k, t in timings.items()}
         print(f"{w}x{h}: automatic finish {med['automatic']:.1f} ms; added by a reference "
-              f"{med['reference'] - med['automatic']:+.1f} ms"
+              f"{med['reference'] - med['automatic']:+.1f} ms (and once per run "
+              f"{med['reference_once']:.1f} ms)"
               + "".join(f"; {k} {med[k]:.1f} ms" for k in ("version_priors_k8", "auto_prior")
                         if k in med))
 
@@ -194,6 +222,8 @@ def main() -> None:
                     "JSON files (written by --json) together")
     ap.add_argument("--latency", action="store_true")
     ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--backend", default="torch", help="torch (the scores) or onnx (what a "
+                    "user with the onnx extra runs; for --latency)")
     args = ap.parse_args()
     if args.merge:
         results: dict[str, list[tuple[float, float]]] = defaultdict(list)
@@ -202,18 +232,18 @@ def main() -> None:
                 results[name].extend(rs)
         print(table(results))
         return
-    c = Colorizer.load(args.model, device="cpu", backend="torch", index=args.index)
+    c = Colorizer.load(args.model, device="cpu", backend=args.backend, index=args.index)
+    val = Path(args.val) if args.val else next(
+        (p for p in (Path("../shared/data/photos/val"), Path("../../shared/data/photos/val"))
+         if p.is_dir()), Path("../shared/data/photos/val"))
     if args.latency:
-        latency(c, args.repeats)
+        latency(c, args.repeats, list_images(val)[0])
         return
     grid = dict(GRID)
     for item in args.strengths:
         name, _, values = item.partition("=")
         grid[name] = tuple(float(s) for s in values.split(",") if s)  # "name=": none
     index = v.load_index(c.index_path) if c.index_path else None
-    val = Path(args.val) if args.val else next(
-        (p for p in (Path("../shared/data/photos/val"), Path("../../shared/data/photos/val"))
-         if p.is_dir()), Path("../shared/data/photos/val"))
     photos, _, _ = select_photos(list_images(val), None, args.limit, 0)
     truths = [load_truth(p) for p in photos]
     shard, shards = (int(x) for x in args.shard.split("/"))

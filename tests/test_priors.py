@@ -1,5 +1,7 @@
 """Image-level priors: histograms of references and palettes over the ab bins."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -53,3 +55,32 @@ def test_logit_offset_favours_the_photos_colours():
     assert off.argmax() == p.array().argmax()
     assert np.all(np.isfinite(off))
     assert np.allclose(priors.logit_offset(ImagePrior(p.hist, 0.0), uniform), 0)
+
+
+def test_local_offset_gives_each_cell_the_colours_of_the_reference_cells_like_it():
+    q = len(priors.bins())
+    basis = np.zeros((4, q), np.float32)
+    basis[np.arange(4), np.arange(4)] = 1  # the features are the first 4 logits
+    # A 2 x 2-cell reference: the top row is of kind 0 and red, the bottom of kind 1, blue.
+    ref = np.zeros((q, 2, 2), np.float32)
+    ref[0, 0], ref[1, 1] = 4, 4
+    rgb = np.zeros((2, 2, 3), np.uint8)
+    rgb[0], rgb[1] = (200, 30, 30), (30, 40, 200)
+    ex = priors.Exemplar.of(ref, rgb, basis)
+    uniform = np.full(q, 1 / q)
+    red, blue = (int(np.argmin(((priors.bins() - ab) ** 2).sum(1))) for ab in ex.ab[[0, 2]])
+    target = np.zeros((q, 2, 3), np.float32)
+    target[0, 0], target[1, 1] = 4, 4  # kind 0 on top, kind 1 below
+    prior = replace(priors.from_photos([rgb], 1.0), exemplar=ex)
+    off = priors.local_offset(target, prior, basis, uniform)
+    assert off.shape == (q, 2, 3) and off.dtype == np.float32
+    assert (off[red, 0] > off[blue, 0] + 1).all() and (off[blue, 1] > off[red, 1] + 1).all()
+    # A photo like none of the reference (another scene) takes no colour from any cell:
+    # only its histogram, at FALLBACK of the strength, the same everywhere.
+    other = np.zeros((q, 2, 3), np.float32)
+    other[2, 0], other[3, 1] = 4, 4
+    got = priors.local_offset(other, prior, basis, uniform)
+    want = priors.logit_offset(priors.ImagePrior(prior.hist, priors.FALLBACK), uniform)
+    assert np.allclose(got, want[:, None, None], atol=1e-5)
+    # Strength 0 takes nothing at all.
+    assert not priors.local_offset(target, replace(prior, strength=0.0), basis, uniform).any()

@@ -149,11 +149,19 @@ class BinDecoder:
         return {"boost": float(self.boost), "gain": float(self.gain),
                 "temperature": float(self.temperature)}
 
+    def feature_basis(self) -> np.ndarray | None:
+        """``(D, Q)`` float32: what recovers the head's input features ``(D,)`` from its
+        logits ``(Q,)`` (less their bias), so that a reference's cells can be matched to
+        a photo's (:func:`chromatize.priors.local_offset`); None when unknown."""
+        return None
+
     def tables(self) -> dict[str, Any]:
         """The settings and tables as JSON values (what an ONNX export keeps beside its
         graph; :meth:`HeadTables.from_meta` reads them back)."""
+        basis = self.feature_basis()
         return {**self.defaults(),
-                **{k: getattr(self, k).tolist() for k in ("bins", "prior", "class_weights")}}
+                **{k: getattr(self, k).tolist() for k in ("bins", "prior", "class_weights")},
+                **({} if basis is None else {"feature_basis": basis.tolist()})}
 
     def decoding_logits(self, logits: Array, decoding: Decoding | None = None) -> Array:
         """Logits ``(B, Q, h, w)`` reweighted as ``decoding`` says (the checkpoint's boost
@@ -168,9 +176,15 @@ class BinDecoder:
         if d.prior is not None and d.prior.strength:
             prior = self.prior
             prior = prior if isinstance(prior, np.ndarray) else prior.detach().cpu().numpy()
-            offset = _like(priors.logit_offset(d.prior, prior), logits)
+            basis = self.feature_basis() if d.prior.exemplar is not None else None
+            if basis is None:  # the histogram alone, the same for every cell
+                offset = priors.logit_offset(d.prior, prior)[None, :, None, None]
+            else:  # each cell the colours of the reference cells most like it
+                z = logits if isinstance(logits, np.ndarray) else logits.detach().cpu().numpy()
+                offset = np.stack([priors.local_offset(zi, d.prior, basis, prior) for zi in z])
+            offset = _like(offset, logits)
             logits = logits + (offset.astype(logits.dtype) if isinstance(offset, np.ndarray)
-                               else offset.to(logits))[None, :, None, None]
+                               else offset.to(logits))
         return logits
 
     def decode(self, logits: Array, decoding: Decoding | None = None) -> Array:
@@ -203,6 +217,10 @@ class HeadTables(BinDecoder):
     temperature: float = 0.38
     boost: float = 0.0
     gain: float = 1.0
+    basis: np.ndarray | None = None
+
+    def feature_basis(self) -> np.ndarray | None:
+        return self.basis
 
     @classmethod
     def from_meta(cls, meta: dict[str, Any]) -> HeadTables:
@@ -213,8 +231,13 @@ class HeadTables(BinDecoder):
         if tables["bins"].shape != (q, 2) or any(tables[k].shape != (q,)
                                                   for k in ("prior", "class_weights")):
             raise ValueError("the head's bins, prior and class weights do not match")
+        basis = meta.get("feature_basis")  # graphs exported before it: the histogram only
+        if basis is not None:
+            basis = np.asarray(basis, np.float32)
+            if basis.ndim != 2 or basis.shape[1] != q:
+                raise ValueError("the head's feature basis does not match its bins")
         return cls(**tables, temperature=float(meta["temperature"]),
-                   boost=float(meta["boost"]), gain=float(meta.get("gain", 1.0)))
+                   boost=float(meta["boost"]), gain=float(meta.get("gain", 1.0)), basis=basis)
 
 
 __all__ = ["DECODERS", "Array", "BinDecoder", "HeadTables", "decode_ab", "register_strategy",

@@ -10,8 +10,14 @@ reweights each pixel's distribution ``p`` by it (:func:`logit_offset`)::
 
 where ``prior`` is the training photos' ab distribution the head carries: a colour this
 photo has more often than photos in general becomes likelier everywhere the network finds
-it possible, and the network still decides where it goes. A leaf module: numpy, SciPy and
-Pillow only.
+it possible, and the network still decides where it goes.
+
+A reference photo says more than its histogram: *where* it has each colour. A prior made
+from photos keeps small copies of them; a colorizer runs its network on their gray once
+(:class:`Exemplar`), and each cell of the photo then takes the colours of the reference
+cells whose features are most like its own (:func:`local_offset`), as much as any is
+alike: a reference of the same scene gives each thing its own colour, an unrelated one
+little. A leaf module: numpy, SciPy and Pillow only.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
@@ -49,6 +55,27 @@ _MIN_CHROMA = 2.0
 #: The fine grid (1 a*b* unit) the histogram is smoothed on, covering every sRGB colour.
 _AB_RANGE = (-128, 128)
 
+# Matching a reference's cells (:func:`local_offset`), chosen on training photos
+# (docs/priors.md, "Where the reference has each colour").
+#: Strength of the matched colours per unit of a reference's strength (0.4 -> 1.0).
+LOCAL_GAIN = 2.5
+#: Softmax temperature over the cosine similarities of a cell's features to the reference's.
+MATCH_TAU = 0.05
+#: Gaussian width, in a*b* units, of a matched reference cell's colour over the bins.
+MATCH_SIGMA = 3.0
+#: Cosine similarity of the best match below which a cell takes nothing from the
+#: reference, rising linearly to full at 1.
+MATCH_GATE = 0.5
+#: The mean best similarity over the photo's cells below which the reference counts as
+#: another scene (nothing taken), rising linearly to full at the second value.
+SCENE_GATE = (0.65, 0.8)
+#: Where the photo is unlike the reference (the scene gate under 1), its histogram pulls
+#: every cell at this share of the strength times what the gate leaves.
+FALLBACK = 0.5
+#: Reference cells kept per photo (beyond it, every other cell each way): bounds the
+#: matching's cost.
+MAX_CELLS = 1024
+
 
 class PriorError(UsageError):
     """A reference, palette or histogram that cannot be used; the message says why."""
@@ -63,6 +90,12 @@ class ImagePrior:
     hist: tuple[float, ...]
     strength: float = DEFAULT_STRENGTH
     source: str = ""
+    #: The reference photos' small colour copies ``(h, w, 3)`` uint8 (long side 256), for
+    #: matching; empty for a palette or a version.
+    photos: tuple[np.ndarray, ...] = field(default=(), compare=False, repr=False)
+    #: What a colorizer's network saw in ``photos`` (:meth:`Colorizer.resolve` fills it);
+    #: decoding then matches the photo's cells to it (:func:`local_offset`).
+    exemplar: Exemplar | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "strength", check_number("strength", self.strength))
@@ -117,6 +150,117 @@ def logit_offset(prior: ImagePrior, train_prior: np.ndarray) -> np.ndarray:
     return (prior.strength * (np.log(h / h.sum()) - np.log(base / base.sum()))).astype(np.float32)
 
 
+# ----------------------------------------------------------------------------- matching
+
+@dataclass(frozen=True, eq=False)
+class Exemplar:
+    """Reference photos as a network saw them, cell by cell: ``features`` ``(R, D)``
+    float32 (unit rows, :func:`cell_features`) and the true colour of each cell, ``ab``
+    ``(R, 2)`` float32 in Lab units."""
+
+    features: np.ndarray
+    ab: np.ndarray
+
+    @property
+    def colours(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each cell's colour over the bins near any of the cells' colours: the indices of
+        those bins ``(S,)`` and a Gaussian of :data:`MATCH_SIGMA` a*b* units over them per
+        cell ``(R, S)`` float32, summing to 1 (the other bins are 0). Made once."""
+        found = self.__dict__.get("_colours")
+        if found is None:
+            d2 = ((self.ab[:, None, :] - bins()[None].astype(np.float32)) ** 2).sum(-1)
+            g = np.exp(-d2 / (2 * MATCH_SIGMA ** 2))
+            g[g < 1e-3 * g.max(axis=1, keepdims=True)] = 0
+            g /= np.maximum(g.sum(axis=1, keepdims=True), 1e-12)
+            support = np.flatnonzero(g.any(axis=0))
+            found = (support, np.ascontiguousarray(g[:, support], dtype=np.float32))
+            object.__setattr__(self, "_colours", found)
+        return found
+
+    @classmethod
+    def of(cls, logits: np.ndarray, rgb: np.ndarray, basis: np.ndarray) -> Exemplar:
+        """A reference's network logits ``(Q, h, w)`` (of its gray), its colour copy ``rgb``
+        ``(H, W, 3)`` uint8 and the head's feature ``basis`` ``(D, Q)`` -> its exemplar;
+        beyond :data:`MAX_CELLS` cells, every other cell each way is kept."""
+        _, h, w = logits.shape
+        feats = cell_features(logits, basis)  # (D, h*w)
+        lab = color.rgb_to_lab_np(rgb.astype(np.float64) / 255)
+        ab = np.stack([_area_mean(lab[..., c], (h, w)) for c in (1, 2)]).reshape(2, -1)
+        while feats.shape[1] > MAX_CELLS and min(h, w) > 1:
+            # Every other cell each way: neighbours are alike, and a kept cell's features
+            # stay its own (a mean of four is like none of them, and matches less).
+            keep = np.zeros((h, w), bool)
+            keep[::2, ::2] = True
+            feats, ab = feats[:, keep.ravel()], ab[:, keep.ravel()]
+            h, w = (h + 1) // 2, (w + 1) // 2
+        return cls(np.ascontiguousarray(feats.T), ab.T.astype(np.float32))
+
+    @classmethod
+    def join(cls, parts: Sequence[Exemplar]) -> Exemplar:
+        """Several references' cells as one exemplar."""
+        return cls(np.concatenate([p.features for p in parts]),
+                   np.concatenate([p.ab for p in parts]))
+
+
+def _area_mean(x: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """``(H, W)`` -> ``(h, w)`` means over each cell's share of the pixels (a box resize)."""
+    im = Image.fromarray(x.astype(np.float32), mode="F")
+    return np.asarray(im.resize(shape[::-1], Image.BOX), dtype=np.float64)
+
+
+def cell_features(logits: np.ndarray, basis: np.ndarray) -> np.ndarray:
+    """A photo's logits ``(Q, h, w)`` -> each cell's features ``(D, h*w)`` float32: the
+    head's input recovered by its ``basis`` ``(D, Q)`` (the pseudo-inverse of its 1 x 1
+    convolution), less the photo's mean, scaled to unit length."""
+    q = logits.shape[0]
+    f = np.asarray(basis, np.float32) @ np.asarray(logits, np.float32).reshape(q, -1)
+    f -= f.mean(axis=1, keepdims=True)
+    f /= np.linalg.norm(f, axis=0, keepdims=True) + 1e-9
+    return f
+
+
+def local_offset(logits: np.ndarray, prior: ImagePrior, basis: np.ndarray,
+                 train_prior: np.ndarray) -> np.ndarray:
+    """What decoding adds to each cell's logits ``(Q, h, w)`` for a reference ``prior``
+    whose photos were seen as ``prior.exemplar``: ``s * LOCAL_GAIN * g * (log h_cell -
+    log train_prior)`` (``s`` the prior's strength), where ``h_cell`` mixes the colours
+    (Gaussians of :data:`MATCH_SIGMA` over the bins) of the reference cells by the softmax
+    of their features' cosine similarity to the cell's, and the gate ``g`` in [0, 1] is the
+    cell's best similarity (:data:`MATCH_GATE`) times the photo's mean best similarity
+    (:data:`SCENE_GATE`). Where the photo is unlike the reference (a gate under 1), its
+    histogram pulls every cell instead, at ``s * FALLBACK`` times what the gate leaves:
+    a reference of another scene, or a swatch of one colour, still steers a little.
+    float32."""
+    q, h, w = logits.shape
+    exemplar = prior.exemplar
+    if exemplar is None:
+        raise ValueError("local_offset needs a prior with an exemplar (Colorizer.with_exemplar)")
+    sim = exemplar.features @ cell_features(logits, basis)  # (R, T) cosines
+    best = sim.max(axis=0)
+    lo, hi = SCENE_GATE
+    scene = float(np.clip((best.mean() - lo) / (hi - lo), 0, 1))
+    gate = np.clip((best - MATCH_GATE) / (1 - MATCH_GATE), 0, 1) \
+        * np.float32(scene * prior.strength * LOCAL_GAIN)
+    fallback = (1 - scene) * FALLBACK
+    off = np.zeros((q, h * w), np.float32)
+    if fallback:
+        off += logit_offset(ImagePrior(prior.hist, prior.strength * fallback),
+                            train_prior)[:, None]
+    if not gate.any():  # another scene, or strength 0: no cell to take colours from
+        return off.reshape(q, h, w)
+    sim -= best
+    sim *= np.float32(1 / MATCH_TAU)
+    weights = np.exp(sim, out=sim)  # the softmax's numerators, in place
+    support, colours = exemplar.colours
+    hist = (colours.T @ weights) / weights.sum(axis=0)  # (S, T): 0 for the other bins
+    floor = FLOOR / q
+    base = np.maximum(np.asarray(train_prior, np.float64), floor)
+    log_base = np.log(base / base.sum()).astype(np.float32)
+    off += np.outer(np.float32(np.log(floor)) - log_base, gate)  # (Q, T)
+    off[support] += (np.log(np.maximum(hist, np.float32(floor))) - np.float32(np.log(floor))) * gate
+    return off.reshape(q, h, w)
+
+
 # ----------------------------------------------------------------------------- sources
 
 def parse_region(spec: str) -> tuple[str, tuple[float, float, float, float] | None]:
@@ -136,6 +280,15 @@ def photo_ab(rgb: np.ndarray,
              region: tuple[float, float, float, float] | None = None) -> np.ndarray:
     """An sRGB photo ``(H, W, 3)`` uint8 (or ``(H, W)`` gray) -> the a*b* of its pixels
     (of ``region`` only, when given) on a copy with a long side of 256 px: ``(N, 2)``."""
+    small = probe_copy(rgb, region)
+    lab = color.rgb_to_lab_np(small.astype(np.float64) / 255)
+    return lab[..., 1:].reshape(-1, 2)
+
+
+def probe_copy(rgb: np.ndarray,
+               region: tuple[float, float, float, float] | None = None) -> np.ndarray:
+    """An sRGB photo ``(H, W, 3)`` uint8 (or ``(H, W)`` gray, or 16-bit) -> its copy (of
+    ``region`` only, when given) with a long side of at most 256 px, ``(h, w, 3)`` uint8."""
     if rgb.ndim == 2:
         rgb = np.repeat(rgb[..., None], 3, axis=2)
     if rgb.dtype != np.uint8:
@@ -147,8 +300,7 @@ def photo_ab(rgb: np.ndarray,
         rgb = rgb[min(y0, h - 1):max(min(y1, h), y0 + 1), min(x0, w - 1):max(min(x1, w), x0 + 1)]
     im = Image.fromarray(np.ascontiguousarray(rgb))
     im.thumbnail((_PROBE, _PROBE), Image.BOX)
-    lab = color.rgb_to_lab_np(np.asarray(im, dtype=np.float64) / 255)
-    return lab[..., 1:].reshape(-1, 2)
+    return np.asarray(im)
 
 
 def from_photos(references: Sequence[str | os.PathLike[str] | np.ndarray | Image.Image],
@@ -162,7 +314,7 @@ def from_photos(references: Sequence[str | os.PathLike[str] | np.ndarray | Image
 
     if not references:
         raise PriorError("no reference photo given")
-    hists, names = [], []
+    hists, names, copies = [], [], []
     for ref in references:
         region = None
         if isinstance(ref, str):
@@ -173,14 +325,16 @@ def from_photos(references: Sequence[str | os.PathLike[str] | np.ndarray | Image
         if isinstance(ref, (str, os.PathLike)):
             ref = read_photo(ref, max_pixels or MAX_PIXELS)
         src, _ = read_source(ref)
-        ab = photo_ab(src, region)
+        small = probe_copy(src, region)
+        ab = color.rgb_to_lab_np(small.astype(np.float64) / 255)[..., 1:].reshape(-1, 2)
         if src.ndim == 2 or float(np.hypot(ab[:, 0], ab[:, 1]).mean()) < _MIN_CHROMA:
             name = names[-1] if names else "the reference"
             raise PriorError(f"{name}: a reference must be a colour photo (this one is "
                              f"black-and-white)")
         hists.append(histogram(ab))
-    return ImagePrior.from_array(np.mean(hists, axis=0), strength,
-                                 "reference " + ", ".join(names) if names else "reference")
+        copies.append(small)
+    return ImagePrior(tuple(np.mean(hists, axis=0).tolist()), strength,
+                      "reference " + ", ".join(names) if names else "reference", tuple(copies))
 
 
 _HEX = re.compile(r"#?([0-9a-fA-F]{6}|[0-9a-fA-F]{3})")
@@ -253,5 +407,6 @@ def image_prior(reference: Any = None, palette: Any = None,
 
 
 __all__ = ["image_prior", "DEFAULT_STRENGTH", "PALETTE_STRENGTH", "REFERENCE_STRENGTH",
-           "ImagePrior", "PriorError", "bins", "from_palette", "from_photos", "histogram",
-           "logit_offset", "parse_palette", "parse_region", "photo_ab"]
+           "Exemplar", "ImagePrior", "PriorError", "bins", "cell_features", "from_palette",
+           "from_photos", "histogram", "local_offset", "logit_offset", "parse_palette",
+           "parse_region", "photo_ab", "probe_copy"]

@@ -44,16 +44,48 @@ def test_a_palette_pulls_the_colours_towards_it_and_keeps_l(classifier):
                           np.asarray(classifier.colorize(gray)))
 
 
+def tinted(gray: Image.Image, ab: tuple[float, float]) -> np.ndarray:
+    """The gray photo in colour: its own L*, one a*b* everywhere, as sRGB uint8."""
+    l = color.luminance(np.asarray(gray))
+    lab = np.stack([l, np.full_like(l, ab[0]), np.full_like(l, ab[1])], -1)
+    return (np.clip(color.lab_to_rgb_np(lab), 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
 def test_a_reference_photo_and_its_region(classifier, tmp_path):
-    ref = np.zeros((40, 80, 3), np.uint8)
-    ref[:, :40], ref[:, 40:] = (200, 40, 30), (30, 60, 200)
-    Image.fromarray(ref).save(tmp_path / "ref.png")
     gray = gray_photo()
-    left = mean_ab(classifier.colorize(gray, reference=f"{tmp_path / 'ref.png'}:0,0,40,40",
+    w = gray.size[0]
+    # One file: the scene in red, then the same scene in blue.
+    ref = np.concatenate([tinted(gray, (45, 30)), tinted(gray, (10, -45))], axis=1)
+    Image.fromarray(ref).save(tmp_path / "ref.png")
+    left = mean_ab(classifier.colorize(gray, reference=f"{tmp_path / 'ref.png'}:0,0,{w},48",
                                        strength=2))
-    right = mean_ab(classifier.colorize(gray, reference=f"{tmp_path / 'ref.png'}:40,0,80,40",
-                                        strength=2))
+    right = mean_ab(classifier.colorize(gray, reference=f"{tmp_path / 'ref.png'}:{w},0,"
+                                        f"{2 * w},48", strength=2))
     assert left[0] > right[0] + 3 and right[1] < left[1] - 3
+
+
+def test_a_reference_of_the_scene_puts_each_colour_where_it_was(classifier):
+    """Cells are matched to the reference's: its red half colours the photo's left half
+    and its blue half the right one, which its histogram alone cannot say."""
+    gray = gray_photo()
+    w = gray.size[0]
+    ref = tinted(gray, (45, 30))
+    ref[:, w // 2:] = tinted(gray, (10, -45))[:, w // 2:]
+    from chromatize.decoding import Decoding
+    from chromatize.priors import ImagePrior, from_photos
+
+    def halves(image: Image.Image) -> tuple[np.ndarray, np.ndarray]:
+        lab = color.rgb_to_lab_np(np.asarray(image, dtype=np.float64) / 255)
+        return lab[:, :w // 2, 1:].mean((0, 1)), lab[:, w // 2:, 1:].mean((0, 1))
+
+    prior = from_photos([ref], 1.0)
+    assert prior.photos and prior.exemplar is None  # the colorizer adds what it sees
+    left, right = halves(classifier.colorize(gray, decoding=Decoding(prior=prior)))
+    assert left[0] > right[0] + 5 and right[1] < left[1] - 5
+    # by the histogram alone, both halves get the same pull
+    flat_l, flat_r = halves(classifier.colorize(gray, decoding=Decoding(
+        prior=ImagePrior(prior.hist, 1.0))))
+    assert (left[0] - right[0]) > (flat_l[0] - flat_r[0]) + 5
 
 
 def test_samples_marks_and_suggest_honour_the_prior(classifier):

@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 from chromatize.cli import app
 from chromatize.extras import MissingExtraError, require
 from chromatize import Colorizer
-from conftest import gray_photo
+from chromatize.decoding import Decoding
+from conftest import gray_photo, make_color_photo
 
 runner = CliRunner()
 pytest.importorskip("onnxruntime", reason="the ONNX backend needs onnxruntime "
@@ -222,3 +223,20 @@ def test_hint_models_stay_in_pytorch(tmp_path):
         export_model(ckpt, tmp_path / "hints.onnx")
     colorizer = Colorizer.load(ckpt)  # auto: falls back to the PyTorch model
     assert not isinstance(colorizer.model, OnnxModel) and colorizer.takes_hints
+
+
+def test_a_reference_is_matched_cell_by_cell_as_in_pytorch(default_onnx):
+    """The graph's head tables carry the feature basis, so ONNX Runtime matches a
+    reference's cells to the photo's as PyTorch does (and not by the histogram alone)."""
+    photo = make_color_photo(64, 96)
+    reference = np.asarray(photo)[:, :40]
+    onnx_c = Colorizer.load(default_onnx, working_size=SIZE)
+    torch_c = Colorizer.load("default", working_size=SIZE, backend="torch")
+    assert len(onnx_c.info["onnx"]["head"]["feature_basis"]) == 64
+    gray = photo.convert("L")
+    a, b = (c.colorize(gray, reference=reference, strength=1.0) for c in (onnx_c, torch_c))
+    assert mean_level_diff(a, b) <= 1.0
+    from chromatize.priors import ImagePrior, from_photos
+
+    histogram_only = ImagePrior(from_photos([reference], 1.0).hist, 1.0)
+    assert mean_level_diff(a, onnx_c.colorize(gray, decoding=Decoding(prior=histogram_only))) > 0.5

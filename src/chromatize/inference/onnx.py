@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 
 META_KEY = "chromatize"
 FORMAT = "chromatize-onnx"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the head's tables carry its feature basis (reference matching)
 OPSET = 17
 BACKENDS = ("auto", "torch", "onnx")
 
@@ -190,7 +190,7 @@ def cached_graph_path(checkpoint: str | os.PathLike[str]) -> Path:
     """Where the checkpoint's exported graph is cached: named by the digest of its weights,
     its metadata, the package, torch and opset versions (an export by another torch may
     differ). Computed without importing torch."""
-    digest = hashlib.sha256(f"{__version__} {_torch_version()} {OPSET}".encode())
+    digest = hashlib.sha256(f"{__version__} {_torch_version()} {OPSET} {FORMAT_VERSION}".encode())
     for p in resolve_paths(checkpoint):
         digest.update(p.read_bytes())
     return cache_dir() / f"{digest.hexdigest()[:32]}.onnx"

@@ -147,6 +147,7 @@ class Colorizer:
         self.cache_size = cache_size
         self._cache: OrderedDict[tuple[Any, ...], NetworkOutput] = OrderedDict()
         self._cache_lock = threading.Lock()
+        self._exemplars: dict[tuple[Any, ...], Any] = {}  # reference photos' exemplars
         self._cache_hits = self._cache_misses = 0
 
     @classmethod
@@ -230,7 +231,40 @@ class Colorizer:
         base = self.decoding
         if decoding is not None:
             base = base.with_(**{k: v for k, v in vars(decoding).items() if v is not None})
-        return self.check_decoding(base.with_(**_given(**changes)))
+        d = self.check_decoding(base.with_(**_given(**changes)))
+        if d.prior is not None and d.prior.photos and d.prior.exemplar is None:
+            d = d.with_(prior=self.with_exemplar(d.prior))
+        return d
+
+    def with_exemplar(self, prior: ImagePrior) -> ImagePrior:
+        """``prior`` with what this network sees in its reference photos
+        (:class:`~chromatize.priors.Exemplar`), so that decoding matches the photo's cells
+        to theirs; unchanged for a prior without photos or a model without a basis to
+        match by (a global-hint model reads the histogram itself)."""
+        head = self.head
+        basis = None if head is None or self.takes_global_hint else head.feature_basis()
+        if basis is None or not prior.photos or prior.exemplar is not None:
+            return prior
+        from chromatize.priors import Exemplar
+
+        key = ("exemplar", self.working_size,
+               *(hashlib.blake2b(np.ascontiguousarray(p).data, digest_size=16).hexdigest()
+                 for p in prior.photos))
+        with self._cache_lock:
+            found = self._exemplars.get(key)
+        if found is None:
+            parts = []
+            for rgb in prior.photos:
+                out = self.infer(self.prepare(rgb), cache=False)  # its L* only
+                logits = out.logits if isinstance(out.logits, np.ndarray) \
+                    else out.logits.detach().cpu().numpy()
+                parts.append(Exemplar.of(logits, rgb, basis))
+            found = Exemplar.join(parts)
+            with self._cache_lock:
+                self._exemplars[key] = found
+                while len(self._exemplars) > 8:
+                    self._exemplars.pop(next(iter(self._exemplars)))
+        return replace(prior, exemplar=found)
 
     # ------------------------------------------------------------------ the stages
 
@@ -420,7 +454,7 @@ class Colorizer:
         x, y = float(x), float(y)
         logits = torch.as_tensor(self.infer(source).logits)[None]
         if prior is not None:
-            logits = head.decoding_logits(logits, Decoding(boost=0, prior=prior))
+            logits = head.decoding_logits(logits, Decoding(boost=0, prior=self.with_exemplar(prior)))
         # The logits at the pixel's centre, bilinearly, in grid_sample's [-1, 1] units;
         # at the last row or column the edge value, not a blend with zero padding.
         at = torch.tensor([[[[(x + 0.5) / w * 2 - 1, (y + 0.5) / h * 2 - 1]]]],

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -48,6 +49,13 @@ class ClassificationHead(nn.Module, BinDecoder):
         if isinstance(gain, bool) or not isinstance(gain, (int, float)) or not 0 < gain < math.inf:
             raise ValueError(f"gain must be a positive number, got {gain!r}")
         self.gain = float(gain)
+
+    def feature_basis(self) -> np.ndarray:
+        """``(C, Q)`` float32: the pseudo-inverse of the 1 x 1 convolution, so that
+        ``basis @ (logits - bias)`` gives back the features it read (exactly, when its C
+        weight columns are independent)."""
+        w = self.conv.weight.detach().cpu().double()[:, :, 0, 0]
+        return torch.linalg.pinv(w).float().numpy()
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         logits = self.conv(x)
