@@ -158,3 +158,17 @@ def test_cli_prior_with_a_regression_model_is_one_line(tmp_path, tiny_checkpoint
                  "--palette", RED)
     assert result.exit_code == 2
     assert "needs a classification model" in result.output.strip().splitlines()[0]
+
+
+def test_several_references_each_photo_takes_the_one_like_it():
+    """A film's scenes, one reference each: a frame's cells match the reference cells most
+    like them, so each scene takes its own reference's colours (the shipped model, whose
+    features tell scenes apart)."""
+    c = Colorizer.load("default", working_size=96, backend="torch")
+    yy, xx = np.mgrid[0:64, 0:96]
+    scene_a = Image.fromarray((128 + 90 * np.sin(xx / 3.0)).astype(np.uint8))  # stripes
+    scene_b = Image.fromarray((40 + 160 * (((yy // 16) + (xx // 16)) % 2)).astype(np.uint8))
+    refs = [tinted(scene_a, (45, 30)), tinted(scene_b, (10, -45))]
+    a = mean_ab(c.colorize(scene_a, reference=refs, strength=1.0))
+    b = mean_ab(c.colorize(scene_b, reference=refs, strength=1.0))
+    assert a[0] > b[0] + 5 and b[1] < a[1] - 5
