@@ -174,6 +174,7 @@ def latency(c: Colorizer, repeats: int, photo: Path) -> None:
     for w, h in ((640, 480), (4000, 3000)):
         big = colour.resize((w, h), Image.BICUBIC)
         ref = priors.from_photos([np.asarray(big)])
+        pal = priors.ImagePrior(ref.hist, priors.PALETTE_STRENGTH)  # a histogram alone
         source = c.prepare(big.convert("L"))
         out = c.infer(source)
 
@@ -186,6 +187,7 @@ def latency(c: Colorizer, repeats: int, photo: Path) -> None:
             for name, fn in (
                     ("automatic", lambda: c.finish(source, out)),
                     ("reference", lambda: c.finish(source, out, Decoding(prior=ref))),
+                    ("palette", lambda: c.finish(source, out, Decoding(prior=pal))),
                     ("reference_once", once),
                     ("version_priors_k8", lambda: c.variant_priors(out, 8)),
                     ("auto_prior", lambda: v.automatic_prior(
@@ -198,7 +200,8 @@ def latency(c: Colorizer, repeats: int, photo: Path) -> None:
         med = {k: statistics.median(t[1:]) * 1000 for k, t in timings.items()}
         print(f"{w}x{h}: automatic finish {med['automatic']:.1f} ms; added by a reference "
               f"{med['reference'] - med['automatic']:+.1f} ms (and once per run "
-              f"{med['reference_once']:.1f} ms)"
+              f"{med['reference_once']:.1f} ms); by a palette "
+              f"{med['palette'] - med['automatic']:+.1f} ms"
               + "".join(f"; {k} {med[k]:.1f} ms" for k in ("version_priors_k8", "auto_prior")
                         if k in med))
 

@@ -115,6 +115,24 @@ def test_versions_come_heaviest_group_first_by_similarity():
     assert v.versions(index, emb[0], 1) == [None]
 
 
+def test_few_versions_are_group_means_and_many_are_real_photos_colours():
+    rng = np.random.default_rng(0)
+    hists = rng.random((40, 261)) ** 8  # each photo a few strong colours
+    hists /= hists.sum(1, keepdims=True)
+    emb = np.sqrt(hists).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    index = v.Index(emb, hists.astype(np.float32))
+
+    def is_a_photo(prior) -> bool:
+        return bool(np.abs(hists - prior.array()).max(axis=1).min() < 1e-5)
+
+    # 7 priors (8 versions): each one indexed photo's histogram, all different
+    many = v.variant_priors(index, emb[0], v.MEDOID_FULL)
+    assert all(is_a_photo(p) for p in many) and len({p.hist for p in many}) == len(many)
+    # 3 priors (4 versions): each its group's mean, no single photo's
+    assert not any(is_a_photo(p) for p in v.variant_priors(index, emb[0], v.MEDOID_FROM))
+
+
 def test_bad_variants_and_index_files_are_one_line(classifier, tmp_path, index_file):
     gray = gray_photo()
     bad = tmp_path / "bad.index"

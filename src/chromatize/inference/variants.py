@@ -49,6 +49,11 @@ FORMAT_VERSION = 1
 NEIGHBOURS = 64
 #: Strength the versions are decoded with (measured on val: docs/priors.md).
 VARIANT_STRENGTH = 1.0
+#: A version's histogram is its group's mean for up to MEDOID_FROM priors (4 versions with
+#: the automatic one) and its group's most similar photo's from MEDOID_FULL (8 versions),
+#: blended between: on val the mean did better for 4 versions and the photo for 8
+#: (docs/priors.md).
+MEDOID_FROM, MEDOID_FULL = 3, 7
 #: The automatic prior: how many neighbours, and at what strength (0 = off by default,
 #: because it did not win on val on both counts: docs/priors.md).
 AUTO_NEIGHBOURS = 16
@@ -200,7 +205,8 @@ def variant_priors(index: Index, emb: np.ndarray, k: int,
                    neighbours: int = NEIGHBOURS) -> list[ImagePrior]:
     """``k`` image-level priors for a photo of embedding ``emb`` ``(Q,)``: k-means of
     its ``neighbours`` nearest photos' histograms, each cluster's similarity-weighted
-    mean, the heaviest cluster first. Raises :class:`UsageError` when the index holds
+    mean (``k`` up to :data:`MEDOID_FROM`), its most similar photo's histogram (``k`` from
+    :data:`MEDOID_FULL`) or a blend of the two between, the heaviest cluster first. Raises :class:`UsageError` when the index holds
     fewer than ``k`` photos."""
     if len(index) < k:
         raise UsageError(f"the index holds {len(index)} photos; {k} versions need at least {k}")
@@ -208,11 +214,15 @@ def variant_priors(index: Index, emb: np.ndarray, k: int,
     hists = index.hists[idx].astype(np.float64)
     weights = np.maximum(sims.astype(np.float64), 1e-6)
     labels = _kmeans(np.sqrt(hists), weights, k)
+    # Few versions: each stands for its whole group (its mean); many: each may be one real
+    # photo's colours (the group's most similar photo), more distinct from the others.
+    t = float(np.clip((k - MEDOID_FROM) / (MEDOID_FULL - MEDOID_FROM), 0, 1))
     groups = []
     for c in range(k):
         members = labels == c
         w = weights[members]
-        groups.append((float(w.sum()), (hists[members] * w[:, None]).sum(0) / w.sum()))
+        mean = (hists[members] * w[:, None]).sum(0) / w.sum()
+        groups.append((float(w.sum()), (1 - t) * mean + t * hists[members][np.argmax(w)]))
     groups.sort(key=lambda g: -g[0])
     return [ImagePrior.from_array(h, strength, f"version {i} of {k}")
             for i, (_, h) in enumerate(groups, start=1)]

@@ -389,7 +389,7 @@ function renderPhotoColours(photo) {
     el.referenceThumb.alt = `Reference photo ${reference.name}`;
     el.referenceText.textContent = `Reference: ${reference.name}`;
   } else if (!el.referenceText.contains(el.referenceChoose)) {
-    el.referenceText.replaceChildren("A colour photo of the same place or time: drop it here, or ", el.referenceChoose);
+    el.referenceText.replaceChildren("A colour photo of the same scene, place or people: drop it here, or ", el.referenceChoose);
   }
   el.photoColours.replaceChildren(...palette.map((color) => {
     const chip = document.createElement("button");
