@@ -69,16 +69,16 @@ def test_local_offset_gives_each_cell_the_colours_of_the_reference_cells_like_it
     ex = priors.Exemplar.of(ref, rgb, basis)
     uniform = np.full(q, 1 / q)
     red, blue = (int(np.argmin(((priors.bins() - ab) ** 2).sum(1))) for ab in ex.ab[[0, 2]])
-    target = np.zeros((q, 2, 3), np.float32)
-    target[0, 0], target[1, 1] = 4, 4  # kind 0 on top, kind 1 below
+    target = np.zeros((q, 4, 6), np.float32)
+    target[0, :2], target[1, 2:] = 4, 4  # kind 0 in the top half, kind 1 below
     prior = replace(priors.from_photos([rgb], 1.0), exemplar=ex)
     off = priors.local_offset(target, prior, basis, uniform)
-    assert off.shape == (q, 2, 3) and off.dtype == np.float32
-    assert (off[red, 0] > off[blue, 0] + 1).all() and (off[blue, 1] > off[red, 1] + 1).all()
+    assert off.shape == (q, 4, 6) and off.dtype == np.float32
+    assert (off[red, :2] > off[blue, :2] + 1).all() and (off[blue, 2:] > off[red, 2:] + 1).all()
     # A photo like none of the reference (another scene) takes no colour from any cell:
     # only its histogram, at FALLBACK of the strength, the same everywhere.
-    other = np.zeros((q, 2, 3), np.float32)
-    other[2, 0], other[3, 1] = 4, 4
+    other = np.zeros((q, 4, 6), np.float32)
+    other[2, :2], other[3, 2:] = 4, 4
     got = priors.local_offset(other, prior, basis, uniform)
     want = priors.logit_offset(priors.ImagePrior(prior.hist, priors.FALLBACK), uniform)
     assert np.allclose(got, want[:, None, None], atol=1e-5)
