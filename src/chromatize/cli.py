@@ -425,10 +425,7 @@ def colorize(
     """Colorize black-and-white photos. Exit code 0 only if no photo failed."""
     from chromatize.batch import BatchOptions
 
-    if engine is Engine.local and (address, workers, connect_timeout) != (None, None, None):
-        fail("--address, --workers and --connect-timeout apply to --engine ray")
-    if engine is Engine.ray and marks is not None:
-        fail("--marks colour a single photo; use --engine local")
+    _check_engine(engine, address, workers, connect_timeout, marks)
     fix = _read_fix(marks)
     variant = None
     if fix is not None:  # its decoding reproduces the page's result; options given here win
@@ -436,9 +433,7 @@ def colorize(
             fix, model, boost, gain, palette, strength, restore, seed)
         seed = fix_seed if samples is None else seed  # a fix's seed is one coloring
         variants, variant = _fix_version(fix, variants, samples, reference, palette)
-        if fix.reference and not reference and not quiet:
-            say(("warning:", "yellow"), f" {marks.name} was made with the reference photo "
-                f"{fix.reference!r}: give it with --reference to reproduce it", err=True)
+        _warn_missing_reference(fix, marks, reference, quiet)
     decoding = _decoding(boost, gain, reference, palette,
                          strength if variants is None else None, max_pixels)
     options = BatchOptions(out_dir=out_dir, fmt=fmt.value if fmt else None,
@@ -447,14 +442,30 @@ def colorize(
                            decoding=decoding, restore=_repair(restore), variants=variants,
                            index=index, variant_strength=None if variants is None else strength,
                            variant=variant)
-    columns = (*Progress.get_default_columns(), MofNCompleteColumn(), _RateColumn())
     run = _batch_runner(model, options, device, backend.value, engine is Engine.ray, address,
                         workers, connect_timeout)
+    columns = (*Progress.get_default_columns(), MofNCompleteColumn(), _RateColumn())
     with Progress(*columns, console=err_console, disable=quiet, transient=True) as bar:
         task = bar.add_task("colorizing", total=None)
-        summary = run(inputs, lambda done, total: bar.update(task, completed=done,
-                                                             total=total))
+        summary = run(inputs, lambda done, total: bar.update(task, completed=done, total=total))
     _end_batch(summary, inputs, quiet)
+
+
+def _warn_missing_reference(fix: Any, marks: Path, reference: list[str] | None,
+                            quiet: bool) -> None:
+    """A fix made with a reference photo cannot hold it: say so when it is not given."""
+    if fix.reference and not reference and not quiet:
+        say(("warning:", "yellow"), f" {marks.name} was made with the reference photo "
+            f"{fix.reference!r}: give it with --reference to reproduce it", err=True)
+
+
+def _check_engine(engine: Engine, address: str | None, workers: int | None,
+                  connect_timeout: float | None, marks: Path | None) -> None:
+    """The engine's options, checked together: one line for a combination that cannot be."""
+    if engine is Engine.local and (address, workers, connect_timeout) != (None, None, None):
+        fail("--address, --workers and --connect-timeout apply to --engine ray")
+    if engine is Engine.ray and marks is not None:
+        fail("--marks colour a single photo; use --engine local")
 
 
 def _end_batch(summary: BatchSummary, inputs: list[str], quiet: bool) -> None:
