@@ -32,13 +32,16 @@ if TYPE_CHECKING:
 Array = Union[np.ndarray, "torch.Tensor"]
 
 
+def as_numpy(x: Array) -> np.ndarray:
+    """A numpy array or a tensor (on any device) as a numpy array."""
+    return x if isinstance(x, np.ndarray) else x.detach().cpu().numpy()
+
+
 def _like(table: Array, x: Array) -> Array:
     """A head's table (``bins``, ``class_weights``; numpy or a tensor) as ``x``'s kind:
     a float32 array for numpy, a tensor on ``x``'s device for torch."""
     if isinstance(x, np.ndarray):
-        if not isinstance(table, np.ndarray):
-            table = table.detach().cpu().numpy()
-        return np.asarray(table, np.float32)
+        return np.asarray(as_numpy(table), np.float32)
     import torch
 
     return torch.as_tensor(table).to(x.device)
@@ -174,14 +177,13 @@ class BinDecoder:
             logits = logits + d.boost * (np.log(weights) if isinstance(weights, np.ndarray)
                                          else weights.log())[None, :, None, None]
         if d.prior is not None and d.prior.strength:
-            prior = self.prior
-            prior = prior if isinstance(prior, np.ndarray) else prior.detach().cpu().numpy()
+            prior = as_numpy(self.prior)
             basis = self.feature_basis() if d.prior.exemplar is not None else None
             if basis is None:  # the histogram alone, the same for every cell
                 offset = priors.logit_offset(d.prior, prior)[None, :, None, None]
             else:  # each cell the colours of the reference cells most like it
-                z = logits if isinstance(logits, np.ndarray) else logits.detach().cpu().numpy()
-                offset = np.stack([priors.local_offset(zi, d.prior, basis, prior) for zi in z])
+                offset = np.stack([priors.local_offset(z, d.prior, basis, prior)
+                                   for z in as_numpy(logits)])
             offset = _like(offset, logits)
             logits = logits + (offset.astype(logits.dtype) if isinstance(offset, np.ndarray)
                                else offset.to(logits))
@@ -240,5 +242,5 @@ class HeadTables(BinDecoder):
                    boost=float(meta["boost"]), gain=float(meta.get("gain", 1.0)), basis=basis)
 
 
-__all__ = ["DECODERS", "Array", "BinDecoder", "HeadTables", "decode_ab", "register_strategy",
+__all__ = ["DECODERS", "Array", "BinDecoder", "as_numpy", "HeadTables", "decode_ab", "register_strategy",
            "sample_ab"]

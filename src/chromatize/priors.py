@@ -26,7 +26,7 @@ import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any
 
 import numpy as np
@@ -147,11 +147,15 @@ def histogram(ab: np.ndarray, weights: np.ndarray | None = None,
 def logit_offset(prior: ImagePrior, train_prior: np.ndarray) -> np.ndarray:
     """What decoding adds to each bin's logit, ``(Q,)`` float32:
     ``strength * (log h - log train_prior)``, both floored at :data:`FLOOR` / Q."""
-    q = len(train_prior)
-    floor = FLOOR / q
-    h = np.maximum(prior.array(), floor)
-    base = np.maximum(np.asarray(train_prior, dtype=np.float64), floor)
-    return (prior.strength * (np.log(h / h.sum()) - np.log(base / base.sum()))).astype(np.float32)
+    return (prior.strength * (_log_floored(prior.array())
+                              - _log_floored(train_prior))).astype(np.float32)
+
+
+def _log_floored(h: np.ndarray) -> np.ndarray:
+    """``log`` of a histogram ``(Q,)`` floored at :data:`FLOOR` / Q and renormalised:
+    float64."""
+    h = np.maximum(np.asarray(h, dtype=np.float64), FLOOR / len(h))
+    return np.log(h / h.sum())
 
 
 # ----------------------------------------------------------------------------- matching
@@ -165,21 +169,17 @@ class Exemplar:
     features: np.ndarray
     ab: np.ndarray
 
-    @property
+    @cached_property
     def colours(self) -> tuple[np.ndarray, np.ndarray]:
         """Each cell's colour over the bins near any of the cells' colours: the indices of
         those bins ``(S,)`` and a Gaussian of :data:`MATCH_SIGMA` a*b* units over them per
         cell ``(R, S)`` float32, summing to 1 (the other bins are 0). Made once."""
-        found = self.__dict__.get("_colours")
-        if found is None:
-            d2 = ((self.ab[:, None, :] - bins()[None].astype(np.float32)) ** 2).sum(-1)
-            g = np.exp(-d2 / (2 * MATCH_SIGMA ** 2))
-            g[g < 1e-3 * g.max(axis=1, keepdims=True)] = 0
-            g /= np.maximum(g.sum(axis=1, keepdims=True), 1e-12)
-            support = np.flatnonzero(g.any(axis=0))
-            found = (support, np.ascontiguousarray(g[:, support], dtype=np.float32))
-            object.__setattr__(self, "_colours", found)
-        return found
+        d2 = ((self.ab[:, None, :] - bins()[None].astype(np.float32)) ** 2).sum(-1)
+        g = np.exp(-d2 / (2 * MATCH_SIGMA ** 2))
+        g[g < 1e-3 * g.max(axis=1, keepdims=True)] = 0
+        g /= np.maximum(g.sum(axis=1, keepdims=True), 1e-12)
+        support = np.flatnonzero(g.any(axis=0))
+        return support, np.ascontiguousarray(g[:, support], dtype=np.float32)
 
     @classmethod
     def of(cls, logits: np.ndarray, rgb: np.ndarray, basis: np.ndarray) -> Exemplar:
@@ -243,7 +243,6 @@ def local_offset(logits: np.ndarray, prior: ImagePrior, basis: np.ndarray,
     step = TARGET_STEP
     if step > 1:  # every step-th cell each way; the rest copy their nearest kept cell
         feats = feats.reshape(-1, h, w)[:, ::step, ::step]
-        hs, ws = feats.shape[1:]
         feats = np.ascontiguousarray(feats.reshape(len(feats), -1))
     sim = exemplar.features @ feats  # (R, T) cosines
     best = sim.max(axis=0)
@@ -251,11 +250,11 @@ def local_offset(logits: np.ndarray, prior: ImagePrior, basis: np.ndarray,
     scene = float(np.clip((best.mean() - lo) / (hi - lo), 0, 1))
     gate = np.clip((best - MATCH_GATE) / (1 - MATCH_GATE), 0, 1) \
         * np.float32(scene * prior.strength * LOCAL_GAIN)
-    fallback = (1 - scene) * FALLBACK
+    log_base = _log_floored(train_prior).astype(np.float32)
     off = np.zeros((q, sim.shape[1]), np.float32)
-    if fallback:
-        off += logit_offset(ImagePrior(prior.hist, prior.strength * fallback),
-                            train_prior)[:, None]
+    fallback = (1 - scene) * FALLBACK * prior.strength
+    if fallback:  # the histogram, as logit_offset gives it at this strength
+        off += (fallback * (_log_floored(prior.array()) - log_base)).astype(np.float32)[:, None]
     if not gate.any():  # another scene, or strength 0: no cell to take colours from
         return _spread(off, q, h, w, step)
     sim -= best
@@ -264,8 +263,6 @@ def local_offset(logits: np.ndarray, prior: ImagePrior, basis: np.ndarray,
     support, colours = exemplar.colours
     hist = (colours.T @ weights) / weights.sum(axis=0)  # (S, T): 0 for the other bins
     floor = FLOOR / q
-    base = np.maximum(np.asarray(train_prior, np.float64), floor)
-    log_base = np.log(base / base.sum()).astype(np.float32)
     off += np.outer(np.float32(np.log(floor)) - log_base, gate)  # (Q, T)
     off[support] += (np.log(np.maximum(hist, np.float32(floor))) - np.float32(np.log(floor))) * gate
     return _spread(off, q, h, w, step)
@@ -300,9 +297,12 @@ def photo_ab(rgb: np.ndarray,
              region: tuple[float, float, float, float] | None = None) -> np.ndarray:
     """An sRGB photo ``(H, W, 3)`` uint8 (or ``(H, W)`` gray) -> the a*b* of its pixels
     (of ``region`` only, when given) on a copy with a long side of 256 px: ``(N, 2)``."""
-    small = probe_copy(rgb, region)
-    lab = color.rgb_to_lab_np(small.astype(np.float64) / 255)
-    return lab[..., 1:].reshape(-1, 2)
+    return _ab(probe_copy(rgb, region))
+
+
+def _ab(rgb: np.ndarray) -> np.ndarray:
+    """An sRGB copy ``(h, w, 3)`` uint8 -> the a*b* of its pixels ``(h*w, 2)``."""
+    return color.rgb_to_lab_np(rgb.astype(np.float64) / 255)[..., 1:].reshape(-1, 2)
 
 
 def probe_copy(rgb: np.ndarray,
@@ -346,7 +346,7 @@ def from_photos(references: Sequence[str | os.PathLike[str] | np.ndarray | Image
             ref = read_photo(ref, max_pixels or MAX_PIXELS)
         src, _ = read_source(ref)
         small = probe_copy(src, region)
-        ab = color.rgb_to_lab_np(small.astype(np.float64) / 255)[..., 1:].reshape(-1, 2)
+        ab = _ab(small)
         if src.ndim == 2 or float(np.hypot(ab[:, 0], ab[:, 1]).mean()) < _MIN_CHROMA:
             name = names[-1] if names else "the reference"
             raise PriorError(f"{name}: a reference must be a colour photo (this one is "

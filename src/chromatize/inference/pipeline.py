@@ -37,7 +37,7 @@ from PIL import Image
 
 import chromatize.color as color
 from chromatize.checkpoint import read_metadata, resolve_model
-from chromatize.decoder import Array, BinDecoder
+from chromatize.decoder import Array, BinDecoder, as_numpy
 from chromatize.decoding import Decoding, check_capabilities, check_number, real, shown
 from chromatize.device import pick_device
 from chromatize.errors import UsageError
@@ -256,9 +256,7 @@ class Colorizer:
             parts = []
             for rgb in prior.photos:
                 out = self.infer(self.prepare(rgb), cache=False)  # its L* only
-                logits = out.logits if isinstance(out.logits, np.ndarray) \
-                    else out.logits.detach().cpu().numpy()
-                parts.append(Exemplar.of(logits, rgb, basis))
+                parts.append(Exemplar.of(as_numpy(out.logits), rgb, basis))
             found = Exemplar.join(parts)
             with self._cache_lock:
                 self._exemplars[key] = found

@@ -9,8 +9,9 @@ finding the neighbours costs no second network run. For a photo,
 
 * :func:`versions` gives K versions: the automatic result first (no prior), then K - 1
   from :func:`variant_priors`: the histograms of its nearest indexed photos, clustered
-  into groups by k-means (in Hellinger space), each group's mean histogram one
-  :class:`~chromatize.priors.ImagePrior`, the largest group first. Each version reweights
+  into groups by k-means (in Hellinger space), each group's mean histogram (for many
+  versions, its most similar photo's) one :class:`~chromatize.priors.ImagePrior`, the
+  largest group first. Each version reweights
   every pixel by the same histogram, so it is coherent over the whole photo. The automatic
   result is one of them because a person choosing among K does best so (docs/priors.md:
   the best of the automatic result and 7 priors beats the best of 8 priors);
@@ -206,8 +207,8 @@ def variant_priors(index: Index, emb: np.ndarray, k: int,
     """``k`` image-level priors for a photo of embedding ``emb`` ``(Q,)``: k-means of
     its ``neighbours`` nearest photos' histograms, each cluster's similarity-weighted
     mean (``k`` up to :data:`MEDOID_FROM`), its most similar photo's histogram (``k`` from
-    :data:`MEDOID_FULL`) or a blend of the two between, the heaviest cluster first. Raises :class:`UsageError` when the index holds
-    fewer than ``k`` photos."""
+    :data:`MEDOID_FULL`) or a blend of the two between, the heaviest cluster first.
+    Raises :class:`UsageError` when the index holds fewer than ``k`` photos."""
     if len(index) < k:
         raise UsageError(f"the index holds {len(index)} photos; {k} versions need at least {k}")
     idx, sims = index.nearest(emb, max(neighbours, k))
