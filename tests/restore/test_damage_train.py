@@ -9,7 +9,8 @@ from safetensors.torch import load_file
 
 from chromatize.restore.net import load_detector
 from chromatize.training.config import ConfigError, from_dict
-from chromatize.training.damage_train import DetectorTrainConfig, make_batch, photo_list, train
+from chromatize.training.damage_train import (DetectorTrainConfig, make_batch, photo_list,
+                                              pixel_weights, train)
 from conftest import make_color_photo
 
 
@@ -31,8 +32,8 @@ def test_batches_depend_on_seed_and_step_only(config):
     from chromatize.training.damage import DamageConfig
 
     damage = DamageConfig.from_dict(config.damage)
-    x1, y1 = make_batch(config, photos, damage, 7)
-    x2, y2 = make_batch(config, photos, damage, 7)
+    x1, y1, _ = make_batch(config, photos, damage, 7)
+    x2, y2, _ = make_batch(config, photos, damage, 7)
     assert torch.equal(x1, x2) and torch.equal(y1, y2)
     assert x1.shape == (2, 1, 32, 32) and y1.shape == (2, 2, 32, 32)
     assert not torch.equal(make_batch(config, photos, damage, 8)[0], x1)
@@ -48,6 +49,25 @@ def test_train_saves_a_detector_and_resumes_exactly(config, tmp_path):
     detector = load_detector(straight)
     assert detector.meta["step"] == 4 and detector.meta["data"]["count"] == 3
     assert detector(np.zeros((20, 24), np.float32)).shape == (2, 20, 24)
+
+
+def test_an_eighth_level_trains_saves_and_loads(config, tmp_path):
+    config.widths, config.delta_ref = [4, 6, 8, 12], 0.2
+    saved = train(config, tmp_path / "deep", {})
+    detector = load_detector(saved, backend="torch")
+    assert detector.meta["net"]["kwargs"]["widths"] == [4, 6, 8, 12]
+    assert detector.net.at_eighth is not None
+    assert detector(np.zeros((21, 30), np.float32)).shape == (2, 21, 30)
+
+
+def test_pixel_weights_follow_the_change_when_asked(config):
+    masks = torch.tensor([[[[1.0, 1.0, 0.0]], [[0.0, 1.0, 1.0]]]])  # (1, 2, 1, 3)
+    delta = torch.tensor([[[[0.01, 0.5, 0.3]]]])  # (1, 1, 1, 3)
+    plain = pixel_weights(config, masks, delta)
+    assert plain.tolist() == [[[[3.0, 3.0, 1.0]], [[1.0, 3.0, 3.0]]]]
+    config.delta_ref = 0.1
+    weighted = pixel_weights(config, masks, delta)  # 3 x (0.25 floor, 4 cap, 3)
+    assert torch.allclose(weighted, torch.tensor([[[[0.75, 12.0, 1.0]], [[1.0, 12.0, 9.0]]]]))
 
 
 def test_unknown_config_key_fails():

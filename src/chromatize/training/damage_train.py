@@ -44,11 +44,15 @@ class DetectorTrainConfig:
     prefixes: list[str] = field(default_factory=list)  # keep only files starting so
     crop: int = 128
     width: int = 8
+    widths: list[int] = field(default_factory=list)  # per level (DamageNet); [] = width
     tophat_sizes: list[int] = field(default_factory=lambda: [5, 11])
     steps: int = 3000
     batch_size: int = 12
     lr: float = 2.0e-3
     pos_weight: float = 3.0
+    # > 0: a damaged pixel weighs pos_weight x its change / delta_ref (clipped to 0.25-4),
+    # so the marks that cost most PSNR (and show most) count most; 0: pos_weight alone.
+    delta_ref: float = 0.0
     strength: list[float] = field(default_factory=lambda: [0.3, 3.0])
     clean_share: float = 0.15  # crops left undamaged (the detector must stay quiet)
     seed: int = 0
@@ -80,18 +84,31 @@ def _crop(path: Path, size: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def make_batch(cfg: DetectorTrainConfig, photos: list[Path], damage: DamageConfig,
-               step: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Batch ``step``: damaged gray ``(B, 1, S, S)`` and masks ``(B, 2, S, S)`` float."""
+               step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Batch ``step``: damaged gray ``(B, 1, S, S)``, masks ``(B, 2, S, S)`` float and
+    how far each pixel moved from the clean crop ``(B, 1, S, S)`` in [0, 1]."""
     rng = np.random.default_rng([cfg.seed, step])
-    images, masks = [], []
+    images, masks, deltas = [], [], []
     for _ in range(cfg.batch_size):
         clean = _crop(photos[int(rng.integers(len(photos)))], cfg.crop, rng)
         strength = 0.0 if rng.random() < cfg.clean_share else rng.uniform(*cfg.strength)
         out = draw_damage(clean, rng, dataclasses.replace(damage, strength=strength))
         images.append(out.image)
         masks.append(out.mask)
+        deltas.append(np.abs(out.image - clean))
     return (torch.from_numpy(np.stack(images))[:, None],
-            torch.from_numpy(np.stack(masks).astype(np.float32)))
+            torch.from_numpy(np.stack(masks).astype(np.float32)),
+            torch.from_numpy(np.stack(deltas).astype(np.float32))[:, None])
+
+
+def pixel_weights(cfg: DetectorTrainConfig, masks: torch.Tensor, delta: torch.Tensor,
+                  ) -> torch.Tensor:
+    """The loss weight of each pixel and channel ``(B, 2, S, S)``: 1 for undamaged ones,
+    ``pos_weight`` (times the change over ``delta_ref``, when set) for damaged ones."""
+    pos = torch.full_like(delta, cfg.pos_weight)
+    if cfg.delta_ref > 0:
+        pos = pos * (delta / cfg.delta_ref).clamp(0.25, 4.0)
+    return torch.where(masks > 0, pos, torch.ones_like(masks))
 
 
 def train(cfg: DetectorTrainConfig, run_dir: Path, raw: dict[str, Any],
@@ -102,7 +119,10 @@ def train(cfg: DetectorTrainConfig, run_dir: Path, raw: dict[str, Any],
     torch.manual_seed(cfg.seed)
     damage = DamageConfig.from_dict(cfg.damage)
     photos = photo_list(cfg)
-    net = DamageNet(width=cfg.width, tophat_sizes=tuple(cfg.tophat_sizes))
+    kwargs: dict[str, Any] = {"width": cfg.width, "tophat_sizes": list(cfg.tophat_sizes)}
+    if cfg.widths:
+        kwargs["widths"] = list(cfg.widths)
+    net = DamageNet(**kwargs)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=1e-4)
     warm = max(1, cfg.steps // 20)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warm) * 0.5
@@ -116,11 +136,10 @@ def train(cfg: DetectorTrainConfig, run_dir: Path, raw: dict[str, Any],
         print(f"resumed at step {step}", flush=True)
     except StateError:
         run_dir.mkdir(parents=True, exist_ok=True)
-    weight = torch.tensor([cfg.pos_weight] * 2)[:, None, None]
     start, seen = time.time(), 0.0
     while step < min(cfg.steps, stop or cfg.steps):
-        x, y = make_batch(cfg, photos, damage, step)
-        loss = F.binary_cross_entropy_with_logits(net(x), y, pos_weight=weight)
+        x, y, delta = make_batch(cfg, photos, damage, step)
+        loss = F.binary_cross_entropy_with_logits(net(x), y, pixel_weights(cfg, y, delta))
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -134,7 +153,6 @@ def train(cfg: DetectorTrainConfig, run_dir: Path, raw: dict[str, Any],
             print(f"step {step} loss {seen:.4f} {time.time() - start:.0f}s", flush=True)
     if step < cfg.steps:
         return None
-    kwargs = {"width": cfg.width, "tophat_sizes": list(cfg.tophat_sizes)}
     meta = {"net": {"name": "DamageNet", "kwargs": kwargs}, "step": step,
             "chromatize_version": __version__, "git_revision": git_revision(),
             "config": raw, "data": {"photos": cfg.photos, "prefixes": cfg.prefixes,
