@@ -3,7 +3,8 @@ synthetic damage (``configs/restore_damage.yaml``'s generator, grain and fading 
 several strengths, and clean, grainy and faded copies.
 
     PYTHONPATH=src python benchmarks/restore.py --limit 40 [--no-colorize] [--speed 1,4,16]
-        [--sections damage,clean,grain,fade,speed] [--json OUT.json]
+        [--sections damage,clean,grain,fade,speed] [--json OUT.json] [--detector PATH]
+        [--inpainter PATH] [--denoiser PATH]
 
 Prints, per damage strength: PSNR / SSIM of the gray against the clean gray, overall and
 inside the damage (the true mask grown by 1 px), for doing nothing, for OpenCV
@@ -67,15 +68,22 @@ def quantize(g: np.ndarray) -> np.ndarray:
     return (np.clip(g * 255 + 0.5, 0, 255).astype(np.uint8)).astype(np.float32) / 255
 
 
+#: The learned detector the benchmark measures: the shipped one, or ``--detector PATH``.
+LEARNED: dict = {"detector": "learned"}
+
+
 def repaired(damaged: np.ndarray, detector: str) -> tuple[np.ndarray, np.ndarray]:
-    """The damage steps with ``detector``: (gray, the detector's raw mask)."""
+    """The damage steps with ``detector`` (``morph`` or ``learned``): (gray, the
+    detector's raw mask)."""
+    found = LEARNED["detector"] if detector == "learned" else detector
     u8 = (damaged * 255 + 0.5).astype(np.uint8)
-    out = restore_pixels(u8, Repair(("cracks", "dust"), detector=detector))
-    return out.astype(np.float32) / 255, detector_for(Repair(detector=detector))(damaged).any(0)
+    out = restore_pixels(u8, Repair(("cracks", "dust"), detector=found))
+    return out.astype(np.float32) / 255, detector_for(Repair(detector=found))(damaged).any(0)
 
 
-def damage_rows(photos: list, strengths: list[float], colorizer) -> dict:
-    """Per strength: method -> mean metrics (see the module)."""
+def damage_rows(photos: list, strengths: list[float], colorizer, inpainter=None) -> dict:
+    """Per strength: method -> mean metrics (see the module); ``inpainter``: a learned
+    one (:class:`chromatize.restore.refine.Refiner`) measured with the true mask too."""
     cfg, results = damage_config(), {}
     for s in strengths:
         rows: dict[str, list[dict]] = {}
@@ -89,6 +97,8 @@ def damage_rows(photos: list, strengths: list[float], colorizer) -> dict:
                     "true mask, telea": (dmg.inpaint(damaged, inside, "telea"), None),
                     "true mask, ns": (dmg.inpaint(damaged, inside, "ns"), None),
                     "morph": repaired(damaged, "morph"), "learned": repaired(damaged, "learned")}
+            if inpainter is not None:
+                outs["true mask, learned"] = (inpainter.inpaint(damaged, inside), None)
             for method, (out, pred) in outs.items():
                 row = {"psnr": psnr(out, clean), "ssim": ssim(out, clean),
                        "psnr_damage": psnr(out, clean, inside) if inside.any() else np.nan}
@@ -117,7 +127,7 @@ def clean_rows(photos: list) -> dict:
     values = []
     for _, rgb in photos:
         clean = (to_gray(rgb) * 255 + 0.5).astype(np.uint8)
-        out = np.asarray(restore(clean), np.float32) / 255
+        out = np.asarray(restore(clean, Repair(detector=LEARNED["detector"])), np.float32) / 255
         values.append(psnr(out, clean.astype(np.float32) / 255))
     v = np.array(values)
     return {"mean": float(np.mean(np.minimum(v, 99))), "min": float(v.min()),
@@ -128,10 +138,11 @@ def sharpness(g: np.ndarray) -> float:
     return float(np.mean(cv2.Laplacian(g, cv2.CV_32F) ** 2))
 
 
-def grain_rows(photos: list, sigmas: list[float]) -> dict:
+def grain_rows(photos: list, sigmas: list[float], denoiser=None) -> dict:
     """Grain: noisy, non-local means, the Gaussian blur whose sharpness (Laplacian
     energy) matches it, and the grain step as shipped (non-local means only above
-    GRAIN_SIGMA)."""
+    GRAIN_SIGMA); with ``denoiser`` (a learned one), its PSNR, SSIM and sharpness,
+    beside non-local means' and the clean photo's."""
     results = {}
     for sigma in sigmas:
         rows = []
@@ -150,7 +161,12 @@ def grain_rows(photos: list, sigmas: list[float]) -> dict:
             rows.append({"estimated_sigma": est, "noisy": psnr(noisy, clean),
                          "nlm": psnr(nlm, clean), "shipped": psnr(shipped / 255, clean), "gauss_matched": psnr(blurs[b], clean),
                          "gauss_sigma": b, "nlm_ssim": ssim(nlm, clean),
-                         "gauss_ssim": ssim(blurs[b], clean)})
+                         "gauss_ssim": ssim(blurs[b], clean), "nlm_sharpness": target,
+                         "clean_sharpness": sharpness(clean)})
+            if denoiser is not None:
+                learned = denoiser.denoise(noisy)
+                rows[-1].update(learned=psnr(learned, clean), learned_ssim=ssim(learned, clean),
+                                learned_sharpness=sharpness(learned))
         results[sigma] = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
     return results
 
@@ -211,10 +227,21 @@ def main() -> None:
     ap.add_argument("--speed", default="1,4,16", help="megapixels ('' to skip)")
     ap.add_argument("--sections", default="damage,clean,grain,fade,speed")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--detector", help="a saved detector (PATH of PATH.safetensors) "
+                    "measured as 'learned' instead of the shipped one")
+    ap.add_argument("--inpainter", help="a learned inpainting (refine_train) to measure")
+    ap.add_argument("--denoiser", help="a learned denoiser (refine_train) to measure")
     args = ap.parse_args()
     sections = args.sections.split(",")
     photos = load(args.photos, args.limit)
     print(f"{len(photos)} photos of {args.photos}, evenly spaced")
+    from chromatize.restore.net import load_detector
+    from chromatize.restore.refine import load_refiner
+
+    if args.detector:
+        LEARNED["detector"] = load_detector(args.detector)
+    inpainter = load_refiner(args.inpainter) if args.inpainter else None
+    denoiser = load_refiner(args.denoiser) if args.denoiser else None
     colorizer = None
     if "damage" in sections and not args.no_colorize:
         from chromatize.inference.pipeline import Colorizer
@@ -222,8 +249,8 @@ def main() -> None:
         colorizer = Colorizer.load(args.model)
     t = time.time()
     run = {"damage": lambda: damage_rows(photos, [float(s) for s in args.strengths.split(",")],
-                                         colorizer),
-           "clean": lambda: clean_rows(photos), "grain": lambda: grain_rows(photos, [0.02, 0.04]),
+                                         colorizer, inpainter),
+           "clean": lambda: clean_rows(photos), "grain": lambda: grain_rows(photos, [0.02, 0.04], denoiser),
            "fade": lambda: fade_rows(photos, [0.3, 0.5]),
            "speed": lambda: {mp: speed(float(mp), args.photos / photos[0][0])
                              for mp in args.speed.split(",") if mp}}
