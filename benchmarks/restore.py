@@ -167,6 +167,15 @@ def grain_rows(photos: list, sigmas: list[float], denoiser=None) -> dict:
                 learned = denoiser.denoise(noisy)
                 rows[-1].update(learned=psnr(learned, clean), learned_ssim=ssim(learned, clean),
                                 learned_sharpness=sharpness(learned))
+                # non-local means as sharp as the learned one (its strength searched)
+                u8 = (noisy * 255 + 0.5).astype(np.uint8)
+                nlms = [cv2.fastNlMeansDenoising(u8, None, k * est * 255, tone.NLM_TEMPLATE,
+                                                 tone.NLM_SEARCH).astype(np.float32) / 255
+                        for k in (0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0)]
+                best = min(nlms, key=lambda o: abs(sharpness(o) - sharpness(learned)))
+                rows[-1].update(nlm_matched_learned=psnr(best, clean),
+                                nlm_matched_learned_ssim=ssim(best, clean),
+                                nlm_matched_learned_sharpness=sharpness(best))
         results[sigma] = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
     return results
 

@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 
 from chromatize.restore import damage as dmg
 from chromatize.restore.net import DetectorError
-from chromatize.restore.refine import RefineNet, Refiner, load_refiner
+from chromatize.restore.refine import RefineNet, Refiner, load_refiner, save_refiner
 from chromatize.training.config import from_dict
 from chromatize.training.damage import DamageConfig
 from chromatize.training.damage_train import photo_list
@@ -70,3 +70,20 @@ def test_a_missing_or_foreign_file_is_a_clear_error(tmp_path):
     (tmp_path / "x.json").write_text('{"format": "something-else"}')
     with pytest.raises(DetectorError, match="not a refine net"):
         load_refiner(tmp_path / "x")
+
+
+def test_learned_inpainting_runs_in_onnx_runtime_as_in_pytorch(tmp_path, monkeypatch):
+    pytest.importorskip("onnxruntime", reason="ONNX Runtime is not installed")
+    pytest.importorskip("onnx", reason="onnx is not installed")
+    monkeypatch.setenv("CHROMATIZE_CACHE", str(tmp_path / "cache"))
+    net = RefineNet("inpaint", (4, 6, 8)).eval()
+    with torch.no_grad():
+        net.out.weight.normal_(0, 0.1)  # not the identity: the graph must carry the weights
+    save_refiner(Refiner(net, {"net": {"kwargs": {"task": "inpaint", "widths": [4, 6, 8]}}}),
+                 tmp_path / "r")
+    onnx, torch_ = load_refiner(tmp_path / "r"), load_refiner(tmp_path / "r", "torch")
+    assert onnx.session is not None and torch_.session is None
+    assert len(list((tmp_path / "cache").glob("refine-*.onnx"))) == 1
+    damaged, truth = with_cracks(smooth_scene(57, 83))
+    np.testing.assert_allclose(onnx.inpaint(damaged, truth), torch_.inpaint(damaged, truth),
+                               atol=1e-4)

@@ -172,8 +172,9 @@ def load_detector(path: str | os.PathLike[str] | None = None, backend: str = "au
     return Detector(net, tuple(meta.get("thresholds", (0.5, 0.5))), meta, session)
 
 
-def _session(net: DamageNet, stem: Path) -> Any:
-    """``net`` (saved at ``stem``) in ONNX Runtime, its graph from the colorizers' ONNX
+def _session(net: nn.Module, stem: Path, inputs: tuple[str, ...] = ("gray",),
+             kind: str = "damage") -> Any:
+    """``net`` (saved at ``stem``; its ``inputs`` each ``(1, 1, H, W)``) in ONNX Runtime, its graph from the colorizers' ONNX
     cache (:func:`chromatize.inference.onnx.cached_graph_path`: named by the digest of the
     files and the versions) or exported into it; None when ONNX Runtime is missing, or the
     graph is not cached and cannot be exported (no ``onnx`` package, or the export fails):
@@ -185,7 +186,7 @@ def _session(net: DamageNet, stem: Path) -> Any:
     from chromatize.inference.onnx import cached_graph_path, session_options
 
     path = cached_graph_path(stem)
-    path = path.with_name(f"damage-{path.name}")  # told apart from the colorizers' graphs
+    path = path.with_name(f"{kind}-{path.name}")  # told apart from the colorizers' graphs
 
     def session(graph: bytes) -> Any:
         return ort.InferenceSession(graph, session_options(), providers=["CPUExecutionProvider"])
@@ -197,7 +198,7 @@ def _session(net: DamageNet, stem: Path) -> Any:
     if not available("onnx"):
         return None
     try:
-        graph = _export(net)
+        graph = _export(net, inputs)
         result = session(graph)
     except Exception:  # noqa: BLE001 - PyTorch runs the network then
         return None
@@ -208,8 +209,8 @@ def _session(net: DamageNet, stem: Path) -> Any:
     return result
 
 
-def _export(net: DamageNet) -> bytes:
-    """The network as an ONNX graph of any height and width."""
+def _export(net: nn.Module, inputs: tuple[str, ...]) -> bytes:
+    """The network as an ONNX graph of any height and width (one output)."""
     import warnings
 
     from chromatize.inference.onnx import OPSET
@@ -217,7 +218,8 @@ def _export(net: DamageNet) -> bytes:
     buf = io.BytesIO()
     with warnings.catch_warnings():  # the exporter's notes are not the user's business
         warnings.simplefilter("ignore")
-        torch.onnx.export(net, torch.rand(1, 1, 64, 96), buf, input_names=["gray"],
-                          output_names=["logits"], opset_version=OPSET, dynamo=False,
-                          dynamic_axes={"gray": {2: "h", 3: "w"}, "logits": {2: "h", 3: "w"}})
+        axes = {name: {2: "h", 3: "w"} for name in (*inputs, "out")}
+        torch.onnx.export(net, tuple(torch.rand(1, 1, 64, 96) for _ in inputs), buf,
+                          input_names=list(inputs), output_names=["out"], opset_version=OPSET,
+                          dynamo=False, dynamic_axes=axes)
     return buf.getvalue()

@@ -23,7 +23,7 @@ from torch import nn
 
 from chromatize.io import atomic_write_bytes
 from chromatize.restore import damage as dmg
-from chromatize.restore.net import DetectorError, _conv, _up
+from chromatize.restore.net import DetectorError, _conv, _session, _up
 
 FORMAT = "chromatize-refine-net"
 TASKS = ("inpaint", "denoise")
@@ -67,6 +67,7 @@ class Refiner:
 
     net: RefineNet
     meta: dict[str, Any] = field(default_factory=dict)
+    session: Any = None  # the network in ONNX Runtime (:func:`load_refiner`), or None
 
     def inpaint(self, gray: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """Gray ``(H, W)`` float32 in [0, 1] with the pixels of ``mask`` ``(H, W)`` bool
@@ -82,8 +83,11 @@ class Refiner:
         return np.clip(self._run(np.asarray(gray, np.float32)), 0, 1).astype(np.float32)
 
     def _run(self, gray: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
-        x = torch.from_numpy(np.ascontiguousarray(gray, np.float32))[None, None]
-        m = None if mask is None else torch.from_numpy(mask)[None, None]
+        x = np.ascontiguousarray(gray, np.float32)[None, None]
+        feeds = {"gray": x} if mask is None else {"gray": x, "mask": mask[None, None]}
+        if self.session is not None:
+            return self.session.run(None, feeds)[0][0, 0]
+        x, m = torch.from_numpy(x), None if mask is None else torch.from_numpy(feeds["mask"])
         with torch.inference_mode():
             return self.net(x, m)[0, 0].numpy()
 
@@ -97,8 +101,10 @@ def save_refiner(refiner: Refiner, path: str | os.PathLike[str]) -> None:
     atomic_write_bytes(p.with_name(p.name + ".json"), json.dumps(meta, indent=1).encode())
 
 
-def load_refiner(path: str | os.PathLike[str]) -> Refiner:
-    """Load what :func:`save_refiner` wrote; :class:`DetectorError` when it cannot."""
+def load_refiner(path: str | os.PathLike[str], backend: str = "auto") -> Refiner:
+    """Load what :func:`save_refiner` wrote, its network in ONNX Runtime when ``backend``
+    is ``auto`` and it is installed (else in PyTorch); :class:`DetectorError` when it
+    cannot."""
     p = Path(path)
     try:
         meta = json.loads(p.with_name(p.name + ".json").read_text())
@@ -109,4 +115,7 @@ def load_refiner(path: str | os.PathLike[str]) -> Refiner:
     except (OSError, ValueError, TypeError, RuntimeError, SafetensorError) as e:
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise DetectorError(f"{p}: cannot load the repair network ({reason})") from None
-    return Refiner(net.eval(), meta)
+    net.eval()
+    inputs = ("gray", "mask") if net.task == "inpaint" else ("gray",)
+    session = _session(net, p, inputs, kind="refine") if backend == "auto" else None
+    return Refiner(net, meta, session)
