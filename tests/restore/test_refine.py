@@ -8,6 +8,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from chromatize.errors import UsageError
 from chromatize.restore import damage as dmg
 from chromatize.restore.net import DetectorError
 from chromatize.restore.refine import RefineNet, Refiner, load_refiner, save_refiner
@@ -87,3 +88,34 @@ def test_learned_inpainting_runs_in_onnx_runtime_as_in_pytorch(tmp_path, monkeyp
     damaged, truth = with_cracks(smooth_scene(57, 83))
     np.testing.assert_allclose(onnx.inpaint(damaged, truth), torch_.inpaint(damaged, truth),
                                atol=1e-4)
+
+
+def test_repair_fills_with_the_learned_inpainting_or_telea_without_its_weights(
+        tmp_path, monkeypatch):
+    from chromatize.restore import pipeline, refine
+
+    net = RefineNet("inpaint", (4, 6, 8)).eval()
+    with torch.no_grad():
+        net.out.bias.fill_(0.1)
+    save_refiner(Refiner(net, {"net": {"kwargs": {"task": "inpaint", "widths": [4, 6, 8]}}}),
+                 tmp_path / "inpaint")
+    damaged, truth = with_cracks(smooth_scene())
+    u8 = (damaged * 255 + 0.5).astype(np.uint8)
+
+    def found(gray: np.ndarray) -> np.ndarray:
+        return np.stack([truth, np.zeros_like(truth)])
+
+    def run(how: str) -> np.ndarray:
+        monkeypatch.setattr(pipeline, "_INPAINTERS", {})
+        return pipeline.restore_pixels(u8, pipeline.Repair(("cracks",), found, how))
+
+    telea = run("telea")
+    monkeypatch.setattr(refine, "shipped_inpainter", lambda: tmp_path / "inpaint")
+    learned = run("learned")
+    inside = dmg.grow(truth, pipeline.GROW)
+    assert np.array_equal(learned[~inside], u8[~inside])
+    assert np.abs(learned[inside].astype(int) - telea[inside]).mean() > 10  # bias 0.1 = 25
+    monkeypatch.setattr(refine, "shipped_inpainter", lambda: tmp_path / "missing")
+    assert np.array_equal(run("learned"), telea)
+    with pytest.raises(UsageError, match="inpaint must be one of learned, telea, ns"):
+        pipeline.Repair(inpaint="magic")

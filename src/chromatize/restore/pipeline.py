@@ -60,7 +60,9 @@ class Repair:
     """What to repair (``steps``, a subset of :data:`STEPS`) and how damage is found:
     ``detector`` ``"learned"`` (the shipped network; falls back to ``"morph"`` when
     its weights are missing), ``"morph"`` (top-hats), or a callable gray ``(H, W)`` ->
-    mask ``(2, H, W)``; ``inpaint`` is ``"telea"`` or ``"ns"``."""
+    mask ``(2, H, W)``; ``inpaint`` is ``"learned"`` (OpenCV's Telea corrected by the
+    shipped network, :mod:`~chromatize.restore.refine`; Telea alone when its weights are
+    missing), ``"telea"`` or ``"ns"``."""
 
     steps: tuple[str, ...] = STEPS
     detector: str | Detect = "learned"
@@ -68,11 +70,30 @@ class Repair:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "steps", parse_steps(self.steps))
-        if self.inpaint not in dmg.INPAINT_METHODS:
-            raise UsageError(f"inpaint must be one of {', '.join(dmg.INPAINT_METHODS)}")
+        if self.inpaint not in INPAINTERS:
+            raise UsageError(f"inpaint must be one of {', '.join(INPAINTERS)}")
 
 
 _DETECTORS: dict[str, Detect] = {}
+#: How masked pixels can be filled (:class:`Repair`'s ``inpaint``).
+INPAINTERS = ("learned", *dmg.INPAINT_METHODS)
+_INPAINTERS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {}
+
+
+def inpainter_for(repair: Repair) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """How ``repair`` fills a mask: (gray ``(H, W)``, mask ``(H, W)`` bool) -> gray, every
+    unmasked pixel kept. The learned one is loaded once per process."""
+    if repair.inpaint != "learned":
+        return lambda gray, mask: dmg.inpaint(gray, mask, repair.inpaint)
+    if "learned" not in _INPAINTERS:
+        from chromatize.restore.net import DetectorError
+        from chromatize.restore.refine import load_refiner, shipped_inpainter
+
+        try:
+            _INPAINTERS["learned"] = load_refiner(shipped_inpainter()).inpaint
+        except DetectorError:
+            _INPAINTERS["learned"] = dmg.inpaint
+    return _INPAINTERS["learned"]
 
 
 def detector_for(repair: Repair) -> Detect:
@@ -115,7 +136,7 @@ def repair_strip(gray: np.ndarray, repair: Repair, sigma: float) -> np.ndarray:
     if kinds:
         found = detector_for(repair)(gray)
         mask = dmg.grow(found[kinds].any(axis=0), GROW)
-        gray = dmg.inpaint(gray, mask, repair.inpaint)
+        gray = inpainter_for(repair)(gray, mask)
     if "grain" in repair.steps and sigma > tone.GRAIN_SIGMA:
         gray = tone.denoise(gray, sigma)
     return gray
