@@ -121,3 +121,56 @@ def test_detector_runs_in_onnx_runtime_as_in_pytorch_and_rebuilds_a_damaged_grap
     again = load_detector(tmp_path / "d")
     assert again.session is not None and graphs[0].stat().st_size > 1000
     np.testing.assert_allclose(again.logits(gray), torch_.logits(gray), atol=1e-4)
+
+
+class _Bright(Detector):
+    """A detector whose lines' log-odds are the gray's brightness: (gray - 0.5) x 20."""
+
+    def logits(self, gray: np.ndarray) -> np.ndarray:
+        return np.stack([(gray - 0.5) * 20, np.full_like(gray, -20)]).astype(np.float32)
+
+
+def test_the_gate_loosens_thresholds_only_for_a_photo_that_shows_damage(monkeypatch):
+    from chromatize.restore import pipeline
+    from chromatize.restore.net import Gate
+
+    gate = Gate(seed=0.999, low=0.001, high=0.01, loose=(0.8, 0.8))
+    assert gate.thresholds((0.9999, 0.99), 0.0) == pytest.approx((0.9999, 0.99))
+    assert gate.thresholds((0.9999, 0.99), 0.5) == pytest.approx((0.8, 0.8))
+    middle = gate.thresholds((0.9999, 0.99), 0.003)
+    assert 0.8 < middle[0] < 0.9999 and 0.8 < middle[1] < 0.99
+    detector = _Bright(DamageNet(width=2), (0.9999, 0.9999), gate=gate)
+    repair = pipeline.Repair(("cracks",), detector)
+
+    def photo(seeds: int) -> np.ndarray:
+        """Gray 0.2 with a faint line (0.6: log-odds 2, under the strict threshold, over
+        the loose one) and ``seeds`` pixels at 0.95 (log-odds 9, over the seed)."""
+        g = np.full((90, 120), 0.2, np.float32)
+        g[45, 10:110] = 0.6
+        g.flat[np.linspace(0, 40 * 120, seeds, dtype=int)] = 0.95
+        return (g * 255 + 0.5).astype(np.uint8)
+
+    for seeds, repaired in ((3, False), (300, True)):  # 0.03% / 2.8% of the photo
+        out = pipeline.restore_pixels(photo(seeds), repair)
+        assert (out[45, 20:100] < 100).all() == repaired
+        # Many tiles: each pixel's seed counted once, the same verdict; the logits kept
+        # from the first pass or computed again give the same repair.
+        monkeypatch.setattr(pipeline, "STRIP_ROWS", 32)
+        monkeypatch.setattr(pipeline, "TILE_COLS", 48)
+        tiled = pipeline.restore_pixels(photo(seeds), repair)
+        assert (tiled[45, 20:100] < 100).all() == repaired
+        monkeypatch.setattr(pipeline, "LOGIT_CACHE_BYTES", 3000)  # none kept: all run again
+        assert np.array_equal(pipeline.restore_pixels(photo(seeds), repair), tiled)
+        monkeypatch.undo()
+
+
+def test_a_gate_is_saved_and_loaded_with_the_detector(tmp_path):
+    from chromatize.restore.net import Gate
+
+    gate = Gate(seed=0.998, low=1e-4, high=4e-4, loose=(0.9, 0.85))
+    save_detector(Detector(DamageNet(width=2).eval(), (0.99, 0.98),
+                           {"net": {"kwargs": {"width": 2}}}, gate=gate), tmp_path / "d")
+    back = load_detector(tmp_path / "d", "torch")
+    assert back.gate == gate and back.thresholds == (0.99, 0.98)
+    save_detector(Detector(back.net, (0.99, 0.98), back.meta), tmp_path / "e")  # gate dropped
+    assert load_detector(tmp_path / "e", "torch").gate is None

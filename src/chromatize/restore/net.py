@@ -15,6 +15,7 @@ weights and the versions that made it.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -112,15 +113,43 @@ def _up(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return F.interpolate(x, size=like.shape[-2:], mode="bilinear", align_corners=False)
 
 
+def _logit(p: float) -> float:
+    return float(np.log(p / (1 - p)))
+
+
+@dataclass(frozen=True)
+class Gate:
+    """The more damage a photo shows for sure, the more readily the rest is taken for
+    damage: a prior from the whole photo, which one tile of the network cannot see.
+
+    The photo's damage density is the share of its pixels whose probability passes
+    ``seed`` in either channel. At or below ``low`` the detector's own thresholds hold
+    (a clean photo with a few damage-like highlights stays as it is); at or above
+    ``high`` the ``loose`` ones; between, a blend in log-odds by the density's log."""
+
+    seed: float
+    low: float
+    high: float
+    loose: tuple[float, float]
+
+    def thresholds(self, strict: tuple[float, float], density: float) -> tuple[float, float]:
+        """The thresholds (lines, specks) for a photo of damage ``density`` (0-1)."""
+        f = (np.log(max(density, 1e-9)) - np.log(self.low)) / np.log(self.high / self.low)
+        f = float(np.clip(f, 0, 1))
+        return tuple(float(1 / (1 + np.exp(-((1 - f) * _logit(a) + f * _logit(b)))))
+                     for a, b in zip(strict, self.loose))  # type: ignore[return-value]
+
+
 @dataclass
 class Detector:
     """A trained :class:`DamageNet` with the probability above which a pixel is damage,
-    per channel, and the metadata it was saved with."""
+    per channel, an optional :class:`Gate`, and the metadata it was saved with."""
 
     net: DamageNet
     thresholds: tuple[float, float] = (0.5, 0.5)
     meta: dict[str, Any] = field(default_factory=dict)
     session: Any = None  # the network in ONNX Runtime (:func:`load_detector`), or None
+    gate: Gate | None = None
 
     def logits(self, gray: np.ndarray) -> np.ndarray:
         """Gray ``(H, W)`` float32 in [0, 1] -> damage logits ``(2, H, W)`` float32."""
@@ -130,10 +159,24 @@ class Detector:
         with torch.inference_mode():
             return self.net(torch.from_numpy(x))[0].numpy()
 
+    def seeds(self, logits: np.ndarray) -> int:
+        """How many pixels of ``logits`` ``(2, h, w)`` pass the gate's seed (0 without a
+        gate): their share of the photo is its damage density."""
+        return 0 if self.gate is None else int((logits.max(0) > _logit(self.gate.seed)).sum())
+
+    def mask(self, logits: np.ndarray, density: float | None = None) -> np.ndarray:
+        """Logits ``(2, H, W)`` -> damage ``(2, H, W)`` bool, at the thresholds for a photo
+        of damage ``density`` (None, or no gate: the detector's own)."""
+        cut = self.thresholds
+        if self.gate is not None and density is not None:
+            cut = self.gate.thresholds(self.thresholds, density)
+        return logits > np.array([_logit(t) for t in cut], np.float32)[:, None, None]
+
     def __call__(self, gray: np.ndarray) -> np.ndarray:
-        """Gray ``(H, W)`` float32 in [0, 1] -> damage ``(2, H, W)`` bool (lines, specks)."""
-        cut = np.array([np.log(t / (1 - t)) for t in self.thresholds], np.float32)
-        return self.logits(gray) > cut[:, None, None]
+        """Gray ``(H, W)`` float32 in [0, 1] -> damage ``(2, H, W)`` bool (lines, specks)
+        at the detector's own thresholds (the gate needs the whole photo: see
+        :func:`chromatize.restore.pipeline.restore_pixels`)."""
+        return self.mask(self.logits(gray))
 
 
 def shipped_path() -> Path:
@@ -147,6 +190,9 @@ def save_detector(detector: Detector, path: str | os.PathLike[str]) -> None:
     tensors = {k: v.detach().float().contiguous() for k, v in detector.net.state_dict().items()}
     atomic_write_bytes(p.with_name(p.name + ".safetensors"), save(tensors))
     meta = {**detector.meta, "format": FORMAT, "thresholds": list(detector.thresholds)}
+    meta.pop("gate", None)
+    if detector.gate is not None:
+        meta["gate"] = dataclasses.asdict(detector.gate)
     atomic_write_bytes(p.with_name(p.name + ".json"), json.dumps(meta, indent=1).encode())
 
 
@@ -169,7 +215,12 @@ def load_detector(path: str | os.PathLike[str] | None = None, backend: str = "au
         raise DetectorError(f"{info}: not a damage detector (format {meta.get('format')!r})")
     net.eval()
     session = _session(net, p) if backend == "auto" else None
-    return Detector(net, tuple(meta.get("thresholds", (0.5, 0.5))), meta, session)
+    try:
+        raw = meta.get("gate")
+        gate = Gate(**{**raw, "loose": tuple(raw["loose"])}) if raw else None
+    except (TypeError, KeyError) as e:
+        raise DetectorError(f"{info}: a gate that does not fit ({e})") from None
+    return Detector(net, tuple(meta.get("thresholds", (0.5, 0.5))), meta, session, gate)
 
 
 def _session(net: nn.Module, stem: Path, inputs: tuple[str, ...] = ("gray",),

@@ -30,6 +30,9 @@ TILE_COLS = 1024
 MARGIN = 32
 #: Pixels the detected damage is grown by before filling: a mark's soft edge goes too.
 GROW = 1
+#: The most memory a gated detector's first pass keeps its logits in (float16); tiles
+#: beyond it are run through the network again.
+LOGIT_CACHE_BYTES = 64 << 20
 #: Gray values sampled (evenly spaced) to measure the noise and the levels.
 SAMPLE_PIXELS = 1_000_000
 
@@ -129,17 +132,69 @@ def _sample(pixels: np.ndarray) -> np.ndarray:
     return to_gray(pixels[::step])
 
 
-def repair_strip(gray: np.ndarray, repair: Repair, sigma: float) -> np.ndarray:
+def repair_strip(gray: np.ndarray, repair: Repair, sigma: float,
+                 found: np.ndarray | None = None) -> np.ndarray:
     """Repair one tile ``(h, w)`` float32 in [0, 1] (damage, then grain) with the
-    photo's noise ``sigma``; fading is the caller's (it needs the whole photo)."""
+    photo's noise ``sigma``; fading is the caller's (it needs the whole photo).
+    ``found``: the tile's damage ``(2, h, w)`` bool when the caller has it already."""
     kinds = [i for i, s in enumerate(("cracks", "dust")) if s in repair.steps]
     if kinds:
-        found = detector_for(repair)(gray)
+        found = detector_for(repair)(gray) if found is None else found
         mask = dmg.grow(found[kinds].any(axis=0), GROW)
         gray = inpainter_for(repair)(gray, mask)
     if "grain" in repair.steps and sigma > tone.GRAIN_SIGMA:
         gray = tone.denoise(gray, sigma)
     return gray
+
+
+Tile = tuple[slice, slice, slice, slice]  # rows and columns read, then kept within them
+
+
+def _tiles(h: int, w: int) -> list[Tile]:
+    """The tiles of an ``h`` x ``w`` photo: what each reads (with MARGIN around) and,
+    within that, the part it writes."""
+    out = []
+    for y0 in range(0, h, STRIP_ROWS):
+        y1 = min(h, y0 + STRIP_ROWS)
+        a, b = max(0, y0 - MARGIN), min(h, y1 + MARGIN)
+        for x0 in range(0, w, TILE_COLS):
+            x1 = min(w, x0 + TILE_COLS)
+            c, d = max(0, x0 - MARGIN), min(w, x1 + MARGIN)
+            out.append((slice(a, b), slice(c, d), slice(y0 - a, y1 - a), slice(x0 - c, x1 - c)))
+    return out
+
+
+def _gated_damage(pixels: np.ndarray, repair: Repair, tiles: list[Tile],
+                  ) -> Callable[[int], np.ndarray] | None:
+    """Where the learned detector has a gate (:class:`~chromatize.restore.net.Gate`):
+    a first pass over the tiles measures the photo's damage density; returned is tile
+    number -> its damage ``(2, h, w)`` bool at the thresholds for that density. Logits
+    are kept for that second look while they fit LOGIT_CACHE_BYTES (float16), else run
+    again, so memory stays bounded. None without a gate (each tile is found alone)."""
+    from chromatize.restore.net import Detector
+
+    detector = detector_for(repair)
+    if (not isinstance(detector, Detector) or detector.gate is None
+            or not any(s in repair.steps for s in ("cracks", "dust"))):
+        return None
+    kept: dict[int, np.ndarray] = {}
+    seeds, size, held = 0, 0, 0
+    for i, (rows, cols, inner_r, inner_c) in enumerate(tiles):
+        logits = detector.logits(to_gray(pixels[rows, cols]))
+        seeds += detector.seeds(logits[:, inner_r, inner_c])
+        size += logits[0, inner_r, inner_c].size
+        if held + logits.size * 2 <= LOGIT_CACHE_BYTES:
+            kept[i] = logits.astype(np.float16)
+            held += logits.size * 2
+    density = seeds / max(size, 1)
+
+    def found(i: int) -> np.ndarray:
+        logits = kept.pop(i, None)
+        if logits is None:
+            logits = detector.logits(to_gray(pixels[tiles[i][0], tiles[i][1]]))
+        return detector.mask(logits.astype(np.float32), density)
+
+    return found
 
 
 def restore_pixels(pixels: np.ndarray, repair: Repair = Repair()) -> np.ndarray:
@@ -148,15 +203,12 @@ def restore_pixels(pixels: np.ndarray, repair: Repair = Repair()) -> np.ndarray:
     top = 65535 if pixels.dtype == np.uint16 and pixels.ndim == 2 else 255
     out = np.empty(pixels.shape[:2], np.uint16 if top == 65535 else np.uint8)
     sigma = dmg.noise_sigma(_sample(pixels)) if "grain" in repair.steps else 0.0
-    h, w = pixels.shape[:2]
-    for y0 in range(0, h, STRIP_ROWS):
-        y1 = min(h, y0 + STRIP_ROWS)
-        a, b = max(0, y0 - MARGIN), min(h, y1 + MARGIN)
-        for x0 in range(0, w, TILE_COLS):
-            x1 = min(w, x0 + TILE_COLS)
-            c, d = max(0, x0 - MARGIN), min(w, x1 + MARGIN)
-            fixed = repair_strip(to_gray(pixels[a:b, c:d]), repair, sigma)
-            out[y0:y1, x0:x1] = np.clip(fixed[y0 - a:y1 - a, x0 - c:x1 - c] * top + 0.5, 0, top)
+    tiles = _tiles(*pixels.shape[:2])
+    masks = _gated_damage(pixels, repair, tiles)
+    for i, (rows, cols, inner_r, inner_c) in enumerate(tiles):
+        found = masks(i) if masks is not None else None
+        fixed = repair_strip(to_gray(pixels[rows, cols]), repair, sigma, found)
+        out[rows, cols][inner_r, inner_c] = np.clip(fixed[inner_r, inner_c] * top + 0.5, 0, top)
     if "fade" in repair.steps:
         levels = tone.measure_levels(_sample(out))
         if not levels.identity:
