@@ -65,6 +65,25 @@ def test_tiles_join_without_seams(monkeypatch):
     assert np.array_equal(pipeline.restore_pixels(u8(damaged), repair), whole)
 
 
+def test_tiles_join_without_seams_for_the_deepest_network(monkeypatch):
+    """The margin covers what a four-level detector sees, so tiles change nothing."""
+    from chromatize.restore.net import DamageNet, Detector
+
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    net = DamageNet(widths=(2, 3, 4, 5)).eval()
+    gray = smooth_scene(300, 260)
+    logits = Detector(net).logits(gray)
+    # thresholds that mark 1% of the pixels, as a trained detector marks damage
+    detector = Detector(net, tuple(float(np.quantile(1 / (1 + np.exp(-l)), 0.99)) for l in logits))
+    damaged = draw_damage(gray, np.random.default_rng(1), DamageConfig(strength=2)).image
+    repair = Repair(("cracks", "dust"), detector=detector)
+    whole = pipeline.restore_pixels(u8(damaged), repair)
+    monkeypatch.setattr(pipeline, "STRIP_ROWS", 96)
+    monkeypatch.setattr(pipeline, "TILE_COLS", 128)
+    assert np.array_equal(pipeline.restore_pixels(u8(damaged), repair), whole)
+
+
 def test_fade_is_undone_without_clipping_and_grain_is_reduced():
     clean = smooth_scene(128, 128)
     span = np.percentile(clean, 99.8) - np.percentile(clean, 0.2)

@@ -36,6 +36,9 @@ from chromatize.extras import available
 from chromatize.io import atomic_write_bytes
 
 FORMAT = "chromatize-damage-detector"
+#: Part of a cached graph's name: raised when the networks' code changes what they compute
+#: (2: exact 2x upsampling, cut to size).
+GRAPH_VERSION = 2
 
 
 class DetectorError(ChromatizeError, ValueError):
@@ -110,7 +113,11 @@ class DamageNet(nn.Module):
 
 
 def _up(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    return F.interpolate(x, size=like.shape[-2:], mode="bilinear", align_corners=False)
+    """``x`` at twice its resolution, cut to ``like``'s height and width: exactly 2x
+    (never stretched to fit an odd size), so a tile aligned to 8 px sees what the whole
+    photo sees and tiles join without seams."""
+    up = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
+    return up[..., : like.shape[-2], : like.shape[-1]]
 
 
 def _logit(p: float) -> float:
@@ -237,7 +244,8 @@ def _session(net: nn.Module, stem: Path, inputs: tuple[str, ...] = ("gray",),
     from chromatize.inference.onnx import cached_graph_path, session_options
 
     path = cached_graph_path(stem)
-    path = path.with_name(f"{kind}-{path.name}")  # told apart from the colorizers' graphs
+    # told apart from the colorizers' graphs, and from graphs of older code
+    path = path.with_name(f"{kind}-g{GRAPH_VERSION}-{path.name}")
 
     def session(graph: bytes) -> Any:
         return ort.InferenceSession(graph, session_options(), providers=["CPUExecutionProvider"])

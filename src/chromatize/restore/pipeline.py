@@ -1,8 +1,9 @@
 """Repair an old photo's gray before colour: damage, grain, fading, in that order.
 
 The photo becomes gray by taking its luminance (so a sepia or yellowed tone goes), then
-it is processed in tiles of 256 x 1024 px read with a margin of 32 px (bounded memory at
-any size; the margin covers what each step looks at, so tiles join without seams): damage found
+it is processed in tiles of 512 x 1024 px read with a margin of 80 px (bounded memory at
+any size; the margin covers what each step looks at, the detector's 72 px included, so
+tiles join without seams): damage found
 (:mod:`~chromatize.restore.damage`, the learned detector when its weights are there) and
 filled, grain removed when the photo measures noisy. Fading is undone last, by levels
 measured on the repaired photo (:mod:`~chromatize.restore.tone`).
@@ -25,9 +26,9 @@ from chromatize.restore import tone
 #: The repair steps, in the order ``--restore`` names them.
 STEPS = ("cracks", "dust", "grain", "fade")
 #: Rows and columns of a tile, and the margin read around it on every side.
-STRIP_ROWS = 256
+STRIP_ROWS = 512
 TILE_COLS = 1024
-MARGIN = 32
+MARGIN = 80
 #: Pixels the detected damage is grown by before filling: a mark's soft edge goes too.
 GROW = 1
 #: The most memory a gated detector's first pass keeps its logits in (float16); tiles
