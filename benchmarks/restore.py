@@ -4,7 +4,7 @@ several strengths, and clean, grainy and faded copies.
 
     PYTHONPATH=src python benchmarks/restore.py --limit 40 [--no-colorize] [--speed 1,4,16]
         [--sections damage,clean,grain,fade,speed] [--json OUT.json] [--detector PATH]
-        [--inpainter PATH] [--denoiser PATH]
+        [--inpainter PATH [--fill-learned]] [--denoiser PATH] [--skip-morph]
 
 Prints, per damage strength: PSNR / SSIM of the gray against the clean gray, overall and
 inside the damage (the true mask grown by 1 px), for doing nothing, for OpenCV
@@ -14,7 +14,9 @@ and recall (each counted with 1 px of tolerance); CIEDE2000 of ``colorize`` on d
 repaired and clean gray against the colour original. Then PSNR of ``restore`` (every
 step) on clean photos; grain: non-local means against a Gaussian blur of the same
 sharpness; fading: the levels step; and seconds per megapixel and peak memory
-(in a fresh process per size).
+(in a fresh process per size). ``--detector``, ``--inpainter`` (with the true mask, and
+with ``--fill-learned`` in place of Telea after the detector) and ``--denoiser`` measure
+trained candidates from their run folders.
 """
 
 from __future__ import annotations
@@ -205,7 +207,7 @@ def fade_rows(photos: list, fades: list[float]) -> dict:
     return results
 
 
-def speed(mp: float, photo: Path) -> dict:
+def speed(mp: float, photo: Path, inpainter: str | None = None) -> dict:
     """Wall and CPU seconds and memory of ``restore`` (every step, one torch thread) on a
     damaged ``mp``-megapixel photo (a damaged 1 MP copy of ``photo``, tiled), in a fresh
     process: its peak RSS, and the peak's growth over what the process held before the
@@ -213,18 +215,22 @@ def speed(mp: float, photo: Path) -> dict:
     code = f"""
 import resource, time, numpy as np, torch
 from PIL import Image
-from chromatize.restore import restore
+from chromatize.restore import Repair, restore
 from chromatize.training.damage import draw_damage
 torch.set_num_threads(1)
+inpainter = {inpainter!r}
+if inpainter:
+    from chromatize.restore.refine import load_refiner
+repair = Repair(inpaint=load_refiner(inpainter).inpaint if inpainter else "telea")
 tile = np.asarray(Image.open({str(photo)!r}).convert('L').resize((1000, 1000)), np.float32)
 tile = (draw_damage(tile / 255, np.random.default_rng(0)).image * 255 + 0.5).astype(np.uint8)
 reps = max(1, round({mp} ** 0.5))
 damaged = np.tile(tile, (reps, reps))[: int({mp} * 1e6 / (1000 * reps)) or 1000]
 del tile
-restore(damaged[:64, :64])
+restore(damaged[:64, :64], repair)
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 w, c = time.perf_counter(), time.process_time()
-restore(damaged)
+restore(damaged, repair)
 w, c = time.perf_counter() - w, time.process_time() - c
 print(w, c, damaged.size, base, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
@@ -251,8 +257,8 @@ def main() -> None:
     ap.add_argument("--skip-morph", action="store_true", help="leave the morphological "
                     "detector out (its rows take longest)")
     ap.add_argument("--inpainter", help="a learned inpainting (refine_train) to measure")
-    ap.add_argument("--inpaint", default="telea", help="how restore fills the detected "
-                    "damage: telea, ns or learned (the shipped learned inpainting)")
+    ap.add_argument("--fill-learned", action="store_true", help="restore fills the "
+                    "detected damage with --inpainter instead of Telea (damage, clean, speed)")
     ap.add_argument("--denoiser", help="a learned denoiser (refine_train) to measure")
     args = ap.parse_args()
     sections = args.sections.split(",")
@@ -263,8 +269,10 @@ def main() -> None:
 
     if args.detector:
         LEARNED["detector"] = load_detector(args.detector)
-    LEARNED["inpaint"], LEARNED["skip_morph"] = args.inpaint, args.skip_morph
+    LEARNED["skip_morph"] = args.skip_morph
     inpainter = load_refiner(args.inpainter) if args.inpainter else None
+    if args.fill_learned and inpainter is not None:
+        LEARNED["inpaint"] = inpainter.inpaint
     denoiser = load_refiner(args.denoiser) if args.denoiser else None
     colorizer = None
     if "damage" in sections and not args.no_colorize:
@@ -276,7 +284,8 @@ def main() -> None:
                                          colorizer, inpainter),
            "clean": lambda: clean_rows(photos), "grain": lambda: grain_rows(photos, [0.02, 0.04], denoiser),
            "fade": lambda: fade_rows(photos, [0.3, 0.5]),
-           "speed": lambda: {mp: speed(float(mp), args.photos / photos[0][0])
+           "speed": lambda: {mp: speed(float(mp), args.photos / photos[0][0],
+                                       args.inpainter if args.fill_learned else None)
                              for mp in args.speed.split(",") if mp}}
     report = {"photos": [n for n, _ in photos]}
     for name in sections:

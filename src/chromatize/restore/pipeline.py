@@ -38,6 +38,7 @@ LOGIT_CACHE_BYTES = 64 << 20
 SAMPLE_PIXELS = 1_000_000
 
 Detect = Callable[[np.ndarray], np.ndarray]
+Inpaint = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 def parse_steps(text: str | Iterable[str] | None) -> tuple[str, ...]:
@@ -64,40 +65,28 @@ class Repair:
     """What to repair (``steps``, a subset of :data:`STEPS`) and how damage is found:
     ``detector`` ``"learned"`` (the shipped network; falls back to ``"morph"`` when
     its weights are missing), ``"morph"`` (top-hats), or a callable gray ``(H, W)`` ->
-    mask ``(2, H, W)``; ``inpaint`` is ``"learned"`` (OpenCV's Telea corrected by the
-    shipped network, :mod:`~chromatize.restore.refine`; Telea alone when its weights are
-    missing), ``"telea"`` or ``"ns"``."""
+    mask ``(2, H, W)``; ``inpaint`` is ``"telea"``, ``"ns"`` (OpenCV) or a callable
+    (gray ``(H, W)``, mask ``(H, W)`` bool) -> gray that keeps every unmasked pixel, such
+    as a trained :meth:`chromatize.restore.refine.Refiner.inpaint`."""
 
     steps: tuple[str, ...] = STEPS
     detector: str | Detect = "learned"
-    inpaint: str = "telea"
+    inpaint: str | Inpaint = "telea"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "steps", parse_steps(self.steps))
-        if self.inpaint not in INPAINTERS:
-            raise UsageError(f"inpaint must be one of {', '.join(INPAINTERS)}")
+        if not callable(self.inpaint) and self.inpaint not in dmg.INPAINT_METHODS:
+            raise UsageError(f"inpaint must be one of {', '.join(dmg.INPAINT_METHODS)}"
+                             " or a callable")
 
 
 _DETECTORS: dict[str, Detect] = {}
-#: How masked pixels can be filled (:class:`Repair`'s ``inpaint``).
-INPAINTERS = ("learned", *dmg.INPAINT_METHODS)
-_INPAINTERS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {}
-
-
-def inpainter_for(repair: Repair) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+def inpainter_for(repair: Repair) -> Inpaint:
     """How ``repair`` fills a mask: (gray ``(H, W)``, mask ``(H, W)`` bool) -> gray, every
-    unmasked pixel kept. The learned one is loaded once per process."""
-    if repair.inpaint != "learned":
-        return lambda gray, mask: dmg.inpaint(gray, mask, repair.inpaint)
-    if "learned" not in _INPAINTERS:
-        from chromatize.restore.net import DetectorError
-        from chromatize.restore.refine import load_refiner, shipped_inpainter
-
-        try:
-            _INPAINTERS["learned"] = load_refiner(shipped_inpainter()).inpaint
-        except DetectorError:
-            _INPAINTERS["learned"] = dmg.inpaint
-    return _INPAINTERS["learned"]
+    unmasked pixel kept."""
+    if callable(repair.inpaint):
+        return repair.inpaint
+    return lambda gray, mask: dmg.inpaint(gray, mask, repair.inpaint)
 
 
 def detector_for(repair: Repair) -> Detect:

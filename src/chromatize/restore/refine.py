@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -91,11 +90,6 @@ class Refiner:
         x, m = torch.from_numpy(x), None if mask is None else torch.from_numpy(feeds["mask"])
         with torch.inference_mode():
             return self.net(x, m)[0, 0].numpy()
-
-
-def shipped_inpainter() -> Path:
-    """Where the shipped learned inpainting lives (``weights/inpaint`` without suffix)."""
-    return Path(str(resources.files("chromatize") / "weights" / "inpaint"))
 
 
 def save_refiner(refiner: Refiner, path: str | os.PathLike[str]) -> None:
