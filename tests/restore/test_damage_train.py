@@ -70,6 +70,15 @@ def test_pixel_weights_follow_the_change_when_asked(config):
     assert torch.allclose(weighted, torch.tensor([[[[0.75, 12.0, 1.0]], [[1.0, 12.0, 9.0]]]]))
 
 
+def test_init_starts_from_a_saved_detector(config, tmp_path):
+    first = train(config, tmp_path / "a", {})
+    config.init, config.lr, config.steps = str(first), 0.0, 2
+    tuned = train(config, tmp_path / "b", {})
+    wa = load_file(str(first) + ".safetensors")
+    wb = load_file(str(tuned) + ".safetensors")
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
 def test_unknown_config_key_fails():
     with pytest.raises(ConfigError, match="unknown config key 'stpes'"):
         from_dict(DetectorTrainConfig, {"stpes": 3})

@@ -27,7 +27,7 @@ from torch.nn import functional as F
 
 from chromatize.version import __version__
 from chromatize.checkpoint import git_revision
-from chromatize.restore.net import DamageNet, Detector, save_detector
+from chromatize.restore.net import DamageNet, Detector, load_detector, save_detector
 from chromatize.restore.pipeline import to_gray
 from chromatize.training.config import from_dict, read_yaml
 from chromatize.training.damage import DamageConfig, draw_damage
@@ -58,6 +58,7 @@ class DetectorTrainConfig:
     seed: int = 0
     save_every: int = 200
     threads: int = 1
+    init: str = ""  # a saved detector (PATH of PATH.safetensors) to start from
     damage: dict[str, Any] = field(default_factory=dict)
 
 
@@ -123,6 +124,8 @@ def train(cfg: DetectorTrainConfig, run_dir: Path, raw: dict[str, Any],
     if cfg.widths:
         kwargs["widths"] = list(cfg.widths)
     net = DamageNet(**kwargs)
+    if cfg.init:  # a fine-tuning run; its own state, when there is one, overrides
+        net.load_state_dict(load_detector(cfg.init, backend="torch").net.state_dict())
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=1e-4)
     warm = max(1, cfg.steps // 20)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warm) * 0.5
