@@ -82,3 +82,20 @@ def test_init_starts_from_a_saved_detector(config, tmp_path):
 def test_unknown_config_key_fails():
     with pytest.raises(ConfigError, match="unknown config key 'stpes'"):
         from_dict(DetectorTrainConfig, {"stpes": 3})
+
+
+def test_the_shipped_recipes_parse():
+    from pathlib import Path
+
+    from chromatize.training.config import read_yaml
+    from chromatize.training.damage import DamageConfig
+    from chromatize.training.refine_train import RefineTrainConfig
+
+    root = Path(__file__).resolve().parents[2] / "configs"
+    detector = from_dict(DetectorTrainConfig, read_yaml(root / "restore_damage.yaml"))
+    assert detector.widths == [8, 24, 48, 96] and detector.delta_ref > 0
+    for task in ("inpaint", "denoise"):
+        refine = from_dict(RefineTrainConfig, read_yaml(root / f"restore_{task}.yaml"))
+        assert refine.task == task
+        DamageConfig.from_dict(refine.damage)
+    DamageConfig.from_dict(detector.damage)
