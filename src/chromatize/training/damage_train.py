@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,8 +31,7 @@ from chromatize.restore.pipeline import to_gray
 from chromatize.training.config import from_dict, read_yaml
 from chromatize.training.damage import DamageConfig, draw_damage
 from chromatize.training.data import list_photos
-from chromatize.training.state import (StateError, load_state, load_training_tensors,
-                                       save_state, training_tensors)
+from chromatize.training.state import resumable_steps
 
 
 @dataclass
@@ -130,30 +128,12 @@ def train(cfg: DetectorTrainConfig, run_dir: Path, raw: dict[str, Any],
     warm = max(1, cfg.steps // 20)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warm) * 0.5
                                               * (1 + np.cos(np.pi * min(s, cfg.steps) / cfg.steps)))
-    step = 0
-    try:
-        tensors, meta = load_state(run_dir)
-        load_training_tensors(tensors, {"net": net}, [opt], meta["optimizers"])
-        sched.load_state_dict(meta["sched"])
-        step = meta["step"]
-        print(f"resumed at step {step}", flush=True)
-    except StateError:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    start, seen = time.time(), 0.0
-    while step < min(cfg.steps, stop or cfg.steps):
+
+    def step_loss(step: int) -> torch.Tensor:
         x, y, delta = make_batch(cfg, photos, damage, step)
-        loss = F.binary_cross_entropy_with_logits(net(x), y, pixel_weights(cfg, y, delta))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-        step += 1
-        seen = 0.98 * seen + 0.02 * loss.item() if seen else loss.item()
-        if step % cfg.save_every == 0 or step in (cfg.steps, stop):
-            tensors, metas = training_tensors({"net": net}, [opt])
-            save_state(run_dir, tensors, {"step": step, "optimizers": metas,
-                                          "sched": sched.state_dict()})
-            print(f"step {step} loss {seen:.4f} {time.time() - start:.0f}s", flush=True)
+        return F.binary_cross_entropy_with_logits(net(x), y, pixel_weights(cfg, y, delta))
+
+    step = resumable_steps(run_dir, net, opt, sched, cfg.steps, cfg.save_every, step_loss, stop)
     if step < cfg.steps:
         return None
     meta = {"net": {"name": "DamageNet", "kwargs": kwargs}, "step": step,

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,8 +31,7 @@ from chromatize.restore.refine import RefineNet, Refiner, save_refiner
 from chromatize.training.config import from_dict, read_yaml
 from chromatize.training.damage import DamageConfig, draw_damage
 from chromatize.training.damage_train import _crop, photo_list
-from chromatize.training.state import (StateError, load_state, load_training_tensors,
-                                       save_state, training_tensors)
+from chromatize.training.state import resumable_steps
 from chromatize.version import __version__
 
 
@@ -93,31 +91,14 @@ def train(cfg: RefineTrainConfig, run_dir: Path, raw: dict[str, Any],
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: 0.5 * (1 + np.cos(np.pi * min(s, cfg.steps) / cfg.steps)))
-    step = 0
-    try:
-        tensors, meta = load_state(run_dir)
-        load_training_tensors(tensors, {"net": net}, [opt], meta["optimizers"])
-        sched.load_state_dict(meta["sched"])
-        step = meta["step"]
-        print(f"resumed at step {step}", flush=True)
-    except StateError:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    start, seen = time.time(), 0.0
-    while step < min(cfg.steps, stop or cfg.steps):
+
+    def step_loss(step: int) -> torch.Tensor:
         x, m, y = make_batch(cfg, photos, damage, step)
-        net_in = (x, m) if cfg.task == "inpaint" else (x,)
-        loss = (((net(*net_in) - y) ** 2) * m).sum() / m.sum().clamp(min=1)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-        step += 1
-        seen = 0.98 * seen + 0.02 * loss.item() if seen else loss.item()
-        if step % cfg.save_every == 0 or step in (cfg.steps, stop):
-            tensors, metas = training_tensors({"net": net}, [opt])
-            save_state(run_dir, tensors, {"step": step, "optimizers": metas,
-                                          "sched": sched.state_dict()})
-            print(f"step {step} mse {seen:.6f} {time.time() - start:.0f}s", flush=True)
+        out = net(x, m) if cfg.task == "inpaint" else net(x)
+        return (((out - y) ** 2) * m).sum() / m.sum().clamp(min=1)
+
+    step = resumable_steps(run_dir, net, opt, sched, cfg.steps, cfg.save_every, step_loss, stop,
+                           label="mse")
     if step < cfg.steps:
         return None
     meta = {"net": {"name": "RefineNet", "kwargs": {"task": cfg.task, "widths": list(cfg.widths)}},

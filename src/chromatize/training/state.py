@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import random
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -154,3 +156,37 @@ def load_state(run_dir: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     if not isinstance(meta, dict) or str(meta.get("step")) != step:
         raise StateError(f"{run_dir}: {STATE_JSON} and {STATE_TENSORS} are from different steps")
     return tensors, meta
+
+
+def resumable_steps(run_dir: Path, net: nn.Module, opt: torch.optim.Optimizer,
+                    sched: torch.optim.lr_scheduler.LRScheduler, steps: int, save_every: int,
+                    step_loss: Callable[[int], torch.Tensor], stop: int | None = None,
+                    label: str = "loss") -> int:
+    """The small trainers' loop (the repair networks'): resume from ``run_dir``'s state
+    when there is one, then one optimiser step per ``step_loss(step)`` (the loss of
+    batch ``step``, a function of the step alone) up to ``steps`` (or ``stop``), the
+    state saved every ``save_every`` steps and at the end. Returns the step reached."""
+    step = 0
+    try:
+        tensors, meta = load_state(run_dir)
+        load_training_tensors(tensors, {"net": net}, [opt], meta["optimizers"])
+        sched.load_state_dict(meta["sched"])
+        step = meta["step"]
+        print(f"resumed at step {step}", flush=True)
+    except StateError:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    start, seen = time.time(), 0.0
+    while step < min(steps, stop or steps):
+        loss = step_loss(step)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        step += 1
+        seen = 0.98 * seen + 0.02 * loss.item() if seen else loss.item()
+        if step % save_every == 0 or step in (steps, stop):
+            tensors, metas = training_tensors({"net": net}, [opt])
+            save_state(run_dir, tensors, {"step": step, "optimizers": metas,
+                                          "sched": sched.state_dict()})
+            print(f"step {step} {label} {seen:.6f} {time.time() - start:.0f}s", flush=True)
+    return step
