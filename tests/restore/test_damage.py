@@ -174,3 +174,7 @@ def test_a_gate_is_saved_and_loaded_with_the_detector(tmp_path):
     assert back.gate == gate and back.thresholds == (0.99, 0.98)
     save_detector(Detector(back.net, (0.99, 0.98), back.meta), tmp_path / "e")  # gate dropped
     assert load_detector(tmp_path / "e", "torch").gate is None
+    info = tmp_path / "d.json"
+    info.write_text(info.read_text().replace('"high": 0.0004', '"high": 0.0001'))
+    with pytest.raises(DetectorError, match="a gate that does not fit"):
+        load_detector(tmp_path / "d", "torch")

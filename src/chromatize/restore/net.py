@@ -139,6 +139,11 @@ class Gate:
     high: float
     loose: tuple[float, float]
 
+    def __post_init__(self) -> None:
+        probabilities = (self.seed, *self.loose)
+        if not (0 < self.low < self.high and all(0 < p < 1 for p in probabilities)):
+            raise ValueError(f"a gate needs 0 < low < high and probabilities in (0, 1): {self}")
+
     def thresholds(self, strict: tuple[float, float], density: float) -> tuple[float, float]:
         """The thresholds (lines, specks) for a photo of damage ``density`` (0-1)."""
         f = (np.log(max(density, 1e-9)) - np.log(self.low)) / np.log(self.high / self.low)
@@ -225,15 +230,16 @@ def load_detector(path: str | os.PathLike[str] | None = None, backend: str = "au
     try:
         raw = meta.get("gate")
         gate = Gate(**{**raw, "loose": tuple(raw["loose"])}) if raw else None
-    except (TypeError, KeyError) as e:
+    except (TypeError, KeyError, ValueError) as e:
         raise DetectorError(f"{info}: a gate that does not fit ({e})") from None
     return Detector(net, tuple(meta.get("thresholds", (0.5, 0.5))), meta, session, gate)
 
 
 def _session(net: nn.Module, stem: Path, inputs: tuple[str, ...] = ("gray",),
              kind: str = "damage") -> Any:
-    """``net`` (saved at ``stem``; its ``inputs`` each ``(1, 1, H, W)``) in ONNX Runtime, its graph from the colorizers' ONNX
-    cache (:func:`chromatize.inference.onnx.cached_graph_path`: named by the digest of the
+    """``net`` (saved at ``stem``; its ``inputs`` each ``(1, 1, H, W)``) in ONNX Runtime,
+    its graph from the colorizers' ONNX cache
+    (:func:`chromatize.inference.onnx.cached_graph_path`: named by the digest of the
     files and the versions) or exported into it; None when ONNX Runtime is missing, or the
     graph is not cached and cannot be exported (no ``onnx`` package, or the export fails):
     PyTorch runs it then. A cached graph needs no ``onnx`` import."""

@@ -81,6 +81,8 @@ class Repair:
 
 
 _DETECTORS: dict[str, Detect] = {}
+
+
 def inpainter_for(repair: Repair) -> Inpaint:
     """How ``repair`` fills a mask: (gray ``(H, W)``, mask ``(H, W)`` bool) -> gray, every
     unmasked pixel kept."""
@@ -180,8 +182,9 @@ def _gated_damage(pixels: np.ndarray, repair: Repair, tiles: list[Tile],
 
     def found(i: int) -> np.ndarray:
         logits = kept.pop(i, None)
-        if logits is None:
+        if logits is None:  # as float16 too: the same masks whether kept or run again
             logits = detector.logits(to_gray(pixels[tiles[i][0], tiles[i][1]]))
+            logits = logits.astype(np.float16)
         return detector.mask(logits.astype(np.float32), density)
 
     return found
