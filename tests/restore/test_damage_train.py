@@ -99,3 +99,14 @@ def test_the_shipped_recipes_parse():
         assert refine.task == task
         DamageConfig.from_dict(refine.damage)
     DamageConfig.from_dict(detector.damage)
+
+
+def test_the_trainers_command_lines_end_a_bad_config_in_one_line(tmp_path):
+    from chromatize.training import damage_train, refine_train
+
+    for module in (damage_train, refine_train):
+        with pytest.raises(SystemExit, match=r"^error: .*missing\.yaml: cannot read config"):
+            module.main([str(tmp_path / "missing.yaml")])
+    (tmp_path / "bad.yaml").write_text("stpes: 3\n")
+    with pytest.raises(SystemExit, match="^error: unknown config key 'stpes'"):
+        damage_train.main([str(tmp_path / "bad.yaml")])

@@ -388,3 +388,27 @@ def save_config(cfg: Config, path: Path) -> None:
     from chromatize.io import atomic_write_bytes
 
     atomic_write_bytes(path, yaml.safe_dump(to_dict(cfg), sort_keys=False).encode())
+
+
+def recipe_main(argv: list[str] | None, doc: str, config_type: type, default_run: str,
+                train: typing.Callable[[Any, Path, dict[str, Any]], Path | None]) -> None:
+    """The command line of the small recipe trainers (the repair networks'): ``CONFIG
+    [--run FOLDER] [--steps N] [--photos LIST]``; the YAML, with those overrides, becomes
+    ``config_type`` and is trained (or resumed) in the run folder. A bad config, photo
+    list or run state ends in one line and exit status 1."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("config")
+    parser.add_argument("--run", default=default_run)
+    parser.add_argument("--steps", type=int)
+    parser.add_argument("--photos", help="another place for the config's photos")
+    args = parser.parse_args(argv)
+    try:
+        raw = read_yaml(args.config)
+        for key in ("steps", "photos"):
+            if getattr(args, key) is not None:
+                raw[key] = getattr(args, key)
+        print(f"wrote {train(from_dict(config_type, raw), Path(args.run), raw)}")
+    except ChromatizeError as e:  # a bad config, photo list or run folder: one line
+        raise SystemExit(f"error: {e}") from None

@@ -13,7 +13,6 @@ photo list and the step inside), ready for ``scripts``/``weights``.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +27,7 @@ from chromatize.version import __version__
 from chromatize.checkpoint import git_revision
 from chromatize.restore.net import DamageNet, Detector, load_detector, save_detector
 from chromatize.restore.pipeline import to_gray
-from chromatize.training.config import from_dict, read_yaml
+from chromatize.training.config import recipe_main
 from chromatize.training.damage import DamageConfig, draw_damage
 from chromatize.training.data import list_photos
 from chromatize.training.state import resumable_steps
@@ -146,18 +145,7 @@ def train(cfg: DetectorTrainConfig, run_dir: Path, raw: dict[str, Any],
 
 
 def main(argv: list[str] | None = None) -> None:  # pragma: no cover - command line
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("config")
-    parser.add_argument("--run", default="/work/runs/restore/damage")
-    parser.add_argument("--steps", type=int)
-    parser.add_argument("--photos", help="another place for the config's photos")
-    args = parser.parse_args(argv)
-    raw = read_yaml(args.config)
-    for key in ("steps", "photos"):
-        if getattr(args, key) is not None:
-            raw[key] = getattr(args, key)
-    cfg: DetectorTrainConfig = from_dict(DetectorTrainConfig, raw)
-    print(f"wrote {train(cfg, Path(args.run), raw)}")
+    recipe_main(argv, __doc__, DetectorTrainConfig, "/work/runs/restore/damage", train)
 
 
 if __name__ == "__main__":  # pragma: no cover

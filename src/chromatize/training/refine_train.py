@@ -7,7 +7,7 @@ damage (:mod:`chromatize.training.damage`) over gray crops of training photos:
   squared error everywhere.
 
     python -m chromatize.training.refine_train configs/restore_inpaint.yaml \\
-        [--run /work/runs/restore/inpaint] [--steps N]
+        [--run /work/runs/restore/inpaint] [--steps N] [--photos LIST]
 
 As with the detector's trainer, every batch is a function of ``(seed, step)``, and a run
 resumes exactly from its state files in the run folder; the network is written as
@@ -16,7 +16,6 @@ resumes exactly from its state files in the run folder; the network is written a
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +27,7 @@ import torch
 from chromatize.checkpoint import git_revision
 from chromatize.restore import damage as dmg
 from chromatize.restore.refine import RefineNet, Refiner, save_refiner
-from chromatize.training.config import from_dict, read_yaml
+from chromatize.training.config import recipe_main
 from chromatize.training.damage import DamageConfig, draw_damage
 from chromatize.training.damage_train import _crop, photo_list
 from chromatize.training.state import resumable_steps
@@ -110,16 +109,7 @@ def train(cfg: RefineTrainConfig, run_dir: Path, raw: dict[str, Any],
 
 
 def main(argv: list[str] | None = None) -> None:  # pragma: no cover - command line
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("config")
-    parser.add_argument("--run", default="/work/runs/restore/refine")
-    parser.add_argument("--steps", type=int)
-    args = parser.parse_args(argv)
-    raw = read_yaml(args.config)
-    if args.steps is not None:
-        raw["steps"] = args.steps
-    cfg: RefineTrainConfig = from_dict(RefineTrainConfig, raw)
-    print(f"wrote {train(cfg, Path(args.run), raw)}")
+    recipe_main(argv, __doc__, RefineTrainConfig, "/work/runs/restore/refine", train)
 
 
 if __name__ == "__main__":  # pragma: no cover
