@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from chromatize.restore import damage as dmg
 from chromatize.restore.net import DamageNet, Detector, DetectorError, load_detector, save_detector
@@ -104,13 +105,15 @@ def test_detector_weights_round_trip(tmp_path):
         load_detector(tmp_path / "d")
 
 
+@pytest.mark.parametrize("kwargs", [{"width": 4}, {"width": 4, "line_lengths": [15]}])
 def test_detector_runs_in_onnx_runtime_as_in_pytorch_and_rebuilds_a_damaged_graph(
-        tmp_path, monkeypatch):
+        tmp_path, monkeypatch, kwargs):
     pytest.importorskip("onnxruntime", reason="ONNX Runtime is not installed")
     pytest.importorskip("onnx", reason="onnx is not installed")
     monkeypatch.setenv("CHROMATIZE_CACHE", str(tmp_path / "cache"))
-    save_detector(Detector(DamageNet(width=4).eval(), (0.4, 0.6),
-                           {"net": {"kwargs": {"width": 4}}}), tmp_path / "d")
+    torch.manual_seed(0)
+    save_detector(Detector(DamageNet(**kwargs).eval(), (0.4, 0.6),
+                           {"net": {"kwargs": kwargs}}), tmp_path / "d")
     onnx, torch_ = load_detector(tmp_path / "d"), load_detector(tmp_path / "d", "torch")
     assert onnx.session is not None and torch_.session is None
     graphs = list((tmp_path / "cache").glob("damage-*.onnx"))
@@ -121,6 +124,35 @@ def test_detector_runs_in_onnx_runtime_as_in_pytorch_and_rebuilds_a_damaged_grap
     again = load_detector(tmp_path / "d")
     assert again.session is not None and graphs[0].stat().st_size > 1000
     np.testing.assert_allclose(again.logits(gray), torch_.logits(gray), atol=1e-4)
+
+
+def test_line_evidence_answers_lines_more_than_specks_and_texture():
+    """The line planes, on the marked pixels: a thin line (between two orientations)
+    stands out; a speck and random texture (answering in every orientation) much less.
+    Each kernel averages (sums to 1)."""
+    from torch.nn import functional as F
+
+    from chromatize.restore.net import line_kernels, tophats
+
+    kernels = line_kernels(15)
+    assert kernels.shape == (8, 1, 15, 15) and torch.allclose(kernels.sum((1, 2, 3)), torch.ones(8))
+    line, speck = torch.zeros(1, 1, 64, 64), torch.zeros(1, 1, 64, 64)
+    for i in range(8, 56):
+        line[0, 0, i, i // 3 + 10] = 1.0
+    speck[0, 0, 30:33, 30:33] = 1.0
+    texture = (torch.rand(1, 1, 64, 64, generator=torch.Generator().manual_seed(0)) < 0.25)
+
+    def evidence(x: torch.Tensor) -> float:
+        """Mean line evidence on the marked pixels away from the border."""
+        along = F.conv2d(tophats(x.float(), 11)[0], kernels, padding=7)
+        on = x[0, 0] > 0
+        return float((along.amax(1) - along.mean(1))[0][12:52, 12:52][on[12:52, 12:52]].mean())
+
+    assert evidence(line) > 0.3
+    assert evidence(line) > 5 * evidence(speck)
+    assert evidence(line) > 2.5 * evidence(texture)
+    with pytest.raises(ValueError, match="odd"):
+        line_kernels(14)
 
 
 class _Bright(Detector):

@@ -7,10 +7,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from chromatize.restore.net import load_detector
+from chromatize.restore.net import DamageNet, load_detector
 from chromatize.training.config import ConfigError, from_dict
 from chromatize.training.damage_train import (DetectorTrainConfig, make_batch, photo_list,
-                                              pixel_weights, train)
+                                              pixel_weights, start_from, train)
 from conftest import make_color_photo
 
 
@@ -32,10 +32,11 @@ def test_batches_depend_on_seed_and_step_only(config):
     from chromatize.training.damage import DamageConfig
 
     damage = DamageConfig.from_dict(config.damage)
-    x1, y1, _ = make_batch(config, photos, damage, 7)
-    x2, y2, _ = make_batch(config, photos, damage, 7)
-    assert torch.equal(x1, x2) and torch.equal(y1, y2)
+    x1, y1, _, c1 = make_batch(config, photos, damage, 7)
+    x2, y2, _, c2 = make_batch(config, photos, damage, 7)
+    assert torch.equal(x1, x2) and torch.equal(y1, y2) and torch.equal(c1, c2)
     assert x1.shape == (2, 1, 32, 32) and y1.shape == (2, 2, 32, 32)
+    assert c1.shape == (2, 1, 32, 32) and float(c1.min()) >= 0
     assert not torch.equal(make_batch(config, photos, damage, 8)[0], x1)
 
 
@@ -70,6 +71,18 @@ def test_pixel_weights_follow_the_change_when_asked(config):
     assert torch.allclose(weighted, torch.tensor([[[[0.75, 12.0, 1.0]], [[1.0, 12.0, 9.0]]]]))
 
 
+def test_undamaged_pixels_weigh_what_filling_them_would_cost(config):
+    masks = torch.tensor([[[[1.0, 0.0, 0.0, 0.0]], [[0.0, 0.0, 0.0, 0.0]]]])  # (1, 2, 1, 4)
+    delta = torch.tensor([[[[0.5, 0.0, 0.0, 0.0]]]])
+    cost = torch.tensor([[[[0.0, 1e-6, 2e-3, 1.0]]]])  # flat, flat, texture, an edge
+    assert pixel_weights(config, masks, delta, cost)[0, :, 0, 1:].eq(1).all()  # off: 1
+    config.neg_ref = 1e-3
+    w = pixel_weights(config, masks, delta, cost)
+    assert w[0, 0, 0, 0] == 3.0  # a damaged pixel keeps its own weight
+    assert torch.allclose(w[0, 0, 0, 1:], torch.tensor([0.2, 2.0, 5.0]))  # NEG_CLIP
+    assert torch.equal(w[0, 1, 0], torch.tensor([0.2, 0.2, 2.0, 5.0]))
+
+
 def test_init_starts_from_a_saved_detector(config, tmp_path):
     first = train(config, tmp_path / "a", {})
     config.init, config.lr, config.steps = str(first), 0.0, 2
@@ -77,6 +90,24 @@ def test_init_starts_from_a_saved_detector(config, tmp_path):
     wa = load_file(str(first) + ".safetensors")
     wb = load_file(str(tuned) + ".safetensors")
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_line_evidence_starts_from_a_detector_without_it_exactly(config, tmp_path):
+    """Added input planes start at zero weight: the first step computes what the
+    detector it starts from computed; then they train."""
+    config.steps = 2
+    first = train(config, tmp_path / "a", {})
+    before = load_detector(first, backend="torch")
+    config.init, config.line_lengths = str(first), [7]
+    net = DamageNet(width=4, tophat_sizes=(5, 11), line_lengths=(7,))
+    start_from(net, before.net)
+    gray = torch.rand(1, 1, 40, 36)
+    with torch.no_grad():
+        assert torch.allclose(net(gray), before.net(gray))
+    config.steps, config.lr = 3, 1e-2
+    after = load_detector(train(config, tmp_path / "b", {}), backend="torch")
+    assert after.meta["net"]["kwargs"]["line_lengths"] == [7]
+    assert float(after.net.state_dict()["at_full.0.0.weight"][:, 5:].abs().sum()) > 0
 
 
 def test_unknown_config_key_fails():

@@ -66,12 +66,13 @@ def test_tiles_join_without_seams(monkeypatch):
 
 
 def test_tiles_join_without_seams_for_the_deepest_network(monkeypatch):
-    """The margin covers what a four-level detector sees, so tiles change nothing."""
+    """The margin covers what a four-level detector with line evidence sees, so tiles
+    change nothing."""
     from chromatize.restore.net import DamageNet, Detector
 
     torch = pytest.importorskip("torch")
     torch.manual_seed(0)
-    net = DamageNet(widths=(2, 3, 4, 5)).eval()
+    net = DamageNet(widths=(2, 3, 4, 5), line_lengths=(15,)).eval()
     gray = smooth_scene(300, 260)
     logits = Detector(net).logits(gray)
     # thresholds that mark 1% of the pixels, as a trained detector marks damage

@@ -65,6 +65,33 @@ def tophats(gray: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
     return gray - dilate(erode(gray)), erode(dilate(gray)) - gray
 
 
+#: Orientations of the line evidence planes (``DamageNet(line_lengths=...)``).
+LINE_ORIENTATIONS = 8
+
+
+def line_kernels(length: int, orientations: int = LINE_ORIENTATIONS) -> torch.Tensor:
+    """Averaging kernels along straight segments ``(orientations, 1, length, length)``:
+    each an anti-aliased line ``length`` px long through the centre (odd ``length``),
+    summing to 1."""
+    if length < 3 or length % 2 == 0:
+        raise ValueError(f"a line length must be odd and at least 3, not {length}")
+    import cv2
+
+    up, shift = 8, 4  # drawn 8x larger (at 1/16 px), then averaged down
+    c = (length * up - 1) / 2  # the centre of the middle pixel
+    out = np.zeros((orientations, 1, length, length), np.float32)
+    for k in range(orientations):
+        a = np.pi * k / orientations
+        d = np.array([np.cos(a), np.sin(a)]) * (length - 1) * up / 2
+        ends = [tuple(int(v) for v in np.round((c + sign * d) * (1 << shift)))
+                for sign in (-1, 1)]
+        big = np.zeros((length * up, length * up), np.float32)
+        cv2.line(big, ends[0], ends[1], 1.0, up, cv2.LINE_AA, shift)
+        small = big.reshape(length, up, length, up).mean((1, 3))
+        out[k, 0] = small / small.sum()
+    return torch.from_numpy(out)
+
+
 class DamageNet(nn.Module):
     """Gray ``(B, 1, H, W)`` in [0, 1] -> damage logits ``(B, 2, H, W)`` (lines, specks).
     Any size works; H and W need not be multiples of 8.
@@ -74,17 +101,27 @@ class DamageNet(nn.Module):
     network can spend itself on telling damage from texture. ``widths`` gives the
     channels at full, half and quarter resolution (default ``width`` x 1, 2, 4) and,
     with a fourth entry, adds a level at an eighth: more context (a crack's course, a
-    window's frame) for little cost, since it sees 1/64 of the pixels."""
+    window's frame) for little cost, since it sees 1/64 of the pixels.
+
+    ``line_lengths`` adds, per length, two planes of *line evidence*: the largest top-hat
+    (white, black) averaged along straight segments of that length at
+    LINE_ORIENTATIONS orientations, best orientation less their mean. A scratch or a
+    crack answers in one orientation; a speck, a blob or even texture answers in all
+    (Ricci and Perfetti's line detector for retinal vessels, on the top-hats)."""
 
     def __init__(self, width: int = 8, tophat_sizes: tuple[int, ...] = (5, 11),
-                 widths: tuple[int, ...] | None = None) -> None:
+                 widths: tuple[int, ...] | None = None,
+                 line_lengths: tuple[int, ...] = ()) -> None:
         super().__init__()
         self.tophat_sizes = tuple(tophat_sizes)
+        self.line_lengths = tuple(line_lengths)
+        for i, length in enumerate(self.line_lengths):  # fixed, so not in the weights
+            self.register_buffer(f"lines_{i}", line_kernels(length), persistent=False)
         widths = tuple(widths) if widths else (width, 2 * width, 4 * width)
         if len(widths) not in (3, 4):
             raise ValueError(f"widths: 3 or 4 levels, not {len(widths)}")
         w1, w2, w3 = widths[:3]
-        cin = 1 + 2 * len(self.tophat_sizes)
+        cin = 1 + 2 * len(self.tophat_sizes) + 2 * len(self.line_lengths)
         self.at_full = nn.Sequential(_conv(cin, w1), _conv(w1, w1))
         self.at_half = nn.Sequential(_conv(w1, w2, stride=2), _conv(w2, w2))
         self.at_quarter = nn.Sequential(_conv(w2, w3, stride=2), _conv(w3, w3),
@@ -102,7 +139,13 @@ class DamageNet(nn.Module):
     def forward(self, gray: torch.Tensor) -> torch.Tensor:
         planes = [gray * 2 - 1]
         for size in self.tophat_sizes:
-            planes.extend(4 * t for t in tophats(gray, size))
+            hats = tophats(gray, size)
+            planes.extend(4 * t for t in hats)
+        for i, length in enumerate(self.line_lengths):
+            kernels = getattr(self, f"lines_{i}")
+            for t in hats:  # the largest size's
+                along = F.conv2d(t, kernels, padding=length // 2)  # (B, orientations, H, W)
+                planes.append(8 * (along.amax(1, keepdim=True) - along.mean(1, keepdim=True)))
         f1 = self.at_full(torch.cat(planes, 1))
         f2 = self.at_half(f1)
         f3 = self.at_quarter(f2)

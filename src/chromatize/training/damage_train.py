@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 from PIL import Image
@@ -32,6 +33,12 @@ from chromatize.training.damage import DamageConfig, draw_damage
 from chromatize.training.data import list_photos
 from chromatize.training.state import resumable_steps
 
+#: Sigma (px) of the blur whose difference from the clean crop stands for what filling
+#: a pixel would lose (OpenCV inpainting smooths over about this much).
+FILL_BLUR = 1.5
+#: The range an undamaged pixel's weight is clipped to when ``neg_ref`` is set.
+NEG_CLIP = (0.2, 5.0)
+
 
 @dataclass
 class DetectorTrainConfig:
@@ -43,6 +50,7 @@ class DetectorTrainConfig:
     width: int = 8
     widths: list[int] = field(default_factory=list)  # per level (DamageNet); [] = width
     tophat_sizes: list[int] = field(default_factory=lambda: [5, 11])
+    line_lengths: list[int] = field(default_factory=list)  # line evidence planes (DamageNet)
     steps: int = 3000
     batch_size: int = 12
     lr: float = 2.0e-3
@@ -50,6 +58,10 @@ class DetectorTrainConfig:
     # > 0: a damaged pixel weighs pos_weight x its change / delta_ref (clipped to 0.25-4),
     # so the marks that cost most PSNR (and show most) count most; 0: pos_weight alone.
     delta_ref: float = 0.0
+    # > 0: an undamaged pixel weighs what filling it would cost (its squared difference
+    # from the crop blurred by FILL_BLUR) over neg_ref, clipped to NEG_CLIP: a false mark
+    # in flat sky costs little PSNR, one over texture or an edge much; 0: 1 for every one.
+    neg_ref: float = 0.0
     strength: list[float] = field(default_factory=lambda: [0.3, 3.0])
     clean_share: float = 0.15  # crops left undamaged (the detector must stay quiet)
     seed: int = 0
@@ -82,11 +94,13 @@ def _crop(path: Path, size: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def make_batch(cfg: DetectorTrainConfig, photos: list[Path], damage: DamageConfig,
-               step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Batch ``step``: damaged gray ``(B, 1, S, S)``, masks ``(B, 2, S, S)`` float and
-    how far each pixel moved from the clean crop ``(B, 1, S, S)`` in [0, 1]."""
+               step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Batch ``step``: damaged gray ``(B, 1, S, S)``, masks ``(B, 2, S, S)`` float, how
+    far each pixel moved from the clean crop ``(B, 1, S, S)`` in [0, 1], and what
+    filling each clean pixel would cost ``(B, 1, S, S)`` (its squared difference from
+    the clean crop blurred by FILL_BLUR, in [0, 1])."""
     rng = np.random.default_rng([cfg.seed, step])
-    images, masks, deltas = [], [], []
+    images, masks, deltas, costs = [], [], [], []
     for _ in range(cfg.batch_size):
         clean = _crop(photos[int(rng.integers(len(photos)))], cfg.crop, rng)
         strength = 0.0 if rng.random() < cfg.clean_share else rng.uniform(*cfg.strength)
@@ -94,19 +108,40 @@ def make_batch(cfg: DetectorTrainConfig, photos: list[Path], damage: DamageConfi
         images.append(out.image)
         masks.append(out.mask)
         deltas.append(np.abs(out.image - clean))
+        costs.append((clean - cv2.GaussianBlur(clean, (0, 0), FILL_BLUR)) ** 2)
     return (torch.from_numpy(np.stack(images))[:, None],
             torch.from_numpy(np.stack(masks).astype(np.float32)),
-            torch.from_numpy(np.stack(deltas).astype(np.float32))[:, None])
+            torch.from_numpy(np.stack(deltas).astype(np.float32))[:, None],
+            torch.from_numpy(np.stack(costs).astype(np.float32))[:, None])
 
 
 def pixel_weights(cfg: DetectorTrainConfig, masks: torch.Tensor, delta: torch.Tensor,
-                  ) -> torch.Tensor:
-    """The loss weight of each pixel and channel ``(B, 2, S, S)``: 1 for undamaged ones,
-    ``pos_weight`` (times the change over ``delta_ref``, when set) for damaged ones."""
+                  cost: torch.Tensor | None = None) -> torch.Tensor:
+    """The loss weight of each pixel and channel ``(B, 2, S, S)``: ``pos_weight`` (times
+    the change over ``delta_ref``, when set) for damaged ones; for undamaged ones 1, or,
+    with ``neg_ref`` and ``cost`` (:func:`make_batch`), the cost over ``neg_ref``
+    clipped to NEG_CLIP."""
     pos = torch.full_like(delta, cfg.pos_weight)
     if cfg.delta_ref > 0:
         pos = pos * (delta / cfg.delta_ref).clamp(0.25, 4.0)
-    return torch.where(masks > 0, pos, torch.ones_like(masks))
+    neg = torch.ones_like(delta)
+    if cfg.neg_ref > 0 and cost is not None:
+        neg = (cost / cfg.neg_ref).clamp(*NEG_CLIP)
+    return torch.where(masks > 0, pos, neg)
+
+
+def start_from(net: DamageNet, init: DamageNet) -> None:
+    """Load ``init``'s weights into ``net``. Where ``net``'s first layer takes more input
+    planes (line evidence added), their weights start at zero, so ``net`` computes
+    exactly what ``init`` did and learns from there to use them."""
+    state = init.state_dict()
+    key = "at_full.0.0.weight"
+    mine, theirs = net.state_dict()[key], state[key]
+    if mine.shape[1] > theirs.shape[1] and mine.shape[::2] == theirs.shape[::2]:
+        grown = torch.zeros_like(mine)
+        grown[:, : theirs.shape[1]] = theirs
+        state[key] = grown
+    net.load_state_dict(state)
 
 
 def train(cfg: DetectorTrainConfig, run_dir: Path, raw: dict[str, Any],
@@ -120,17 +155,19 @@ def train(cfg: DetectorTrainConfig, run_dir: Path, raw: dict[str, Any],
     kwargs: dict[str, Any] = {"width": cfg.width, "tophat_sizes": list(cfg.tophat_sizes)}
     if cfg.widths:
         kwargs["widths"] = list(cfg.widths)
+    if cfg.line_lengths:
+        kwargs["line_lengths"] = list(cfg.line_lengths)
     net = DamageNet(**kwargs)
     if cfg.init:  # a fine-tuning run; its own state, when there is one, overrides
-        net.load_state_dict(load_detector(cfg.init, backend="torch").net.state_dict())
+        start_from(net, load_detector(cfg.init, backend="torch").net)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=1e-4)
     warm = max(1, cfg.steps // 20)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warm) * 0.5
                                               * (1 + np.cos(np.pi * min(s, cfg.steps) / cfg.steps)))
 
     def step_loss(step: int) -> torch.Tensor:
-        x, y, delta = make_batch(cfg, photos, damage, step)
-        return F.binary_cross_entropy_with_logits(net(x), y, pixel_weights(cfg, y, delta))
+        x, y, delta, cost = make_batch(cfg, photos, damage, step)
+        return F.binary_cross_entropy_with_logits(net(x), y, pixel_weights(cfg, y, delta, cost))
 
     step = resumable_steps(run_dir, net, opt, sched, cfg.steps, cfg.save_every, step_loss, stop)
     if step < cfg.steps:
