@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -10,7 +12,7 @@ from safetensors.torch import load_file
 from chromatize.restore.net import DamageNet, load_detector
 from chromatize.training.config import ConfigError, from_dict
 from chromatize.training.damage_train import (DetectorTrainConfig, make_batch, photo_list,
-                                              pixel_weights, start_from, train)
+                                              hard_spots, pixel_weights, start_from, train)
 from conftest import make_color_photo
 
 
@@ -110,6 +112,30 @@ def test_line_evidence_starts_from_a_detector_without_it_exactly(config, tmp_pat
     assert float(after.net.state_dict()["at_full.0.0.weight"][:, 5:].abs().sum()) > 0
 
 
+def test_hard_negatives_put_their_place_in_the_crop(config, tmp_path):
+    """hard_share of the crops hold a mined place: here a white speck on black, in every
+    crop when the share is 1, and in few of the random ones."""
+    from PIL import Image
+
+    from chromatize.training.damage import DamageConfig
+
+    photo = np.zeros((96, 120, 3), np.uint8)
+    photo[70:73, 90:93] = 255
+    Image.fromarray(photo).save(tmp_path / "speck.png")
+    (tmp_path / "hard.json").write_text(json.dumps(
+        {"detector": "test", "level": 0.5, "spots": [[str(tmp_path / "speck.png"), 91, 71, 0.9]]}))
+    config.photos, config.prefixes, config.clean_share = str(tmp_path), [], 1.0
+    config.hard_negatives, config.hard_share, config.batch_size = str(tmp_path / "hard.json"), 1.0, 16
+    hard = hard_spots(config)
+    assert hard == [(tmp_path / "speck.png", 91, 71)]
+    x = make_batch(config, photo_list(config), DamageConfig(), 3, hard)[0]
+    assert (x.amax((1, 2, 3)) > 0.9).all()
+    config.hard_share = 0.0
+    assert hard_spots(config) == []
+    x = make_batch(config, photo_list(config), DamageConfig(), 3)[0]
+    assert (x.amax((1, 2, 3)) > 0.9).float().mean() < 0.5
+
+
 def test_unknown_config_key_fails():
     with pytest.raises(ConfigError, match="unknown config key 'stpes'"):
         from_dict(DetectorTrainConfig, {"stpes": 3})
@@ -130,6 +156,10 @@ def test_the_shipped_recipes_parse():
         assert refine.task == task
         DamageConfig.from_dict(refine.damage)
     DamageConfig.from_dict(detector.damage)
+    stages = sorted(root.glob("restore_damage*.yaml"))
+    assert len(stages) >= 7  # the stages and the variants measured beside them
+    for stage in stages:
+        DamageConfig.from_dict(from_dict(DetectorTrainConfig, read_yaml(stage)).damage)
 
 
 def test_the_trainers_command_lines_end_a_bad_config_in_one_line(tmp_path):

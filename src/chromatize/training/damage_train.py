@@ -14,6 +14,7 @@ photo list and the step inside), ready for ``scripts``/``weights``.
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,10 @@ class DetectorTrainConfig:
     # from the crop blurred by FILL_BLUR) over neg_ref, clipped to NEG_CLIP: a false mark
     # in flat sky costs little PSNR, one over texture or an edge much; 0: 1 for every one.
     neg_ref: float = 0.0
+    # scripts/mine_negatives.py's JSON: places of undamaged photos a detector took for
+    # damage; hard_share of the crops are drawn around them (damaged or not as any crop)
+    hard_negatives: str = ""
+    hard_share: float = 0.0
     strength: list[float] = field(default_factory=lambda: [0.3, 3.0])
     clean_share: float = 0.15  # crops left undamaged (the detector must stay quiet)
     seed: int = 0
@@ -79,30 +84,51 @@ def photo_list(cfg: DetectorTrainConfig) -> list[Path]:
     return photos
 
 
-def _crop(path: Path, size: int, rng: np.random.Generator) -> np.ndarray:
-    """A random ``size`` crop of the photo's gray, float32 in [0, 1], randomly flipped."""
+def hard_spots(cfg: DetectorTrainConfig) -> list[tuple[Path, int, int]]:
+    """The hard negatives' (photo, x, y), or none without ``hard_negatives``."""
+    if not cfg.hard_negatives or cfg.hard_share <= 0:
+        return []
+    data = json.loads(Path(cfg.hard_negatives).read_text())
+    return [(Path(photo), int(x), int(y)) for photo, x, y, *_ in data["spots"]]
+
+
+def _crop(path: Path, size: int, rng: np.random.Generator,
+          around: tuple[int, int] | None = None) -> np.ndarray:
+    """A random ``size`` crop of the photo's gray, float32 in [0, 1], randomly flipped;
+    with ``around`` (x, y), one that holds that pixel (at least ``size`` / 4 inside)."""
     with Image.open(path) as im:
         im = im.convert("RGB")
         w, h = im.size
         if min(w, h) < size:
             im = im.resize((max(size, w), max(size, h)))
             w, h = im.size
-        x, y = int(rng.integers(0, w - size + 1)), int(rng.integers(0, h - size + 1))
+        if around is not None:
+            lo = [max(0, min(c - size + size // 4, top)) for c, top in zip(around, (w - size, h - size))]
+            hi = [max(0, min(c - size // 4, top)) for c, top in zip(around, (w - size, h - size))]
+            x, y = (int(rng.integers(a, max(a, b) + 1)) for a, b in zip(lo, hi))
+        else:
+            x, y = int(rng.integers(0, w - size + 1)), int(rng.integers(0, h - size + 1))
         rows = np.asarray(im.crop((x, y, x + size, y + size)))
     gray = to_gray(rows)
     return gray[:, ::-1].copy() if rng.random() < 0.5 else gray
 
 
 def make_batch(cfg: DetectorTrainConfig, photos: list[Path], damage: DamageConfig,
-               step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+               step: int, hard: list[tuple[Path, int, int]] | None = None,
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Batch ``step``: damaged gray ``(B, 1, S, S)``, masks ``(B, 2, S, S)`` float, how
     far each pixel moved from the clean crop ``(B, 1, S, S)`` in [0, 1], and what
     filling each clean pixel would cost ``(B, 1, S, S)`` (its squared difference from
-    the clean crop blurred by FILL_BLUR, in [0, 1])."""
+    the clean crop blurred by FILL_BLUR, in [0, 1]). With ``hard`` (:func:`hard_spots`),
+    ``hard_share`` of the crops hold one of those places."""
     rng = np.random.default_rng([cfg.seed, step])
     images, masks, deltas, costs = [], [], [], []
     for _ in range(cfg.batch_size):
-        clean = _crop(photos[int(rng.integers(len(photos)))], cfg.crop, rng)
+        if hard and rng.random() < cfg.hard_share:
+            path, x, y = hard[int(rng.integers(len(hard)))]
+            clean = _crop(path, cfg.crop, rng, (x, y))
+        else:
+            clean = _crop(photos[int(rng.integers(len(photos)))], cfg.crop, rng)
         strength = 0.0 if rng.random() < cfg.clean_share else rng.uniform(*cfg.strength)
         out = draw_damage(clean, rng, dataclasses.replace(damage, strength=strength))
         images.append(out.image)
@@ -151,7 +177,7 @@ def train(cfg: DetectorTrainConfig, run_dir: Path, raw: dict[str, Any],
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     damage = DamageConfig.from_dict(cfg.damage)
-    photos = photo_list(cfg)
+    photos, hard = photo_list(cfg), hard_spots(cfg)
     kwargs: dict[str, Any] = {"width": cfg.width, "tophat_sizes": list(cfg.tophat_sizes)}
     if cfg.widths:
         kwargs["widths"] = list(cfg.widths)
@@ -166,7 +192,7 @@ def train(cfg: DetectorTrainConfig, run_dir: Path, raw: dict[str, Any],
                                               * (1 + np.cos(np.pi * min(s, cfg.steps) / cfg.steps)))
 
     def step_loss(step: int) -> torch.Tensor:
-        x, y, delta, cost = make_batch(cfg, photos, damage, step)
+        x, y, delta, cost = make_batch(cfg, photos, damage, step, hard)
         return F.binary_cross_entropy_with_logits(net(x), y, pixel_weights(cfg, y, delta, cost))
 
     step = resumable_steps(run_dir, net, opt, sched, cfg.steps, cfg.save_every, step_loss, stop)
@@ -175,7 +201,7 @@ def train(cfg: DetectorTrainConfig, run_dir: Path, raw: dict[str, Any],
     meta = {"net": {"name": "DamageNet", "kwargs": kwargs}, "step": step,
             "chromatize_version": __version__, "git_revision": git_revision(),
             "config": raw, "data": {"photos": cfg.photos, "prefixes": cfg.prefixes,
-                                    "count": len(photos)}}
+                                    "count": len(photos), "hard_negatives": len(hard)}}
     out = run_dir / "damage"
     save_detector(Detector(net.eval(), meta=meta), out)
     return out
