@@ -171,3 +171,32 @@ def test_the_trainers_command_lines_end_a_bad_config_in_one_line(tmp_path):
     (tmp_path / "bad.yaml").write_text("stpes: 3\n")
     with pytest.raises(SystemExit, match="^error: unknown config key 'stpes'"):
         damage_train.main([str(tmp_path / "bad.yaml")])
+
+
+def test_mining_hard_negatives_writes_the_places_a_detector_marks(tmp_path):
+    """scripts/mine_negatives.py with a tiny detector and level 0 (every pixel marked):
+    one region per photo, centred on it, in the JSON a run reads."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from PIL import Image
+
+    from chromatize.restore.net import Detector, save_detector
+
+    root = Path(__file__).resolve().parents[2]
+    for i in range(2):
+        Image.fromarray(np.full((40, 60, 3), 60 * i + 50, np.uint8)).save(tmp_path / f"p{i}.png")
+    (tmp_path / "list.txt").write_text("p0.png\np1.png\n")
+    save_detector(Detector(DamageNet(width=4).eval(), meta={"net": {"kwargs": {"width": 4}}}),
+                  tmp_path / "d")
+    run = subprocess.run([sys.executable, str(root / "scripts/mine_negatives.py"),
+                          str(tmp_path / "list.txt"), "--detector", str(tmp_path / "d"),
+                          "--out", str(tmp_path / "hard.json"), "--level", "0"],
+                         capture_output=True, text=True, cwd=root)
+    assert run.returncode == 0, run.stderr
+    spots = json.loads((tmp_path / "hard.json").read_text())["spots"]
+    assert [Path(s[0]).name for s in spots] == ["p0.png", "p1.png"]
+    assert all(abs(s[1] - 30) <= 1 and abs(s[2] - 20) <= 1 and 0 < s[3] <= 1 for s in spots)
+    config = DetectorTrainConfig(hard_negatives=str(tmp_path / "hard.json"), hard_share=0.5)
+    assert [p.name for p, _, _ in hard_spots(config)] == ["p0.png", "p1.png"]
