@@ -115,6 +115,8 @@ class DamageNet(nn.Module):
         super().__init__()
         self.tophat_sizes = tuple(tophat_sizes)
         self.line_lengths = tuple(line_lengths)
+        if self.line_lengths and not self.tophat_sizes:
+            raise ValueError("line evidence needs a top-hat size to average")
         for i, length in enumerate(self.line_lengths):  # fixed, so not in the weights
             self.register_buffer(f"lines_{i}", line_kernels(length), persistent=False)
         widths = tuple(widths) if widths else (width, 2 * width, 4 * width)
@@ -138,12 +140,12 @@ class DamageNet(nn.Module):
 
     def forward(self, gray: torch.Tensor) -> torch.Tensor:
         planes = [gray * 2 - 1]
+        hats = {size: tophats(gray, size) for size in self.tophat_sizes}
         for size in self.tophat_sizes:
-            hats = tophats(gray, size)
-            planes.extend(4 * t for t in hats)
+            planes.extend(4 * t for t in hats[size])
         for i, length in enumerate(self.line_lengths):
             kernels = getattr(self, f"lines_{i}")
-            for t in hats:  # the largest size's
+            for t in hats[max(self.tophat_sizes)]:
                 along = F.conv2d(t, kernels, padding=length // 2)  # (B, orientations, H, W)
                 planes.append(8 * (along.amax(1, keepdim=True) - along.mean(1, keepdim=True)))
         f1 = self.at_full(torch.cat(planes, 1))

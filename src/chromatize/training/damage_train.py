@@ -102,9 +102,10 @@ def _crop(path: Path, size: int, rng: np.random.Generator,
         if min(w, h) < size:
             im = im.resize((max(size, w), max(size, h)))
             w, h = im.size
-        if around is not None:
-            lo = [max(0, min(c - size + size // 4, top)) for c, top in zip(around, (w - size, h - size))]
-            hi = [max(0, min(c - size // 4, top)) for c, top in zip(around, (w - size, h - size))]
+        if around is not None:  # corners that keep the place size / 4 inside
+            tops = (w - size, h - size)
+            lo = [max(0, min(c - size + size // 4, top)) for c, top in zip(around, tops)]
+            hi = [max(0, min(c - size // 4, top)) for c, top in zip(around, tops)]
             x, y = (int(rng.integers(a, max(a, b) + 1)) for a, b in zip(lo, hi))
         else:
             x, y = int(rng.integers(0, w - size + 1)), int(rng.integers(0, h - size + 1))
