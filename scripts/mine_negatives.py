@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from chromatize.errors import ChromatizeError
 from chromatize.restore.net import load_detector
 from chromatize.restore.pipeline import to_gray
 from chromatize.training.data import list_photos
@@ -48,12 +49,19 @@ def main() -> None:
     ap.add_argument("--level", type=float, default=0.5)
     ap.add_argument("--per-photo", type=int, default=4)
     args = ap.parse_args()
-    detector = load_detector(args.detector)
-    listed = list_photos(args.photos)
+    try:
+        detector = load_detector(args.detector)
+        listed = list_photos(args.photos)
+    except ChromatizeError as e:
+        raise SystemExit(f"error: {e}") from None
     found = []
     for k, path in enumerate(listed):
-        with Image.open(path) as im:
-            gray = to_gray(np.asarray(im.convert("RGB")))
+        try:
+            with Image.open(path) as im:
+                gray = to_gray(np.asarray(im.convert("RGB")))
+        except (OSError, ValueError) as e:  # one line, and the rest carry on
+            print(f"skipped: {path}: {e}", file=sys.stderr)
+            continue
         prob = 1 / (1 + np.exp(-detector.logits(gray).max(0)))
         found += [[str(path), x, y, p] for x, y, p in spots(prob, args.level, args.per_photo)]
         if k % 250 == 0:

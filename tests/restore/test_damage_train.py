@@ -130,6 +130,11 @@ def test_hard_negatives_put_their_place_in_the_crop(config, tmp_path):
     assert hard == [(tmp_path / "speck.png", 91, 71)]
     x = make_batch(config, photo_list(config), DamageConfig(), 3, hard)[0]
     assert (x.amax((1, 2, 3)) > 0.9).all()
+    (tmp_path / "bad.json").write_text('{"spots": [["a.png", "x"]]}')
+    for bad, reason in (("missing.json", "cannot read"), ("bad.json", "not a list")):
+        config.hard_negatives = str(tmp_path / bad)
+        with pytest.raises(ConfigError, match=reason):
+            hard_spots(config)
     config.hard_share = 0.0
     assert hard_spots(config) == []
     x = make_batch(config, photo_list(config), DamageConfig(), 3)[0]

@@ -29,7 +29,7 @@ from chromatize.version import __version__
 from chromatize.checkpoint import git_revision
 from chromatize.restore.net import DamageNet, Detector, load_detector, save_detector
 from chromatize.restore.pipeline import to_gray
-from chromatize.training.config import recipe_main
+from chromatize.training.config import ConfigError, recipe_main
 from chromatize.training.damage import DamageConfig, draw_damage
 from chromatize.training.data import list_photos
 from chromatize.training.state import resumable_steps
@@ -85,11 +85,20 @@ def photo_list(cfg: DetectorTrainConfig) -> list[Path]:
 
 
 def hard_spots(cfg: DetectorTrainConfig) -> list[tuple[Path, int, int]]:
-    """The hard negatives' (photo, x, y), or none without ``hard_negatives``."""
+    """The hard negatives' (photo, x, y), or none without ``hard_negatives``. Raises
+    :class:`~chromatize.training.config.ConfigError` for a file that is missing or not
+    :file:`scripts/mine_negatives.py`'s JSON."""
     if not cfg.hard_negatives or cfg.hard_share <= 0:
         return []
-    data = json.loads(Path(cfg.hard_negatives).read_text())
-    return [(Path(photo), int(x), int(y)) for photo, x, y, *_ in data["spots"]]
+    try:
+        data = json.loads(Path(cfg.hard_negatives).read_text())
+        return [(Path(photo), int(x), int(y)) for photo, x, y, *_ in data["spots"]]
+    except OSError as e:
+        raise ConfigError(f"{cfg.hard_negatives}: cannot read hard negatives "
+                          f"({e.strerror or e})") from None
+    except (ValueError, KeyError, TypeError) as e:
+        raise ConfigError(f"{cfg.hard_negatives}: not a list of hard negatives "
+                          f"(scripts/mine_negatives.py writes one): {type(e).__name__}") from None
 
 
 def _crop(path: Path, size: int, rng: np.random.Generator,
