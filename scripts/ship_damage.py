@@ -9,8 +9,9 @@ repaired gray (damage steps only) against the clean gray, averaged over the phot
 damage strengths 0.5, 1 and 2, less the shortfall below CLEAN_DB on the same photos
 undamaged (which a detector must leave alone): a threshold that buys recall by touching
 clean detail loses. With ``--gate``, a gate (:class:`chromatize.restore.net.Gate`) is
-chosen on top of the best pair the same way. Only pairs that leave at most CLEAN_FAILS of the undamaged copies
-below CLEAN_DB are eligible: a mean can hide a few clean photos badly damaged by the repair.
+chosen on top of the best pair the same way. Only pairs that leave at most CLEAN_FAILS of
+the undamaged copies below CLEAN_DB are eligible: a mean can hide a few clean photos
+badly damaged by the repair.
 """
 
 from __future__ import annotations

@@ -3,9 +3,9 @@
 The photo becomes gray by taking its luminance (so a sepia or yellowed tone goes), then
 it is processed in tiles of 512 x 1024 px read with a margin of 80 px (bounded memory at
 any size; the margin covers what each step looks at, the detector's 72 px included, so
-tiles join without seams): damage found
-(:mod:`~chromatize.restore.damage`, the learned detector when its weights are there) and
-filled, grain removed when the photo measures noisy. Fading is undone last, by levels
+tiles join without seams): damage found (:mod:`~chromatize.restore.damage`, the learned
+detector when its weights are there) and filled, grain removed when the photo measures
+noisy. Fading is undone last, by levels
 measured on the repaired photo (:mod:`~chromatize.restore.tone`).
 """
 
