@@ -193,8 +193,14 @@ def grain_rows(photos: list, sigmas: list[float], denoiser=None) -> dict:
 
 
 def fade_rows(photos: list, fades: list[float]) -> dict:
-    """Fading: PSNR of the faded and the levelled gray against the clean gray."""
-    results = {}
+    """Fading: PSNR of the faded and the levelled gray against the clean gray; and how
+    many clean photos are taken for faded (the fade step alone changes them)."""
+    from chromatize.restore.tone import measure_levels
+
+    taken = [name for name, rgb in photos
+             if not measure_levels(quantize(to_gray(rgb))).identity]
+    results: dict = {"clean_taken_for_faded": len(taken), "clean_photos": len(photos),
+                     "clean_taken_names": taken}
     for f in fades:
         rows = []
         for _, rgb in photos:
@@ -283,7 +289,7 @@ def main() -> None:
     run = {"damage": lambda: damage_rows(photos, [float(s) for s in args.strengths.split(",")],
                                          colorizer, inpainter),
            "clean": lambda: clean_rows(photos), "grain": lambda: grain_rows(photos, [0.02, 0.04], denoiser),
-           "fade": lambda: fade_rows(photos, [0.3, 0.5]),
+           "fade": lambda: fade_rows(photos, [0.1, 0.2, 0.3, 0.5]),
            "speed": lambda: {mp: speed(float(mp), args.photos / photos[0][0],
                                        args.inpainter if args.fill_learned else None)
                              for mp in args.speed.split(",") if mp}}

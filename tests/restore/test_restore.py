@@ -99,6 +99,16 @@ def test_fade_is_undone_without_clipping_and_grain_is_reduced():
     assert psnr(out, u8(clean)) > psnr(noisy, u8(clean)) + 3
 
 
+def test_a_clean_low_contrast_photo_is_not_taken_for_faded():
+    # Blacks at 0.08 and whites at 0.75: a dim photo, as many clean ones are; fading
+    # lifts the blacks further (a fade of 0.2 towards mid-gray puts them at 0.16).
+    clean = smooth_scene(128, 128)
+    dim = 0.08 + 0.67 * (clean - clean.min()) / np.ptp(clean)
+    assert np.array_equal(np.asarray(restore(u8(dim), "fade")), u8(dim))
+    faded = 0.2 * 0.5 + 0.8 * dim
+    assert not np.array_equal(np.asarray(restore(u8(faded), "fade")), u8(faded))
+
+
 def test_inputs_sepia_sixteen_bit_and_alpha():
     gray = u8(smooth_scene())
     sepia = np.stack([gray, (gray * 0.85).astype(np.uint8), (gray * 0.6).astype(np.uint8)], -1)
