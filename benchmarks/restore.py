@@ -197,14 +197,13 @@ def fade_rows(photos: list, fades: list[float]) -> dict:
     many clean photos are taken for faded (the fade step alone changes them)."""
     from chromatize.restore.tone import measure_levels
 
-    taken = [name for name, rgb in photos
-             if not measure_levels(quantize(to_gray(rgb))).identity]
+    cleans = [(name, quantize(to_gray(rgb))) for name, rgb in photos]
+    taken = [name for name, clean in cleans if not measure_levels(clean).identity]
     results: dict = {"clean_taken_for_faded": len(taken), "clean_photos": len(photos),
                      "clean_taken_names": taken}
     for f in fades:
         rows = []
-        for _, rgb in photos:
-            clean = quantize(to_gray(rgb))
+        for _, clean in cleans:
             faded = quantize(f * 0.5 + (1 - f) * clean)
             out = np.asarray(restore((faded * 255 + 0.5).astype(np.uint8), "fade"),
                              np.float32) / 255

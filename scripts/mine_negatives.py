@@ -24,6 +24,7 @@ import numpy as np
 from PIL import Image
 
 from chromatize.errors import ChromatizeError
+from chromatize.io import atomic_write_bytes
 from chromatize.restore.net import load_detector
 from chromatize.restore.pipeline import to_gray
 from chromatize.training.data import list_photos
@@ -66,8 +67,8 @@ def main() -> None:
         found += [[str(path), x, y, p] for x, y, p in spots(prob, args.level, args.per_photo)]
         if k % 250 == 0:
             print(f"{k}/{len(listed)} photos, {len(found)} spots", file=sys.stderr, flush=True)
-    args.out.write_text(json.dumps({"detector": args.detector or "shipped", "level": args.level,
-                                    "spots": found}))
+    atomic_write_bytes(args.out, json.dumps({"detector": args.detector or "shipped",
+                                             "level": args.level, "spots": found}).encode())
     print(f"wrote {args.out}: {len(found)} spots in {len(listed)} photos")
 
 
