@@ -154,8 +154,11 @@ def grain_rows(photos: list, sigmas: list[float], denoiser=None) -> dict:
     """Grain: noisy, non-local means, the Gaussian blur whose sharpness (Laplacian
     energy) matches it, and the grain step as shipped (non-local means only above
     GRAIN_SIGMA); with ``denoiser`` (a learned one), its PSNR, SSIM and sharpness,
-    beside non-local means' and the clean photo's."""
-    results = {}
+    beside non-local means' and the clean photo's. Also: how many clean photos, and
+    how many grainy ones at each sigma, the grain step takes for grainy."""
+    taken = [name for name, rgb in photos if tone.grain_sigma(quantize(to_gray(rgb))) > 0]
+    results: dict = {"clean_taken_for_grainy": len(taken), "clean_photos": len(photos),
+                     "clean_taken_names": taken}
     for sigma in sigmas:
         rows = []
         for i, (_, rgb) in enumerate(photos):
@@ -170,7 +173,9 @@ def grain_rows(photos: list, sigmas: list[float], denoiser=None) -> dict:
             blurs = {b: cv2.GaussianBlur(noisy, (0, 0), b) for b in np.arange(0.2, 3.01, 0.05)}
             b = min(blurs, key=lambda k: abs(sharpness(blurs[k]) - target))
             shipped = np.asarray(restore((noisy * 255 + 0.5).astype(np.uint8), "grain"))
-            rows.append({"estimated_sigma": est, "noisy": psnr(noisy, clean),
+            rows.append({"estimated_sigma": est,
+                         "taken_for_grainy": float(tone.grain_sigma(noisy) > 0),
+                         "noisy": psnr(noisy, clean),
                          "nlm": psnr(nlm, clean), "shipped": psnr(shipped / 255, clean), "gauss_matched": psnr(blurs[b], clean),
                          "gauss_sigma": b, "nlm_ssim": ssim(nlm, clean),
                          "gauss_ssim": ssim(blurs[b], clean), "nlm_sharpness": target,
@@ -287,7 +292,8 @@ def main() -> None:
     t = time.time()
     run = {"damage": lambda: damage_rows(photos, [float(s) for s in args.strengths.split(",")],
                                          colorizer, inpainter),
-           "clean": lambda: clean_rows(photos), "grain": lambda: grain_rows(photos, [0.02, 0.04], denoiser),
+           "clean": lambda: clean_rows(photos),
+           "grain": lambda: grain_rows(photos, [0.02, 0.03, 0.04], denoiser),
            "fade": lambda: fade_rows(photos, [0.1, 0.2, 0.3, 0.5]),
            "speed": lambda: {mp: speed(float(mp), args.photos / photos[0][0],
                                        args.inpainter if args.fill_learned else None)

@@ -94,9 +94,25 @@ def test_fade_is_undone_without_clipping_and_grain_is_reduced():
     assert (out >= 254.5 / 255).mean() < 0.01 and (out <= 0.5 / 255).mean() < 0.01
     rng = np.random.default_rng(0)
     noisy = u8(clean + rng.normal(0, 0.04, clean.shape))
-    assert tone.GRAIN_SIGMA < pipeline.dmg.noise_sigma(noisy.astype(np.float32) / 255)
+    assert tone.grain_sigma(noisy.astype(np.float32) / 255) > tone.GRAIN_SIGMA
     out = restore(noisy, "grain")
     assert psnr(out, u8(clean)) > psnr(noisy, u8(clean)) + 3
+
+
+def test_texture_is_not_taken_for_grain():
+    # Fine texture everywhere, strong in some places and faint in others (bark, grass,
+    # a carpet): it raises the noise the flattest blocks show as much as grain does, but
+    # unevenly, so it is left alone; the same photo with grain over it is denoised.
+    yy, xx = np.mgrid[:128, :128]
+    weave = np.where((yy + xx) % 2 == 0, 1.0, -1.0) * (0.01 + 0.12 * xx / 127)
+    textured = u8(0.5 + weave * (0.5 + 0.5 * np.sin(yy / 9.0)))
+    sigma, evenness = pipeline.dmg.noise_floor(textured.astype(np.float32) / 255)
+    assert sigma > tone.GRAIN_SIGMA and evenness < tone.GRAIN_EVENNESS
+    assert np.array_equal(np.asarray(restore(textured, "grain")), textured)
+    rng = np.random.default_rng(0)
+    grainy = u8(smooth_scene(128, 128) + rng.normal(0, 0.04, (128, 128)))
+    assert tone.grain_sigma(grainy.astype(np.float32) / 255) > tone.GRAIN_SIGMA
+    assert not np.array_equal(np.asarray(restore(grainy, "grain")), grainy)
 
 
 def test_a_clean_low_contrast_photo_is_not_taken_for_faded():

@@ -127,14 +127,15 @@ def _sample(pixels: np.ndarray) -> np.ndarray:
 def repair_strip(gray: np.ndarray, repair: Repair, sigma: float,
                  found: np.ndarray | None = None) -> np.ndarray:
     """Repair one tile ``(h, w)`` float32 in [0, 1] (damage, then grain) with the
-    photo's noise ``sigma``; fading is the caller's (it needs the whole photo).
-    ``found``: the tile's damage ``(2, h, w)`` bool when the caller has it already."""
+    photo's grain ``sigma`` (:func:`~chromatize.restore.tone.grain_sigma`; 0: none);
+    fading is the caller's (it needs the whole photo). ``found``: the tile's damage
+    ``(2, h, w)`` bool when the caller has it already."""
     kinds = [i for i, s in enumerate(("cracks", "dust")) if s in repair.steps]
     if kinds:
         found = detector_for(repair)(gray) if found is None else found
         mask = dmg.grow(found[kinds].any(axis=0), GROW)
         gray = inpainter_for(repair)(gray, mask)
-    if "grain" in repair.steps and sigma > tone.GRAIN_SIGMA:
+    if "grain" in repair.steps and sigma > 0:
         gray = tone.denoise(gray, sigma)
     return gray
 
@@ -195,7 +196,7 @@ def restore_pixels(pixels: np.ndarray, repair: Repair = Repair()) -> np.ndarray:
     -> repaired gray ``(H, W)``, uint16 for a 16-bit source, else uint8."""
     top = 65535 if pixels.dtype == np.uint16 and pixels.ndim == 2 else 255
     out = np.empty(pixels.shape[:2], np.uint16 if top == 65535 else np.uint8)
-    sigma = dmg.noise_sigma(_sample(pixels)) if "grain" in repair.steps else 0.0
+    sigma = tone.grain_sigma(_sample(pixels)) if "grain" in repair.steps else 0.0
     tiles = _tiles(*pixels.shape[:2])
     masks = _gated_damage(pixels, repair, tiles)
     for i, (rows, cols, inner_r, inner_c) in enumerate(tiles):
