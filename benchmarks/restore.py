@@ -152,8 +152,8 @@ def sharpness(g: np.ndarray) -> float:
 
 def grain_rows(photos: list, sigmas: list[float], denoiser=None) -> dict:
     """Grain: noisy, non-local means, the Gaussian blur whose sharpness (Laplacian
-    energy) matches it, and the grain step as shipped (non-local means only above
-    GRAIN_SIGMA); with ``denoiser`` (a learned one), its PSNR, SSIM and sharpness,
+    energy) matches it, and the grain step as shipped (non-local means only on photos
+    :func:`~chromatize.restore.tone.grain_sigma` takes for grainy); with ``denoiser`` (a learned one), its PSNR, SSIM and sharpness,
     beside non-local means' and the clean photo's. Also: how many clean photos, and
     how many grainy ones at each sigma, the grain step takes for grainy."""
     taken = [name for name, rgb in photos if tone.grain_sigma(quantize(to_gray(rgb))) > 0]

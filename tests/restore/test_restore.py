@@ -115,6 +115,21 @@ def test_texture_is_not_taken_for_grain():
     assert not np.array_equal(np.asarray(restore(grainy, "grain")), grainy)
 
 
+def test_grain_of_a_large_photo_is_measured_on_neighbouring_rows():
+    # 3.6 MP of fine stripes that change smoothly down the photo: clean, and measured so
+    # in full; rows sampled 3 apart would see them change sharply and call them grain.
+    yy, xx = np.mgrid[:3000, :1200]
+    stripes = u8(0.5 + 0.05 * np.where(xx % 2 == 0, 1.0, -1.0) * np.sin(yy / 2.5))
+    whole = tone.grain_sigma(stripes.astype(np.float32) / 255)
+    assert whole == 0.0 and tone.grain_sigma(pipeline._bands(stripes)) == 0.0
+    assert tone.grain_sigma(pipeline._sample(stripes)) > 0  # what single rows would say
+    assert np.array_equal(np.asarray(restore(stripes, "grain")), stripes)
+    rng = np.random.default_rng(0)
+    grainy = u8(0.5 + 0.2 * np.sin(xx / 200) + rng.normal(0, 0.04, xx.shape))
+    assert abs(tone.grain_sigma(pipeline._bands(grainy))
+               - tone.grain_sigma(grainy.astype(np.float32) / 255)) < 0.002
+
+
 def test_a_clean_low_contrast_photo_is_not_taken_for_faded():
     # Blacks at 0.08 and whites at 0.75: a dim photo, as many clean ones are; fading
     # lifts the blacks further (a fade of 0.2 towards mid-gray puts them at 0.16).

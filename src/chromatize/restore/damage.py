@@ -16,6 +16,8 @@ Navier-Stokes method.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import cv2
 import numpy as np
 
@@ -33,20 +35,33 @@ INPAINT_METHODS = {"telea": cv2.INPAINT_TELEA, "ns": cv2.INPAINT_NS}
 INPAINT_RADIUS = 3
 
 
-def noise_floor(gray: np.ndarray, block: int = 16) -> tuple[float, float]:
+def _block_rms(gray: np.ndarray, block: int) -> np.ndarray:
+    """RMS of gray's second difference (Immerkaer's kernel, which cancels planes) per
+    whole ``block`` x ``block`` block, flattened; the whole residual's RMS (one value)
+    when gray is smaller than a block."""
+    kernel = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
+    r = cv2.filter2D(np.asarray(gray, np.float32), -1, kernel, borderType=cv2.BORDER_REFLECT)
+    h, w = (r.shape[0] // block) * block, (r.shape[1] // block) * block
+    if h == 0 or w == 0:
+        return np.sqrt(np.mean(r**2, keepdims=True)).ravel()
+    return np.sqrt((r[:h, :w] ** 2).reshape(h // block, block, w // block, block)
+                   .mean((1, 3))).ravel()
+
+
+def noise_floor(gray: np.ndarray | Sequence[np.ndarray], block: int = 16,
+                ) -> tuple[float, float]:
     """The photo's noise sigma (gray units) and how evenly it lies, from its flattest
     parts: a second-difference kernel that cancels planes (Immerkaer 1996), its RMS per
     ``block`` x ``block`` block, and the 10th percentile of those, so that edges and
     texture (which raise the response) hardly count. The evenness (0-1) is the 2nd
     percentile over the 10th: grain lies over the whole photo, so its flattest blocks
     all show about as much (0.8-0.95); a photo that is texture everywhere (bark, grass,
-    a carpet) has its few flat patches far below the rest (mostly under 0.7)."""
-    kernel = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
-    r = cv2.filter2D(np.asarray(gray, np.float32), -1, kernel, borderType=cv2.BORDER_REFLECT)
-    h, w = (r.shape[0] // block) * block, (r.shape[1] // block) * block
-    if h == 0 or w == 0:
-        return float(np.sqrt(np.mean(r**2)) / 6.0), 1.0
-    rms = np.sqrt((r[:h, :w] ** 2).reshape(h // block, block, w // block, block).mean((1, 3)))
+    a carpet) has its few flat patches far below the rest (mostly under 0.7).
+
+    ``gray``: the photo ``(H, W)`` in [0, 1], or bands of whole neighbouring rows from it
+    (a sample of a large photo): each is measured alone, then all blocks together."""
+    bands = [gray] if isinstance(gray, np.ndarray) else list(gray)
+    rms = np.concatenate([_block_rms(b, block) for b in bands])
     p2, p10 = np.percentile(rms, [2, 10])
     return float(p10 / 6.0), float(p2 / p10) if p10 > 0 else 1.0
 

@@ -5,6 +5,7 @@ histogram. Both leave a clean photo alone: they act only when the photo measures
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -19,7 +20,7 @@ GRAIN_SIGMA = 0.015
 #: ... and the evenness above which that noise is grain, not texture. Chosen on 800
 #: training photos: clean ones taken for grainy fall from 5.9% to 0.9%, while grain of
 #: sigma 0.03 / 0.04 is still found in 93% / 99% of them (was 95% / 100%;
-#: ``docs/restore.md``, "Grain").
+#: ``docs/restore.md``, "Where grainy starts").
 GRAIN_EVENNESS = 0.7
 #: Strength of non-local means per unit of noise sigma (OpenCV's ``h`` = this x sigma x
 #: 255); chosen on synthetic grain (``docs/restore.md``).
@@ -44,10 +45,11 @@ TARGET = (0.01, 0.99)
 MAX_GAIN = 3.0
 
 
-def grain_sigma(gray: np.ndarray) -> float:
-    """The grain of gray ``(H, W)`` in [0, 1] to take out (noise sigma, gray units), or
-    0.0 when the photo is not grainy: its noise is too low (GRAIN_SIGMA) or what the
-    flattest parts show is texture rather than grain (GRAIN_EVENNESS)."""
+def grain_sigma(gray: np.ndarray | Sequence[np.ndarray]) -> float:
+    """The grain of gray ``(H, W)`` in [0, 1] (or bands of its rows: see
+    :func:`~chromatize.restore.damage.noise_floor`) to take out (noise sigma, gray
+    units), or 0.0 when the photo is not grainy: its noise is too low (GRAIN_SIGMA) or
+    what the flattest parts show is texture rather than grain (GRAIN_EVENNESS)."""
     sigma, evenness = noise_floor(gray)
     return sigma if sigma > GRAIN_SIGMA and evenness > GRAIN_EVENNESS else 0.0
 
