@@ -141,6 +141,16 @@ class ColorizationModel(nn.Module):
         return None
 
 
+def optimize(loss: torch.Tensor, optimizers: list[torch.optim.Optimizer]) -> None:
+    """One update: clear every optimizer's gradients, backpropagate ``loss`` (a scalar),
+    then step them all."""
+    for opt in optimizers:
+        opt.zero_grad(set_to_none=True)
+    loss.backward()
+    for opt in optimizers:
+        opt.step()
+
+
 def create_model(name: str, **kwargs: Any) -> ColorizationModel:
     """Build the registered model ``name`` with ``kwargs`` (unknown kwargs raise TypeError)."""
     return MODELS.create(name, **kwargs)

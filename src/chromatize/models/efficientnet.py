@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import chromatize.color as color
-from chromatize.models.base import MODELS, ColorizationModel
+from chromatize.models.base import MODELS, ColorizationModel, optimize
 from chromatize.models.heads import ClassificationHead, RegressionHead
 
 
@@ -374,11 +374,7 @@ class HintEffNetColorizer(EffNetColorizer):
         """Forward with simulated hints, then the usual loss, backward and step."""
         hint_ab, hint_mask = simulate_hints(ab)
         loss = loss_fn(self(l, hint_ab, hint_mask), ab)
-        for opt in optimizers:
-            opt.zero_grad(set_to_none=True)
-        loss.backward()
-        for opt in optimizers:
-            opt.step()
+        optimize(loss, optimizers)
         return {"loss": loss.item()}
 
 

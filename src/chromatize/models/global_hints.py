@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import chromatize.priors as priors
-from chromatize.models.base import MODELS
+from chromatize.models.base import MODELS, optimize
 from chromatize.models.efficientnet import AdapterTraining, EffNetColorizer
 
 
@@ -184,11 +184,7 @@ class GlobalHintColorizer(AdapterTraining, EffNetColorizer):
             target = ab.flatten(2)[:, :, cells, None]
             out = {"logits": self._logits(x, read)}
         loss = loss_fn(out, target)
-        for opt in optimizers:
-            opt.zero_grad(set_to_none=True)
-        loss.backward()
-        for opt in optimizers:
-            opt.step()
+        optimize(loss, optimizers)
         return {"loss": loss.item()}
 
     @torch.no_grad()

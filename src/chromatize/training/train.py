@@ -48,6 +48,7 @@ from chromatize.training import transfer
 from chromatize.training.config import Config, ConfigError
 from chromatize.training.losses import LOSSES
 from chromatize.models import ColorizationModel, create_model
+from chromatize.models.base import optimize
 from chromatize.errors import ChromatizeError
 from chromatize.io import folder_problem
 
@@ -405,11 +406,7 @@ class Trainer:
         total = loss
         if self.anchor is not None:  # L2-SP; the logged loss stays the task's
             total = loss + 0.5 * self.cfg.model.l2sp * self.anchor.distance(self.model.encoder_module())
-        for opt in self.optimizers:
-            opt.zero_grad(set_to_none=True)
-        total.backward()
-        for opt in self.optimizers:
-            opt.step()
+        optimize(total, self.optimizers)
         return {"loss": loss.item()}
 
     def _feature_batches(self) -> Any:
